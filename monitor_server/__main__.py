@@ -1,0 +1,3 @@
+from monitor_server.cli import main
+
+main()

@@ -1,0 +1,54 @@
+"""The application factory: routes plus a lifespan that owns the hub's services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from monitor_server.http import EXCEPTION_HANDLERS
+from monitor_server.hub import Hub
+from monitor_server.routes import commands, devices, ingest
+from monitor_server.routes.agent_ws import agent_socket
+from monitor_server.settings import Settings
+
+log = logging.getLogger("monitor_server")
+
+
+def api_routes() -> list[BaseRoute]:
+    dev = "/devices/{device_id}"
+    cmd = dev + "/commands/{command_id:int}"
+    return [
+        Route("/health", ingest.health),
+        Route("/ingest", ingest.ingest, methods=["POST"]),
+        Route("/devices", devices.list_devices),
+        Route(dev, devices.device_detail),
+        Route(dev + "/metrics", devices.device_metrics),
+        Route(dev + "/events", devices.device_events),
+        Route(dev + "/commands", commands.enqueue, methods=["POST"]),
+        Route(dev + "/commands", commands.list_commands),
+        Route(dev + "/commands/next", commands.next_command),
+        Route(cmd, commands.command_detail),
+        Route(cmd, commands.cancel, methods=["DELETE"]),
+        Route(cmd + "/ack", commands.ack, methods=["POST"]),
+        WebSocketRoute("/ws/agent", agent_socket),
+    ]
+
+
+def create_app(settings: Settings) -> Starlette:
+    hub = Hub.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = Starlette(routes=api_routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app.state.hub = hub
+    return app

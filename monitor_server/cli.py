@@ -1,0 +1,76 @@
+"""``monitor-server``: flags override ``MONITOR_*`` environment variables, which override defaults."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from pydantic import ValidationError
+
+from monitor_server import __version__
+from monitor_server.app import create_app
+from monitor_server.hub import Hub
+from monitor_server.logs import configure
+from monitor_server.server import uvicorn_config
+from monitor_server.settings import Settings
+
+log = logging.getLogger("monitor_server")
+
+_FLAGS: tuple[tuple[str, type, str], ...] = (
+    ("host", str, "address to listen on (MONITOR_HOST, default 127.0.0.1)"),
+    ("port", int, "port to listen on (MONITOR_PORT, default 8000)"),
+    ("db", str, "SQLite database file (MONITOR_DB, default ./data/monitor.db)"),
+    ("data-dir", str, "folder for the generated token (MONITOR_DATA_DIR, default: the db's folder)"),
+    ("ping-interval", float, "seconds between keepalive pings (MONITOR_PING_INTERVAL, 5)"),
+    ("ping-timeout", float, "seconds to wait for a pong (MONITOR_PING_TIMEOUT, 5)"),
+    ("heartbeat-interval", float, "agents send a frame at least this often (MONITOR_HEARTBEAT_INTERVAL, 5)"),
+    ("http-offline-after", float, "HTTP-only devices go offline after (MONITOR_HTTP_OFFLINE_AFTER, 30)"),
+    ("retention-days", float, "days of raw samples kept (MONITOR_RETENTION_DAYS, 7)"),
+    ("log-level", str, "debug|info|warning|error (MONITOR_LOG_LEVEL, info)"),
+    ("log-format", str, "text|json (MONITOR_LOG_FORMAT, text)"),
+    ("tls-cert", str, "PEM certificate: serve HTTPS/WSS (MONITOR_TLS_CERT)"),
+    ("tls-key", str, "PEM private key for --tls-cert (MONITOR_TLS_KEY)"),
+)
+
+
+def parse_args(argv: Sequence[str] | None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="monitor-server", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"monitor-server {__version__}")
+    for flag, kind, text in _FLAGS:
+        parser.add_argument(f"--{flag}", type=kind, help=text)
+    given = vars(parser.parse_args(argv))
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def load_settings(argv: Sequence[str] | None = None) -> Settings:
+    overrides = parse_args(argv)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        sys.exit(f"monitor-server: invalid setting: {exc}")
+
+
+def announce(hub: Hub) -> None:
+    s, token = hub.settings, hub.token
+    scheme = "https" if s.tls_cert else "http"
+    log.info("monitor-server %s listening on %s://%s:%d (database %s)",
+             __version__, scheme, s.host, s.port, s.db)
+    if token.source == "generated":
+        path = s.token_dir / "token"
+        # Printed once, on the start that creates it; later starts reuse the file silently.
+        print(f"Generated an API token (kept in {path}):\n\n    {token.value}\n", flush=True)
+    if token.insecure:
+        log.warning("the configured token is well known or short: anyone can use this hub. "
+                    "Set MONITOR_TOKEN to a long random value.")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    settings = load_settings(argv)
+    configure(settings.log_level, settings.log_format)
+    app = create_app(settings)
+    announce(app.state.hub)
+    uvicorn.Server(uvicorn_config(app, settings)).run()

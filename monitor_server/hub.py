@@ -1,0 +1,85 @@
+"""The hub's services, built once per application from its settings and owned by its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import HTTPConnection
+
+from monitor_server.auth import presented_token
+from monitor_server.bus import EventBus
+from monitor_server.commands import CommandService
+from monitor_server.ingest import SampleWriter
+from monitor_server.presence import Presence
+from monitor_server.retention import run_retention
+from monitor_server.sessions import SessionRegistry
+from monitor_server.settings import Settings
+from monitor_server.store import Store, open_store
+from monitor_server.token import ResolvedToken, resolve_token
+
+log = logging.getLogger("monitor_server")
+
+Authenticator = Callable[[HTTPConnection], bool]
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    token: ResolvedToken
+    store: Store
+    bus: EventBus
+    sessions: SessionRegistry
+    presence: Presence
+    commands: CommandService
+    writer: SampleWriter
+    # Other ways in (the dashboard's session cookie) register here.
+    authenticators: list[Authenticator] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Hub:
+        store = open_store(settings.db)
+        bus = EventBus(settings.ui_queue_size)
+        sessions = SessionRegistry()
+        return cls(
+            settings=settings,
+            token=resolve_token(settings),
+            store=store,
+            bus=bus,
+            sessions=sessions,
+            presence=Presence(store, bus, settings.http_offline_after),
+            commands=CommandService(store, bus, sessions),
+            writer=SampleWriter(store, settings.batch_max_rows),
+        )
+
+    def authorized(self, conn: HTTPConnection) -> bool:
+        if self.token.matches(presented_token(conn.headers)):
+            return True
+        return any(check(conn) for check in self.authenticators)
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.presence.rebuild()
+        s = self.settings
+        self._spawn(self.writer.run())
+        self._spawn(self.commands.run_delivery_recorder())
+        self._spawn(self.presence.run_sweeper(s.presence_check_interval))
+        self._spawn(run_retention(self.store, s.retention_days, s.retention_check_interval))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.writer.flush()
+        await self.store.close()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(work))

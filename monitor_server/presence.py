@@ -1,0 +1,107 @@
+"""Who is online: WebSocket sessions and HTTP-only ingesters, every transition stored and published.
+
+State changes are decided in memory (synchronously, so concurrent coroutines agree) and then
+written to the store in order and published on the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from monitor_server.bus import EventBus
+from monitor_server.store import Store
+
+log = logging.getLogger("monitor_server.presence")
+
+WS = "ws"
+HTTP = "http"
+
+
+@dataclass(frozen=True, slots=True)
+class Online:
+    connection: str
+    since: float
+
+
+def expired(last_seen: dict[str, float], now: float, window: float) -> list[str]:
+    """Devices whose last HTTP ingest is more than ``window`` seconds old."""
+    return [device for device, seen in last_seen.items() if now - seen > window]
+
+
+class Presence:
+    def __init__(self, store: Store, bus: EventBus, http_window: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._bus = bus
+        self._window = http_window
+        self._clock = clock
+        self._online: dict[str, Online] = {}
+        self._http_seen: dict[str, float] = {}
+        self._lock = asyncio.Lock()  # keeps stored transitions in the order they were decided
+
+    def is_online(self, device_id: str) -> bool:
+        return device_id in self._online
+
+    def online_count(self) -> int:
+        return len(self._online)
+
+    async def rebuild(self) -> None:
+        """After a restart no WebSocket session survives; HTTP devices keep their window."""
+        now = self._clock()
+        for device in await self._store.list_devices():
+            if not device.online:
+                continue
+            if device.connection == HTTP and device.last_seen and now - device.last_seen <= self._window:
+                self._online[device.device_id] = Online(HTTP, device.presence_since or now)
+                self._http_seen[device.device_id] = device.last_seen
+            else:
+                await self._record(device.device_id, False, "hub_restart", device.connection, now)
+
+    async def ws_connected(self, device_id: str) -> None:
+        self._http_seen.pop(device_id, None)
+        current = self._online.get(device_id)
+        if current is not None and current.connection == WS:
+            return
+        now = self._clock()
+        self._online[device_id] = Online(WS, now)
+        await self._record(device_id, True, "connected", WS, now)
+
+    async def ws_disconnected(self, device_id: str, reason: str) -> None:
+        if self._online.pop(device_id, None) is None:
+            return
+        await self._record(device_id, False, reason, WS, self._clock())
+
+    async def http_seen(self, device_id: str) -> None:
+        """An HTTP ingest: online now (unless a WebSocket session already says so)."""
+        now = self._clock()
+        if device_id in self._online and self._online[device_id].connection == WS:
+            return
+        self._http_seen[device_id] = now
+        if device_id not in self._online:
+            self._online[device_id] = Online(HTTP, now)
+            await self._record(device_id, True, "ingest", HTTP, now)
+
+    async def sweep(self) -> None:
+        for device_id in expired(self._http_seen, self._clock(), self._window):
+            del self._http_seen[device_id]
+            self._online.pop(device_id, None)
+            await self._record(device_id, False, "timeout", HTTP, self._clock())
+
+    async def run_sweeper(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("presence sweep failed; retrying next interval")
+
+    async def _record(self, device_id: str, online: bool, reason: str,
+                      connection: str | None, at: float) -> None:
+        async with self._lock:
+            event = await self._store.set_presence(device_id, online, reason, connection, at)
+        log.info("device %s %s (%s)", device_id, "online" if online else "offline", reason)
+        self._bus.publish({"type": "presence", **event.to_json()})

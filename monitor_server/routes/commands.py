@@ -1,0 +1,67 @@
+"""Command endpoints: the seed's enqueue/next/ack, plus list, detail and cancel."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from monitor_server.http import JSONResponse, hub_of, protected, read_model
+from monitor_server.routes.params import command_id, device_id, int_param
+from protocol import CommandAckBody, CommandCreate, to_iso
+
+
+@protected
+async def enqueue(request: Request) -> Response:
+    ident = device_id(request)
+    body = await read_model(request, CommandCreate)
+    key = request.headers.get("idempotency-key") or None
+    if key is not None and len(key) > 200:
+        raise HTTPException(422, "Idempotency-Key must be at most 200 characters")
+    command, created = await hub_of(request).commands.enqueue(ident, body.command, body.args, key)
+    return JSONResponse({"ok": True, **command.to_json(), "duplicate": not created})
+
+
+@protected
+async def next_command(request: Request) -> Response:
+    command = await hub_of(request).commands.next_for(device_id(request))
+    if command is None:
+        return JSONResponse(None)
+    return JSONResponse({
+        "id": command.id,
+        "command": command.command,
+        "args": command.args,
+        "created_at": to_iso(command.created_at),
+    })
+
+
+@protected
+async def ack(request: Request) -> Response:
+    ident, cid = device_id(request), command_id(request)
+    body = await read_model(request, CommandAckBody)
+    result = body.model_extra or None
+    command = await hub_of(request).commands.ack(ident, cid, body.success, body.message, result)
+    acked_at = to_iso(command.acked_at) if command.acked_at is not None else None
+    return JSONResponse({"ok": True, "ack_at": acked_at, "status": command.state.value})
+
+
+@protected
+async def list_commands(request: Request) -> Response:
+    ident = device_id(request)
+    commands = await hub_of(request).store.list_commands(ident, int_param(request, "limit", 100, 1000))
+    return JSONResponse({"device_id": ident, "commands": [c.to_json() for c in commands]})
+
+
+@protected
+async def command_detail(request: Request) -> Response:
+    ident, cid = device_id(request), command_id(request)
+    command = await hub_of(request).store.get_command(ident, cid)
+    if command is None:
+        raise HTTPException(404, f"command {cid} does not exist for device {ident!r}")
+    return JSONResponse(command.to_json())
+
+
+@protected
+async def cancel(request: Request) -> Response:
+    command = await hub_of(request).commands.cancel(device_id(request), command_id(request))
+    return JSONResponse({"ok": True, **command.to_json()})

@@ -1,0 +1,45 @@
+"""Devices and what the hub knows of them: list, detail, stored metrics, presence history."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from monitor_server.http import JSONResponse, hub_of, protected
+from monitor_server.routes.params import device_id, int_param, time_param
+
+
+@protected
+async def list_devices(request: Request) -> Response:
+    devices = await hub_of(request).store.list_devices()
+    return JSONResponse([d.to_json() for d in devices])
+
+
+@protected
+async def device_detail(request: Request) -> Response:
+    hub = hub_of(request)
+    found = await hub.store.get_device(device_id(request))
+    if found is None:
+        raise HTTPException(404, f"unknown device {request.path_params['device_id']!r}")
+    latest = await hub.store.latest_sample(found.device_id)
+    body = found.to_json()
+    body["latest_sample"] = latest.to_json() if latest else None
+    body["connected"] = found.device_id in hub.sessions
+    return JSONResponse(body)
+
+
+@protected
+async def device_metrics(request: Request) -> Response:
+    ident = device_id(request)
+    since, until = time_param(request, "since"), time_param(request, "until")
+    limit = int_param(request, "limit", 1000, 10000)
+    samples = await hub_of(request).store.query_samples(ident, since, until, limit)
+    return JSONResponse({"device_id": ident, "samples": [s.to_json() for s in samples]})
+
+
+@protected
+async def device_events(request: Request) -> Response:
+    ident = device_id(request)
+    events = await hub_of(request).store.presence_events(ident, int_param(request, "limit", 100, 1000))
+    return JSONResponse({"device_id": ident, "events": [e.to_json() for e in events]})

@@ -1,0 +1,35 @@
+"""``/health`` and the original agent's ``POST /ingest``."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from monitor_server import __version__
+from monitor_server.http import JSONResponse, hub_of, protected, read_model
+from monitor_server.ingest import sample_from
+from protocol import IngestPayload, to_iso
+
+
+async def health(request: Request) -> Response:
+    hub = hub_of(request)
+    return JSONResponse({
+        "ok": True,
+        "version": __version__,
+        "agents_connected": len(hub.sessions),
+        "devices_online": hub.presence.online_count(),
+    })
+
+
+@protected
+async def ingest(request: Request) -> Response:
+    hub = hub_of(request)
+    payload = await read_model(request, IngestPayload)
+    now = time.time()
+    sample = sample_from(payload.device_id, payload, now)
+    hub.bus.publish({"type": "sample", "device_id": payload.device_id, **sample.to_json()})
+    await hub.writer.submit(sample)
+    await hub.presence.http_seen(payload.device_id)
+    return JSONResponse({"ok": True, "ts_utc": to_iso(now)})

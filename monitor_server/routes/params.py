@@ -1,0 +1,53 @@
+"""Path and query parameters, validated with readable 422s."""
+
+from __future__ import annotations
+
+from pydantic import TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from protocol import describe, to_epoch
+from protocol.frames import DeviceId
+
+_DEVICE_ID: TypeAdapter[str] = TypeAdapter(DeviceId)
+
+
+def device_id(request: Request) -> str:
+    raw = request.path_params["device_id"]
+    try:
+        return _DEVICE_ID.validate_python(raw)
+    except ValidationError as exc:
+        raise HTTPException(422, f"invalid device id: {describe(exc)}") from None
+
+
+def command_id(request: Request) -> int:
+    value: int = request.path_params["command_id"]
+    return value
+
+
+def time_param(request: Request, name: str) -> float | None:
+    """``since``/``until`` as ISO-8601 or epoch seconds."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return to_epoch(float(raw)) if _is_number(raw) else to_epoch(raw)
+    except ValueError:
+        raise HTTPException(422, f"{name} must be ISO-8601 or epoch seconds, got {raw!r}") from None
+
+
+def int_param(request: Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise HTTPException(422, f"{name} must be an integer from 1 to {maximum}, got {raw!r}")
+    return int(raw)
+
+
+def _is_number(raw: str) -> bool:
+    try:
+        float(raw)
+    except ValueError:
+        return False
+    return True

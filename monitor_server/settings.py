@@ -1,0 +1,50 @@
+"""Hub settings: built once from ``MONITOR_*`` environment variables and CLI flags, then passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MONITOR_", populate_by_name=True, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    db: Path = Path("data/monitor.db")
+    data_dir: Path | None = None  # where the generated token lives; defaults to the db's folder
+    # The original server read EXPECTED_TOKEN; it still works.
+    token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MONITOR_TOKEN", "EXPECTED_TOKEN", "token")
+    )
+
+    heartbeat_interval: float = Field(5.0, gt=0, description="agents send a frame at least this often")
+    ping_interval: float = Field(5.0, gt=0)
+    ping_timeout: float = Field(5.0, gt=0)
+    hello_timeout: float = Field(5.0, gt=0)
+    http_offline_after: float = Field(30.0, gt=0, description="HTTP-only devices go offline after this")
+    presence_check_interval: float = Field(1.0, gt=0)
+    retention_days: float = Field(7.0, gt=0)
+    retention_check_interval: float = Field(3600.0, gt=0)
+
+    max_frame_bytes: int = Field(1 << 20, ge=1024)
+    outbox_size: int = Field(1024, ge=1, description="frames queued per socket before it is dropped")
+    ui_queue_size: int = Field(2048, ge=1)
+    batch_max_rows: int = Field(2000, ge=1)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @property
+    def token_dir(self) -> Path:
+        return self.data_dir if self.data_dir is not None else self.db.parent
+
+    @property
+    def idle_timeout(self) -> float:
+        """An agent that sends no frame for this long is declared offline (reason ``timeout``)."""
+        return self.heartbeat_interval * 2 + self.ping_timeout

@@ -1,0 +1,120 @@
+"""Plain records the store returns; the REST layer turns them into JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol import CommandState, to_iso
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One metrics sample as stored: typed core columns plus everything else in ``extra``."""
+
+    device_id: str
+    ts: float
+    cpu: float | None
+    ram: float | None
+    disk: float | None
+    uptime_sec: int | None
+    status: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"cpu": self.cpu, "ram": self.ram, "disk": self.disk}
+        body.update(uptime_sec=self.uptime_sec, status=self.status, **self.extra)
+        return body
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ts": to_iso(self.ts), **self.payload()}
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    device_id: str
+    hostname: str | None
+    agent_version: str | None
+    platform: str | None
+    status: str | None
+    last_error: str | None
+    first_seen: float
+    last_seen: float | None
+    last_payload: dict[str, Any] | None
+    online: bool
+    connection: str | None
+    presence_reason: str | None
+    presence_since: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "hostname": self.hostname,
+            "last_seen": to_iso(self.last_seen) if self.last_seen is not None else None,
+            "online": self.online,
+            "last_payload": self.last_payload,
+            "status": self.status,
+            "agent_version": self.agent_version,
+            "last_error": self.last_error,
+            "platform": self.platform,
+            "connection": self.connection,
+            "presence_reason": self.presence_reason,
+            "presence_since": _iso(self.presence_since),
+            "offline_reason": None if self.online else self.presence_reason,
+            "first_seen": to_iso(self.first_seen),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    id: int
+    device_id: str
+    command: str
+    args: dict[str, Any] | None
+    state: CommandState
+    created_at: float
+    delivered_at: float | None = None
+    acked_at: float | None = None
+    cancelled_at: float | None = None
+    success: bool | None = None
+    message: str | None = None
+    result: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "device_id": self.device_id,
+            "command": self.command,
+            "args": self.args,
+            "status": self.state.value,
+            "created_at": to_iso(self.created_at),
+            "delivered_at": _iso(self.delivered_at),
+            "acked_at": _iso(self.acked_at),
+            "cancelled_at": _iso(self.cancelled_at),
+            "success": self.success,
+            "message": self.message,
+            "result": self.result,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceEvent:
+    device_id: str
+    online: bool
+    reason: str
+    connection: str | None
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "online": self.online,
+            "reason": self.reason,
+            "connection": self.connection,
+            "at": to_iso(self.at),
+        }
+
+
+def _iso(epoch: float | None) -> str | None:
+    return to_iso(epoch) if epoch is not None else None

@@ -1,0 +1,344 @@
+"""The default store: one SQLite file in WAL mode, one writer connection, one reader connection.
+
+Every write is one explicit transaction behind a lock, so interleaved coroutines never share a
+half-finished transaction. Samples arrive in batches (see ``ingest.py``): one transaction for many rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from monitor_server.store.records import Command, Device, PresenceEvent, Sample
+from monitor_server.store.schema import MIGRATIONS
+from protocol import CommandState, Conflict, NotFound, transition
+
+_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000")
+_CMD_COLUMNS = (
+    "id, device_id, command, args, state, created_at, delivered_at, acked_at, cancelled_at,"
+    " success, message, result, idempotency_key"
+)
+_DEVICE_COLUMNS = (
+    "device_id, hostname, agent_version, platform, status, last_error, first_seen, last_seen,"
+    " last_payload, online, connection, presence_reason, presence_since"
+)
+_SAMPLE_COLUMNS = "device_id, ts, cpu, ram, disk, uptime_sec, status, extra"
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _loads(value: str | None) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        await self._migrate(self._writer)
+        self._reader = await self._connect()
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        for pragma in _PRAGMAS:
+            await conn.execute(pragma)
+        return conn
+
+    @staticmethod
+    async def _migrate(conn: aiosqlite.Connection) -> None:
+        async with conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await conn.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        assert self._writer is not None, "store is not open"
+        async with self._lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            await self._writer.execute("COMMIT")
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        assert self._reader is not None, "store is not open"
+        async with self._reader.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    # devices and samples
+
+    async def write_samples(self, samples: Sequence[Sample], seen_at: float) -> None:
+        latest: dict[str, Sample] = {}
+        for sample in samples:
+            if sample.device_id not in latest or sample.ts >= latest[sample.device_id].ts:
+                latest[sample.device_id] = sample
+        async with self._tx() as db:
+            await db.executemany(
+                f"INSERT INTO samples ({_SAMPLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                [_sample_row(s) for s in samples],
+            )
+            await db.executemany(
+                "INSERT INTO devices (device_id, first_seen) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                [(d, seen_at) for d in latest],
+            )
+            await db.executemany(
+                "UPDATE devices SET last_seen = ? WHERE device_id = ?", [(seen_at, d) for d in latest]
+            )
+            await db.executemany(_UPDATE_LATEST, [_latest_row(s) for s in latest.values()])
+
+    async def touch_device(self, device_id: str, seen_at: float, **info: str | None) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO devices (device_id, first_seen) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (device_id, seen_at),
+            )
+            await db.execute(
+                "UPDATE devices SET last_seen = ?, hostname = COALESCE(?, hostname),"
+                " agent_version = COALESCE(?, agent_version), platform = COALESCE(?, platform)"
+                " WHERE device_id = ?",
+                (seen_at, info.get("hostname"), info.get("agent_version"), info.get("platform"), device_id),
+            )
+
+    async def list_devices(self) -> list[Device]:
+        rows = await self._fetch(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY device_id")
+        return [_device(r) for r in rows]
+
+    async def get_device(self, device_id: str) -> Device | None:
+        rows = await self._fetch(
+            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)
+        )
+        return _device(rows[0]) if rows else None
+
+    async def query_samples(
+        self, device_id: str, since: float | None, until: float | None, limit: int
+    ) -> list[Sample]:
+        rows = await self._fetch(
+            f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE device_id = ? AND ts >= ? AND ts <= ?"
+            " ORDER BY ts DESC LIMIT ?",
+            (device_id, since if since is not None else float("-inf"),
+             until if until is not None else float("inf"), limit),
+        )
+        return [_sample(r) for r in reversed(rows)]
+
+    async def latest_sample(self, device_id: str) -> Sample | None:
+        found = await self.query_samples(device_id, None, None, 1)
+        return found[0] if found else None
+
+    async def delete_samples_before(self, cutoff: float) -> int:
+        async with self._tx() as db:
+            cur = await db.execute("DELETE FROM samples WHERE ts < ?", (cutoff,))
+            return cur.rowcount
+
+    # presence
+
+    async def set_presence(
+        self, device_id: str, online: bool, reason: str, connection: str | None, at: float
+    ) -> PresenceEvent:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO devices (device_id, first_seen) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (device_id, at),
+            )
+            await db.execute(
+                "UPDATE devices SET online = ?, connection = ?, presence_reason = ?,"
+                " presence_since = ? WHERE device_id = ?",
+                (int(online), connection, reason, at, device_id),
+            )
+            await db.execute(
+                "INSERT INTO presence_events (device_id, online, reason, connection, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (device_id, int(online), reason, connection, at),
+            )
+        return PresenceEvent(device_id, online, reason, connection, at)
+
+    async def presence_events(self, device_id: str, limit: int) -> list[PresenceEvent]:
+        rows = await self._fetch(
+            "SELECT device_id, online, reason, connection, at FROM presence_events"
+            " WHERE device_id = ? ORDER BY id DESC LIMIT ?",
+            (device_id, limit),
+        )
+        return [PresenceEvent(r[0], bool(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    # commands
+
+    async def create_command(
+        self,
+        device_id: str,
+        command: str,
+        args: dict[str, Any] | None,
+        at: float,
+        idempotency_key: str | None = None,
+    ) -> tuple[Command, bool]:
+        async with self._tx() as db:
+            if idempotency_key is not None:
+                existing = await _one_command(
+                    db, "device_id = ? AND idempotency_key = ?", (device_id, idempotency_key)
+                )
+                if existing is not None:
+                    return existing, False
+            cur = await db.execute(
+                "INSERT INTO commands (device_id, command, args, state, created_at, idempotency_key)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (device_id, command, _dumps(args), CommandState.PENDING.value, at, idempotency_key),
+            )
+            assert cur.lastrowid is not None
+            created = Command(cur.lastrowid, device_id, command, args, CommandState.PENDING, at,
+                              idempotency_key=idempotency_key)
+        return created, True
+
+    async def get_command(self, device_id: str, command_id: int) -> Command | None:
+        rows = await self._fetch(
+            f"SELECT {_CMD_COLUMNS} FROM commands WHERE device_id = ? AND id = ?",
+            (device_id, command_id),
+        )
+        return _command(rows[0]) if rows else None
+
+    async def list_commands(self, device_id: str, limit: int) -> list[Command]:
+        rows = await self._fetch(
+            f"SELECT {_CMD_COLUMNS} FROM commands WHERE device_id = ? ORDER BY id DESC LIMIT ?",
+            (device_id, limit),
+        )
+        return [_command(r) for r in rows]
+
+    async def open_commands(self, device_id: str) -> list[Command]:
+        rows = await self._fetch(
+            f"SELECT {_CMD_COLUMNS} FROM commands WHERE device_id = ?"
+            " AND state IN ('pending', 'delivered') ORDER BY id",
+            (device_id,),
+        )
+        return [_command(r) for r in rows]
+
+    async def mark_delivered(self, command_ids: Sequence[int], at: float) -> list[Command]:
+        """Move pending commands to delivered; return only those that changed state."""
+        if not command_ids:
+            return []
+        marks = ",".join("?" * len(command_ids))
+        async with self._tx() as db:
+            await db.execute(
+                f"UPDATE commands SET state = 'delivered', delivered_at = ?"
+                f" WHERE id IN ({marks}) AND state = 'pending'",
+                (at, *command_ids),
+            )
+            async with db.execute(
+                f"SELECT {_CMD_COLUMNS} FROM commands WHERE id IN ({marks}) AND delivered_at = ?",
+                (*command_ids, at),
+            ) as cur:
+                return [_command(r) for r in await cur.fetchall()]
+
+    async def ack_command(
+        self,
+        device_id: str,
+        command_id: int,
+        success: bool,
+        message: str,
+        result: dict[str, Any] | None,
+        at: float,
+    ) -> tuple[Command, bool]:
+        """Store the first acknowledgement; later ones (or one after cancel) change nothing."""
+        async with self._tx() as db:
+            current = await _one_command(db, "device_id = ? AND id = ?", (device_id, command_id))
+            if current is None:
+                raise NotFound(f"command {command_id} does not exist for device {device_id!r}")
+            if current.state not in (CommandState.PENDING, CommandState.DELIVERED):
+                return current, False
+            state = transition(current.state, CommandState.ACKED)
+            await db.execute(
+                "UPDATE commands SET state = ?, acked_at = ?, success = ?, message = ?, result = ?"
+                " WHERE id = ?",
+                (state.value, at, int(success), message, _dumps(result), command_id),
+            )
+            updated = await _one_command(db, "id = ?", (command_id,))
+        assert updated is not None
+        return updated, True
+
+    async def cancel_command(self, device_id: str, command_id: int, at: float) -> Command:
+        async with self._tx() as db:
+            current = await _one_command(db, "device_id = ? AND id = ?", (device_id, command_id))
+            if current is None:
+                raise NotFound(f"command {command_id} does not exist for device {device_id!r}")
+            if current.state == CommandState.CANCELLED:
+                return current
+            if current.state != CommandState.PENDING and current.state != CommandState.DELIVERED:
+                raise Conflict(f"command {command_id} is already {current.state}; it cannot be cancelled")
+            await db.execute(
+                "UPDATE commands SET state = 'cancelled', cancelled_at = ? WHERE id = ?",
+                (at, command_id),
+            )
+            updated = await _one_command(db, "id = ?", (command_id,))
+        assert updated is not None
+        return updated
+
+
+_UPDATE_LATEST = (
+    "UPDATE devices SET last_sample_ts = ?, last_payload = ?, hostname = COALESCE(?, hostname),"
+    " agent_version = COALESCE(?, agent_version), status = COALESCE(?, status),"
+    " last_error = COALESCE(?, last_error)"
+    " WHERE device_id = ? AND (last_sample_ts IS NULL OR last_sample_ts <= ?)"
+)
+
+
+def _sample_row(s: Sample) -> tuple[Any, ...]:
+    return (s.device_id, s.ts, s.cpu, s.ram, s.disk, s.uptime_sec, s.status, _dumps(s.extra or None))
+
+
+def _latest_row(s: Sample) -> tuple[Any, ...]:
+    payload = {"device_id": s.device_id, **s.to_json()}
+    extra = s.extra
+    return (
+        s.ts, _dumps(payload), extra.get("hostname"), extra.get("agent_version"), s.status,
+        extra.get("last_error"), s.device_id, s.ts,
+    )
+
+
+def _sample(r: aiosqlite.Row) -> Sample:
+    return Sample(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _loads(r[7]) or {})
+
+
+def _device(r: aiosqlite.Row) -> Device:
+    return Device(
+        device_id=r[0], hostname=r[1], agent_version=r[2], platform=r[3], status=r[4],
+        last_error=r[5], first_seen=r[6], last_seen=r[7], last_payload=_loads(r[8]),
+        online=bool(r[9]), connection=r[10], presence_reason=r[11], presence_since=r[12],
+    )
+
+
+def _command(r: aiosqlite.Row) -> Command:
+    return Command(
+        id=r[0], device_id=r[1], command=r[2], args=_loads(r[3]), state=CommandState(r[4]),
+        created_at=r[5], delivered_at=r[6], acked_at=r[7], cancelled_at=r[8],
+        success=None if r[9] is None else bool(r[9]), message=r[10], result=_loads(r[11]),
+        idempotency_key=r[12],
+    )
+
+
+async def _one_command(
+    db: aiosqlite.Connection, where: str, params: Sequence[Any]
+) -> Command | None:
+    async with db.execute(f"SELECT {_CMD_COLUMNS} FROM commands WHERE {where}", params) as cur:
+        row = await cur.fetchone()
+    return _command(row) if row is not None else None

@@ -1,0 +1,50 @@
+"""The shared secret agents and scripts present: configured, or generated once and kept on disk."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor_server.settings import Settings
+
+log = logging.getLogger("monitor_server.token")
+
+WELL_KNOWN = frozenset({"dev-token-123", "changeme", "token", "secret"})
+TOKEN_FILE = "token"  # noqa: S105 - a file name, not a secret
+
+
+@dataclass(frozen=True)
+class ResolvedToken:
+    value: str
+    source: str  # "configured", "generated" or the file it was read from
+    insecure: bool
+
+    def matches(self, presented: str | None) -> bool:
+        """Constant-time comparison; a missing token never matches."""
+        if not presented:
+            return False
+        return hmac.compare_digest(presented.encode(), self.value.encode())
+
+
+def resolve_token(settings: Settings) -> ResolvedToken:
+    """Use the configured token, else the one kept in the data folder, else make and keep one."""
+    if settings.token is not None and settings.token.get_secret_value():
+        value = settings.token.get_secret_value()
+        return ResolvedToken(value, "configured", value in WELL_KNOWN or len(value) < 12)
+    path = settings.token_dir / TOKEN_FILE
+    if path.exists():
+        return ResolvedToken(path.read_text().strip(), str(path), False)
+    return ResolvedToken(_generate(path), "generated", False)
+
+
+def _generate(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value

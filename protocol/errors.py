@@ -1,0 +1,47 @@
+"""The exception tree shared by the hub and the agent.
+
+MonitorError
+ +-- ProtocolError              a frame or body the other side must not send
+ |    +-- FrameDecodeError      not JSON, or not an object (also a ValueError)
+ |    +-- UnknownFrameError     a ``type`` this protocol version does not define
+ |    +-- FrameValidationError  right type, wrong fields (also a ValueError)
+ +-- IllegalTransition          a command state change the lifecycle forbids (also a ValueError)
+ +-- NotFound                   a device or command that does not exist (also a LookupError)
+ +-- Conflict                   a request that contradicts stored state
+"""
+
+from __future__ import annotations
+
+
+class MonitorError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ProtocolError(MonitorError):
+    """A peer sent something the protocol does not allow; ``code`` goes into the error frame."""
+
+    code = "protocol_error"
+
+
+class FrameDecodeError(ProtocolError, ValueError):
+    code = "invalid_json"
+
+
+class UnknownFrameError(ProtocolError):
+    code = "unknown_type"
+
+
+class FrameValidationError(ProtocolError, ValueError):
+    code = "invalid_frame"
+
+
+class IllegalTransition(MonitorError, ValueError):
+    """A command cannot move from its current state to the requested one."""
+
+
+class NotFound(MonitorError, LookupError):
+    """The device or command named does not exist."""
+
+
+class Conflict(MonitorError):
+    """The request contradicts stored state (e.g. cancelling an acknowledged command)."""
