@@ -1,0 +1,43 @@
+"""Shared fixtures: a real hub on an unused port with its SQLite file in tmp_path, and an API client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.hubs import RunningHub
+
+HubFactory = Callable[..., Awaitable[RunningHub]]
+
+
+@pytest.fixture
+async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
+    """Start hubs with setting overrides; all are stopped at the end of the test."""
+    started: list[RunningHub] = []
+
+    async def make(**overrides: Any) -> RunningHub:
+        running = RunningHub(tmp_path / f"hub{len(started)}" / "monitor.db", **overrides)
+        await running.start()
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        await running.stop()
+
+
+@pytest.fixture
+async def hub(hub_factory: HubFactory) -> RunningHub:
+    """A hub with default timings, except a fast keepalive so dead peers are noticed quickly."""
+    return await hub_factory(ping_interval=1.0, ping_timeout=1.0)
+
+
+@pytest.fixture
+async def api(hub: RunningHub) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for ``hub`` that sends the token."""
+    async with httpx.AsyncClient(base_url=hub.http_url, headers={"X-Auth-Token": hub.token}) as client:
+        yield client
