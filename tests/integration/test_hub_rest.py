@@ -138,10 +138,12 @@ async def test_idempotency_key_returns_same_command(api: httpx.AsyncClient) -> N
 async def test_metrics_history_and_detail(api: httpx.AsyncClient) -> None:
     """Ingested samples come back from /metrics in time order, filtered by since/until/limit."""
     for i in range(5):
-        await api.post("/ingest", json={**SEED_PAYLOAD, "device_id": "d6", "cpu": float(i), "ts": 1_700_000_000 + i})
+        sample = {**SEED_PAYLOAD, "device_id": "d6", "cpu": float(i), "ts": 1_700_000_000 + i}
+        await api.post("/ingest", json=sample)
     samples = (await api.get("/devices/d6/metrics")).json()["samples"]
     assert [s["cpu"] for s in samples] == [0.0, 1.0, 2.0, 3.0, 4.0]
-    window = (await api.get("/devices/d6/metrics", params={"since": 1_700_000_001, "until": "2023-11-14T22:13:23Z"})).json()
+    params = {"since": 1_700_000_001, "until": "2023-11-14T22:13:23Z"}
+    window = (await api.get("/devices/d6/metrics", params=params)).json()
     assert [s["cpu"] for s in window["samples"]] == [1.0, 2.0, 3.0]
     latest = (await api.get("/devices/d6/metrics", params={"limit": 2})).json()["samples"]
     assert [s["cpu"] for s in latest] == [3.0, 4.0]
