@@ -38,6 +38,7 @@ log = logging.getLogger("monitor_server.agent_ws")
 
 CLOSE_POLICY = 1008
 CLOSE_TIMEOUT = 1011  # also what the keepalive reports when pings go unanswered
+CLOSE_SERVICE_RESTART = 1012  # uvicorn closes every socket with this when the hub shuts down
 MAX_BAD_FRAMES = 10  # consecutive refused frames before the socket is closed for abuse
 
 
@@ -151,6 +152,8 @@ class AgentConnection:
     def _offline_reason(self, code: int | None) -> str:
         if self.session.close_code == CLOSE_OVERLOADED:
             return "overloaded"
+        if code == CLOSE_SERVICE_RESTART:
+            return "hub_shutdown"
         return "timeout" if code == CLOSE_TIMEOUT else "disconnected"
 
     async def _handle(self, frame: AgentFrame) -> None:

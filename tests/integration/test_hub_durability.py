@@ -1,0 +1,57 @@
+"""A command the REST call confirmed survives a SIGKILL of the hub process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.agents import next_frame, send
+from tests.processes import HubProcess, free_port
+from tests.timing import t
+
+TOKEN = "durability-token-93b1"
+
+
+@pytest.fixture
+def hub_process(tmp_path: Path) -> Iterator[HubProcess]:
+    """A hub started as its own process with ``python -m monitor_server``."""
+    process = HubProcess(tmp_path / "monitor.db", free_port(), TOKEN)
+    yield process
+    process.stop()
+
+
+async def test_sigkill_after_enqueue_then_delivered(hub_process: HubProcess) -> None:
+    """Enqueue returns, the hub is killed with SIGKILL, restarted, and the agent still gets the command."""
+    await hub_process.start()
+    headers = {"X-Auth-Token": TOKEN}
+    async with httpx.AsyncClient(base_url=hub_process.http_url, headers=headers) as api:
+        await api.post("/ingest", json={"device_id": "durable", "cpu": 1.0})
+        queued = (await api.post("/devices/durable/commands", json={"command": "echo", "args": {"n": 7}})).json()
+        hub_process.kill()
+        await hub_process.start()
+        devices = (await api.get("/devices")).json()
+    assert [d["device_id"] for d in devices] == ["durable"]
+    async with connect(hub_process.ws_url, additional_headers=headers, open_timeout=t(5)) as ws:
+        await send(ws, {"type": "hello", "protocol": 1, "device_id": "durable"})
+        await next_frame(ws, "welcome")
+        frame = await next_frame(ws, "command")
+    assert frame["id"] == queued["id"] and frame["args"] == {"n": 7}
+
+
+async def test_sigkill_leaves_no_ws_device_online(hub_process: HubProcess) -> None:
+    """A device connected when the hub was killed is offline (hub_restart) after it comes back."""
+    await hub_process.start()
+    headers = {"X-Auth-Token": TOKEN}
+    ws = await connect(hub_process.ws_url, additional_headers=headers, open_timeout=t(5))
+    await send(ws, {"type": "hello", "protocol": 1, "device_id": "ghost"})
+    await next_frame(ws, "welcome")
+    hub_process.kill()
+    await hub_process.start()
+    async with httpx.AsyncClient(base_url=hub_process.http_url, headers=headers) as api:
+        device = (await api.get("/devices/ghost")).json()
+    assert device["online"] is False and device["offline_reason"] == "hub_restart"
+    ws.transport.abort()
