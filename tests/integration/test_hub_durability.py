@@ -30,7 +30,8 @@ async def test_sigkill_after_enqueue_then_delivered(hub_process: HubProcess) -> 
     headers = {"X-Auth-Token": TOKEN}
     async with httpx.AsyncClient(base_url=hub_process.http_url, headers=headers) as api:
         await api.post("/ingest", json={"device_id": "durable", "cpu": 1.0})
-        queued = (await api.post("/devices/durable/commands", json={"command": "echo", "args": {"n": 7}})).json()
+        body = {"command": "echo", "args": {"n": 7}}
+        queued = (await api.post("/devices/durable/commands", json=body)).json()
         hub_process.kill()
         await hub_process.start()
         devices = (await api.get("/devices")).json()

@@ -15,7 +15,9 @@ from tests.hubs import RunningHub
 from tests.timing import t
 
 
-async def presence_event(sub: Subscription, device_id: str, online: bool, within: float = 5) -> dict[str, Any]:
+async def presence_event(
+    sub: Subscription, device_id: str, online: bool, within: float = 5
+) -> dict[str, Any]:
     async with asyncio.timeout(t(within)):
         while True:
             event = await sub.get()

@@ -14,13 +14,14 @@ async def test_command_is_pushed_without_polling(hub: RunningHub, api: httpx.Asy
     """A connected agent receives the command the enqueue call created, with no request of its own."""
     async with await connect_agent(hub, "push-1") as ws:
         started = time.perf_counter()
-        queued = (await api.post("/devices/push-1/commands", json={"command": "echo", "args": {"a": 1}})).json()
+        body = {"command": "echo", "args": {"a": 1}}
+        queued = (await api.post("/devices/push-1/commands", json=body)).json()
         returned = time.perf_counter()
         frame = await next_frame(ws, "command")
         arrived = time.perf_counter()
     assert frame == {"type": "command", "id": queued["id"], "command": "echo", "args": {"a": 1},
                      "created_at": queued["created_at"]}
-    print(f"enqueue took {1000 * (returned - started):.2f} ms; frame after return {1000 * (arrived - returned):.2f} ms")
+    print(f"enqueue {1000 * (returned - started):.2f} ms; frame {1000 * (arrived - returned):.2f} ms later")
 
 
 async def test_three_commands_arrive_in_fifo_order(hub: RunningHub, api: httpx.AsyncClient) -> None:
