@@ -1,0 +1,5 @@
+"""``python -m monitor_agent``."""
+
+from monitor_agent.cli import main
+
+raise SystemExit(main())

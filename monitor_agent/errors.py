@@ -1,0 +1,32 @@
+"""Errors the agent raises on purpose; all hang off the project's ``MonitorError`` root.
+
+MonitorError
+ +-- AgentError
+      +-- ConfigError        the configuration cannot be used (also a ValueError)
+      +-- TokenRejected      the hub refused our token during the handshake
+      +-- HandshakeFailed    the hub answered the hello with something other than welcome
+"""
+
+from __future__ import annotations
+
+from protocol.errors import MonitorError
+
+
+class AgentError(MonitorError):
+    """Root of the agent's own errors."""
+
+
+class ConfigError(AgentError, ValueError):
+    """A setting is missing, malformed or contradicts another one."""
+
+
+class TokenRejected(AgentError):
+    """The hub answered the WebSocket upgrade (or a REST call) with 401/403."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"hub refused the token (HTTP {status})")
+        self.status = status
+
+
+class HandshakeFailed(AgentError):
+    """The hub did not answer our hello with a welcome."""

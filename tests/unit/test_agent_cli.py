@@ -1,0 +1,38 @@
+"""The command line: `run` is the default, flags map onto config keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor_agent.cli import _with_default_command, build_parser, config_from_args, main
+
+
+def parse(*argv: str):  # type: ignore[no-untyped-def]
+    parser = build_parser()
+    return parser.parse_args(_with_default_command(list(argv), parser))
+
+
+def test_plain_flags_run_the_daemon() -> None:
+    """`monitor-agent --interval 2` means `monitor-agent run --interval 2`."""
+    args = parse("--interval", "2", "--token", "t")
+    assert args.command == "run" and args.interval == 2.0
+
+
+def test_flags_become_config(tmp_path: Path) -> None:
+    """Every flag lands in the config; --allow may repeat and hold commas."""
+    args = parse("run", "--server", "ws://h:1", "--state-dir", str(tmp_path), "--transport",
+                 "http", "--allow", "reboot", "--log-level", "debug")
+    config = config_from_args(args)
+    assert config.server == "ws://h:1" and config.state_dir == tmp_path
+    assert config.transport == "http" and config.allow == ["reboot"]
+    assert config.log_level == "DEBUG"
+
+
+def test_bad_config_exits_2_with_message(capsys: pytest.CaptureFixture[str]) -> None:
+    """A configuration error is one line on stderr and exit status 2."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--allow", "shell"])
+    assert exited.value.code == 2
+    assert "shell" in capsys.readouterr().err

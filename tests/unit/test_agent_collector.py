@@ -1,0 +1,49 @@
+"""The collector: the seed's fields, the richer ones, and no blocking."""
+
+from __future__ import annotations
+
+import time
+
+from monitor_agent.collector import Collector
+from protocol.frames import SampleFields
+
+SEED_FIELDS = {"hostname", "cpu", "ram", "disk", "uptime_sec", "agent_version", "status",
+               "last_error"}
+RICH_FIELDS = {"load_1", "load_5", "load_15", "mem_used", "mem_total", "swap_used",
+               "swap_total", "disk_used", "disk_total", "disk_read_bps", "disk_write_bps",
+               "net_rx_bps", "net_tx_bps", "procs", "temp_max"}
+
+
+def test_sample_has_seed_and_rich_fields() -> None:
+    """Every field of the seed and of the richer set is present and the sample validates."""
+    collector = Collector()
+    sample = collector.sample()
+    assert SEED_FIELDS | RICH_FIELDS <= sample.keys()
+    assert sample["status"] == "ok", sample["last_error"]
+    assert 0 <= sample["ram"] <= 100 and 0 <= sample["disk"] <= 100
+    SampleFields.model_validate(sample)
+
+
+def test_rates_come_from_counter_deltas() -> None:
+    """The second sample has non-negative rates computed since the first."""
+    collector = Collector()
+    collector.sample()
+    sample = collector.sample()
+    for key in ("net_rx_bps", "net_tx_bps"):
+        assert sample[key] is not None and sample[key] >= 0
+
+
+def test_sampling_does_not_block() -> None:
+    """A sample takes milliseconds: cpu is a delta, not a one-second measurement."""
+    collector = Collector()
+    started = time.perf_counter()
+    for _ in range(5):
+        collector.sample()
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_failing_probe_is_reported_not_raised() -> None:
+    """A broken disk path gives status error with last_error, and the other fields."""
+    sample = Collector(disk_path="/does/not/exist").sample()
+    assert sample["status"] == "error" and "disk" in sample["last_error"]
+    assert "cpu" in sample and "ram" in sample

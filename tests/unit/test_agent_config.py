@@ -1,0 +1,106 @@
+"""Agent configuration: precedence flags > env > file > defaults, URLs, allow-list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor_agent.config import AgentConfig, load_config
+from monitor_agent.errors import ConfigError
+
+NO_FLAGS: dict[str, object] = {}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_match_the_issue() -> None:
+    """Interval 5 s, ws transport, backoff 1 s..60 s, no host commands."""
+    config = load_config(NO_FLAGS, environ={})
+    assert config.interval == 5.0
+    assert config.transport == "ws"
+    assert (config.backoff_base, config.backoff_cap) == (1.0, 60.0)
+    assert config.host_commands() == {}
+
+
+def test_flags_beat_env_which_beats_file(tmp_path: Path) -> None:
+    """Each source overrides the one below it, key by key."""
+    path = write(tmp_path, 'server = "http://file:1"\ntoken = "file"\ninterval = 7\n')
+    env = {"MONITOR_AGENT_TOKEN": "env", "MONITOR_AGENT_INTERVAL": "3"}
+    config = load_config({"interval": 2.0, "token": None}, environ=env, config_path=path)
+    assert config.server == "http://file:1"
+    assert config.token == "env"
+    assert config.interval == 2.0
+
+
+def test_config_path_from_env(tmp_path: Path) -> None:
+    """MONITOR_AGENT_CONFIG names the file when --config is absent."""
+    path = write(tmp_path, 'device_id = "from-file"\n')
+    config = load_config(NO_FLAGS, environ={"MONITOR_AGENT_CONFIG": str(path)})
+    assert config.device_id == "from-file"
+
+
+def test_monitor_token_is_a_fallback() -> None:
+    """MONITOR_TOKEN (the hub's variable) works, MONITOR_AGENT_TOKEN wins over it."""
+    assert load_config(NO_FLAGS, environ={"MONITOR_TOKEN": "a"}).token == "a"
+    both = {"MONITOR_TOKEN": "a", "MONITOR_AGENT_TOKEN": "b"}
+    assert load_config(NO_FLAGS, environ=both).token == "b"
+
+
+@pytest.mark.parametrize(
+    ("server", "ws", "http"),
+    [
+        ("http://hub:8000", "ws://hub:8000/ws/agent", "http://hub:8000"),
+        ("https://hub.example/mon/", "wss://hub.example/mon/ws/agent", "https://hub.example/mon"),
+        ("ws://hub:8000", "ws://hub:8000/ws/agent", "http://hub:8000"),
+        ("wss://hub/ws/agent", "wss://hub/ws/agent", "https://hub"),
+    ],
+)
+def test_urls_are_derived_from_server(server: str, ws: str, http: str) -> None:
+    """Any of http(s)/ws(s) gives both the /ws/agent endpoint and the REST base."""
+    config = AgentConfig(server=server)
+    assert (config.ws_url(), config.http_url()) == (ws, http)
+
+
+def test_bad_scheme_is_a_clear_error() -> None:
+    """A server URL without a usable scheme is refused naming the field."""
+    with pytest.raises(ConfigError, match="server"):
+        load_config({"server": "hub:8000"}, environ={})
+
+
+def test_unknown_key_in_file_is_refused(tmp_path: Path) -> None:
+    """A typo in the TOML file is an error, not silently ignored."""
+    with pytest.raises(ConfigError, match="intervall"):
+        load_config(NO_FLAGS, environ={}, config_path=write(tmp_path, "intervall = 5\n"))
+
+
+def test_host_commands_from_file_and_allow(tmp_path: Path) -> None:
+    """[commands.X] tables are enabled; predefined ones (reboot) only when allowed."""
+    path = write(tmp_path, '[commands.uptime]\nargv = ["uptime"]\ntimeout = 3\n')
+    config = load_config({"allow": ["reboot"]}, environ={}, config_path=path)
+    assert set(config.host_commands()) == {"uptime", "reboot"}
+    assert config.host_commands()["uptime"].timeout == 3
+
+
+def test_allow_accumulates_across_sources(tmp_path: Path) -> None:
+    """allow from file, env (comma-separated) and flags add up."""
+    path = write(tmp_path, 'allow = ["a"]\n[commands.a]\nargv=["true"]\n[commands.b]\nargv=["true"]\n')
+    config = load_config({"allow": ["reboot"]}, environ={"MONITOR_AGENT_ALLOW": "b"},
+                         config_path=path)
+    assert config.allow == ["a", "b", "reboot"]
+
+
+def test_allowing_an_undefined_command_fails_at_start() -> None:
+    """--allow of a name with no argv template is an error naming it."""
+    with pytest.raises(ConfigError, match="shell"):
+        load_config({"allow": ["shell"]}, environ={})
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    """A --config path that does not exist is reported with its path."""
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(NO_FLAGS, environ={}, config_path=tmp_path / "nope.toml")
