@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from monitor_agent.errors import ConfigError
+from monitor_agent.tls import client_context
 from protocol.codec import describe
 
 ENV_PREFIX = "MONITOR_AGENT_"
@@ -76,6 +78,13 @@ class AgentConfig(BaseModel):
     poll_interval: float | None = Field(default=None, gt=0)
     restart_mode: Literal["exec", "spawn"] = "exec"
     connect_timeout: float = Field(default=10.0, gt=0)
+    ca_file: Path | None = None  # trust only this CA for https/wss (default: the system store)
+    pin_sha256: list[str] = Field(default_factory=list)  # accepted certificate fingerprints
+
+    @field_validator("pin_sha256", mode="before")
+    @classmethod
+    def _split_pins(cls, value: Any) -> Any:
+        return [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -111,6 +120,14 @@ class AgentConfig(BaseModel):
         enabled.update({name: known[name] for name in self.allow})
         return enabled
 
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The verifying TLS context for an https/wss server (None for plain http/ws)."""
+        if urlsplit(self.server).scheme not in {"https", "wss"}:
+            if self.ca_file is not None or self.pin_sha256:
+                raise ConfigError("ca_file and pin_sha256 need an https:// or wss:// server URL")
+            return None
+        return client_context(self.ca_file, self.pin_sha256)
+
     def effective_poll_interval(self) -> float:
         """How often the HTTP transport asks for commands."""
         return self.poll_interval if self.poll_interval is not None else self.interval
@@ -136,7 +153,7 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
-_LIST_KEYS = frozenset({"allow"})
+_LIST_KEYS = frozenset({"allow", "pin_sha256"})
 
 
 def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -175,6 +192,7 @@ def load_config(
     except ValidationError as exc:
         raise ConfigError(f"invalid agent configuration: {describe(exc)}") from None
     config.host_commands()  # fail at start, not when the first command arrives
+    config.ssl_context()  # likewise a missing CA file or a malformed pin
     if config.backoff_cap < config.backoff_base:
         raise ConfigError("backoff_cap must be >= backoff_base")
     return config

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from monitor_agent.config import load_config
 from monitor_agent.errors import ConfigError
 from monitor_agent.tls import PinMismatch, check_pin, client_context, describe_failure, fingerprint, parse_pin
 
@@ -161,3 +162,27 @@ def test_failure_description_names_trust_reason_and_fix(tmp_path: Path) -> None:
     assert "unable to get local issuer certificate" in text and "--ca-file" in text
     pinned = describe_failure(PinMismatch("AA:BB"), "wss://hub/ws/agent", None)
     assert "system trust store" in pinned and "AA:BB" in pinned and "--pin-sha256" in pinned
+
+
+def test_config_reads_ca_file_and_pins_from_env_and_flags(ca_file: Path, leaf: trustme.LeafCert) -> None:
+    """MONITOR_AGENT_CA_FILE / MONITOR_AGENT_PIN_SHA256 (comma-separated) and the flags reach the context."""
+    pin = fingerprint(leaf_der(leaf))
+    env = {"MONITOR_AGENT_SERVER": "wss://hub.example:8443", "MONITOR_AGENT_CA_FILE": str(ca_file),
+           "MONITOR_AGENT_PIN_SHA256": f"{pin}, {'ab' * 32}"}
+    config = load_config({}, environ=env)
+    assert config.ca_file == ca_file and config.pin_sha256 == [pin, "ab" * 32]
+    context = config.ssl_context()
+    assert context is not None and context.sslobject_class is not ssl.SSLObject
+    flagged = load_config({"pin_sha256": "cd" * 32}, environ=env)
+    assert flagged.pin_sha256 == ["cd" * 32]
+
+
+def test_config_without_tls_has_no_context_and_refuses_tls_only_keys(ca_file: Path) -> None:
+    """Plain http/ws needs no context; a CA file or pin with a plain URL is a mistake said at start."""
+    assert load_config({"server": "http://hub:8000"}, environ={}).ssl_context() is None
+    with pytest.raises(ConfigError, match="need an https:// or wss://"):
+        load_config({"server": "ws://hub:8000", "ca_file": str(ca_file)}, environ={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config({"server": "https://hub", "ca_file": "/nonexistent/ca.pem"}, environ={})
+    with pytest.raises(ConfigError, match="not a SHA-256"):
+        load_config({"server": "https://hub", "pin_sha256": "beef"}, environ={})
