@@ -92,7 +92,10 @@ class WsTransport:
         self.state = LinkState.DISCONNECTED
         self.backoff = Backoff(settings.backoff_base, settings.backoff_cap, rng or random.Random())
         self.rng = self.backoff.rng
+        self.attempts = 0
         self.connections = 0
+        self.heartbeats_sent = 0
+        self.last_delay = 0.0
         self.last_failure = ""
         self.connected = asyncio.Event()
         self._ws: ClientConnection | None = None
@@ -120,6 +123,7 @@ class WsTransport:
     async def _attempt(self, agent: Agent) -> float | None:
         """One connection; returns how long to wait before the next one (None: stopping)."""
         self._set(LinkState.CONNECTING)
+        self.attempts += 1
         name = agent.identity.device_id
         try:
             await self._session(agent)
@@ -139,10 +143,14 @@ class WsTransport:
             return self._fail(delay)
         if self.state is not LinkState.CLOSED:
             self._set(LinkState.DISCONNECTED)
-        return None if agent.stopping.is_set() else self.backoff.next_delay()
+        if agent.stopping.is_set():
+            return None
+        self.last_delay = self.backoff.next_delay()
+        return self.last_delay
 
     def _fail(self, delay: float) -> float:
         self._set(LinkState.DISCONNECTED)
+        self.last_delay = delay
         return delay
 
     async def _session(self, agent: Agent) -> None:
@@ -268,6 +276,7 @@ class WsTransport:
             idle = time.monotonic() - self._last_sent
             if idle >= every:
                 await self._send(ws, encode(Heartbeat()))
+                self.heartbeats_sent += 1
                 idle = 0.0
             await asyncio.sleep(every - idle)
 
