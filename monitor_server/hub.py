@@ -40,6 +40,7 @@ class Hub:
     # Other ways in (the dashboard's session cookie) register here.
     authenticators: list[Authenticator] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _writer_task: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Hub:
@@ -66,7 +67,7 @@ class Hub:
         await self.store.open()
         await self.presence.rebuild()
         s = self.settings
-        self._spawn(self.writer.run())
+        self._writer_task = asyncio.get_running_loop().create_task(self.writer.run())
         self._spawn(self.commands.run_delivery_recorder())
         self._spawn(self.presence.run_sweeper(s.presence_check_interval))
         self._spawn(run_retention(self.store, s.retention_days, s.retention_check_interval))
@@ -78,6 +79,9 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._writer_task is not None:
+            self.writer.close()  # let the batch in flight commit: cancelling would lose it
+            await self._writer_task
         await self.writer.flush()
         await self.store.close()
 

@@ -38,6 +38,7 @@ class SampleWriter:
         self._clock = clock
         self._pending: list[tuple[Sample, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
+        self._closing = False
         self.rows_written = 0
 
     def submit(self, sample: Sample) -> asyncio.Future[None]:
@@ -47,10 +48,15 @@ class SampleWriter:
         return future
 
     async def run(self) -> None:
-        """Flush forever; whatever arrives during one transaction forms the next batch."""
-        while True:
+        """Flush until closed; whatever arrives during one transaction forms the next batch."""
+        while not self._closing:
             await self._wake.wait()
             await self.flush()
+
+    def close(self) -> None:
+        """Stop ``run`` after it has written everything submitted so far (never mid-batch)."""
+        self._closing = True
+        self._wake.set()
 
     async def flush(self) -> None:
         while self._pending:

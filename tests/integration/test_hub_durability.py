@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.agents import next_frame, send
+from tests.agents import connect_agent, next_frame, send
+from tests.hubs import RunningHub
 from tests.processes import HubProcess, free_port
 from tests.timing import t
 
@@ -56,3 +58,18 @@ async def test_sigkill_leaves_no_ws_device_online(hub_process: HubProcess) -> No
         device = (await api.get("/devices/ghost")).json()
     assert device["online"] is False and device["offline_reason"] == "hub_restart"
     ws.transport.abort()
+
+
+async def test_samples_submitted_before_shutdown_are_stored(hub: RunningHub) -> None:
+    """Metrics frames received right before a clean shutdown are all in the database after it."""
+    async with await connect_agent(hub, "burst") as ws:
+        now = time.time()  # recent: retention at the restart must not delete them
+        for i in range(500):
+            await send(ws, {"type": "metrics", "cpu": 1.0, "ts": now - i})
+        await send(ws, {"type": "ack", "id": 999999, "success": True})  # answered after the frames
+        await next_frame(ws, "error")
+        await hub.stop()
+    await hub.start()
+    async with httpx.AsyncClient(base_url=hub.http_url, headers={"X-Auth-Token": hub.token}) as api:
+        samples = (await api.get("/devices/burst/metrics", params={"limit": 1000})).json()["samples"]
+    assert len(samples) == 500
