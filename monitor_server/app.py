@@ -14,6 +14,8 @@ from monitor_server.hub import Hub
 from monitor_server.routes import commands, devices, ingest
 from monitor_server.routes.agent_ws import agent_socket
 from monitor_server.settings import Settings
+from monitor_server.ui.dashboard import Dashboard
+from monitor_server.ui.routes import ui_routes
 
 log = logging.getLogger("monitor_server")
 
@@ -49,6 +51,9 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await hub.stop()
 
-    app = Starlette(routes=api_routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app = Starlette(routes=api_routes() + ui_routes(), exception_handlers=EXCEPTION_HANDLERS,
+                    lifespan=lifespan)
     app.state.hub = hub
+    app.state.dashboard = dashboard = Dashboard.build(hub)
+    hub.authenticators.append(dashboard.authenticate)  # the page's REST calls use its session cookie
     return app

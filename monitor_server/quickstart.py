@@ -9,15 +9,20 @@ from monitor_server.cli import announce, load_settings
 from monitor_server.hub import Hub
 from monitor_server.logs import configure
 from monitor_server.server import uvicorn_config
+from monitor_server.ui.dashboard import Dashboard
 
 
-def banner(hub: Hub) -> str:
+def banner(hub: Hub, dashboard: Dashboard) -> str:
     s = hub.settings
-    base = f"http://{s.host}:{s.port}"
+    host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host  # noqa: S104 - mapping, not binding
+    base = f"{'https' if s.tls_cert else 'http'}://{host}:{s.port}"
+    minutes = round(s.login_code_ttl / 60)
     return (
         "\n"
         f"  Hub:        {base}   (health: {base}/health)\n"
         f"  Dashboard:  {base}/ui\n"
+        f"  Log in:     {dashboard.login_link(base)}\n"
+        f"              (one-time link, valid {minutes} min; or log in with the token)\n"
         f"  Token:      {hub.token.value}\n"
         f"              (kept in {s.token_dir / 'token'}; send it as X-Auth-Token)\n"
         f"  Try:        curl -H 'X-Auth-Token: {hub.token.value}' {base}/devices\n"
@@ -30,7 +35,7 @@ def main() -> None:
     app = create_app(settings)
     hub: Hub = app.state.hub
     announce(hub)
-    print(banner(hub), flush=True)
+    print(banner(hub, app.state.dashboard), flush=True)
     uvicorn.Server(uvicorn_config(app, settings)).run()
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -39,6 +39,22 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     tls_cert: Path | None = None
     tls_key: Path | None = None
+
+    # Dashboard: the session cookie is signed with this (generated and kept in the data folder if unset).
+    session_secret: SecretStr | None = None
+    session_lifetime: float = Field(12 * 3600.0, gt=0, description="seconds a dashboard login lasts")
+    login_code_ttl: float = Field(600.0, gt=0, description="seconds a one-time login link stays valid")
+    # Origins allowed to open /ws/ui and to send cookie-authenticated writes; empty = the hub's own.
+    # NoDecode: MONITOR_UI_ORIGINS is a comma-separated list, friendlier in a shell than JSON.
+    ui_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ui_send_timeout: float = Field(10.0, gt=0, description="a browser not reading for this long is dropped")
+
+    @field_validator("ui_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
 
     @property
     def token_dir(self) -> Path:

@@ -1,0 +1,114 @@
+// The device page's command panel: send, then watch each command move through its states.
+import { api } from "./api.js";
+import { clock, parseTime } from "./format.js";
+
+// A command only moves forward; a late HTTP answer must not undo a newer pushed state.
+const RANK = { pending: 0, delivered: 1, acked: 2, cancelled: 2, expired: 2 };
+const OPEN = new Set(["pending", "delivered"]);
+
+export class CommandPanel {
+  constructor(root) {
+    this.root = root;
+    this.tbody = root.querySelector("#commands tbody");
+    this.form = root.querySelector("#command-form");
+    this.error = root.querySelector("#command-error");
+    this.rows = new Map();
+    this.deviceId = null;
+    this.form.addEventListener("submit", (event) => { event.preventDefault(); this.submitForm(); });
+    for (const button of root.querySelectorAll("[data-command]")) {
+      button.addEventListener("click", () => this.quick(button.dataset.command));
+    }
+  }
+
+  async show(deviceId) {
+    this.deviceId = deviceId;
+    this.rows.clear();
+    this.tbody.replaceChildren();
+    this.error.textContent = "";
+    const { commands } = await api.commands(deviceId);
+    if (this.deviceId !== deviceId) return;
+    for (const command of commands.reverse()) this.upsert(command);
+  }
+
+  quick(name) {
+    if (name === "restart" && !confirm(`Restart the agent on ${this.deviceId}?`)) return;
+    const args = name === "echo" ? (this.parseArgs() ?? { text: "hello" }) : null;
+    if (args !== undefined) this.send(name, args);
+  }
+
+  submitForm() {
+    const args = this.parseArgs();
+    if (args !== undefined) this.send(this.form.command.value.trim(), args);
+  }
+
+  parseArgs() {
+    const raw = this.form.args.value.trim();
+    if (!raw) return null;
+    try {
+      const value = JSON.parse(raw);
+      if (value && typeof value === "object" && !Array.isArray(value)) return value;
+    } catch { /* reported below */ }
+    this.error.textContent = "Arguments must be a JSON object, e.g. {\"text\": \"hi\"}";
+    return undefined;
+  }
+
+  async send(name, args) {
+    this.error.textContent = "";
+    try {
+      this.upsert(await api.send(this.deviceId, name, args));
+    } catch (error) {
+      this.error.textContent = error.message;
+    }
+  }
+
+  upsert(command) {
+    if (command.device_id !== this.deviceId) return;
+    let row = this.rows.get(command.id);
+    if (row && RANK[command.status] < RANK[row.status]) return;
+    if (!row) {
+      row = buildRow(command, () => this.cancel(command.id));
+      this.rows.set(command.id, row);
+      this.tbody.prepend(row.tr);
+    }
+    row.status = command.status;
+    fillRow(row, command);
+  }
+
+  async cancel(id) {
+    try {
+      this.upsert(await api.cancel(this.deviceId, id));
+    } catch (error) {
+      this.error.textContent = error.message;
+    }
+  }
+}
+
+function buildRow(command, onCancel) {
+  const tr = document.createElement("tr");
+  tr.dataset.commandId = String(command.id);
+  for (let i = 0; i < 7; i += 1) tr.append(document.createElement("td"));
+  const [id, name, args, , queued, result, actions] = tr.children;
+  id.textContent = String(command.id);
+  name.textContent = command.command;
+  args.textContent = command.args == null ? "" : JSON.stringify(command.args);
+  queued.textContent = clock(parseTime(command.created_at));
+  result.className = "result";
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.textContent = "Cancel";
+  cancel.setAttribute("aria-label", `Cancel command ${command.id}`);
+  cancel.addEventListener("click", onCancel);
+  actions.append(cancel);
+  return { tr, cancel, status: command.status };
+}
+
+function fillRow(row, command) {
+  const [, , , state, , result] = row.tr.children;
+  const outcome = command.status === "acked" ? (command.success ? " · ok" : " · failed") : "";
+  state.textContent = command.status + outcome;
+  state.className = `state state-${command.status === "acked" && !command.success ? "failed" : command.status}`;
+  row.tr.dataset.status = command.status;
+  const detail = [command.message, command.result == null ? "" : JSON.stringify(command.result)];
+  result.textContent = detail.filter(Boolean).join(" ");
+  row.cancel.hidden = !OPEN.has(command.status);
+}

@@ -1,0 +1,78 @@
+// What the page knows about every device, kept current from the snapshot and the event stream.
+import { parseTime } from "./format.js";
+
+export class FleetState {
+  constructor() {
+    this.devices = new Map();
+    this.listeners = new Set();   // (deviceIds: Set|null, event?) => void; null means "everything"
+  }
+
+  subscribe(listener) { this.listeners.add(listener); return () => this.listeners.delete(listener); }
+  notify(ids, events) { for (const listener of this.listeners) listener(ids, events); }
+
+  reset(snapshot) {
+    this.devices = new Map(snapshot.map((d) => [d.device_id, fromRest(d)]));
+    this.notify(null, []);
+  }
+
+  apply(events) {
+    const changed = new Set();
+    for (const event of events) {
+      if (event.type === "presence") this.presence(event);
+      else if (event.type === "sample") this.sample(event);
+      else continue;
+      changed.add(event.device_id);
+    }
+    this.notify(changed, events);
+  }
+
+  merge(restDevice) {
+    const known = this.devices.get(restDevice.device_id);
+    this.devices.set(restDevice.device_id, { ...known, ...fromRest(restDevice) });
+    this.notify(new Set([restDevice.device_id]), []);
+  }
+
+  ensure(id) {
+    let device = this.devices.get(id);
+    if (!device) {
+      device = { device_id: id, online: false, incomplete: true, last_payload: null };
+      this.devices.set(id, device);
+    }
+    return device;
+  }
+
+  presence(event) {
+    const d = this.ensure(event.device_id);
+    d.online = event.online;
+    d.presence_reason = event.reason;
+    d.presence_since = parseTime(event.at);
+    d.connection = event.connection;
+    if (event.online) d.incomplete = true;  // hostname or version may have changed: refetch
+  }
+
+  sample(event) {
+    const d = this.ensure(event.device_id);
+    const ts = parseTime(event.ts);
+    if (d.last_seen == null || ts >= d.last_seen) {
+      d.last_payload = event;
+      d.last_seen = ts;
+      if (event.status !== undefined) d.status = event.status;
+      if (event.last_error !== undefined) d.last_error = event.last_error;
+    }
+  }
+
+  counts() {
+    let online = 0;
+    for (const d of this.devices.values()) if (d.online) online += 1;
+    return { online, offline: this.devices.size - online, total: this.devices.size };
+  }
+}
+
+function fromRest(d) {
+  return {
+    device_id: d.device_id, hostname: d.hostname, agent_version: d.agent_version, platform: d.platform,
+    online: d.online, connection: d.connection, presence_reason: d.presence_reason,
+    presence_since: parseTime(d.presence_since), last_seen: parseTime(d.last_seen),
+    last_payload: d.last_payload, status: d.status, last_error: d.last_error, incomplete: false,
+  };
+}

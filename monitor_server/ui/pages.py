@@ -1,0 +1,36 @@
+"""The dashboard's two HTML documents, read once from the package and served with strict headers."""
+
+from __future__ import annotations
+
+import html
+from functools import cache
+from importlib import resources
+
+from starlette.responses import HTMLResponse
+
+# Everything the page loads comes from the hub itself: no CDN, no inline script, no framing.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # a one-time login code in the URL must not leak onwards
+    "Cache-Control": "no-store",
+}
+
+
+@cache
+def _document(name: str) -> str:
+    return resources.files("monitor_server").joinpath("static", name).read_text("utf-8")
+
+
+def dashboard_page() -> HTMLResponse:
+    return HTMLResponse(_document("index.html"), headers=SECURITY_HEADERS)
+
+
+def login_page(message: str = "", status_code: int = 200) -> HTMLResponse:
+    notice = f'<p class="notice" role="alert">{html.escape(message)}</p>' if message else ""
+    body = _document("login.html").replace("<!--message-->", notice)
+    return HTMLResponse(body, status_code, headers=SECURITY_HEADERS)

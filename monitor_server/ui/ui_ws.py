@@ -1,0 +1,130 @@
+"""``/ws/ui``: a snapshot of the fleet, then every bus event, to one logged-in browser.
+
+Refused before the handshake without a session cookie or from a foreign Origin. Each browser
+reads from its own bounded bus subscription; one that falls behind is cut off (it reconnects and
+resynchronises from a fresh snapshot) so it can never slow the hub or other browsers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from monitor_server.bus import Event, Subscription
+from monitor_server.http import JSONResponse
+from monitor_server.hub import Hub
+from monitor_server.ui.dashboard import Dashboard, dashboard_of
+from monitor_server.ui.events import coalesce
+from monitor_server.ui.session import COOKIE_NAME
+
+log = logging.getLogger("monitor_server.ui_ws")
+
+CLOSE_SESSION_ENDED = 4401  # the page reloads and shows the login form
+CLOSE_TOO_SLOW = 1013  # "try again later": the page reconnects and resynchronises
+MAX_BATCH = 2000
+SESSION_RECHECK = 30.0  # seconds between checks that the cookie is still valid while idle
+
+
+async def ui_socket(websocket: WebSocket) -> None:
+    hub: Hub = websocket.app.state.hub
+    dashboard = dashboard_of(websocket)
+    refusal = _refusal(dashboard, websocket)
+    if refusal:
+        await websocket.send_denial_response(JSONResponse({"detail": refusal}, 403))
+        return
+    # Subscribe before reading the snapshot so nothing that happens in between is lost.
+    async with hub.bus.subscribe(hub.settings.ui_queue_size) as subscription:
+        await websocket.accept()
+        browser = BrowserFeed(hub, dashboard, websocket, subscription)
+        await browser.serve()
+
+
+def _refusal(dashboard: Dashboard, websocket: WebSocket) -> str | None:
+    if not dashboard.has_session(websocket):
+        return "log in first: no valid session cookie"
+    if not dashboard.origin_ok(websocket):
+        return f"origin {websocket.headers.get('origin')!r} is not allowed"
+    return None
+
+
+class BrowserFeed:
+    """One browser: its snapshot, then batches of events until it goes away or falls behind."""
+
+    def __init__(self, hub: Hub, dashboard: Dashboard, websocket: WebSocket,
+                 subscription: Subscription) -> None:
+        self.hub = hub
+        self.dashboard = dashboard
+        self.websocket = websocket
+        self.subscription = subscription
+        self.cookie = websocket.cookies.get(COOKIE_NAME)
+
+    async def serve(self) -> None:
+        pump = asyncio.get_running_loop().create_task(self._pump())
+        reader = asyncio.get_running_loop().create_task(self._read_until_closed())
+        try:
+            await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, reader):
+                task.cancel()
+            for outcome in await asyncio.gather(pump, reader, return_exceptions=True):
+                if isinstance(outcome, Exception) and not isinstance(outcome, WebSocketDisconnect):
+                    log.warning("dashboard socket ended with an error", exc_info=outcome)
+
+    async def _pump(self) -> None:
+        devices = await self.hub.store.list_devices()
+        if not await self._send({"type": "snapshot", "devices": [d.to_json() for d in devices]}):
+            return
+        while True:
+            events = await self._next_batch()
+            if events is None:
+                log.warning("dashboard fell %d events behind; disconnecting it",
+                            self.hub.settings.ui_queue_size)
+                await self._close(CLOSE_TOO_SLOW, "too slow: reconnect for a fresh snapshot")
+                return
+            if not self.dashboard.signer.valid(self.cookie):
+                await self._close(CLOSE_SESSION_ENDED, "session ended")
+                return
+            if events and not await self._send({"type": "events", "events": events}):
+                return
+
+    async def _next_batch(self) -> list[Event] | None:
+        """Whatever is queued, samples coalesced per device; [] after an idle recheck period."""
+        sub = self.subscription
+        try:
+            async with asyncio.timeout(SESSION_RECHECK):
+                first = await sub.get()
+        except TimeoutError:
+            return []
+        events = [first]
+        while first is not None and sub.pending() and len(events) < MAX_BATCH:
+            events.append(await sub.get())
+        if any(event is None for event in events):
+            return None
+        return coalesce([e for e in events if e is not None])
+
+    async def _send(self, frame: dict[str, Any]) -> bool:
+        """Send within the timeout; a browser that stops reading is given up on."""
+        frame["server_time"] = time.time()
+        try:
+            async with asyncio.timeout(self.hub.settings.ui_send_timeout):
+                await self.websocket.send_text(orjson.dumps(frame).decode())
+        except TimeoutError:
+            log.warning("dashboard did not read for %.0f s; dropping it", self.hub.settings.ui_send_timeout)
+            return False
+        return True
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await self.websocket.close(code, reason)
+
+    async def _read_until_closed(self) -> None:
+        """The page sends nothing we need; reading is how a closed socket is noticed."""
+        while (await self.websocket.receive())["type"] != "websocket.disconnect":
+            pass
