@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import sys
 from datetime import datetime
@@ -84,7 +86,7 @@ async def test_hub_restart_leaves_no_gap(
     assert down_since is None or down_since >= stamps[0]
     assert stamps == sorted(stamps)
     assert any(abs(ts - spooled_first) < 1e-3 for ts in stamps), "the first spooled sample is stored"
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert max(gaps) < 2 * interval, f"largest gap {max(gaps):.2f}s"
 
 
@@ -212,3 +214,61 @@ async def test_slow_agent_keeps_the_hub_happy_with_heartbeats(
         assert transport.connections == 1 and transport.state is LinkState.CONNECTED
     finally:
         await local.stop()
+
+
+class FreezableProxy:
+    """A real TCP forwarder that can go silent, like a hub host that vanished without a FIN."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.frozen = False
+        self.port = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        if self.frozen:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers.append(up_writer)
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
+                             return_exceptions=True)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not self.frozen:  # frozen: bytes vanish, nothing is closed
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+
+async def test_silent_hub_is_noticed_by_pings_and_the_agent_reconnects(
+    hub: RunningHub, tmp_path: Path
+) -> None:
+    """When the hub stops answering pings the agent drops the link and reconnects."""
+    proxy = FreezableProxy(hub.port)
+    await proxy.start()
+    transport = ws_transport(f"ws://127.0.0.1:{proxy.port}/ws/agent", hub.token, flush_timeout=0.5)
+    local = start_local_agent(tmp_path, transport, device_id="ws-silent", interval=0.2)
+    try:
+        await eventually(_async(lambda: transport.state is LinkState.CONNECTED), what="connected")
+        proxy.frozen = True
+        await eventually(_async(lambda: transport.state is not LinkState.CONNECTED), within=10,
+                         what="dead link noticed")
+        proxy.frozen = False
+        await eventually(_async(lambda: transport.connections == 2), within=10, what="reconnected")
+    finally:
+        await local.stop()
+        await proxy.stop()

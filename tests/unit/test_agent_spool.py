@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor_agent.spool import MemorySpool, SqliteSpool, Spool
+from monitor_agent.spool import MemorySpool, Spool, SqliteSpool
 
 
 @pytest.fixture(params=["memory", "sqlite"])
