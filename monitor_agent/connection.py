@@ -11,10 +11,12 @@ import contextlib
 import logging
 import random
 import re
+import ssl
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
@@ -24,6 +26,7 @@ from monitor_agent.backoff import Backoff
 from monitor_agent.errors import HandshakeFailed, TokenRejected
 from monitor_agent.result import CommandResult
 from monitor_agent.spool import Sample
+from monitor_agent.tls import describe_failure
 from protocol.codec import decode_hub_frame, encode
 from protocol.errors import IllegalTransition, ProtocolError
 from protocol.frames import (
@@ -82,6 +85,8 @@ class WsSettings:
     connect_timeout: float = 10.0
     flush_timeout: float = 2.0
     max_frame_bytes: int = 1 << 20
+    ssl_context: ssl.SSLContext | None = None  # for wss://; None uses websockets' default
+    ca_file: Path | None = None  # only named in TLS error messages
 
 
 class WsTransport:
@@ -134,6 +139,8 @@ class WsTransport:
                 "%s: %s at %s: the agent token is wrong or missing (check --token / "
                 "MONITOR_AGENT_TOKEN); retrying in %.0fs", name, exc, self.settings.url, delay)
             return self._fail(delay)
+        except ssl.SSLCertVerificationError as exc:
+            return self._fail(self._tls_refused(name, exc))
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, HandshakeFailed,
                 ProtocolError) as exc:
             self.last_failure = f"{type(exc).__name__}: {exc}"
@@ -147,6 +154,20 @@ class WsTransport:
             return None
         self.last_delay = self.backoff.next_delay()
         return self.last_delay
+
+    def _tls_refused(self, name: str, exc: ssl.SSLCertVerificationError) -> float:
+        """A hub we cannot trust: say why once, then retry slowly (only an operator can fix it)."""
+        reason = describe_failure(exc, self.settings.url, self.settings.ca_file)
+        delay = self.settings.auth_retry_delay * self.rng.uniform(0.8, 1.2)
+        level = logging.DEBUG if reason == self.last_failure else logging.ERROR
+        log.log(level, "%s: %s; retrying in %.0fs", name, reason, delay)
+        self.last_failure = reason
+        return delay
+
+    def _tls_options(self) -> dict[str, Any]:
+        # websockets refuses ssl=None for wss:// and any ssl for ws://: pass it only when set.
+        context = self.settings.ssl_context
+        return {"ssl": context} if context is not None else {}
 
     def _fail(self, delay: float) -> float:
         self._set(LinkState.DISCONNECTED)
@@ -165,6 +186,7 @@ class WsTransport:
                 compression=None,
                 max_size=self.settings.max_frame_bytes,
                 user_agent_header=f"monitor-agent/{agent.identity.agent_version}",
+                **self._tls_options(),
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
