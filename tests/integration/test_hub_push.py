@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 
 from tests.agents import connect_agent, next_frame, send
+from tests.conftest import HubFactory
 from tests.hubs import RunningHub
+from tests.timing import t
 
 
 async def test_command_is_pushed_without_polling(hub: RunningHub, api: httpx.AsyncClient) -> None:
@@ -107,3 +110,28 @@ async def test_second_connection_replaces_first(hub: RunningHub, api: httpx.Asyn
         assert (await next_frame(new, "command"))["id"] == cid
         device = (await api.get("/devices/push-8")).json()
         assert device["online"] is True
+
+
+async def test_stalled_agent_never_blocks_others(hub_factory: HubFactory) -> None:
+    """An agent that stops reading fills its own bounded outbox and is dropped; others are served."""
+    hub = await hub_factory(outbox_size=4, ping_interval=0.3, ping_timeout=0.3)
+    client = httpx.AsyncClient(base_url=hub.http_url, headers={"X-Auth-Token": hub.token})
+    async with hub.hub.bus.subscribe() as sub, client as api:
+        stalled = await connect_agent(hub, "stalled", ping_interval=None, max_queue=1)
+        stalled.transport.pause_reading()
+        big = {"blob": "x" * 20_000}
+        for _ in range(40):  # ~800 KB: far past the socket buffers and the 4-frame outbox
+            response = await api.post("/devices/stalled/commands", json={"command": "echo", "args": big})
+            assert response.status_code == 200
+        async with await connect_agent(hub, "healthy") as healthy:
+            cid = (await api.post("/devices/healthy/commands", json={"command": "ping"})).json()["id"]
+            assert (await next_frame(healthy, "command", within=1))["id"] == cid
+        async with asyncio.timeout(t(5)):
+            while True:
+                event = await sub.get()
+                assert event is not None
+                if event["type"] == "presence" and event["device_id"] == "stalled" and not event["online"]:
+                    break
+    assert event["reason"] in {"timeout", "overloaded"}
+    assert "stalled" not in hub.hub.sessions
+    stalled.transport.abort()
