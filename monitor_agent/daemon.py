@@ -39,6 +39,7 @@ def build_transport(config: AgentConfig) -> Transport:
         url=config.ws_url(), token=config.token, batch_size=config.batch_size,
         backoff_base=config.backoff_base, backoff_cap=config.backoff_cap,
         auth_retry_delay=config.auth_retry_delay, connect_timeout=config.connect_timeout,
+        ssl_context=config.ssl_context(), ca_file=config.ca_file,
     ))
 
 
