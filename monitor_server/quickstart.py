@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+from pathlib import Path
+
 import uvicorn
 
+from monitor_agent.sidecar import start_sidecar, stop_sidecar
 from monitor_server.app import create_app
 from monitor_server.cli import announce, load_settings
 from monitor_server.hub import Hub
@@ -36,7 +41,18 @@ def main() -> None:
     hub: Hub = app.state.hub
     announce(hub)
     print(banner(hub, app.state.dashboard), flush=True)
-    uvicorn.Server(uvicorn_config(app, settings)).run()
+    # One local agent next to the hub, so the dashboard shows a device at once. It retries
+    # with backoff until uvicorn listens, and gets SIGTERM (close 1000) when the hub stops.
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
+    scheme = "https" if settings.tls_cert else "http"
+    agent = start_sidecar(f"{scheme}://{host}:{settings.port}", hub.token.value,
+                          Path("data/agent"), ca_file=settings.tls_cert)
+    # uvicorn re-raises the signal it stopped on; as SystemExit the finally below still runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.Server(uvicorn_config(app, settings)).run()
+    finally:
+        stop_sidecar(agent)
 
 
 if __name__ == "__main__":
