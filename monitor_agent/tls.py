@@ -90,7 +90,11 @@ def _pinned_socket(pins: frozenset[str]) -> type[ssl.SSLSocket]:
 
 def describe_failure(exc: ssl.SSLError, url: str, ca_file: Path | None) -> str:
     """One line an operator can act on: what failed, against which trust, and what to change."""
-    reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+    detail = getattr(exc, "verify_message", None)
+    if isinstance(exc, PinMismatch):
+        reason = str(exc)
+    else:
+        reason = "certificate verify failed" + (f" ({detail})" if detail else f": {exc}")
     trust = f"the CA file {ca_file}" if ca_file is not None else "the system trust store"
     if isinstance(exc, PinMismatch):
         hint = "update --pin-sha256 (MONITOR_AGENT_PIN_SHA256) if the hub's certificate was renewed"
