@@ -170,8 +170,8 @@ function buildRow(id) {
   const tr = document.createElement("tr");
   tr.dataset.deviceId = id;
   tr.innerHTML = `<td><span class="status"><span class="badge"></span><small></small></span></td>
-    <td><a></a></td><td class="wide"></td><td class="wide"></td><td></td>
-    ${METRICS.map(() => `<td><span class="metric"><span class="bar"><span class="fill"></span></span><span class="num"></span></span></td>`).join("")}
+    <td><a></a></td><td class="wide"></td><td class="wide"></td><td data-label="seen"></td>
+    ${METRICS.map((m) => `<td data-label="${m}"><span class="metric"><span class="bar"><span class="fill"></span></span><span class="num"></span></span></td>`).join("")}
     <td class="err wide"></td>`;
   const cells = tr.children;
   const link = cells[1].firstElementChild;

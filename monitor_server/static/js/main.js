@@ -5,7 +5,7 @@ import { FleetState } from "./fleet-state.js";
 import { FleetView } from "./fleet.js";
 import { Live } from "./live.js";
 
-const INFO_REFRESH_MS = 1000;
+const INFO_REFRESH_MS = 250;
 const BULK_REFRESH_OVER = 20;  // more unknown devices than this: one GET /devices instead of one each
 
 const state = new FleetState();

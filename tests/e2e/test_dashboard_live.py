@@ -1,0 +1,96 @@
+"""The dashboard follows the fleet live: presence, samples, commands, and a hub restart."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.agents import connect_agent, next_frame, send
+from tests.e2e.conftest import ARTIFACTS, ms
+from tests.hubs import RunningHub
+
+pytestmark = pytest.mark.e2e
+
+
+def row(page: Page, device_id: str) -> str:
+    return f'#fleet tr[data-device-id="{device_id}"]'
+
+
+async def test_agent_row_appears_then_goes_offline_without_reload(dashboard: Page, hub: RunningHub) -> None:
+    """Connecting an agent adds its row live; closing its socket turns the row offline live."""
+    await dashboard.evaluate("window.__loads = performance.getEntriesByType('navigation').length")
+    ws = await connect_agent(hub, "edge-01")
+    await expect(dashboard.locator(row(dashboard, "edge-01"))).to_have_attribute("data-online", "true")
+    await send(ws, {"type": "metrics", "cpu": 42.0, "ram": 55.5, "disk": 70.0})
+    await expect(dashboard.locator(row(dashboard, "edge-01") + " .num").first).to_have_text("42%")
+    await expect(dashboard.locator(row(dashboard, "edge-01"))).to_contain_text("edge-01.test")
+    await ws.close()
+    offline = dashboard.locator(row(dashboard, "edge-01"))
+    await expect(offline).to_have_attribute("data-online", "false")
+    await expect(offline).to_contain_text("offline")
+    await expect(offline).to_contain_text("disconnected")
+    await expect(dashboard.locator("#counts")).to_contain_text("0 online · 1 offline")
+    assert await dashboard.evaluate("performance.getEntriesByType('navigation').length") == 1
+
+
+async def test_presence_change_reaches_the_page_quickly(dashboard: Page, hub: RunningHub) -> None:
+    """The row flips to offline within a second of the agent closing (measured in the page)."""
+    ws = await connect_agent(hub, "timed-01")
+    await expect(dashboard.locator(row(dashboard, "timed-01"))).to_have_attribute("data-online", "true")
+    await dashboard.evaluate(WATCH_OFFLINE, "timed-01")
+    closed_at = time.time() * 1000
+    await ws.close()
+    flipped_at = await dashboard.wait_for_function("window.__offlineAt", timeout=ms(5))
+    latency = await flipped_at.json_value() - closed_at
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "presence-latency-ms.txt").write_text(f"{latency:.1f}\n")
+    assert 0 <= latency < ms(1)
+
+
+# Resolves the moment the row's data-online turns "false": a MutationObserver, not polling.
+WATCH_OFFLINE = """(id) => {
+  window.__offlineAt = null;
+  const tr = document.querySelector(`#fleet tr[data-device-id="${id}"]`);
+  new MutationObserver((_, observer) => {
+    if (tr.dataset.online === "false") { window.__offlineAt = Date.now(); observer.disconnect(); }
+  }).observe(tr, { attributes: true, attributeFilter: ["data-online"] });
+}"""
+
+
+async def test_command_from_page_reaches_agent_and_shows_ack(dashboard: Page, hub: RunningHub) -> None:
+    """A command sent from the device page arrives at the agent; its ack and result show live."""
+    ws = await connect_agent(hub, "cmd-01")
+    await dashboard.locator(row(dashboard, "cmd-01") + " a").click()
+    await expect(dashboard.locator("#device-title")).to_have_text("cmd-01")
+    await dashboard.get_by_label("Command", exact=True).fill("echo")
+    await dashboard.get_by_label("Arguments (JSON object)").fill('{"text": "hi from the page"}')
+    await dashboard.get_by_role("button", name="Send").click()
+
+    command = await next_frame(ws, "command")
+    assert command["command"] == "echo" and command["args"] == {"text": "hi from the page"}
+    line = dashboard.locator(f'#commands tr[data-command-id="{command["id"]}"]')
+    await expect(line).to_have_attribute("data-status", "delivered")
+    await send(ws, {"type": "ack", "id": command["id"], "success": True, "message": "echoed",
+                    "output": {"text": "hi from the page"}})
+    await expect(line).to_have_attribute("data-status", "acked")
+    await expect(line).to_contain_text("acked · ok")
+    await expect(line).to_contain_text("echoed")
+    await expect(line).to_contain_text("hi from the page")
+    await ws.close()
+
+
+async def test_hub_restart_shows_banner_then_resyncs(dashboard: Page, hub: RunningHub) -> None:
+    """A dropped socket shows the banner; after the hub is back the page reconnects and resyncs."""
+    ws = await connect_agent(hub, "restart-01")
+    await expect(dashboard.locator(row(dashboard, "restart-01"))).to_have_attribute("data-online", "true")
+    await hub.stop()
+    await expect(dashboard.locator("#banner")).to_be_visible()
+    await expect(dashboard.locator("#banner")).to_contain_text("Reconnecting")
+    await hub.start()
+    await expect(dashboard.locator("#banner")).to_be_hidden(timeout=ms(20))
+    await expect(dashboard.locator("#link-state")).to_have_text("live")
+    # The agent's socket died with the hub: the fresh snapshot says offline (hub_restart).
+    await expect(dashboard.locator(row(dashboard, "restart-01"))).to_have_attribute("data-online", "false")
+    await ws.close()

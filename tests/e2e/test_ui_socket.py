@@ -1,0 +1,51 @@
+"""``/ws/ui`` over a real ``websockets`` client: cookie and Origin are both required."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tests.e2e.conftest import COOKIE
+from tests.hubs import RunningHub
+from tests.timing import t
+
+pytestmark = pytest.mark.e2e
+
+
+def ui_url(hub: RunningHub) -> str:
+    return hub.ws_url.replace("/ws/agent", "/ws/ui")
+
+
+async def refused_status(hub: RunningHub, origin: str | None, cookie: str | None) -> int:
+    headers = {"Cookie": f"{COOKIE}={cookie}"} if cookie else {}
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(ui_url(hub), origin=origin, additional_headers=headers,  # type: ignore[arg-type]
+                           open_timeout=t(5)):
+            pass
+    return refused.value.response.status_code
+
+
+async def test_own_origin_with_cookie_gets_a_snapshot(hub: RunningHub, session_cookie: str) -> None:
+    """The control case: the hub's own Origin and a valid cookie open the feed with a snapshot."""
+    async with connect(ui_url(hub), origin=hub.http_url,  # type: ignore[arg-type]
+                       additional_headers={"Cookie": f"{COOKIE}={session_cookie}"},
+                       open_timeout=t(5)) as ws:
+        frame = json.loads(await ws.recv())
+    assert frame["type"] == "snapshot" and frame["devices"] == []
+
+
+async def test_foreign_origin_is_refused_even_with_a_cookie(hub: RunningHub, session_cookie: str) -> None:
+    """A page on another site cannot ride the operator's cookie onto the feed."""
+    assert await refused_status(hub, "https://evil.example", session_cookie) == 403
+    assert await refused_status(hub, None, session_cookie) == 403
+
+
+async def test_missing_or_forged_cookie_is_refused(hub: RunningHub, session_cookie: str) -> None:
+    """No cookie, a tampered cookie, or the raw token as a cookie: all refused before accept."""
+    assert await refused_status(hub, hub.http_url, None) == 403
+    forged = session_cookie[:-4] + ("0000" if not session_cookie.endswith("0000") else "1111")
+    assert await refused_status(hub, hub.http_url, forged) == 403
+    assert await refused_status(hub, hub.http_url, hub.token) == 403
