@@ -29,6 +29,8 @@ AGENT_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--auth-retry-delay", {"type": float, "help": "delay after a refused token (60)"}),
     ("--spool-max-samples", {"type": int, "help": "samples kept while offline (50000)"}),
     ("--restart-mode", {"choices": ["exec", "spawn"], "help": "how `restart` replaces the process"}),
+    ("--ca-file", {"type": Path, "help": "PEM CA bundle to verify an https/wss hub (default: system store)"}),
+    ("--pin-sha256", {"help": "accept only these hub certificate SHA-256 fingerprints (comma-separated)"}),
 )
 
 
