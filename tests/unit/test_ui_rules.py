@@ -1,0 +1,72 @@
+"""The dashboard's pure rules: session values, one-time codes, event coalescing."""
+
+from __future__ import annotations
+
+from monitor_server.ui.events import coalesce
+from monitor_server.ui.login_codes import LoginCodes
+from monitor_server.ui.session import SessionSigner
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_session_value_is_valid_until_it_expires() -> None:
+    """A fresh value verifies; one second past its lifetime it does not."""
+    clock = Clock()
+    signer = SessionSigner(b"secret", "token", 60, clock)
+    value = signer.issue()
+    assert signer.valid(value)
+    clock.now += 61
+    assert not signer.valid(value)
+
+
+def test_session_value_is_bound_to_secret_and_token() -> None:
+    """Changing the session secret or the API token invalidates existing values."""
+    value = SessionSigner(b"secret", "token", 60).issue()
+    assert not SessionSigner(b"other", "token", 60).valid(value)
+    assert not SessionSigner(b"secret", "rotated", 60).valid(value)
+
+
+def test_tampered_or_garbage_values_are_refused() -> None:
+    """Editing the expiry breaks the signature; malformed strings are simply invalid."""
+    signer = SessionSigner(b"secret", "token", 60)
+    expires, nonce, signature = signer.issue().split(".")
+    assert not signer.valid(f"{int(expires) + 9999}.{nonce}.{signature}")
+    for junk in (None, "", ".", "..", "a.b.c", "token"):
+        assert not signer.valid(junk)
+
+
+def test_revoked_value_is_refused() -> None:
+    """Logout revokes that one value; others stay valid."""
+    signer = SessionSigner(b"secret", "token", 60)
+    kept, revoked = signer.issue(), signer.issue()
+    signer.revoke(revoked)
+    assert signer.valid(kept) and not signer.valid(revoked)
+
+
+def test_login_code_works_once_and_expires() -> None:
+    """A code redeems once; an unused one lapses after its lifetime."""
+    clock = Clock()
+    codes = LoginCodes(60, clock)
+    first, second = codes.issue(), codes.issue()
+    assert codes.redeem(first) and not codes.redeem(first)
+    clock.now += 61
+    assert not codes.redeem(second)
+    assert not codes.redeem("") and not codes.redeem(None)
+
+
+def test_coalesce_keeps_newest_sample_per_device_and_all_else_in_order() -> None:
+    """Older samples of a device are dropped; presence and command events all stay, in order."""
+    events = [
+        {"type": "sample", "device_id": "a", "cpu": 1},
+        {"type": "presence", "device_id": "b", "online": True},
+        {"type": "sample", "device_id": "b", "cpu": 2},
+        {"type": "sample", "device_id": "a", "cpu": 3},
+        {"type": "command", "device_id": "a", "id": 7},
+    ]
+    assert coalesce(events) == [events[1], events[2], events[3], events[4]]
