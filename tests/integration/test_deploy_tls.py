@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,3 +161,25 @@ async def _online(api: httpx.AsyncClient, device_id: str) -> bool:
 
 async def _failed(local: LocalAgent) -> bool:
     return "TLS verification" in local.transport.last_failure
+
+
+async def test_agent_process_with_ca_file_and_pin_flags_connects_over_wss(
+    tls_hub: TlsHub, tls_api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """`monitor-agent --server https://... --ca-file ... --pin-sha256 ...` as an operator types it."""
+    state = tmp_path / "agent"
+    state.mkdir()
+    argv = [sys.executable, "-m", "monitor_agent", "--server", tls_hub.https_url,
+            "--ca-file", str(tls_hub.ca_file), "--pin-sha256", fingerprint(tls_hub.leaf_der),
+            "--device-id", "tls-process", "--state-dir", str(state)]
+    env = {**os.environ, "MONITOR_AGENT_TOKEN": tls_hub.hub.token}
+    with (state / "agent.log").open("wb") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        await eventually(lambda: _online(tls_api, "tls-process"), what="agent process online over WSS")
+        await round_trip(tls_api, "tls-process")
+    finally:
+        proc.terminate()
+        # Waited in a thread: the agent's goodbye needs this loop's hub to answer.
+        status = await asyncio.to_thread(proc.wait, t(10))
+        assert status == 0, (state / "agent.log").read_text()
