@@ -148,12 +148,12 @@ def containers() -> Iterator[list[Container]]:
         container.kill()
 
 
-async def test_compose_hub_and_agent_serve_health_presence_and_commands(
+async def test_compose_services_serve_health_presence_and_commands(
     image_venv: Path, tmp_path: Path, containers: list[Container]
 ) -> None:
-    """compose's hub and demo agent, from the wheel: /health, both healthchecks, agent online, echo acked."""
+    """compose's hub, demo agent and simulator from the wheel: health checks, agents online, echo acked."""
     token = secrets.token_urlsafe(32)
-    services = d.compose({"MONITOR_TOKEN": token})["services"]
+    services = d.compose({"MONITOR_TOKEN": token, "SIM_AGENTS": "3"})["services"]
     hub = Container(image_venv, services["hub"], tmp_path / "hub-data", d.free_port())
     containers.append(hub)
     hub.start()
@@ -190,8 +190,22 @@ async def test_compose_hub_and_agent_serve_health_presence_and_commands(
         assert (tmp_path / "agent-data" / "agent").is_dir()  # MONITOR_AGENT_STATE_DIR on its volume
 
         assert agent.stop() == 0
+
+        simulator = Container(image_venv, services["simulator"], tmp_path / "sim-data", hub.port)
+        containers.append(simulator)
+        simulator.start(("http://hub:8000", f"http://127.0.0.1:{hub.port}"))
+
+        async def fleet() -> list[str]:
+            assert simulator.proc is not None and simulator.proc.poll() is None, simulator.log()
+            found = [e["device_id"] for e in (await api.get("/devices")).json()
+                     if e["device_id"].startswith("sim-") and e["online"]]
+            return found if len(found) == 3 else []
+
+        await eventually(fleet, within=20, what="SIM_AGENTS=3 simulated agents online")
+        assert simulator.stop() == 0, simulator.log()
         hub.stop_hub()
-    assert "Traceback" not in hub.log() + agent.log(), hub.log() + agent.log()
+    logs = hub.log() + agent.log() + simulator.log()
+    assert "Traceback" not in logs, logs
 
 
 async def test_first_start_without_a_token_generates_one_and_keeps_it(
