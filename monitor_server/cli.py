@@ -69,7 +69,13 @@ def announce(hub: Hub) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    settings = load_settings(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["backup"]:  # the only subcommand; everything else is the server's flags
+        from monitor_server.backup import main as backup_main
+
+        backup_main(args[1:])
+        return
+    settings = load_settings(args)
     configure(settings.log_level, settings.log_format)
     app = create_app(settings)
     announce(app.state.hub)

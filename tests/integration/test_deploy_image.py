@@ -188,6 +188,9 @@ async def test_compose_services_serve_health_presence_and_commands(
         done = await eventually(acked, what="echo acknowledged")
         assert done["success"] is True and done["result"]["args"] == {"from": "compose"}
         assert (tmp_path / "agent-data" / "agent").is_dir()  # MONITOR_AGENT_STATE_DIR on its volume
+        # The documented online backup, as `docker compose exec hub monitor-server backup ...` runs it.
+        backup = hub.run_check(["monitor-server", "backup", str(tmp_path / "hub-data" / "backup.db")])
+        assert backup.returncode == 0 and "integrity ok" in backup.stdout, backup.stderr
 
         assert agent.stop() == 0
 
