@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import re
 import ssl
 import time
 from dataclasses import dataclass
@@ -49,7 +48,6 @@ log = logging.getLogger(__name__)
 
 CLOSE_NORMAL = 1000
 CLOSE_RESTART = 1012  # "service restart": the agent is re-executing itself
-_UNKNOWN_COMMAND = re.compile(r"command (\d+) does not exist")
 
 
 class LinkState(StrEnum):
@@ -288,8 +286,8 @@ class WsTransport:
             elif isinstance(frame, ErrorFrame):
                 log.warning("%s: hub refused a frame: %s: %s", agent.identity.device_id,
                             frame.code, frame.message)
-                if frame.code == "unknown_command" and (m := _UNKNOWN_COMMAND.search(frame.message)):
-                    agent.journal.confirm(int(m[1]))  # the hub will never take that ack: stop re-sending
+                if frame.code == "unknown_command" and frame.id is not None:
+                    agent.journal.confirm(frame.id)  # the hub will never take that ack: stop re-sending
                     self._acked.set()
 
     async def _heartbeat(self, ws: ClientConnection, every: float) -> None:

@@ -131,6 +131,7 @@ class ErrorFrame(_Frame):
     type: Literal["error"] = "error"
     code: str
     message: str
+    id: int | None = None  # the command an ``unknown_command`` error is about
 
 
 HubFrame = Welcome | CommandFrame | Acked | ErrorFrame

@@ -139,13 +139,16 @@ class AgentConnection:
                 self.session.abort(CLOSE_TIMEOUT, "no frame within the idle timeout")
                 return "timeout"
             if message["type"] == "websocket.disconnect":
-                return self._offline_reason(message.get("code"))
+                code = message.get("code")
+                log.info("agent %s closed: code %s %s", self.device_id, code, message.get("reason") or "")
+                return self._offline_reason(code)
             try:
                 await self._handle(decode_agent_frame(_payload(message)))
                 bad_frames = 0
             except ProtocolError as exc:
                 bad_frames += 1
-                self.session.send(encode(ErrorFrame(code=exc.code, message=str(exc))))
+                command_id = exc.command_id if isinstance(exc, _UnknownCommand) else None
+                self.session.send(encode(ErrorFrame(code=exc.code, message=str(exc), id=command_id)))
                 if bad_frames >= MAX_BAD_FRAMES:
                     self.session.abort(CLOSE_POLICY, "too many invalid frames")
 
@@ -180,7 +183,7 @@ class AgentConnection:
             await self.hub.commands.ack(self.device_id, frame.id, frame.success, frame.message,
                                         frame.model_extra or None)
         except NotFound as exc:
-            raise _UnknownCommand(str(exc)) from None
+            raise _UnknownCommand(str(exc), frame.id) from None
         self.session.send(encode(Acked(id=frame.id)))
 
 
@@ -194,3 +197,7 @@ class _Unexpected(ProtocolError):
 
 class _UnknownCommand(ProtocolError):
     code = "unknown_command"
+
+    def __init__(self, message: str, command_id: int) -> None:
+        super().__init__(message)
+        self.command_id = command_id

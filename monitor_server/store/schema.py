@@ -31,7 +31,8 @@ MIGRATIONS: tuple[str, ...] = (
         status     TEXT,
         extra      TEXT
     );
-    CREATE INDEX samples_device_ts ON samples (device_id, ts);
+    -- unique: a batch replayed after a lost confirmation is stored once
+    CREATE UNIQUE INDEX samples_device_ts ON samples (device_id, ts);
     CREATE INDEX samples_ts ON samples (ts);
     CREATE TABLE commands (
         id              INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -99,7 +99,7 @@ class SQLiteStore:
                 latest[sample.device_id] = sample
         async with self._tx() as db:
             await db.executemany(
-                f"INSERT INTO samples ({_SAMPLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                f"INSERT OR IGNORE INTO samples ({_SAMPLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
                 [_sample_row(s) for s in samples],
             )
             await db.executemany(

@@ -56,6 +56,7 @@ async def test_bad_frame_gets_error_frame_and_session_survives(
         await ws.send(raw)
         error = await next_frame(ws, "error")
         assert error["code"] == code and error["message"]
+        assert error.get("id") == (424242 if code == "unknown_command" else None)
         await send(ws, {"type": "metrics", "cpu": 5.0})
         await send(ws, {"type": "heartbeat"})
         await still_served(small_hub, bystander)

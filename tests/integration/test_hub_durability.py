@@ -73,3 +73,17 @@ async def test_samples_submitted_before_shutdown_are_stored(hub: RunningHub) -> 
     async with httpx.AsyncClient(base_url=hub.http_url, headers={"X-Auth-Token": hub.token}) as api:
         samples = (await api.get("/devices/burst/metrics", params={"limit": 1000})).json()["samples"]
     assert len(samples) == 500
+
+
+async def test_replayed_batch_is_stored_once(hub: RunningHub) -> None:
+    """The same samples sent twice (a replay after a lost confirmation) are stored once."""
+    now = time.time()
+    batch = {"type": "metrics_batch", "samples": [{"ts": now - i, "cpu": float(i)} for i in range(10)]}
+    async with await connect_agent(hub, "replayer") as ws:
+        await send(ws, batch)
+        await send(ws, batch)
+    await hub.stop()  # flushes every submitted sample
+    await hub.start()
+    async with httpx.AsyncClient(base_url=hub.http_url, headers={"X-Auth-Token": hub.token}) as api:
+        samples = (await api.get("/devices/replayer/metrics")).json()["samples"]
+    assert sorted(s["cpu"] for s in samples) == [float(i) for i in range(10)]
