@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor_server.settings import Settings
 from tests import deployment as d
 
 SECRET_WORDS = re.compile(r"TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
@@ -131,3 +132,19 @@ def test_env_example_names_every_variable_compose_reads() -> None:
                       if line and not line.startswith("#"))
     assert used <= set(documented), used - set(documented)
     assert documented["MONITOR_TOKEN"] == ""
+
+
+def test_operations_guide_lists_every_hub_setting() -> None:
+    """docs/operations.md's settings table names each MONITOR_* variable the hub reads."""
+    guide = (d.REPO / "docs" / "operations.md").read_text()
+    missing = [f"MONITOR_{name.upper()}" for name in Settings.model_fields
+               if f"`MONITOR_{name.upper()}`" not in guide]
+    assert not missing, missing
+
+
+def test_every_monitor_variable_compose_and_image_set_is_a_real_setting() -> None:
+    """No typo in a MONITOR_* name: each one set by the image or the hub service is a hub setting."""
+    known = {f"MONITOR_{name.upper()}" for name in Settings.model_fields}
+    hub_env = d.service_environment(d.compose({"MONITOR_TOKEN": "t" * 32})["services"]["hub"])
+    names = [n for n in [*d.image_env(d.runtime()), *hub_env] if n.startswith("MONITOR_")]
+    assert names and set(names) <= known, set(names) - known
