@@ -7,7 +7,8 @@ ARG PYTHON_IMAGE=python:3.12.11-slim-bookworm
 # ---- builder: turn the source tree into wheels (ours and every dependency) ----
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY protocol ./protocol
@@ -25,6 +26,7 @@ LABEL org.opencontainers.image.title="monitor" \
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
     MONITOR_HOST=0.0.0.0 \
     MONITOR_PORT=8000 \
     MONITOR_DB=/data/monitor.db \
