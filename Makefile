@@ -13,6 +13,10 @@ $(VENV)/.run-deps: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
+$(VENV)/.bench-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $@ $(VENV)/.test-deps $(VENV)/.run-deps
+
 $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@ $(VENV)/.run-deps
@@ -26,6 +30,14 @@ test: $(VENV)/.test-deps
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# Benchmarks (never part of `make test`): hub on core 0, load on core 1. See docs/benchmarks.md.
+bench: $(VENV)/.bench-deps
+	$(BIN)/python -m bench.run
+
+# Every scenario, tiny: a smoke run so the suite cannot rot (CI runs it).
+bench-quick: $(VENV)/.bench-deps
+	$(BIN)/python -m bench.run --quick
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

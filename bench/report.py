@@ -1,0 +1,208 @@
+"""Render ``docs/benchmarks.md`` from ``bench/results/full/*.json`` and the hand-written notes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+NOTES = Path(__file__).resolve().parent / "notes.md"
+ORDER = ("push", "capacity", "ingest", "presence", "storm", "footprint")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(rows: list[list[Any]], head: list[str]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return [*out, ""]
+
+
+def _targets(result: dict[str, Any]) -> list[str]:
+    rows = [
+        [label, t["target"], t["achieved"], "met" if t["met"] else "**not met**"]
+        for label, t in result.get("targets", {}).items()
+    ]
+    return _table(rows, ["figure", "target", "achieved", ""])
+
+
+def _push(r: dict[str, Any]) -> list[str]:
+    rows = []
+    for size in r["sizes"]:
+        fr, ar = size["push_from_request"], size["push_after_return"]
+        rows.append(
+            [
+                size["agents"],
+                f"{fr['p50_ms']} / {fr['p99_ms']} / {fr['max_ms']}",
+                f"{ar['p50_ms']} / {ar['p99_ms']} / {ar['max_ms']}",
+                f"{size['poll_1s']['p50_ms']} / {size['poll_1s']['p99_ms']} / {size['poll_1s']['max_ms']}",
+                f"{size['poll_10s']['p50_ms']} / {size['poll_10s']['p99_ms']} / {size['poll_10s']['max_ms']}",
+                f"{size['ratio_vs_poll_1s_p50']}x / {size['ratio_vs_poll_1s_p99']}x",
+                size["online_at_end"],
+            ]
+        )
+    return _table(
+        rows,
+        [
+            "agents",
+            "push from REST request, ms p50/p99/max",
+            "push after REST return, ms",
+            "poll every 1 s, ms",
+            "poll every 10 s, ms",
+            "1 s poll / push (p50, p99)",
+            "online at end",
+        ],
+    )
+
+
+def _capacity(r: dict[str, Any]) -> list[str]:
+    rows = [
+        [s["agents"], s["seconds_to_connect_step"], s["hub_sessions"], s["hub_rss_mib"], s["hub_fds"]]
+        for s in r["steps"]
+    ]
+    lines = _table(rows, ["agents", "s to connect the step", "hub sessions", "hub RSS MiB", "hub fds"])
+    lines.append(
+        f"Hub RSS with no agent: {r['hub_rss_empty_mib']} MiB. Idle hub CPU with {r['connected']:,} "
+        f"agents (heartbeat every 5 s, ping each way every 5 s): **{r['idle_cpu_percent']} %** of one "
+        f"core (median of {len(r['runs'])} windows of {r['window_seconds']:g} s); reconnects during "
+        f"the windows: {r['reconnects_during_idle']}.{' Failure: ' + r['failure'] if r['failure'] else ''}"
+    )
+    return [*lines, ""]
+
+
+def _ingest(r: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            i + 1,
+            w["samples_per_second"],
+            w["hub_cpu_percent"],
+            raw["rows_per_second"],
+            rest["requests_per_second"],
+        ]
+        for i, (w, raw, rest) in enumerate(
+            zip(r["ws_runs"], r["raw_runs"], r["rest_runs"], strict=False)
+        )
+    ]
+    lines = _table(
+        rows, ["run", "WS samples/s stored", "hub CPU %", "raw executemany rows/s", "REST /ingest req/s"]
+    )
+    lines.append(
+        f"Medians: **{r['ws_samples_per_second']:,.0f} samples/s** through WebSockets "
+        f"({r['agents']} agents replaying backlogs, {r['window_seconds']:g} s windows), raw "
+        f"executemany {r['raw_rows_per_second']:,.0f} rows/s, ratio **{r['ratio']:.0%}**; REST "
+        f"`/ingest` {r['rest_requests_per_second']:,.0f} requests/s (32 keep-alive clients)."
+    )
+    return [*lines, ""]
+
+
+def _presence(r: dict[str, Any]) -> list[str]:
+    c = r["clean_close"]
+    return [
+        f"Subscriber: {r['subscriber']}. Clean close -> offline event: p50 {c['p50_ms']} ms, "
+        f"p99 {c['p99_ms']} ms, max {c['max_ms']} ms (median of {len(r['clean_close_runs'])} runs of "
+        f"{r['closes_per_run']} closes). SIGSTOPped agent -> offline with default timings: "
+        f"{', '.join(str(s) for s in r['sigstop_seconds'])} s.",
+        "",
+    ]
+
+
+def _storm(r: dict[str, Any]) -> list[str]:
+    rows = []
+    for mode in (r["with_jitter"], r["without_jitter"]):
+        for i, run in enumerate(mode["runs"]):
+            rows.append(
+                [
+                    "full jitter" if mode["jitter"] else "no jitter",
+                    i + 1,
+                    run["seconds_from_kill"],
+                    run["hub_restart_seconds"],
+                    run["seconds_from_hub_ready"],
+                    run["hub_sessions_after"],
+                    run["hub_max_fds"],
+                    mode["fd_exhaustion"],
+                ]
+            )
+    return _table(
+        rows,
+        [
+            "backoff",
+            "run",
+            "s from kill to all online",
+            "hub restart s",
+            "s from hub ready",
+            "hub sessions after",
+            "hub max fds",
+            "fd exhaustion",
+        ],
+    )
+
+
+def _footprint(r: dict[str, Any]) -> list[str]:
+    rows = [
+        [i + 1, w["seconds"], w["cpu_percent_of_one_core"], w["rss_mb_mean"], w["rss_mb_max"]]
+        for i, w in enumerate(r["runs"])
+    ]
+    return _table(rows, ["run", "seconds", "CPU % of one core", "VmRSS MiB mean", "VmRSS MiB max"])
+
+
+RENDER = {
+    "push": _push,
+    "capacity": _capacity,
+    "ingest": _ingest,
+    "presence": _presence,
+    "storm": _storm,
+    "footprint": _footprint,
+}
+TITLES = {
+    "push": "1. Push latency",
+    "capacity": "2. Capacity",
+    "ingest": "3. Ingest",
+    "presence": "4. Presence",
+    "storm": "5. Reconnect storm",
+    "footprint": "6. Agent footprint",
+}
+
+
+def write_report(results: Path, target: Path) -> None:
+    loaded = {p.stem: json.loads(p.read_text()) for p in results.glob("*.json")}
+    if not loaded:
+        return
+    meta = next(iter(loaded.values()))["meta"]
+    m = meta["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`bench/run.py`); the analysis after the tables lives in"
+        " `bench/notes.md`.",
+        "",
+        f"- Machine: {m['cpu']}, {m['logical_cores']} logical cores, {m['ram_gib']} GiB RAM, Linux "
+        f"{m['kernel']}, Python {m['python']}; load average at start {m['load_average_at_start']}.",
+        f"- Hub: a real `monitor-server` process pinned to core 0 (`taskset -c 0`); load generator "
+        f"(`python -m bench.run`, virtual agents on the agent's own `Agent` + `WsTransport` code) pinned to "
+        f"core 1; open-files limit {meta['open_files_limit']}; loopback only.",
+        f"- Figures are medians of {meta['runs']} runs unless a table shows every run; each baseline is "
+        f"measured in the same run as the figure it is compared with.",
+        "",
+    ]
+    for name in ORDER:
+        if name not in loaded:
+            continue
+        r = loaded[name]
+        lines += [
+            f"## {TITLES[name]}",
+            "",
+            f"Run {r['meta']['date']} with `{r['meta']['command']}` ({r.get('seconds', '?')} s).",
+            "",
+        ]
+        lines += _targets(r) + RENDER[name](r)
+    if NOTES.exists():
+        lines += [NOTES.read_text().rstrip(), ""]
+    target.write_text("\n".join(lines))
