@@ -23,6 +23,8 @@ def uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
     )

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    # Proxies whose X-Forwarded-Proto/-For are believed (comma-separated IPs or "*").
+    forwarded_allow_ips: str = "127.0.0.1"
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
