@@ -119,7 +119,7 @@ HUB_OBJECTS = st.dictionaries(HUB_KEYS, ANY_VALUE, max_size=9)
 
 @given(st.sampled_from(["welcome", "command", "acked", "error", "hello", "nope"]), HUB_OBJECTS)
 def test_light_decoder_is_never_more_lenient(kind: str, obj: dict[str, Any]) -> None:
-    """What the models refuse is refused with the same error; what the light codec accepts, they accept alike."""
+    """What the models refuse is refused with the same error; what it accepts, they accept alike."""
     obj["type"] = kind
     light, model = decode_both(orjson.dumps(obj))
     if isinstance(model, type):
@@ -171,7 +171,7 @@ SAMPLES = st.builds(
 
 @given(SAMPLES)
 def test_samples_validate_as_the_model_does(sample: dict[str, Any]) -> None:
-    """A sample the light codec accepts reaches the hub with the same values; one the model refuses, it refuses."""
+    """A sample the light codec accepts reaches the hub unchanged; one the model refuses, it refuses."""
     try:
         frames.SampleFields.model_validate(sample)
     except ValidationError:
