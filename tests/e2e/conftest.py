@@ -30,6 +30,9 @@ def ms(seconds: float) -> float:
     return t(seconds) * 1000
 
 
+expect.set_options(timeout=ms(5))  # every expect() waits on the event, scaled for slow machines
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     """The system Chromium, headless; skip without it, except in CI where it must exist."""

@@ -47,7 +47,8 @@ async def test_screenshots_of_fleet_and_device_page(dashboard: Page, hub: Runnin
     """The fleet view and a device page (charts, presence, commands) are captured as PNGs."""
     agents = await fleet(hub, api)
     await expect(dashboard.locator("#counts")).to_contain_text("6 online · 1 offline")
-    await expect(dashboard.locator('#fleet tr[data-device-id="web-04"]')).to_contain_text("web-04.test")
+    for device_id, host in (("web-04", "web-04.test"), ("web-05", "web-05.test"), ("legacy-http", "old-box")):
+        await expect(dashboard.locator(f'#fleet tr[data-device-id="{device_id}"]')).to_contain_text(host)
     ARTIFACTS.mkdir(exist_ok=True)
     await dashboard.screenshot(path=ARTIFACTS / "fleet.png", full_page=True)
 

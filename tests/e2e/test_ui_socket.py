@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.conftest import HubFactory
 from tests.e2e.conftest import COOKIE
 from tests.hubs import RunningHub
 from tests.timing import t
@@ -49,3 +52,21 @@ async def test_missing_or_forged_cookie_is_refused(hub: RunningHub, session_cook
     forged = session_cookie[:-4] + ("0000" if not session_cookie.endswith("0000") else "1111")
     assert await refused_status(hub, hub.http_url, forged) == 403
     assert await refused_status(hub, hub.http_url, hub.token) == 403
+
+
+async def test_browser_that_falls_behind_is_disconnected(hub_factory: HubFactory) -> None:
+    """More events than its queue holds, before it could read them: the feed closes with 1013."""
+    small = await hub_factory(ui_queue_size=4)
+    async with httpx.AsyncClient(base_url=small.http_url) as client:
+        cookie = (await client.post("/ui/login", data={"token": small.token})).cookies[COOKIE]
+    async with connect(ui_url(small), origin=small.http_url,  # type: ignore[arg-type]
+                       additional_headers={"Cookie": f"{COOKIE}={cookie}"}, open_timeout=t(5)) as ws:
+        assert json.loads(await ws.recv())["type"] == "snapshot"
+        for n in range(10):  # synchronously: the feed gets no chance to drain in between
+            small.hub.bus.publish({"type": "presence", "device_id": f"d{n}", "online": True})
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(t(5)):
+                while True:
+                    await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    assert small.hub.bus.subscriber_count == 0

@@ -164,6 +164,7 @@ function drawPresence(canvas, events, from, to) {
   ctx.fillStyle = "#1d2330";
   ctx.font = "11px system-ui, sans-serif";
   ctx.fillText(clock(from), 2, height - 4);
+  ctx.fillText("now", width - ctx.measureText("now").width - 2, height - 4);
 }
 
 function paintSpan(ctx, x0, x1, height, online) {

@@ -28,7 +28,12 @@ export class FleetState {
 
   merge(restDevice) {
     const known = this.devices.get(restDevice.device_id);
-    this.devices.set(restDevice.device_id, { ...known, ...fromRest(restDevice) });
+    const fresh = fromRest(restDevice);
+    if (known?.sample_ts != null) {  // a pushed sample is newer than what the store had committed
+      Object.assign(fresh, { last_payload: known.last_payload, sample_ts: known.sample_ts });
+      fresh.last_seen = Math.max(fresh.last_seen ?? 0, known.last_seen ?? 0);
+    }
+    this.devices.set(restDevice.device_id, fresh);
     this.notify(new Set([restDevice.device_id]), []);
   }
 
@@ -53,12 +58,12 @@ export class FleetState {
   sample(event) {
     const d = this.ensure(event.device_id);
     const ts = parseTime(event.ts);
-    if (d.last_seen == null || ts >= d.last_seen) {
-      d.last_payload = event;
-      d.last_seen = ts;
-      if (event.status !== undefined) d.status = event.status;
-      if (event.last_error !== undefined) d.last_error = event.last_error;
-    }
+    d.last_seen = Math.max(d.last_seen ?? 0, ts);
+    if (d.sample_ts != null && ts < d.sample_ts) return;  // a replayed old sample: history only
+    d.last_payload = event;
+    d.sample_ts = ts;
+    if (event.status !== undefined) d.status = event.status;
+    if (event.last_error !== undefined) d.last_error = event.last_error;
   }
 
   counts() {

@@ -25,6 +25,9 @@ export class FleetView {
     this.empty = root.querySelector("#empty");
     this.rows = new Map();
     this.dirty = new Set();
+    this.onScreen = new Set();   // rows near the viewport: only these get metric/text updates
+    this.stale = new Set();      // off-screen rows whose details wait until they scroll into view
+    this.observer = new IntersectionObserver((entries) => this.seen(entries), { rootMargin: "300px" });
     this.everything = true;
     this.orderStale = true;
     this.lastSort = 0;
@@ -101,9 +104,22 @@ export class FleetView {
     this.stats.maxFlushMs = Math.max(this.stats.maxFlushMs, ms);
   }
 
+  seen(entries) {
+    for (const entry of entries) {
+      const id = entry.target.dataset.deviceId;
+      if (!entry.isIntersecting) { this.onScreen.delete(id); continue; }
+      this.onScreen.add(id);
+      if (this.stale.delete(id)) this.dirty.add(id);
+    }
+    this.schedule();
+  }
+
   dropVanished() {
     for (const [id, row] of this.rows) {
-      if (!this.state.devices.has(id)) { row.tr.remove(); this.rows.delete(id); }
+      if (this.state.devices.has(id)) continue;
+      this.observer.unobserve(row.tr);
+      row.tr.remove();
+      this.rows.delete(id);
     }
   }
 
@@ -115,18 +131,22 @@ export class FleetView {
       row = buildRow(id);
       this.rows.set(id, row);
       this.tbody.append(row.tr);
+      this.observer.observe(row.tr);
       this.orderStale = true;
+      fillDetails(row, device, this.now());
     }
-    fillRow(row, device, this.now());
-    row.tr.hidden = !this.matches(device);
+    fillPresence(row, device);
+    if (this.onScreen.has(id)) fillDetails(row, device, this.now());
+    else this.stale.add(id);
+    const hidden = !this.matches(device);
+    if (row.tr.hidden !== hidden) row.tr.hidden = hidden;
   }
 
   tick() {
     const now = this.now();
-    for (const [id, row] of this.rows) {
-      if (row.tr.hidden) continue;
-      const device = this.state.devices.get(id);
-      set(row, "seen", ago(device.last_seen, now));
+    for (const id of this.onScreen) {
+      const row = this.rows.get(id), device = this.state.devices.get(id);
+      if (row && device && !row.tr.hidden) set(row, "seen", ago(device.last_seen, now));
     }
   }
 
@@ -186,17 +206,22 @@ function buildRow(id) {
   };
 }
 
-function fillRow(row, d, now) {
-  row.tr.dataset.online = String(Boolean(d.online));
-  set(row, "badge", d.online ? "online" : "offline");
-  row.badge.className = `badge ${d.online ? "on" : "off"}`;
+// Presence is rare and drives counts and filters: applied to every row, on or off screen.
+function fillPresence(row, d) {
+  const online = String(Boolean(d.online));
+  if (row.tr.dataset.online !== online) row.tr.dataset.online = online;
+  if (set(row, "badge", d.online ? "online" : "offline")) row.badge.className = `badge ${d.online ? "on" : "off"}`;
   const reason = d.presence_reason ? ` · ${d.presence_reason}` : "";
   set(row, "since", d.presence_since ? `since ${clock(d.presence_since)}${reason}` : reason.slice(3));
+}
+
+// Samples are frequent: applied only where the operator can see them.
+function fillDetails(row, d, now) {
   set(row, "host", d.hostname ?? "–");
   set(row, "version", d.agent_version ?? "–");
   set(row, "seen", ago(d.last_seen, now));
   set(row, "err", d.last_error || "");
-  row.err.title = d.last_error || "";
+  if (row.err.title !== (d.last_error || "")) row.err.title = d.last_error || "";
   METRICS.forEach((metric, i) => fillMetric(row, i, d.last_payload?.[metric]));
 }
 
@@ -210,8 +235,10 @@ function fillMetric(row, i, value) {
   fill.className = `fill${value >= 90 ? " crit" : value >= 75 ? " warn" : ""}`;
 }
 
+// Writes only what changed: untouched cells cost no style or layout work.
 function set(row, key, text) {
-  if (row.last[key] === text) return;
+  if (row.last[key] === text) return false;
   row.last[key] = text;
   row[key].textContent = text;
+  return true;
 }
