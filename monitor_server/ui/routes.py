@@ -70,7 +70,9 @@ def _logged_in(request: Request) -> Response:
 
 
 def _tls(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Secure cookies over HTTPS, including behind a proxy known only from MONITOR_UI_ORIGINS."""
+    origins = dashboard_of(request).settings.ui_origins
+    return request.url.scheme == "https" or any(o.startswith("https://") for o in origins)
 
 
 def ui_routes() -> list[BaseRoute]:
