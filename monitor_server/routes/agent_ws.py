@@ -162,9 +162,13 @@ class AgentConnection:
     async def _handle(self, frame: AgentFrame) -> None:
         if isinstance(frame, Metrics):
             self._store_sample(frame)
+            await self.hub.writer.room()
         elif isinstance(frame, MetricsBatch):
             for sample in frame.samples:
                 self._store_sample(sample)
+            # A full backlog pauses this socket's reads until the next commit: back-pressure
+            # reaches the agent over TCP instead of the hub buffering without limit.
+            await self.hub.writer.room()
         elif isinstance(frame, Ack):
             await self._ack(frame)
         elif isinstance(frame, Hello):

@@ -30,7 +30,7 @@ async def _eventually_online(api: httpx.AsyncClient, prefix: str, want: int) -> 
         online = await _online(api, prefix)
         return online if len(online) >= want else set()
 
-    return await eventually(enough, 20, f"{want} {prefix}* devices online")
+    return await eventually(enough, 30, f"{want} {prefix}* devices online")
 
 
 async def _eventually_offline(api: httpx.AsyncClient, prefix: str) -> None:
@@ -119,13 +119,13 @@ async def test_cli_simulate_runs_until_sigint(
         async def reported() -> bool:
             return "5/5 connected" in log.read_text()
 
-        await eventually(reported, 10, "a '5/5 connected' report")
+        await eventually(reported, 20, "a '5/5 connected' report")
         proc.send_signal(signal.SIGINT)
 
         async def exited() -> bool:
             return proc.poll() is not None
 
-        await eventually(exited, 15, "the simulator to exit")
+        await eventually(exited, 20, "the simulator to exit")
         assert proc.returncode == 0, log.read_text()
         await _eventually_offline(api, "cli-")
     finally:
