@@ -7,7 +7,7 @@ import json
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import HubFactory
@@ -29,6 +29,12 @@ async def refused_status(hub: RunningHub, origin: str | None, cookie: str | None
                            open_timeout=t(5)):
             pass
     return refused.value.response.status_code
+
+
+async def read_until_closed(ws: ClientConnection) -> None:
+    async with asyncio.timeout(t(5)):
+        while True:
+            await ws.recv()
 
 
 async def test_own_origin_with_cookie_gets_a_snapshot(hub: RunningHub, session_cookie: str) -> None:
@@ -65,8 +71,6 @@ async def test_browser_that_falls_behind_is_disconnected(hub_factory: HubFactory
         for n in range(10):  # synchronously: the feed gets no chance to drain in between
             small.hub.bus.publish({"type": "presence", "device_id": f"d{n}", "online": True})
         with pytest.raises(ConnectionClosed) as closed:
-            async with asyncio.timeout(t(5)):
-                while True:
-                    await ws.recv()
+            await read_until_closed(ws)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
     assert small.hub.bus.subscriber_count == 0
