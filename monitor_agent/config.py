@@ -6,32 +6,156 @@ import os
 import ssl
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from monitor_agent.errors import ConfigError
 from monitor_agent.tls import client_context
-from protocol.codec import describe
 
 ENV_PREFIX = "MONITOR_AGENT_"
 # The seed server's default token, so a fresh install talks to a fresh hub; a warning is logged.
 DEV_TOKEN = "dev-token-123"  # noqa: S105 - a well-known development value, not a secret
 WS_PATH = "/ws/agent"
 
+# Settings arrive typed (TOML, flags) or as text (environment); each check takes either and
+# returns the typed value or raises ValueError. Plain functions rather than pydantic: the
+# agent's memory budget has no room for it (docs/agent.md, Footprint).
+Check = Callable[[Any], Any]
 
-class HostCommand(BaseModel):
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _number(kind: Callable[[Any], float]) -> Callable[[Any], float]:
+    def number(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            result = kind(value)
+        except ValueError:
+            raise ValueError(f"expected a number, got {value!r}") from None
+        if isinstance(value, float) and kind is int and result != value:
+            raise ValueError(f"expected a whole number, got {value!r}")
+        return result
+    return number
+
+
+def _at_least(kind: Callable[[Any], float], low: float, *, strict: bool = False,
+              high: float | None = None) -> Check:
+    parse = _number(kind)
+
+    def bounded(value: Any) -> float:
+        result = parse(value)
+        if result < low or (strict and result == low):
+            raise ValueError(f"must be {'>' if strict else '>='} {low:g}, got {value!r}")
+        if high is not None and result > high:
+            raise ValueError(f"must be <= {high:g}, got {value!r}")
+        return result
+    return bounded
+
+
+def _optional(check: Check) -> Check:
+    def optional(value: Any) -> Any:
+        return None if value is None else check(value)
+    return optional
+
+
+def _choice(*options: str, upper: bool = False) -> Check:
+    def choice(value: Any) -> str:
+        text = _text(value).upper() if upper else _text(value)
+        if text not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
+        return text
+    return choice
+
+
+def _path(value: Any) -> Path:
+    if isinstance(value, Path):
+        return value
+    return Path(_text(value))
+
+
+def _names(value: Any) -> list[str]:
+    """A list of strings; a comma-separated string is split (pins from the environment)."""
+    if isinstance(value, str):
+        return [p.strip() for p in value.split(",") if p.strip()]
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"expected a list of strings, got {value!r}")
+    return [_text(item) for item in value]
+
+
+def _server(value: Any) -> str:
+    parts = urlsplit(_text(value))
+    if parts.scheme not in {"http", "https", "ws", "wss"} or not parts.netloc:
+        raise ValueError(f"expected an http(s):// or ws(s):// URL, got {value!r}")
+    return str(value)
+
+
+def _apply(owner: object, checks: Mapping[str, Check]) -> None:
+    """Check and convert every field of a frozen dataclass in place; one error names them all."""
+    problems = []
+    for name, check in checks.items():
+        try:
+            object.__setattr__(owner, name, check(getattr(owner, name)))
+        except ConfigError as exc:  # a nested table (commands.NAME) names its own keys
+            problems.append(str(exc))
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def _refuse_unknown(values: Mapping[str, Any], known: Iterable[str], where: str = "") -> None:
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError("; ".join(f"{where}{name}: unknown setting" for name in unknown))
+
+
+def _argv(value: Any) -> list[str]:
+    if isinstance(value, str):  # a string would be split on commas: insist on a list
+        raise ValueError(f"expected a list of strings, got {value!r}")
+    items = _names(value)
+    if not items:
+        raise ValueError("must not be empty")
+    return items
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostCommand:
     """A host command the operator allows by name: a fixed argv with ``{arg}`` placeholders."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    argv: list[str] = Field(min_length=1)
-    timeout: float = Field(default=30.0, gt=0)
-    max_output: int = Field(default=4096, ge=0)
+    argv: list[str]
+    timeout: float = 30.0
+    max_output: int = 4096
     description: str = ""
+
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "argv": _argv, "timeout": _at_least(float, 0, strict=True),
+        "max_output": _at_least(int, 0), "description": _text,
+    }
+
+    def __post_init__(self) -> None:
+        _apply(self, self.CHECKS)
+
+    @classmethod
+    def from_mapping(cls, name: str, values: Any) -> HostCommand:
+        """A ``[commands.NAME]`` table; errors name ``commands.NAME.key``."""
+        where = f"commands.{name}."
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"commands.{name}: expected a table with an argv, got {values!r}")
+        _refuse_unknown(values, cls.CHECKS, where)
+        if "argv" not in values:
+            raise ConfigError(f"{where}argv: field required")
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError("; ".join(where + part for part in str(exc).split("; "))) from None
 
 
 def _reboot_argv() -> list[str]:
@@ -55,49 +179,76 @@ def default_state_dir() -> Path:
     return Path(base) / "monitor-agent"
 
 
-class AgentConfig(BaseModel):
-    """Every setting of one agent; built once at start and passed down."""
+def _commands(value: Any) -> dict[str, HostCommand]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected [commands.NAME] tables, got {value!r}")
+    return {name: spec if isinstance(spec, HostCommand) else HostCommand.from_mapping(name, spec)
+            for name, spec in value.items()}
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+_POSITIVE = _at_least(float, 0, strict=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentConfig:
+    """Every setting of one agent; built once at start and passed down.
+
+    Values given as text (the environment) are converted on construction; anything that
+    does not fit raises ConfigError naming every bad key.
+    """
 
     server: str = "http://127.0.0.1:8000"
-    token: str = DEV_TOKEN
+    token: str = field(default=DEV_TOKEN, repr=False)  # kept out of logs and tracebacks
     device_id: str | None = None
-    interval: float = Field(default=5.0, gt=0)
-    state_dir: Path = Field(default_factory=default_state_dir)
+    interval: float = 5.0
+    state_dir: Path = field(default_factory=default_state_dir)
     transport: Literal["ws", "http"] = "ws"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
-    allow: list[str] = Field(default_factory=list)
-    commands: dict[str, HostCommand] = Field(default_factory=dict)
-    backoff_base: float = Field(default=1.0, gt=0)
-    backoff_cap: float = Field(default=60.0, gt=0)
-    auth_retry_delay: float = Field(default=60.0, gt=0)
-    spool_max_samples: int = Field(default=50_000, ge=1)
-    batch_size: int = Field(default=500, ge=1, le=1000)
-    poll_interval: float | None = Field(default=None, gt=0)
+    allow: list[str] = field(default_factory=list)
+    commands: dict[str, HostCommand] = field(default_factory=dict)
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    auth_retry_delay: float = 60.0
+    spool_max_samples: int = 50_000
+    batch_size: int = 500
+    poll_interval: float | None = None
     restart_mode: Literal["exec", "spawn"] = "exec"
-    connect_timeout: float = Field(default=10.0, gt=0)
+    connect_timeout: float = 10.0
     ca_file: Path | None = None  # trust only this CA for https/wss (default: the system store)
-    pin_sha256: list[str] = Field(default_factory=list)  # accepted certificate fingerprints
+    pin_sha256: list[str] = field(default_factory=list)  # accepted certificate fingerprints
 
-    @field_validator("pin_sha256", mode="before")
-    @classmethod
-    def _split_pins(cls, value: Any) -> Any:
-        return [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "server": _server,
+        "token": _text,
+        "device_id": _optional(_text),
+        "interval": _POSITIVE,
+        "state_dir": _path,
+        "transport": _choice("ws", "http"),
+        "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR", upper=True),
+        "log_format": _choice("text", "json"),
+        "allow": _names,
+        "commands": _commands,
+        "backoff_base": _POSITIVE,
+        "backoff_cap": _POSITIVE,
+        "auth_retry_delay": _POSITIVE,
+        "spool_max_samples": _at_least(int, 1),
+        "batch_size": _at_least(int, 1, high=1000),
+        "poll_interval": _optional(_POSITIVE),
+        "restart_mode": _choice("exec", "spawn"),
+        "connect_timeout": _POSITIVE,
+        "ca_file": _optional(_path),
+        "pin_sha256": _names,
+    }
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
+    def __post_init__(self) -> None:
+        _apply(self, self.CHECKS)
 
-    @field_validator("server")
     @classmethod
-    def _known_scheme(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme
-        if scheme not in {"http", "https", "ws", "wss"} or not urlsplit(value).netloc:
-            raise ValueError(f"expected an http(s):// or ws(s):// URL, got {value!r}")
-        return value
+    def from_mapping(cls, values: Mapping[str, Any]) -> AgentConfig:
+        """Build from merged sources, refusing keys that are not settings (typos)."""
+        _refuse_unknown(values, cls.CHECKS)
+        return cls(**values)
 
     def ws_url(self) -> str:
         """The agent endpoint: ``http(s)://host/base`` becomes ``ws(s)://host/base/ws/agent``."""
@@ -161,7 +312,7 @@ def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if "MONITOR_TOKEN" in environ:
         values["token"] = environ["MONITOR_TOKEN"]
-    for key in AgentConfig.model_fields:
+    for key in AgentConfig.CHECKS:
         raw = environ.get(ENV_PREFIX + key.upper())
         if raw is None or key == "commands":
             continue
@@ -188,9 +339,9 @@ def load_config(
         # allow accumulates across sources: the file enables some, a flag can enable more.
         merged["allow"] = sorted(set(extra_allow))
     try:
-        config = AgentConfig.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid agent configuration: {describe(exc)}") from None
+        config = AgentConfig.from_mapping(merged)
+    except ConfigError as exc:
+        raise ConfigError(f"invalid agent configuration: {exc}") from None
     config.host_commands()  # fail at start, not when the first command arrives
     config.ssl_context()  # likewise a missing CA file or a malformed pin
     if config.backoff_cap < config.backoff_base:

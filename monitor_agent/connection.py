@@ -17,7 +17,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
@@ -26,9 +25,8 @@ from monitor_agent.errors import HandshakeFailed, TokenRejected
 from monitor_agent.result import CommandResult
 from monitor_agent.spool import Sample
 from monitor_agent.tls import describe_failure
-from protocol.codec import decode_hub_frame, encode
-from protocol.errors import IllegalTransition, ProtocolError
-from protocol.frames import (
+from protocol.errors import FrameValidationError, IllegalTransition, ProtocolError
+from protocol.wire import (
     PROTOCOL_VERSION,
     Acked,
     CommandFrame,
@@ -39,6 +37,8 @@ from protocol.frames import (
     MetricsBatch,
     SampleFields,
     Welcome,
+    decode_hub_frame,
+    encode,
 )
 
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ class WsTransport:
         await ws.send(encode(Hello(
             protocol=PROTOCOL_VERSION, device_id=ident.device_id, agent_version=ident.agent_version,
             hostname=ident.hostname, platform=ident.platform,
-            capabilities=agent.handlers.capabilities(),
+            capabilities=tuple(agent.handlers.capabilities()),
         )))
         async with asyncio.timeout(self.settings.connect_timeout):
             frame = decode_hub_frame(await ws.recv())
@@ -356,17 +356,17 @@ def _frame_for(rows: list[tuple[int, Sample]], limit: int) -> tuple[list[int], s
     bad: list[int] = []
     for key, sample in rows:
         try:
-            valid.append((key, SampleFields.model_validate(sample)))
-        except ValidationError as exc:
+            valid.append((key, SampleFields.from_mapping(sample)))
+        except FrameValidationError as exc:
             log.error("dropping a spooled sample that fails validation: %s", exc)
             bad.append(key)
     count = len(valid)
     while count:
         chunk = valid[:count]
         if count == 1:
-            text = encode(Metrics.model_validate(chunk[0][1].model_dump()))
+            text = encode(Metrics.of(chunk[0][1]))
         else:
-            text = encode(MetricsBatch(samples=[s for _, s in chunk]))
+            text = encode(MetricsBatch(samples=tuple(s for _, s in chunk)))
         if len(text.encode()) <= limit or count == 1:
             return bad + [k for k, _ in chunk], text
         count //= 2

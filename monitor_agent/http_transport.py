@@ -20,7 +20,6 @@ import orjson
 from monitor_agent.backoff import Backoff
 from monitor_agent.errors import TokenRejected
 from monitor_agent.result import CommandResult
-from protocol.rest import CommandAckBody
 
 if TYPE_CHECKING:
     from monitor_agent.agent import Agent
@@ -148,10 +147,10 @@ class HttpTransport:
         return True
 
     async def _ack(self, agent: Agent, command_id: int, result: CommandResult) -> None:
-        body = CommandAckBody(success=result.success, message=result.message, **result.extra)
+        # The REST ack body (protocol.rest.CommandAckBody): extra result fields ride along.
+        body = {**result.extra, "success": result.success, "message": result.message}
         try:
-            await self._request("POST", f"/devices/{self._device}/commands/{command_id}/ack",
-                                body.model_dump())
+            await self._request("POST", f"/devices/{self._device}/commands/{command_id}/ack", body)
         except HttpStatusError as exc:
             if exc.status != 404:
                 raise

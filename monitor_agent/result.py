@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol.frames import Ack
+from protocol.wire import Ack
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class CommandResult:
 
     def to_ack(self, command_id: int) -> Ack:
         """The ack frame for this result; extra fields ride along (the hub keeps them)."""
-        return Ack(id=command_id, success=self.success, message=self.message, **self.extra)
+        return Ack(id=command_id, success=self.success, message=self.message, extra=self.extra)
 
     def to_json(self) -> dict[str, Any]:
         return {"success": self.success, "message": self.message, "extra": self.extra}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,19 @@ def test_bad_config_exits_2_with_message(capsys: pytest.CaptureFixture[str]) -> 
         main(["--allow", "shell"])
     assert exited.value.code == 2
     assert "shell" in capsys.readouterr().err
+
+
+def test_the_agent_never_imports_pydantic(tmp_path: Path) -> None:
+    """The CLI, config, daemon and transports load without pydantic (about 15 MB of RSS)."""
+    code = (
+        "import sys\n"
+        "from monitor_agent.cli import build_parser, config_from_args\n"
+        "from monitor_agent.daemon import build_agent, build_transport\n"
+        f"args = build_parser().parse_args(['run', '--state-dir', {str(tmp_path)!r}])\n"
+        "config = config_from_args(args)\n"
+        "build_transport(config); build_agent(config).spool.close()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'pydantic', 'pydantic_core'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert out.stdout.strip() == "[]", out.stdout

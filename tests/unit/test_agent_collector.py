@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from monitor_agent.collector import Collector
+from protocol import wire
 from protocol.frames import SampleFields
 
 SEED_FIELDS = {"hostname", "cpu", "ram", "disk", "uptime_sec", "agent_version", "status",
@@ -15,13 +16,14 @@ RICH_FIELDS = {"load_1", "load_5", "load_15", "mem_used", "mem_total", "swap_use
 
 
 def test_sample_has_seed_and_rich_fields() -> None:
-    """Every field of the seed and of the richer set is present and the sample validates."""
+    """Every field of the seed and of the richer set is present and the sample validates (both codecs)."""
     collector = Collector()
     sample = collector.sample()
     assert sample.keys() >= SEED_FIELDS | RICH_FIELDS
     assert sample["status"] == "ok", sample["last_error"]
     assert 0 <= sample["ram"] <= 100 and 0 <= sample["disk"] <= 100
     SampleFields.model_validate(sample)
+    wire.SampleFields.from_mapping(sample)  # what the agent itself checks before sending
 
 
 def test_rates_come_from_counter_deltas() -> None:

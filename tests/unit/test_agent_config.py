@@ -104,3 +104,37 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     """A --config path that does not exist is reported with its path."""
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(NO_FLAGS, environ={}, config_path=tmp_path / "nope.toml")
+
+
+def test_environment_text_is_converted() -> None:
+    """MONITOR_AGENT_* values are text: numbers, paths and the log level are converted."""
+    env = {"MONITOR_AGENT_BATCH_SIZE": "10", "MONITOR_AGENT_STATE_DIR": "/srv/agent",
+           "MONITOR_AGENT_LOG_LEVEL": "debug", "MONITOR_AGENT_POLL_INTERVAL": "2.5"}
+    config = load_config(NO_FLAGS, environ=env)
+    assert (config.batch_size, config.state_dir) == (10, Path("/srv/agent"))
+    assert (config.log_level, config.poll_interval) == ("DEBUG", 2.5)
+
+
+def test_every_bad_value_is_named() -> None:
+    """One error lists each setting that does not fit, with what was given."""
+    with pytest.raises(ConfigError) as caught:
+        load_config({"interval": "-1", "batch_size": "5000", "transport": "tcp"}, environ={})
+    for name in ("interval", "batch_size", "transport", "'tcp'"):
+        assert name in str(caught.value)
+
+
+def test_bad_host_command_table_is_named(tmp_path: Path) -> None:
+    """A [commands.NAME] table with a bad or unknown key names commands.NAME.key."""
+    path = write(tmp_path, '[commands.x]\nargv = ["a"]\ntimeout = -1\n')
+    with pytest.raises(ConfigError, match=r"commands\.x\.timeout"):
+        load_config(NO_FLAGS, environ={}, config_path=path)
+    path = write(tmp_path, '[commands.x]\nargv = ["a"]\nshell = true\n')
+    with pytest.raises(ConfigError, match=r"commands\.x\.shell"):
+        load_config(NO_FLAGS, environ={}, config_path=path)
+    with pytest.raises(ConfigError, match=r"commands\.x\.argv"):
+        load_config(NO_FLAGS, environ={}, config_path=write(tmp_path, "[commands.x]\ntimeout = 1\n"))
+
+
+def test_token_stays_out_of_the_repr() -> None:
+    """Printing the config (a log line, a traceback) does not show the token."""
+    assert "s3cret" not in repr(load_config({"token": "s3cret"}, environ={}))
