@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from monitor_server.http import JSONResponse, hub_of, protected
-from monitor_server.routes.params import device_id, int_param, time_param
+from monitor_server.routes.params import device_id, float_param, int_param, time_param
 
 
 @protected
@@ -34,8 +34,14 @@ async def device_metrics(request: Request) -> Response:
     ident = device_id(request)
     since, until = time_param(request, "since"), time_param(request, "until")
     limit = int_param(request, "limit", 1000, 10000)
-    samples = await hub_of(request).store.query_samples(ident, since, until, limit)
-    return JSONResponse({"device_id": ident, "samples": [s.to_json() for s in samples]})
+    step = float_param(request, "step")
+    store = hub_of(request).store
+    if step is None:
+        samples = await store.query_samples(ident, since, until, limit)
+    else:
+        samples = await store.query_buckets(ident, since, until, step, limit)
+    body = {"device_id": ident, "step": step, "samples": [s.to_json() for s in samples]}
+    return JSONResponse(body)
 
 
 @protected

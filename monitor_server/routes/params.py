@@ -45,6 +45,16 @@ def int_param(request: Request, name: str, default: int, maximum: int) -> int:
     return int(raw)
 
 
+def float_param(request: Request, name: str) -> float | None:
+    """A positive number of seconds, or None when absent."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not _is_number(raw) or not 0 < float(raw) < 1e9:
+        raise HTTPException(422, f"{name} must be a positive number of seconds, got {raw!r}")
+    return float(raw)
+
+
 def _is_number(raw: str) -> bool:
     try:
         float(raw)

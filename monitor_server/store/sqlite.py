@@ -145,6 +145,17 @@ class SQLiteStore:
         )
         return [_sample(r) for r in reversed(rows)]
 
+    async def query_buckets(
+        self, device_id: str, since: float | None, until: float | None, step: float, limit: int
+    ) -> list[Sample]:
+        """Averages per ``step`` seconds (newest ``limit`` buckets), for charts over long ranges."""
+        rows = await self._fetch(
+            _BUCKETS,
+            (step, device_id, since if since is not None else float("-inf"),
+             until if until is not None else float("inf"), limit),
+        )
+        return [_bucket(device_id, r) for r in reversed(rows)]
+
     async def latest_sample(self, device_id: str) -> Sample | None:
         found = await self.query_samples(device_id, None, None, 1)
         return found[0] if found else None
@@ -300,6 +311,20 @@ _UPDATE_LATEST = (
     " last_error = COALESCE(?, last_error)"
     " WHERE device_id = ? AND (last_sample_ts IS NULL OR last_sample_ts <= ?)"
 )
+
+
+BUCKET_FIELDS = ("net_rx_bps", "net_tx_bps", "disk_read_bps", "disk_write_bps", "load_1", "temp_max")
+_BUCKETS = (
+    "SELECT MAX(ts), AVG(cpu), AVG(ram), AVG(disk), MAX(uptime_sec), "
+    + ", ".join(f"AVG(json_extract(extra, '$.{f}'))" for f in BUCKET_FIELDS)
+    + " FROM samples WHERE device_id = ?2 AND ts >= ?3 AND ts <= ?4"
+    " GROUP BY CAST(ts / ?1 AS INTEGER) ORDER BY 1 DESC LIMIT ?5"
+)
+
+
+def _bucket(device_id: str, r: aiosqlite.Row) -> Sample:
+    extra = {f: v for f, v in zip(BUCKET_FIELDS, r[5:], strict=True) if v is not None}
+    return Sample(device_id, r[0], r[1], r[2], r[3], r[4], None, extra)
 
 
 def _sample_row(s: Sample) -> tuple[Any, ...]:

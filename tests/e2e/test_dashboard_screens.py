@@ -57,7 +57,7 @@ async def test_screenshots_of_fleet_and_device_page(dashboard: Page, hub: Runnin
     command = await next_frame(agents[0], "command")
     await send(agents[0], {"type": "ack", "id": command["id"], "success": True, "message": "pong"})
     await expect(dashboard.locator("#commands tbody tr").first).to_contain_text("acked")
-    await expect(dashboard.locator("#range-note")).to_contain_text("120 samples")
+    await expect(dashboard.locator("#range-note")).to_contain_text("120 points")
     await dashboard.screenshot(path=ARTIFACTS / "device.png", full_page=True)
 
     await dashboard.set_viewport_size({"width": 390, "height": 800})

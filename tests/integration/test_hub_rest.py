@@ -147,6 +147,10 @@ async def test_metrics_history_and_detail(api: httpx.AsyncClient) -> None:
     assert [s["cpu"] for s in window["samples"]] == [1.0, 2.0, 3.0]
     latest = (await api.get("/devices/d6/metrics", params={"limit": 2})).json()["samples"]
     assert [s["cpu"] for s in latest] == [3.0, 4.0]
+    buckets = (await api.get("/devices/d6/metrics", params={"step": 2})).json()
+    assert buckets["step"] == 2
+    assert [s["cpu"] for s in buckets["samples"]] == [0.5, 2.5, 4.0]  # averages of 0-1, 2-3, 4
+    assert (await api.get("/devices/d6/metrics", params={"step": "-1"})).status_code == 422
     bad = await api.get("/devices/d6/metrics", params={"since": "yesterday"})
     assert bad.status_code == 422
     assert (await api.get("/devices/nope")).status_code == 404

@@ -23,7 +23,7 @@ const dev = (id) => `/devices/${encodeURIComponent(id)}`;
 export const api = {
   devices: () => call("GET", "/devices"),
   device: (id) => call("GET", dev(id)),
-  metrics: (id, sinceSeconds) => call("GET", `${dev(id)}/metrics?since=${sinceSeconds}&limit=10000`),
+  metrics: (id, sinceSeconds, step) => call("GET", `${dev(id)}/metrics?since=${sinceSeconds}&step=${step}&limit=10000`),
   events: (id) => call("GET", `${dev(id)}/events?limit=500`),
   commands: (id) => call("GET", `${dev(id)}/commands?limit=200`),
   send: (id, command, args) => call("POST", `${dev(id)}/commands`, { command, args }),

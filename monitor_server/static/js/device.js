@@ -46,11 +46,12 @@ export class DeviceView {
   async loadMetrics() {
     const id = this.deviceId;
     const to = this.now(), from = to - this.windowSeconds() * 1000;
-    const { samples } = await api.metrics(id, from / 1000);
+    // Averages over buckets: about 720 points whatever the range (1 h -> 5 s, 7 days -> 14 min).
+    const { samples } = await api.metrics(id, from / 1000, this.windowSeconds() / 720);
     if (id !== this.deviceId) return;
     const points = samples.map(toPoint);
     for (const [key, chart] of Object.entries(this.charts)) chart.setData(points.map((p) => p[key]), from, to);
-    this.note.textContent = samples.length >= 10000 ? "showing the latest 10,000 samples" : `${samples.length} samples`;
+    this.note.textContent = `${samples.length} points`;
   }
 
   async loadPresence() {
