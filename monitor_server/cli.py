@@ -8,14 +8,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import uvicorn
 from pydantic import ValidationError
 
 from monitor_server import __version__
 from monitor_server.app import create_app
 from monitor_server.hub import Hub
 from monitor_server.logs import configure
-from monitor_server.server import uvicorn_config
+from monitor_server.server import serve
 from monitor_server.settings import Settings
 
 log = logging.getLogger("monitor_server")
@@ -79,4 +78,4 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure(settings.log_level, settings.log_format)
     app = create_app(settings)
     announce(app.state.hub)
-    uvicorn.Server(uvicorn_config(app, settings)).run()
+    serve(app, settings)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import signal
-import sys
 from pathlib import Path
-
-import uvicorn
 
 from monitor_agent.sidecar import start_sidecar, stop_sidecar
 from monitor_server.app import create_app
 from monitor_server.cli import announce, load_settings
 from monitor_server.hub import Hub
 from monitor_server.logs import configure
-from monitor_server.server import uvicorn_config
+from monitor_server.server import serve
 from monitor_server.ui.dashboard import Dashboard
 
 
@@ -47,10 +43,8 @@ def main() -> None:
     scheme = "https" if settings.tls_cert else "http"
     agent = start_sidecar(f"{scheme}://{host}:{settings.port}", hub.token.value,
                           Path("data/agent"), ca_file=settings.tls_cert)
-    # uvicorn re-raises the signal it stopped on; as SystemExit the finally below still runs.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.Server(uvicorn_config(app, settings)).run()
+        serve(app, settings)
     finally:
         stop_sidecar(agent)
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
+from typing import NoReturn
+
 import uvicorn
 from starlette.applications import Starlette
 
@@ -28,3 +33,23 @@ def uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
     )
+
+
+def _exit_cleanly(signum: int, frame: object) -> NoReturn:
+    sys.exit(0)
+
+
+def serve(app: Starlette, settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM, then return normally (exit status 0, ``finally`` blocks run).
+
+    uvicorn shuts down gracefully on those signals and then re-raises the signal against the
+    handlers that were in place before it started; these turn that into a clean exit rather
+    than a KeyboardInterrupt traceback or death by SIGTERM.
+    """
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(uvicorn_config(app, settings)).run()
+    except SystemExit as exc:
+        if exc.code not in (0, None):  # uvicorn exits 1 when it cannot start: keep that
+            raise
