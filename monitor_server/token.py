@@ -36,9 +36,15 @@ def resolve_token(settings: Settings) -> ResolvedToken:
         value = settings.token.get_secret_value()
         return ResolvedToken(value, "configured", value in WELL_KNOWN or len(value) < 12)
     path = settings.token_dir / TOKEN_FILE
+    value, created = kept_secret(path)
+    return ResolvedToken(value, "generated" if created else str(path), False)
+
+
+def kept_secret(path: Path) -> tuple[str, bool]:
+    """The secret stored at ``path``, or a new random one written there (mode 0600); True if new."""
     if path.exists():
-        return ResolvedToken(path.read_text().strip(), str(path), False)
-    return ResolvedToken(_generate(path), "generated", False)
+        return path.read_text().strip(), False
+    return _generate(path), True
 
 
 def _generate(path: Path) -> str:

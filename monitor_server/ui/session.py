@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from monitor_server.settings import Settings
+from monitor_server.token import kept_secret
 
 COOKIE_NAME = "monitor_session"
 SECRET_FILE = "session_secret"  # noqa: S105 - a file name, not a secret
@@ -64,16 +63,5 @@ def session_secret(settings: Settings) -> bytes:
     """The configured secret, else the one kept in the data folder, else make and keep one."""
     if settings.session_secret is not None and settings.session_secret.get_secret_value():
         return settings.session_secret.get_secret_value().encode()
-    path = settings.token_dir / SECRET_FILE
-    if path.exists():
-        return path.read_text().strip().encode()
-    return _generate(path).encode()
-
-
-def _generate(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
-    return value
+    value, _ = kept_secret(settings.token_dir / SECRET_FILE)
+    return value.encode()
