@@ -34,11 +34,22 @@ async def login_form(request: Request) -> Response:
     """POST of the login form: the token, compared in constant time."""
     if request.headers.get("origin") and not dashboard_of(request).origin_ok(request):
         return login_page("This login form was posted from another site.", 403)
+    throttle, client = dashboard_of(request).throttle, _client(request)
+    if wait := throttle.retry_after(client):
+        response = login_page(f"Too many wrong tokens. Try again in {wait:.0f} s.", 429)
+        response.headers["Retry-After"] = str(max(1, round(wait)))
+        return response
     body = await request.body()
     token = parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace")).get("token", [""])[0]
     if not hub_of(request).token.matches(token.strip()):
+        throttle.failed(client)
         return login_page("Wrong token.", 401)
+    throttle.succeeded(client)
     return _logged_in(request)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 async def login_link(request: Request) -> Response:

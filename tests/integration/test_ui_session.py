@@ -82,3 +82,14 @@ async def test_login_form_from_another_site_is_refused(hub: RunningHub) -> None:
         response = await client.post("/ui/login", data={"token": hub.token},
                                      headers={"Origin": "https://evil.example"})
     assert response.status_code == 403 and "set-cookie" not in response.headers
+
+
+async def test_repeated_wrong_tokens_are_throttled(hub: RunningHub) -> None:
+    """After ten wrong tokens from one client the login form answers 429, even for the right one."""
+    async with httpx.AsyncClient(base_url=hub.http_url) as client:
+        for _ in range(10):
+            assert (await client.post("/ui/login", data={"token": "guess"})).status_code == 401
+        refused = await client.post("/ui/login", data={"token": hub.token})
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) > 0
+    assert "Try again" in refused.text
