@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Scale, cores, pin_load_generator, raise_nofile
-from monitor_agent.simulator import quiet_agents
+from monitor_agent.simulator import quiet_agents, tune_gc
 
 SCENARIOS = ("push", "capacity", "ingest", "presence", "storm", "footprint")
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +50,10 @@ def machine() -> dict[str, Any]:
     }
 
 
-async def run_all(names: list[str], scale: Scale, work: Path) -> dict[str, Any]:
+async def run_all(
+    names: list[str], scale: Scale, work: Path, out: Path, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """Run each scenario and write its JSON as soon as it is done (a later failure loses nothing)."""
     done: dict[str, Any] = {}
     for name in names:
         module = importlib.import_module(f"bench.{name}")
@@ -60,6 +63,7 @@ async def run_all(names: list[str], scale: Scale, work: Path) -> dict[str, Any]:
         result["seconds"] = round(time.monotonic() - started, 1)
         logging.info("bench: %s done in %.0f s", name, result["seconds"])
         done[name] = result
+        (out / f"{name}.json").write_text(json.dumps({"meta": meta, **result}, indent=2) + "\n")
     return done
 
 
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     quiet_agents(logging.CRITICAL)  # a storm makes every virtual agent log; we count instead
+    tune_gc()  # the load generator's own GC pauses would otherwise show up as hub latency
     nofile = raise_nofile()
     all_cores = cores()
     pinned = pin_load_generator()
@@ -93,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": scale.quick,
     }
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
-        results = asyncio.run(run_all(names, scale, Path(tmp)))
-    for name, result in results.items():
-        (out / f"{name}.json").write_text(json.dumps({"meta": meta, **result}, indent=2) + "\n")
+        results = asyncio.run(run_all(names, scale, Path(tmp), out, meta))
     failed = [
         f"{name}: {label}"
         for name, result in results.items()
