@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from monitor_server.bus import EventBus
-from monitor_server.store import Store
+from monitor_server.store import PresenceEvent, Store
 
 log = logging.getLogger("monitor_server.presence")
 
@@ -52,6 +52,7 @@ class Presence:
     async def rebuild(self) -> None:
         """After a restart no WebSocket session survives; HTTP devices keep their window."""
         now = self._clock()
+        gone: list[PresenceEvent] = []
         for device in await self._store.list_devices():
             if not device.online:
                 continue
@@ -59,7 +60,14 @@ class Presence:
                 self._online[device.device_id] = Online(HTTP, device.presence_since or now)
                 self._http_seen[device.device_id] = device.last_seen
             else:
-                await self._record(device.device_id, False, "hub_restart", device.connection, now)
+                gone.append(PresenceEvent(device.device_id, False, "hub_restart", device.connection, now))
+        if gone:
+            # One transaction, not one per device: 5,000 agents made a restart take seconds.
+            async with self._lock:
+                await self._store.set_presence_many(gone)
+            log.info("%d devices offline (hub_restart)", len(gone))
+            for event in gone:
+                self._bus.publish({"type": "presence", **event.to_json()})
 
     async def ws_connected(self, device_id: str) -> None:
         self._http_seen.pop(device_id, None)

@@ -187,6 +187,24 @@ class SQLiteStore:
             )
         return PresenceEvent(device_id, online, reason, connection, at)
 
+    async def set_presence_many(self, events: Sequence[PresenceEvent]) -> None:
+        """Store many transitions in one transaction (a restart marks thousands offline at once)."""
+        async with self._tx() as db:
+            await db.executemany(
+                "INSERT INTO devices (device_id, first_seen) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                [(e.device_id, e.at) for e in events],
+            )
+            await db.executemany(
+                "UPDATE devices SET online = ?, connection = ?, presence_reason = ?,"
+                " presence_since = ? WHERE device_id = ?",
+                [(int(e.online), e.connection, e.reason, e.at, e.device_id) for e in events],
+            )
+            await db.executemany(
+                "INSERT INTO presence_events (device_id, online, reason, connection, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(e.device_id, int(e.online), e.reason, e.connection, e.at) for e in events],
+            )
+
     async def presence_events(self, device_id: str, limit: int) -> list[PresenceEvent]:
         rows = await self._fetch(
             "SELECT device_id, online, reason, connection, at FROM presence_events"
