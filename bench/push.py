@@ -225,12 +225,17 @@ async def run(folder: Path, scale: Scale) -> dict[str, Any]:
         "scenario": "push",
         "sizes": results,
         "targets": {
-            "push p99 at the largest size (ms, from the REST request)": {
+            f"push p99 at {largest['agents']:,} agents, REST return -> frame (ms; the issue's measure)": {
+                "target": "<= 25",
+                "achieved": largest["push_after_return"]["p99_ms"],
+                "met": largest["push_after_return"]["p99_ms"] <= 25,
+            },
+            f"push p99 at {largest['agents']:,} agents, REST request sent -> frame (ms; stricter)": {
                 "target": "<= 25",
                 "achieved": largest["push_from_request"]["p99_ms"],
                 "met": largest["push_from_request"]["p99_ms"] <= 25,
             },
-            "p99 ratio vs 1 s polling": {
+            "1 s polling p99 / push p99 (push measured from the request: stricter)": {
                 "target": ">= 20x",
                 "achieved": largest["ratio_vs_poll_1s_p99"],
                 "met": (largest["ratio_vs_poll_1s_p99"] or 0) >= 20,
