@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 
 from bench.common import (
     HUB_CORE,
@@ -98,14 +99,18 @@ async def _ws_rate(hub: HubProcess, window: float, runs: int) -> list[dict[str, 
         await wait_for(lambda: _rows(hub.db) > 0, 30, "first rows stored")
         await asyncio.sleep(2.0)  # warm-up: batches reach their steady size
         proc = hub.process()
+        me = psutil.Process()
         for _ in range(runs):
             rows0, t0, cpu0 = _rows(hub.db), time.monotonic(), sum(proc.cpu_times()[:2])
+            load0 = sum(me.cpu_times()[:2])
             await asyncio.sleep(window)
             rows1, t1, cpu1 = _rows(hub.db), time.monotonic(), sum(proc.cpu_times()[:2])
+            load1 = sum(me.cpu_times()[:2])
             results.append(
                 {
                     "samples_per_second": round((rows1 - rows0) / (t1 - t0)),
                     "hub_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+                    "load_generator_cpu_percent": round(100 * (load1 - load0) / (t1 - t0), 1),
                     "rows": rows1 - rows0,
                     "seconds": round(t1 - t0, 2),
                 }

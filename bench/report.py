@@ -84,6 +84,7 @@ def _ingest(r: dict[str, Any]) -> list[str]:
             i + 1,
             w["samples_per_second"],
             w["hub_cpu_percent"],
+            w.get("load_generator_cpu_percent", ""),
             raw["rows_per_second"],
             rest["requests_per_second"],
         ]
@@ -92,7 +93,8 @@ def _ingest(r: dict[str, Any]) -> list[str]:
         )
     ]
     lines = _table(
-        rows, ["run", "WS samples/s stored", "hub CPU %", "raw executemany rows/s", "REST /ingest req/s"]
+        rows, ["run", "WS samples/s stored", "hub CPU %",
+            "load generator CPU %", "raw executemany rows/s", "REST /ingest req/s"]
     )
     lines.append(
         f"Medians: **{r['ws_samples_per_second']:,.0f} samples/s** through WebSockets "
