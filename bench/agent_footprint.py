@@ -106,14 +106,14 @@ def main() -> int:
         try:
             wait_online(base, time.monotonic() + 30)
             time.sleep(args.warmup)  # let imports settle and the first samples go out
-            result = measure(agent.pid, args.duration)
+            result: dict[str, float | str] = dict(measure(agent.pid, args.duration))
         finally:
             for proc in (agent, hub):
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(10)
     result["command"] = " ".join(shlex.quote(a) for a in agent_argv[2:])
     print(json.dumps(result, indent=2))
-    if args.check and (result["rss_mb_max"] > 30 or result["cpu_percent_of_one_core"] > 0.5):
+    if args.check and (float(result["rss_mb_max"]) > 30 or float(result["cpu_percent_of_one_core"]) > 0.5):
         return 1
     return 0
 

@@ -145,7 +145,10 @@ async def log_in(page: Page, base: str) -> None:
 
 def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
     return {"n": len(values), "p50": round(pick(0.5), 1), "p95": round(pick(0.95), 1),
             "max": round(ordered[-1], 1), "mean": round(statistics.fmean(values), 1)}
 

@@ -170,22 +170,9 @@ class SQLiteStore:
     async def set_presence(
         self, device_id: str, online: bool, reason: str, connection: str | None, at: float
     ) -> PresenceEvent:
-        async with self._tx() as db:
-            await db.execute(
-                "INSERT INTO devices (device_id, first_seen) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                (device_id, at),
-            )
-            await db.execute(
-                "UPDATE devices SET online = ?, connection = ?, presence_reason = ?,"
-                " presence_since = ? WHERE device_id = ?",
-                (int(online), connection, reason, at, device_id),
-            )
-            await db.execute(
-                "INSERT INTO presence_events (device_id, online, reason, connection, at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (device_id, int(online), reason, connection, at),
-            )
-        return PresenceEvent(device_id, online, reason, connection, at)
+        event = PresenceEvent(device_id, online, reason, connection, at)
+        await self.set_presence_many([event])
+        return event
 
     async def set_presence_many(self, events: Sequence[PresenceEvent]) -> None:
         """Store many transitions in one transaction (a restart marks thousands offline at once)."""
