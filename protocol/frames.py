@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from protocol.timestamps import check_timestamp
 
 PROTOCOL_VERSION = 1
 
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")]
-Percent = Annotated[float, Field(allow_inf_nan=False)]
-Timestamp = float | str
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Percent = Finite
+Timestamp = Annotated[float | str, AfterValidator(check_timestamp)]
 
 
 class _Frame(BaseModel):
@@ -31,21 +34,21 @@ class SampleFields(BaseModel):
     agent_version: str | None = None
     status: Literal["ok", "error"] | None = None
     last_error: str | None = None
-    load_1: float | None = None
-    load_5: float | None = None
-    load_15: float | None = None
+    load_1: Finite | None = None
+    load_5: Finite | None = None
+    load_15: Finite | None = None
     mem_used: int | None = None
     mem_total: int | None = None
     swap_used: int | None = None
     swap_total: int | None = None
     disk_used: int | None = None
     disk_total: int | None = None
-    disk_read_bps: float | None = None
-    disk_write_bps: float | None = None
-    net_rx_bps: float | None = None
-    net_tx_bps: float | None = None
+    disk_read_bps: Finite | None = None
+    disk_write_bps: Finite | None = None
+    net_rx_bps: Finite | None = None
+    net_tx_bps: Finite | None = None
     procs: int | None = None
-    temp_max: float | None = None
+    temp_max: Finite | None = None
 
 
 # Agent -> hub

@@ -18,3 +18,18 @@ def to_epoch(value: float | int | str | datetime) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+# Sample times must be representable and plausible: 1970 to 2100.
+EARLIEST, LATEST = 0.0, 4_102_444_800.0
+
+
+def check_timestamp(value: float | int | str) -> float | int | str:
+    """Return ``value`` unchanged if it is a time between 1970 and 2100, else raise ValueError."""
+    try:
+        epoch = to_epoch(value)
+    except (ValueError, OverflowError, TypeError):
+        raise ValueError("expected ISO-8601 or epoch seconds") from None
+    if not EARLIEST <= epoch <= LATEST:
+        raise ValueError("expected a time between 1970 and 2100")
+    return value

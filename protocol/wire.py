@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 import orjson
 
 from protocol.errors import FrameDecodeError, FrameValidationError, UnknownFrameError
+from protocol.timestamps import check_timestamp
 
 PROTOCOL_VERSION = 1
 MAX_BATCH = 1000
@@ -66,7 +67,8 @@ def _bool(value: Any) -> bool:
 
 
 def _ts(value: Any) -> float | str:
-    return value if isinstance(value, str) else _float(value)
+    checked = check_timestamp(value if isinstance(value, str) else _float(value))
+    return checked if isinstance(checked, str) else float(checked)
 
 
 def _status(value: Any) -> str:
@@ -129,7 +131,7 @@ _SAMPLE_CHECKS: dict[str, Check] = {
     **dict.fromkeys(
         ("load_1", "load_5", "load_15", "disk_read_bps", "disk_write_bps", "net_rx_bps",
          "net_tx_bps", "temp_max"),
-        _optional(_float),
+        _optional(_finite),
     ),
 }
 

@@ -82,6 +82,10 @@ async def test_malformed_ingest_is_422_and_extra_fields_kept(api: httpx.AsyncCli
     assert bad.status_code == 422 and "cpu" in bad.json()["detail"]
     not_json = await api.post("/ingest", content=b"{nope", headers={"Content-Type": "application/json"})
     assert not_json.status_code == 422
+    far_future = await api.post("/ingest", json={"device_id": "d1", "ts": 1e18})
+    assert far_future.status_code == 422 and "ts" in far_future.json()["detail"]
+    infinite = await api.post("/ingest", content=b'{"device_id": "d1", "load_1": 1e400}')
+    assert infinite.status_code == 422
     good = await api.post("/ingest", json={**SEED_PAYLOAD, "device_id": "d1", "fan_rpm": 1200})
     assert good.status_code == 200
     device = (await api.get("/devices/d1")).json()

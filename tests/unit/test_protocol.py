@@ -67,6 +67,10 @@ def test_batch_and_ack_decode() -> None:
         (b'{"type": "metrics", "cpu": "hot"}', FrameValidationError),
         (b'{"type": "hello", "protocol": 1, "device_id": "bad id/with slash"}', FrameValidationError),
         (b'{"type": "heartbeat", "extra": 1}', FrameValidationError),
+        (b'{"type": "metrics", "ts": 1e18}', FrameValidationError),
+        (b'{"type": "metrics", "ts": "yesterday"}', FrameValidationError),
+        (b'{"type": "metrics_batch", "samples": [{"ts": -1}]}', FrameValidationError),
+        (b'{"type": "metrics", "net_rx_bps": 1e400}', FrameDecodeError),
     ],
 )
 def test_decode_errors_are_typed(raw: bytes, error: type[ProtocolError]) -> None:
