@@ -31,8 +31,22 @@ def hub_of(request: Request) -> Hub:
     return hub
 
 
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (before it is all in memory)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"request body over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"request body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_model(request: Request, model: type[M]) -> M:
-    raw = await request.body()
+    raw = await read_body(request, hub_of(request).settings.max_frame_bytes)
     if not raw.strip():
         raise HTTPException(422, "request body is required (JSON)")
     try:

@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from monitor_server.http import JSONResponse, hub_of
+from monitor_server.http import JSONResponse, hub_of, read_body
 from monitor_server.ui.dashboard import dashboard_of
 from monitor_server.ui.pages import SECURITY_HEADERS, dashboard_page, login_page
 from monitor_server.ui.session import COOKIE_NAME
@@ -39,8 +39,8 @@ async def login_form(request: Request) -> Response:
         response = login_page(f"Too many wrong tokens. Try again in {wait:.0f} s.", 429)
         response.headers["Retry-After"] = str(max(1, round(wait)))
         return response
-    body = await request.body()
-    token = parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace")).get("token", [""])[0]
+    body = await read_body(request, MAX_FORM_BYTES)
+    token = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
     if not hub_of(request).token.matches(token.strip()):
         throttle.failed(client)
         return login_page("Wrong token.", 401)

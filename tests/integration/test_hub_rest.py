@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 
+from tests.conftest import HubFactory
 from tests.hubs import RunningHub
 
 SEED_PAYLOAD = {
@@ -158,3 +161,21 @@ async def test_metrics_history_and_detail(api: httpx.AsyncClient) -> None:
     bad = await api.get("/devices/d6/metrics", params={"since": "yesterday"})
     assert bad.status_code == 422
     assert (await api.get("/devices/nope")).status_code == 404
+
+
+async def test_oversized_body_is_413(hub_factory: HubFactory) -> None:
+    """A body over the size limit is refused with 413, declared or streamed, and nothing is stored."""
+    hub = await hub_factory(max_frame_bytes=4096)
+    async with httpx.AsyncClient(base_url=hub.http_url, headers={"X-Auth-Token": hub.token}) as api:
+        big = {**SEED_PAYLOAD, "device_id": "huge", "pad": "x" * 10_000}
+        assert (await api.post("/ingest", json=big)).status_code == 413
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"device_id": "huge", "pad": "'
+            for _ in range(10):
+                yield b"x" * 1000
+            yield b'"}'
+
+        streamed = await api.post("/ingest", content=chunks())
+        assert streamed.status_code == 413 and "4096" in streamed.json()["detail"]
+        assert (await api.get("/devices/huge")).status_code == 404
