@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import BaseModel, ValidationError
 
-from protocol.errors import FrameDecodeError, FrameValidationError, UnknownFrameError
+from protocol.errors import FrameValidationError, UnknownFrameError
 from protocol.frames import AGENT_FRAME_TYPES, HUB_FRAME_TYPES, AgentFrame, HubFrame
+from protocol.wire import parse_object  # one JSON-object parser for both codecs
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -25,17 +25,6 @@ def describe(error: ValidationError) -> str:
         where = ".".join(str(p) for p in item["loc"]) or "body"
         parts.append(f"{where}: {item['msg']}")
     return "; ".join(parts)
-
-
-def parse_object(data: bytes | str) -> dict[str, Any]:
-    """Parse JSON that must be an object."""
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise FrameDecodeError(f"not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise FrameDecodeError("a frame must be a JSON object")
-    return value
 
 
 def validate(model: type[M], value: Any) -> M:
