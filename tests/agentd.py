@@ -148,6 +148,12 @@ async def command(api: httpx.AsyncClient, device_id: str, command_id: int) -> di
     return dict(response.json())
 
 
+async def acked(api: httpx.AsyncClient, device_id: str, command_id: int) -> dict[str, Any]:
+    """The stored command once it is acked, else an empty dict (for ``eventually``)."""
+    found = await command(api, device_id, command_id)
+    return found if found["status"] == "acked" else {}
+
+
 async def enqueue(api: httpx.AsyncClient, device_id: str, name: str,
                   args: dict[str, Any] | None = None) -> int:
     response = await api.post(f"/devices/{device_id}/commands", json={"command": name, "args": args})

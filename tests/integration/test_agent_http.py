@@ -8,13 +8,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.agentd import command, device, enqueue, eventually, http_transport, samples, start_local_agent
+from tests.agentd import (
+    acked,
+    device,
+    enqueue,
+    eventually,
+    http_transport,
+    samples,
+    start_local_agent,
+)
 from tests.hubs import RunningHub
-
-
-async def _acked(api: httpx.AsyncClient, device_id: str, command_id: int) -> dict[str, object]:
-    found = await command(api, device_id, command_id)
-    return found if found["status"] == "acked" else {}
 
 
 async def test_http_transport_ingests_polls_and_acks(
@@ -33,7 +36,7 @@ async def test_http_transport_ingests_polls_and_acks(
         entry = await device(api, "http-agent")
         assert entry is not None and entry["online"] and entry["connection"] == "http"
         cid = await enqueue(api, "http-agent", "echo", {"n": 1})
-        done = await eventually(lambda: _acked(api, "http-agent", cid), what="echo acked")
+        done = await eventually(lambda: acked(api, "http-agent", cid), what="echo acked")
         assert done["success"] is True and '"n":1' in str(done["message"])
         assert local.agent.unconfirmed_acks() == []
         again = await api.get("/devices/http-agent/commands/next")

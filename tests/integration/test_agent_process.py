@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from monitor_server.routes.agent_ws import AgentConnection
-from tests.agentd import command, device, enqueue, eventually, spawn_agent
+from tests.agentd import acked, command, device, enqueue, eventually, spawn_agent
 from tests.hubs import RunningHub
 from tests.timing import t
 
@@ -19,11 +19,6 @@ from tests.timing import t
 async def _online(api: httpx.AsyncClient, device_id: str) -> bool:
     entry = await device(api, device_id)
     return bool(entry and entry["online"])
-
-
-async def _acked(api: httpx.AsyncClient, device_id: str, command_id: int) -> dict[str, object]:
-    found = await command(api, device_id, command_id)
-    return found if found["status"] == "acked" else {}
 
 
 def _alive(pid: int) -> bool:
@@ -84,7 +79,7 @@ async def test_restart_spawn_mode_gives_a_new_pid_and_acks_once(
         await eventually(lambda: _online(api, "proc-spawn"), what="agent online")
         first_pid = agent.proc.pid
         cid = await enqueue(api, "proc-spawn", "restart")
-        done = await eventually(lambda: _acked(api, "proc-spawn", cid), what="restart acked")
+        done = await eventually(lambda: acked(api, "proc-spawn", cid), what="restart acked")
         assert done["success"] is True
         await eventually(_async(lambda: agent.proc.poll() is not None), what="old process exit")
         assert agent.proc.returncode == 0
@@ -107,7 +102,7 @@ async def test_restart_exec_mode_replaces_the_image_and_acks_once(
     try:
         await eventually(lambda: _online(api, "proc-exec"), what="agent online")
         cid = await enqueue(api, "proc-exec", "restart")
-        done = await eventually(lambda: _acked(api, "proc-exec", cid), what="restart acked")
+        done = await eventually(lambda: acked(api, "proc-exec", cid), what="restart acked")
         assert done["success"] is True
         await eventually(_async(lambda: len(agent.started_pids()) == 2), what="second start")
         assert agent.started_pids() == [agent.proc.pid, agent.proc.pid]

@@ -18,7 +18,7 @@ from monitor_agent.executor import CommandExecutor
 from monitor_agent.handlers import Handlers
 from monitor_agent.journal import FileJournal
 from tests.agentd import (
-    command,
+    acked,
     device,
     enqueue,
     eventually,
@@ -111,7 +111,7 @@ async def test_command_runs_once_and_redelivery_is_answered_from_the_journal(
     local = start_local_agent(tmp_path, ws_transport(hub.ws_url, hub.token), device_id="ws-once",
                               host_commands=commands)
     try:
-        done = await eventually(lambda: _acked(api, "ws-once", first), what="first command acked")
+        done = await eventually(lambda: acked(api, "ws-once", first), what="first command acked")
         assert done["success"] is True and marker.read_text() == "x"
     finally:
         await local.stop()
@@ -128,7 +128,7 @@ async def test_command_runs_once_and_redelivery_is_answered_from_the_journal(
     local = start_local_agent(tmp_path, ws_transport(hub.ws_url, hub.token), device_id="ws-once",
                               host_commands=commands)
     try:
-        done = await eventually(lambda: _acked(api, "ws-once", second), what="redelivered acked")
+        done = await eventually(lambda: acked(api, "ws-once", second), what="redelivered acked")
         assert done["success"] is True and done["message"] == ran.message
         await eventually(_async(lambda: not local.agent.unconfirmed_acks()), what="acked frame")
     finally:
@@ -140,11 +140,6 @@ async def _nothing() -> None:
     return None
 
 
-async def _acked(api: httpx.AsyncClient, device_id: str, command_id: int) -> dict[str, object]:
-    found = await command(api, device_id, command_id)
-    return found if found["status"] == "acked" else {}
-
-
 async def test_builtin_and_refused_commands_are_acked(
     hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path
 ) -> None:
@@ -154,7 +149,7 @@ async def test_builtin_and_refused_commands_are_acked(
         ids = {name: await enqueue(api, "ws-cmds", name, args)
                for name, args in [("ping", None), ("echo", {"k": "v"}), ("rm-rf", None),
                                   ("reboot", None)]}
-        results = {name: await eventually(lambda cid=cid: _acked(api, "ws-cmds", cid), what=name)
+        results = {name: await eventually(lambda cid=cid: acked(api, "ws-cmds", cid), what=name)
                    for name, cid in ids.items()}
     finally:
         await local.stop()
