@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from tests.agents import connect_agent, next_frame, send
 from tests.e2e.conftest import ARTIFACTS, ms
 from tests.hubs import RunningHub
+from tests.timing import t
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +37,33 @@ async def test_agent_row_appears_then_goes_offline_without_reload(dashboard: Pag
     assert await dashboard.evaluate("performance.getEntriesByType('navigation').length") == 1
 
 
+async def test_late_device_details_do_not_undo_offline(dashboard: Page, hub: RunningHub) -> None:
+    """Device details fetched while the agent was online, arriving after it went offline, keep it offline."""
+    fetched, offline_shown, delivered = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def hold_stale_answer(route: Route) -> None:
+        stale = await route.fetch()  # answered now, while the device is still online
+        fetched.set()
+        await offline_shown.wait()
+        await route.fulfill(response=stale)
+        delivered.set()
+
+    await dashboard.route(f"{hub.http_url}/devices/late-01", hold_stale_answer)
+    ws = await connect_agent(hub, "late-01")
+    line = dashboard.locator(row(dashboard, "late-01"))
+    await expect(line).to_have_attribute("data-online", "true")
+    async with asyncio.timeout(t(5)):
+        await fetched.wait()  # the page asked for the device's details while it was online
+    await ws.close()
+    await expect(line).to_have_attribute("data-online", "false")
+    offline_shown.set()
+    async with asyncio.timeout(t(5)):
+        await delivered.wait()
+    await expect(line).to_contain_text("late-01.test")  # the late answer has been merged
+    await expect(line).to_have_attribute("data-online", "false")
+    await expect(dashboard.locator("#counts")).to_contain_text("0 online · 1 offline")
+
+
 async def test_presence_change_reaches_the_page_quickly(dashboard: Page, hub: RunningHub) -> None:
     """The row flips to offline within a second of the agent closing (measured in the page)."""
     ws = await connect_agent(hub, "timed-01")
@@ -42,20 +71,23 @@ async def test_presence_change_reaches_the_page_quickly(dashboard: Page, hub: Ru
     await dashboard.evaluate(WATCH_OFFLINE, "timed-01")
     closed_at = time.time() * 1000
     await ws.close()
-    flipped_at = await dashboard.wait_for_function("window.__offlineAt", timeout=ms(5))
-    latency = await flipped_at.json_value() - closed_at
+    # Awaiting the observer's promise: wait_for_function would poll by eval, which the CSP forbids.
+    async with asyncio.timeout(t(5)):
+        flipped_at = await dashboard.evaluate("window.__offlineAt")
+    latency = flipped_at - closed_at
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "presence-latency-ms.txt").write_text(f"{latency:.1f}\n")
     assert 0 <= latency < ms(1)
 
 
-# Resolves the moment the row's data-online turns "false": a MutationObserver, not polling.
+# A promise of the moment the row's data-online turns "false": a MutationObserver, not polling.
 WATCH_OFFLINE = """(id) => {
-  window.__offlineAt = null;
   const tr = document.querySelector(`#fleet tr[data-device-id="${id}"]`);
-  new MutationObserver((_, observer) => {
-    if (tr.dataset.online === "false") { window.__offlineAt = Date.now(); observer.disconnect(); }
-  }).observe(tr, { attributes: true, attributeFilter: ["data-online"] });
+  window.__offlineAt = new Promise((resolve) => {
+    new MutationObserver((_, observer) => {
+      if (tr.dataset.online === "false") { observer.disconnect(); resolve(Date.now()); }
+    }).observe(tr, { attributes: true, attributeFilter: ["data-online"] });
+  });
 }"""
 
 

@@ -33,6 +33,12 @@ export class FleetState {
       Object.assign(fresh, { last_payload: known.last_payload, sample_ts: known.sample_ts });
       fresh.last_seen = Math.max(fresh.last_seen ?? 0, known.last_seen ?? 0);
     }
+    // A presence event newer than this answer (the device went offline while it was in flight)
+    // wins: a stale "online" from REST would otherwise stick until the next transition.
+    if (known?.presence_since != null && !(fresh.presence_since >= known.presence_since)) {
+      const { online, presence_reason, presence_since, connection } = known;
+      Object.assign(fresh, { online, presence_reason, presence_since, connection });
+    }
     this.devices.set(restDevice.device_id, fresh);
     this.notify(new Set([restDevice.device_id]), []);
   }
