@@ -50,7 +50,8 @@ def cpu_seconds(pid: int) -> float:
 
 def devices(base: str) -> list[dict[str, object]]:
     request = urllib.request.Request(  # noqa: S310 - a local http URL we built
-        base + "/devices", headers={"X-Auth-Token": TOKEN})
+        base + "/devices", headers={"X-Auth-Token": TOKEN}
+    )
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - local http URL
         found: list[dict[str, object]] = json.loads(response.read())
         return found
@@ -96,10 +97,30 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "MONITOR_TOKEN": TOKEN}
-        hub = subprocess.Popen([sys.executable, "-m", "monitor_server", "--port", str(port),
-                                "--db", f"{tmp}/hub.db", "--log-level", "warning"], env=env)
-        agent_argv = [sys.executable, "-m", "monitor_agent", *shlex.split(args.agent_args),
-                      "--server", base, "--token", TOKEN]
+        hub = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "monitor_server",
+                "--port",
+                str(port),
+                "--db",
+                f"{tmp}/hub.db",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        )
+        agent_argv = [
+            sys.executable,
+            "-m",
+            "monitor_agent",
+            *shlex.split(args.agent_args),
+            "--server",
+            base,
+            "--token",
+            TOKEN,
+        ]
         if args.agent_args.split()[:1] in ([], ["run"]):
             agent_argv += ["--state-dir", f"{tmp}/agent", "--log-level", "warning"]
         agent = subprocess.Popen(agent_argv)

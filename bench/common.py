@@ -114,9 +114,7 @@ class HubProcess:
     async def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
+            self.proc = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         await self.wait_healthy()
 
     async def wait_healthy(self, within: float = 60) -> None:

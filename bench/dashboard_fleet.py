@@ -35,8 +35,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 TOKEN = "bench-token-8e1f4c2a90"  # noqa: S105 - a throwaway hub started by this script
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 # Collects rAF intervals and long tasks until window.__stop is set.
 FRAME_PROBE = """() => {
@@ -75,8 +81,13 @@ def free_port() -> int:
 
 
 def start_hub(port: int, folder: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MONITOR_TOKEN": TOKEN, "MONITOR_PORT": str(port),
-           "MONITOR_DB": str(folder / "monitor.db"), "MONITOR_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "MONITOR_TOKEN": TOKEN,
+        "MONITOR_PORT": str(port),
+        "MONITOR_DB": str(folder / "monitor.db"),
+        "MONITOR_LOG_LEVEL": "warning",
+    }
     return subprocess.Popen([sys.executable, "-m", "monitor_server"], env=env)
 
 
@@ -94,11 +105,25 @@ async def wait_healthy(base: str) -> None:
 
 async def agent(port: int, device_id: str, interval: float) -> ClientConnection:
     """A minimal protocol-v1 agent that reports every ``interval`` s until its socket closes."""
-    ws = await connect(f"ws://127.0.0.1:{port}/ws/agent", additional_headers={"X-Auth-Token": TOKEN},
-                       compression=None, open_timeout=30)
-    await ws.send(json.dumps({"type": "hello", "protocol": 1, "device_id": device_id,
-                              "agent_version": "bench", "hostname": f"{device_id}.bench",
-                              "platform": "linux", "capabilities": []}))
+    ws = await connect(
+        f"ws://127.0.0.1:{port}/ws/agent",
+        additional_headers={"X-Auth-Token": TOKEN},
+        compression=None,
+        open_timeout=30,
+    )
+    await ws.send(
+        json.dumps(
+            {
+                "type": "hello",
+                "protocol": 1,
+                "device_id": device_id,
+                "agent_version": "bench",
+                "hostname": f"{device_id}.bench",
+                "platform": "linux",
+                "capabilities": [],
+            }
+        )
+    )
     await ws.recv()
     TASKS.add(asyncio.ensure_future(report_metrics(ws, interval)))
     return ws
@@ -113,8 +138,16 @@ async def report_metrics(ws: ClientConnection, interval: float) -> None:
     try:
         await asyncio.sleep(random.random() * interval)  # spread the fleet over the interval
         while True:
-            await ws.send(json.dumps({"type": "metrics", "cpu": random.uniform(0, 100),
-                                      "ram": random.uniform(20, 90), "disk": random.uniform(40, 95)}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "metrics",
+                        "cpu": random.uniform(0, 100),
+                        "ram": random.uniform(20, 90),
+                        "disk": random.uniform(40, 95),
+                    }
+                )
+            )
             await asyncio.sleep(interval)
     except ConnectionClosed:
         pass
@@ -149,16 +182,23 @@ def summary(values: list[float]) -> dict[str, float]:
     def pick(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
-    return {"n": len(values), "p50": round(pick(0.5), 1), "p95": round(pick(0.95), 1),
-            "max": round(ordered[-1], 1), "mean": round(statistics.fmean(values), 1)}
+    return {
+        "n": len(values),
+        "p50": round(pick(0.5), 1),
+        "p95": round(pick(0.95), 1),
+        "max": round(ordered[-1], 1),
+        "mean": round(statistics.fmean(values), 1),
+    }
 
 
 async def storm(page: Page, port: int, count: int, interval: float) -> tuple[list[ClientConnection], float]:
     started = time.perf_counter()
     sockets = await connect_fleet(port, count, interval)
     await page.wait_for_function(
-        "(n) => document.querySelectorAll('#fleet tr[data-online=true]').length >= n", arg=count,
-        timeout=120_000)
+        "(n) => document.querySelectorAll('#fleet tr[data-online=true]').length >= n",
+        arg=count,
+        timeout=120_000,
+    )
     return sockets, (time.perf_counter() - started) * 1000
 
 
@@ -170,13 +210,17 @@ async def steady(page: Page, seconds: float) -> dict[str, Any]:
     frames: list[float] = await page.evaluate("window.__frames.slice(1)")
     long_tasks: list[float] = await page.evaluate("window.__long")
     stats = await page.evaluate("window.monitorDashboard.fleetView.stats")
-    return {"frame_interval_ms": summary(frames), "long_tasks": len(long_tasks),
-            "longest_task_ms": round(max(long_tasks, default=0), 1),
-            "max_flush_ms": round(stats["maxFlushMs"], 1)}
+    return {
+        "frame_interval_ms": summary(frames),
+        "long_tasks": len(long_tasks),
+        "longest_task_ms": round(max(long_tasks, default=0), 1),
+        "max_flush_ms": round(stats["maxFlushMs"], 1),
+    }
 
 
-async def presence_latency(page: Page, port: int, sockets: list[ClientConnection], rounds: int,
-                           interval: float) -> list[float]:
+async def presence_latency(
+    page: Page, port: int, sockets: list[ClientConnection], rounds: int, interval: float
+) -> list[float]:
     latencies = []
     for n in range(rounds):
         device_id = f"dev-{n:04d}"
@@ -189,7 +233,8 @@ async def presence_latency(page: Page, port: int, sockets: list[ClientConnection
         sockets[n] = await agent(port, device_id, interval)
         await page.wait_for_function(
             "(id) => document.querySelector(`#fleet tr[data-device-id='${id}']`).dataset.online === 'true'",
-            arg=device_id)
+            arg=device_id,
+        )
     return latencies
 
 
@@ -220,9 +265,14 @@ async def measure(args: argparse.Namespace, port: int, base: str) -> dict[str, A
         for task in TASKS:
             task.cancel()
         await browser.close()
-    return {"devices": args.devices, "metrics_interval_s": args.interval,
-            "connect_storm_to_all_rows_online_ms": round(storm_ms), "snapshot_render_ms": round(render_ms),
-            "steady_load": load, "presence_latency_ms": summary(latencies)}
+    return {
+        "devices": args.devices,
+        "metrics_interval_s": args.interval,
+        "connect_storm_to_all_rows_online_ms": round(storm_ms),
+        "snapshot_render_ms": round(render_ms),
+        "steady_load": load,
+        "presence_latency_ms": summary(latencies),
+    }
 
 
 def main() -> None:

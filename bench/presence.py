@@ -59,9 +59,7 @@ class Dashboard:
 @contextlib.asynccontextmanager
 async def dashboard(hub: HubProcess) -> AsyncIterator[Dashboard]:
     async with httpx.AsyncClient(base_url=hub.http_url) as client:
-        response = await client.post(
-            "/ui/login", data={"token": TOKEN}, headers={"Origin": hub.http_url}
-        )
+        response = await client.post("/ui/login", data={"token": TOKEN}, headers={"Origin": hub.http_url})
         cookie = response.cookies.get("monitor_session") or client.cookies.get("monitor_session")
         if not cookie:
             raise RuntimeError(f"dashboard login failed: HTTP {response.status_code}")

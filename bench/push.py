@@ -58,9 +58,7 @@ class PollingAgent(Agent):
 
     clock: Clock
 
-    async def handle_command(
-        self, command_id: int, command: str, args: Mapping[str, Any] | None
-    ) -> None:
+    async def handle_command(self, command_id: int, command: str, args: Mapping[str, Any] | None) -> None:
         self.clock.hook(self.identity.device_id, command_id, command)
         await super().handle_command(command_id, command, args)
 
@@ -146,9 +144,7 @@ async def measure(folder: Path, agents: int, scale: Scale) -> dict[str, Any]:
         pollers += [_poller(hub, f"poll10s-{i:03d}", 10.0, clock, 100 + i) for i in range(pollers_each)]
         async with running_fleet(fleet):
             poll_tasks = [asyncio.get_running_loop().create_task(a.run(t)) for a, t in pollers]
-            connect_s = await wait_for(
-                lambda: fleet.connected() == agents, 300, f"{agents} agents online"
-            )
+            connect_s = await wait_for(lambda: fleet.connected() == agents, 300, f"{agents} agents online")
             ids = [m.agent.identity.device_id for m in fleet.members]
             async with httpx.AsyncClient(
                 base_url=hub.http_url, headers={"X-Auth-Token": TOKEN}, timeout=30
@@ -172,9 +168,7 @@ async def measure(folder: Path, agents: int, scale: Scale) -> dict[str, Any]:
                         rng,
                     ),
                 )
-                windows = [
-                    await _push_window(client, ids, clock, window, rng) for _ in range(scale.runs)
-                ]
+                windows = [await _push_window(client, ids, clock, window, rng) for _ in range(scale.runs)]
                 poll_1s, poll_10s = await baselines
             still_online = fleet.connected()
             for agent, _ in pollers:

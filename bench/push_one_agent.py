@@ -30,8 +30,13 @@ TOKEN = "bench-token-5d0c9b1e27"  # noqa: S105 - a throwaway hub started by this
 
 
 def start_hub(port: int, folder: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MONITOR_TOKEN": TOKEN, "MONITOR_PORT": str(port),
-           "MONITOR_DB": str(folder / "monitor.db"), "MONITOR_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "MONITOR_TOKEN": TOKEN,
+        "MONITOR_PORT": str(port),
+        "MONITOR_DB": str(folder / "monitor.db"),
+        "MONITOR_LOG_LEVEL": "warning",
+    }
     cmd = [sys.executable, "-m", "monitor_server"]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
@@ -56,8 +61,10 @@ async def measure(port: int, count: int) -> list[float]:
     await wait_healthy(base)
     arrivals: dict[int, float] = {}
     arrived = asyncio.Event()
-    async with connect(f"ws://127.0.0.1:{port}/ws/agent", additional_headers=headers,
-                       compression=None) as ws, httpx.AsyncClient(base_url=base, headers=headers) as api:
+    async with (
+        connect(f"ws://127.0.0.1:{port}/ws/agent", additional_headers=headers, compression=None) as ws,
+        httpx.AsyncClient(base_url=base, headers=headers) as api,
+    ):
         await ws.send(json.dumps({"type": "hello", "protocol": 1, "device_id": "bench-1"}))
         await ws.recv()
 
@@ -99,8 +106,7 @@ def main() -> None:
             hub.terminate()
             hub.wait()
     p = statistics.quantiles(ms, n=100)
-    print(f"n={len(ms)} return->frame ms: p50={p[49]:.3f} p99={p[98]:.3f} max={ms[-1]:.3f} "
-          f"min={ms[0]:.3f}")
+    print(f"n={len(ms)} return->frame ms: p50={p[49]:.3f} p99={p[98]:.3f} max={ms[-1]:.3f} min={ms[0]:.3f}")
 
 
 if __name__ == "__main__":

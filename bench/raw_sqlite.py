@@ -29,9 +29,7 @@ def rows(count: int, devices: int = 16) -> list[tuple[object, ...]]:
     for n in range(count):
         s = hosts[n % devices].sample()
         extra = {k: v for k, v in s.items() if k not in {"cpu", "ram", "disk", "uptime_sec", "status"}}
-        extra.update(
-            {"hostname": f"ingest-{n % devices:05d}", "agent_version": "0.1.0", "spool_dropped": 0}
-        )
+        extra.update({"hostname": f"ingest-{n % devices:05d}", "agent_version": "0.1.0", "spool_dropped": 0})
         out.append(
             (
                 f"ingest-{n % devices:05d}",

@@ -88,13 +88,18 @@ def _ingest(r: dict[str, Any]) -> list[str]:
             raw["rows_per_second"],
             rest["requests_per_second"],
         ]
-        for i, (w, raw, rest) in enumerate(
-            zip(r["ws_runs"], r["raw_runs"], r["rest_runs"], strict=False)
-        )
+        for i, (w, raw, rest) in enumerate(zip(r["ws_runs"], r["raw_runs"], r["rest_runs"], strict=False))
     ]
     lines = _table(
-        rows, ["run", "WS samples/s stored", "hub CPU %",
-            "load generator CPU %", "raw executemany rows/s", "REST /ingest req/s"]
+        rows,
+        [
+            "run",
+            "WS samples/s stored",
+            "hub CPU %",
+            "load generator CPU %",
+            "raw executemany rows/s",
+            "REST /ingest req/s",
+        ],
     )
     lines.append(
         f"Medians: **{r['ws_samples_per_second']:,.0f} samples/s** through WebSockets "

@@ -91,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "cores": all_cores,
         "open_files_limit": nofile,
         "load_generator_pinned": pinned,
-        "command": shlex.join(
-            ["python", "-m", "bench.run", *(argv if argv is not None else sys.argv[1:])]
-        ),
+        "command": shlex.join(["python", "-m", "bench.run", *(argv if argv is not None else sys.argv[1:])]),
         "runs": scale.runs,
         "quick": scale.quick,
     }

@@ -182,9 +182,7 @@ class Agent:
             pending = await self._commands.get()
             await self.handle_command(pending.id, pending.command, pending.args)
 
-    async def handle_command(
-        self, command_id: int, command: str, args: Mapping[str, Any] | None
-    ) -> None:
+    async def handle_command(self, command_id: int, command: str, args: Mapping[str, Any] | None) -> None:
         """Execute (or answer from the journal) and ack one command."""
         try:
             result = await self.executor.execute(command_id, command, args)
@@ -193,15 +191,15 @@ class Agent:
                     self.last_error = result.message  # rides on the next sample
                 await self._send_ack(command_id, result)
         except Exception:
-            log.exception("%s: command %d failed outside its handler",
-                          self.identity.device_id, command_id)
+            log.exception("%s: command %d failed outside its handler", self.identity.device_id, command_id)
         if self._restart_requested:
             self.stop(ExitReason.RESTART)
 
     async def _send_ack(self, command_id: int, result: CommandResult) -> None:
         if self._transport is not None and not await self._transport.send_ack(command_id, result):
-            log.info("%s: ack of command %d kept for the next connection",
-                     self.identity.device_id, command_id)
+            log.info(
+                "%s: ack of command %d kept for the next connection", self.identity.device_id, command_id
+            )
 
     def unconfirmed_acks(self) -> list[tuple[int, CommandResult]]:
         return self.journal.unconfirmed()

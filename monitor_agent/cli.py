@@ -39,8 +39,12 @@ def add_agent_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML config file (flags > env > file)")
     for flag, options in AGENT_FLAGS:
         parser.add_argument(flag, default=None, **options)
-    parser.add_argument("--allow", action="append", metavar="NAME",
-                        help="enable a host command by name (repeatable, or comma-separated)")
+    parser.add_argument(
+        "--allow",
+        action="append",
+        metavar="NAME",
+        help="enable a host command by name (repeatable, or comma-separated)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
@@ -69,16 +73,28 @@ def _simulate(args: argparse.Namespace) -> int:
     from monitor_agent.daemon import configure_logging
     from monitor_agent.simulator import FleetConfig, quiet_agents, simulate
 
-    flags = {"server": args.server, "token": args.token, "interval": args.interval,
-             "backoff_base": args.backoff_base, "backoff_cap": args.backoff_cap,
-             "log_level": args.log_level}
+    flags = {
+        "server": args.server,
+        "token": args.token,
+        "interval": args.interval,
+        "backoff_base": args.backoff_base,
+        "backoff_cap": args.backoff_cap,
+        "log_level": args.log_level,
+    }
     config = load_config(flags)  # same URL, token and env rules as a real agent
     configure_logging(config.log_level, "text")
     quiet_agents(getattr(logging, args.agent_log_level.upper()))
     fleet = FleetConfig(
-        url=config.ws_url(), token=config.token, count=args.count, interval=config.interval,
-        prefix=args.prefix, ramp=args.ramp, backoff_base=config.backoff_base,
-        backoff_cap=config.backoff_cap, jitter=not args.no_jitter, seed=args.seed,
+        url=config.ws_url(),
+        token=config.token,
+        count=args.count,
+        interval=config.interval,
+        prefix=args.prefix,
+        ramp=args.ramp,
+        backoff_base=config.backoff_base,
+        backoff_cap=config.backoff_cap,
+        jitter=not args.no_jitter,
+        seed=args.seed,
     )
     asyncio.run(simulate(fleet, report_every=args.report_every))
     return 0
@@ -90,39 +106,53 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
         if value < 0:
             raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
         return value
+
     return parse
 
 
 def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
-        "simulate", help="run N virtual agents in this process (load tests, demos)",
+        "simulate",
+        help="run N virtual agents in this process (load tests, demos)",
         description="N virtual agents over real WebSockets, each with its own device id, "
-                    "simulated metrics, the agent's reconnect/backoff and built-in commands.",
+        "simulated metrics, the agent's reconnect/backoff and built-in commands.",
     )
     parser.add_argument("--count", type=int, required=True, help="number of virtual agents")
     parser.add_argument("--interval", type=float, help="seconds between samples per agent (5)")
     parser.add_argument("--server", help="hub base URL (as for `run`)")
     parser.add_argument("--token", help="shared secret sent as X-Auth-Token")
     parser.add_argument("--prefix", default="sim-", help="device ids are PREFIX00000, PREFIX00001...")
-    parser.add_argument("--ramp", type=_positive(float), default=0.0,
-                        help="spread connection starts over this many seconds (0)")
-    parser.add_argument("--report-every", type=_positive(float), default=5.0,
-                        help="seconds between 'N/M connected' lines (5)")
+    parser.add_argument(
+        "--ramp",
+        type=_positive(float),
+        default=0.0,
+        help="spread connection starts over this many seconds (0)",
+    )
+    parser.add_argument(
+        "--report-every", type=_positive(float), default=5.0, help="seconds between 'N/M connected' lines (5)"
+    )
     parser.add_argument("--backoff-base", type=float, help="first reconnect delay ceiling (1)")
     parser.add_argument("--backoff-cap", type=float, help="largest reconnect delay (60)")
-    parser.add_argument("--no-jitter", action="store_true",
-                        help="reconnect after exactly the backoff ceiling (to study storms)")
+    parser.add_argument(
+        "--no-jitter",
+        action="store_true",
+        help="reconnect after exactly the backoff ceiling (to study storms)",
+    )
     parser.add_argument("--seed", type=int, help="random seed for reproducible metrics")
     parser.add_argument("--log-level", help="the simulator's own log level (INFO)")
-    parser.add_argument("--agent-log-level", default="ERROR",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="log level of the per-agent loggers (ERROR)")
+    parser.add_argument(
+        "--agent-log-level",
+        default="ERROR",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level of the per-agent loggers (ERROR)",
+    )
     parser.set_defaults(handler=_simulate)
 
 
 # Each entry adds one subcommand.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
-    _add_run, _add_simulate
+    _add_run,
+    _add_simulate,
 ]
 
 
@@ -152,8 +182,7 @@ def _with_default_command(argv: list[str], parser: argparse.ArgumentParser) -> l
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv),
-                                                   parser))
+    args = parser.parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv), parser))
     try:
         status: int = args.handler(args)
     except ConfigError as exc:

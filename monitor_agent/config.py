@@ -43,11 +43,13 @@ def _number(kind: Callable[[Any], float]) -> Callable[[Any], float]:
         if isinstance(value, float) and kind is int and result != value:
             raise ValueError(f"expected a whole number, got {value!r}")
         return result
+
     return number
 
 
-def _at_least(kind: Callable[[Any], float], low: float, *, strict: bool = False,
-              high: float | None = None) -> Check:
+def _at_least(
+    kind: Callable[[Any], float], low: float, *, strict: bool = False, high: float | None = None
+) -> Check:
     parse = _number(kind)
 
     def bounded(value: Any) -> float:
@@ -57,12 +59,14 @@ def _at_least(kind: Callable[[Any], float], low: float, *, strict: bool = False,
         if high is not None and result > high:
             raise ValueError(f"must be <= {high:g}, got {value!r}")
         return result
+
     return bounded
 
 
 def _optional(check: Check) -> Check:
     def optional(value: Any) -> Any:
         return None if value is None else check(value)
+
     return optional
 
 
@@ -72,6 +76,7 @@ def _choice(*options: str, upper: bool = False) -> Check:
         if text not in options:
             raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
         return text
+
     return choice
 
 
@@ -136,8 +141,10 @@ class HostCommand:
     description: str = ""
 
     CHECKS: ClassVar[dict[str, Check]] = {
-        "argv": _argv, "timeout": _at_least(float, 0, strict=True),
-        "max_output": _at_least(int, 0), "description": _text,
+        "argv": _argv,
+        "timeout": _at_least(float, 0, strict=True),
+        "max_output": _at_least(int, 0),
+        "description": _text,
     }
 
     def __post_init__(self) -> None:
@@ -182,8 +189,10 @@ def default_state_dir() -> Path:
 def _commands(value: Any) -> dict[str, HostCommand]:
     if not isinstance(value, Mapping):
         raise ValueError(f"expected [commands.NAME] tables, got {value!r}")
-    return {name: spec if isinstance(spec, HostCommand) else HostCommand.from_mapping(name, spec)
-            for name, spec in value.items()}
+    return {
+        name: spec if isinstance(spec, HostCommand) else HostCommand.from_mapping(name, spec)
+        for name, spec in value.items()
+    }
 
 
 _POSITIVE = _at_least(float, 0, strict=True)

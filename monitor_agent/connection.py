@@ -135,16 +135,32 @@ class WsTransport:
             delay = self.settings.auth_retry_delay * self.rng.uniform(0.8, 1.2)
             log.error(
                 "%s: %s at %s: the agent token is wrong or missing (check --token / "
-                "MONITOR_AGENT_TOKEN); retrying in %.0fs", name, exc, self.settings.url, delay)
+                "MONITOR_AGENT_TOKEN); retrying in %.0fs",
+                name,
+                exc,
+                self.settings.url,
+                delay,
+            )
             return self._fail(delay)
         except ssl.SSLCertVerificationError as exc:
             return self._fail(self._tls_refused(name, exc))
-        except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, HandshakeFailed,
-                ProtocolError) as exc:
+        except (
+            OSError,
+            TimeoutError,
+            InvalidHandshake,
+            ConnectionClosed,
+            HandshakeFailed,
+            ProtocolError,
+        ) as exc:
             self.last_failure = f"{type(exc).__name__}: {exc}"
             delay = self.backoff.next_delay()
-            log.warning("%s: connection to %s failed or lost (%s); reconnecting in %.1fs",
-                        name, self.settings.url, self.last_failure, delay)
+            log.warning(
+                "%s: connection to %s failed or lost (%s); reconnecting in %.1fs",
+                name,
+                self.settings.url,
+                self.last_failure,
+                delay,
+            )
             return self._fail(delay)
         if self.state is not LinkState.CLOSED:
             self._set(LinkState.DISCONNECTED)
@@ -197,23 +213,39 @@ class WsTransport:
             self._set(LinkState.CONNECTED)
             self.connections += 1
             self.backoff.reset()
-            log.info("%s: connected to %s (ping every %gs, timeout %gs)", agent.identity.device_id,
-                     self.settings.url, welcome.ping_interval, welcome.ping_timeout)
+            log.info(
+                "%s: connected to %s (ping every %gs, timeout %gs)",
+                agent.identity.device_id,
+                self.settings.url,
+                welcome.ping_interval,
+                welcome.ping_timeout,
+            )
             await self._serve(ws, agent, welcome)
             if not agent.stopping.is_set():
-                log.warning("%s: hub closed the connection (code %s %s)",
-                            agent.identity.device_id, ws.close_code, ws.close_reason or "")
+                log.warning(
+                    "%s: hub closed the connection (code %s %s)",
+                    agent.identity.device_id,
+                    ws.close_code,
+                    ws.close_reason or "",
+                )
         finally:
             self._ws = None
             await ws.close(CLOSE_NORMAL)
 
     async def _handshake(self, ws: ClientConnection, agent: Agent) -> Welcome:
         ident = agent.identity
-        await ws.send(encode(Hello(
-            protocol=PROTOCOL_VERSION, device_id=ident.device_id, agent_version=ident.agent_version,
-            hostname=ident.hostname, platform=ident.platform,
-            capabilities=tuple(agent.handlers.capabilities()),
-        )))
+        await ws.send(
+            encode(
+                Hello(
+                    protocol=PROTOCOL_VERSION,
+                    device_id=ident.device_id,
+                    agent_version=ident.agent_version,
+                    hostname=ident.hostname,
+                    platform=ident.platform,
+                    capabilities=tuple(agent.handlers.capabilities()),
+                )
+            )
+        )
         async with asyncio.timeout(self.settings.connect_timeout):
             frame = decode_hub_frame(await ws.recv())
         if isinstance(frame, ErrorFrame):
@@ -268,8 +300,7 @@ class WsTransport:
                     receiver.cancel()
                     await asyncio.gather(receiver, return_exceptions=True)
         except (TimeoutError, ConnectionClosed) as exc:
-            log.info("%s: flush incomplete (%r); the rest is kept on disk",
-                     agent.identity.device_id, exc)
+            log.info("%s: flush incomplete (%r); the rest is kept on disk", agent.identity.device_id, exc)
 
     async def _receive(self, ws: ClientConnection, agent: Agent) -> None:
         async for raw in ws:
@@ -284,8 +315,9 @@ class WsTransport:
                 agent.journal.confirm(frame.id)
                 self._acked.set()
             elif isinstance(frame, ErrorFrame):
-                log.warning("%s: hub refused a frame: %s: %s", agent.identity.device_id,
-                            frame.code, frame.message)
+                log.warning(
+                    "%s: hub refused a frame: %s: %s", agent.identity.device_id, frame.code, frame.message
+                )
                 if frame.code == "unknown_command" and frame.id is not None:
                     agent.journal.confirm(frame.id)  # the hub will never take that ack: stop re-sending
                     self._acked.set()

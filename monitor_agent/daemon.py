@@ -29,18 +29,30 @@ log = logging.getLogger("monitor_agent")
 def build_transport(config: AgentConfig) -> Transport:
     """The WebSocket transport, or the seed's REST polling with ``transport = "http"``."""
     if config.transport == "http":
-        return HttpTransport(HttpSettings(
-            base_url=config.http_url(), token=config.token,
-            poll_interval=config.effective_poll_interval(), backoff_base=config.backoff_base,
-            backoff_cap=config.backoff_cap, auth_retry_delay=config.auth_retry_delay,
-            timeout=config.connect_timeout,
-        ))
-    return WsTransport(WsSettings(
-        url=config.ws_url(), token=config.token, batch_size=config.batch_size,
-        backoff_base=config.backoff_base, backoff_cap=config.backoff_cap,
-        auth_retry_delay=config.auth_retry_delay, connect_timeout=config.connect_timeout,
-        ssl_context=config.ssl_context(), ca_file=config.ca_file,
-    ))
+        return HttpTransport(
+            HttpSettings(
+                base_url=config.http_url(),
+                token=config.token,
+                poll_interval=config.effective_poll_interval(),
+                backoff_base=config.backoff_base,
+                backoff_cap=config.backoff_cap,
+                auth_retry_delay=config.auth_retry_delay,
+                timeout=config.connect_timeout,
+            )
+        )
+    return WsTransport(
+        WsSettings(
+            url=config.ws_url(),
+            token=config.token,
+            batch_size=config.batch_size,
+            backoff_base=config.backoff_base,
+            backoff_cap=config.backoff_cap,
+            auth_retry_delay=config.auth_retry_delay,
+            connect_timeout=config.connect_timeout,
+            ssl_context=config.ssl_context(),
+            ca_file=config.ca_file,
+        )
+    )
 
 
 def build_agent(config: AgentConfig) -> Agent:
@@ -69,9 +81,15 @@ async def serve(config: AgentConfig) -> ExitReason:
     _install_signal_handlers(agent)
     if config.token == DEV_TOKEN:
         log.warning("using the development token; set --token or MONITOR_AGENT_TOKEN")
-    log.info("monitor-agent %s started: pid %d, device %s, %s transport to %s, state in %s",
-             __version__, os.getpid(), agent.identity.device_id, config.transport,
-             config.ws_url() if config.transport == "ws" else config.http_url(), config.state_dir)
+    log.info(
+        "monitor-agent %s started: pid %d, device %s, %s transport to %s, state in %s",
+        __version__,
+        os.getpid(),
+        agent.identity.device_id,
+        config.transport,
+        config.ws_url() if config.transport == "ws" else config.http_url(),
+        config.state_dir,
+    )
     try:
         reason = await agent.run(transport)
     finally:
@@ -106,8 +124,12 @@ def restart_process(mode: str) -> None:
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
-                 "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()

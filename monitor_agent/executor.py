@@ -28,8 +28,12 @@ class CommandExecutor:
         """The result to ack, or None while the same command is already running here."""
         entry = self.journal.get(command_id)
         if entry is not None and entry.result is not None:
-            log.info("%s: command %d (%s) was already run; answering from the journal",
-                     self.device_id, command_id, command)
+            log.info(
+                "%s: command %d (%s) was already run; answering from the journal",
+                self.device_id,
+                command_id,
+                command,
+            )
             return entry.result
         if command_id in self._running:
             return None  # redelivered while running: its ack follows when it finishes
@@ -37,22 +41,19 @@ class CommandExecutor:
             # A previous process started it and died before recording the result: it may
             # have had its effect, so it is never run a second time.
             result = failure(
-                f"{command}: the agent stopped while this command was running; "
-                "not run again", error="interrupted",
+                f"{command}: the agent stopped while this command was running; not run again",
+                error="interrupted",
             )
             self.journal.finish(command_id, result)
             return result
         return await self._run(command_id, command, args)
 
-    async def _run(
-        self, command_id: int, command: str, args: Mapping[str, Any] | None
-    ) -> CommandResult:
+    async def _run(self, command_id: int, command: str, args: Mapping[str, Any] | None) -> CommandResult:
         try:
             self.journal.begin(command_id, command)
         except OSError as exc:
             log.error("%s: cannot journal command %d: %s", self.device_id, command_id, exc)
-            return failure(f"{command}: not run, the agent cannot write its journal: {exc}",
-                           error="journal")
+            return failure(f"{command}: not run, the agent cannot write its journal: {exc}", error="journal")
         self._running.add(command_id)
         log.info("%s: running command %d (%s)", self.device_id, command_id, command)
         try:

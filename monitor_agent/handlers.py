@@ -59,7 +59,7 @@ class Handlers:
         if command in predefined_commands():
             return failure(
                 f"command {command!r} is not allowed on this agent; enable it with "
-                f"--allow {command} (or allow = [\"{command}\"] in the config file)",
+                f'--allow {command} (or allow = ["{command}"] in the config file)',
                 error="not_allowed",
             )
         return failure(
@@ -124,8 +124,7 @@ async def run_host_command(name: str, spec: HostCommand, args: Mapping[str, Any]
             exit_code=None,
         )
     text = output.decode(errors="replace") + (TRUNCATED_MARK if truncated else "")
-    extra = {"exit_code": code, "truncated": truncated,
-             "duration_sec": round(time.monotonic() - started, 3)}
+    extra = {"exit_code": code, "truncated": truncated, "duration_sec": round(time.monotonic() - started, 3)}
     return CommandResult(code == 0, text, extra)
 
 

@@ -68,16 +68,26 @@ class HttpTransport:
             except TokenRejected as exc:
                 self._lost(str(exc))
                 delay = self.settings.auth_retry_delay * self.backoff.rng.uniform(0.8, 1.2)
-                log.error("%s: %s at %s: the agent token is wrong or missing (check --token / "
-                          "MONITOR_AGENT_TOKEN); retrying in %.0fs",
-                          name, exc, self.settings.base_url, delay)
+                log.error(
+                    "%s: %s at %s: the agent token is wrong or missing (check --token / "
+                    "MONITOR_AGENT_TOKEN); retrying in %.0fs",
+                    name,
+                    exc,
+                    self.settings.base_url,
+                    delay,
+                )
                 await agent.wait_stopping(delay)
                 continue
             except (OSError, ValueError) as exc:
                 self._lost(f"{type(exc).__name__}: {exc}")
                 delay = self.backoff.next_delay()
-                log.warning("%s: hub %s unreachable (%s); retrying in %.1fs",
-                            name, self.settings.base_url, self.last_failure, delay)
+                log.warning(
+                    "%s: hub %s unreachable (%s); retrying in %.1fs",
+                    name,
+                    self.settings.base_url,
+                    self.last_failure,
+                    delay,
+                )
                 await agent.wait_stopping(delay)
                 continue
             self.backoff.reset()
@@ -94,8 +104,9 @@ class HttpTransport:
         agent.sample_ready.clear()
         waiters = [asyncio.ensure_future(e.wait()) for e in (agent.sample_ready, agent.stopping)]
         try:
-            await asyncio.wait(waiters, timeout=self.settings.poll_interval,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waiters, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for waiter in waiters:
                 waiter.cancel()
@@ -105,8 +116,7 @@ class HttpTransport:
             async with asyncio.timeout(2.0):
                 await self._send_spool(agent)
         except (TimeoutError, OSError, TokenRejected) as exc:
-            log.info("%s: flush incomplete (%r); the rest is kept on disk",
-                     agent.identity.device_id, exc)
+            log.info("%s: flush incomplete (%r); the rest is kept on disk", agent.identity.device_id, exc)
 
     async def _cycle(self, agent: Agent) -> None:
         for command_id, result in agent.unconfirmed_acks():
@@ -116,8 +126,7 @@ class HttpTransport:
             command = await self._request("GET", f"/devices/{self._device}/commands/next")
             if not isinstance(command, dict) or agent.stopping.is_set():
                 break
-            await agent.handle_command(int(command["id"]), str(command["command"]),
-                                       command.get("args"))
+            await agent.handle_command(int(command["id"]), str(command["command"]), command.get("args"))
             if agent.journal.get(int(command["id"])) is None or agent.unconfirmed_acks():
                 break  # the ack did not go through: the next cycle retries it
 
@@ -130,8 +139,7 @@ class HttpTransport:
                 except HttpStatusError as exc:
                     if exc.status != 422:
                         raise
-                    log.error("%s: hub rejected a sample, dropping it: %s",
-                              agent.identity.device_id, exc)
+                    log.error("%s: hub rejected a sample, dropping it: %s", agent.identity.device_id, exc)
                 agent.spool.remove([key])
 
     async def send_ack(self, command_id: int, result: CommandResult) -> bool:
@@ -141,8 +149,9 @@ class HttpTransport:
         try:
             await self._ack(self._agent, command_id, result)
         except (OSError, TokenRejected) as exc:
-            log.warning("%s: ack of command %d not delivered: %s",
-                        self._agent.identity.device_id, command_id, exc)
+            log.warning(
+                "%s: ack of command %d not delivered: %s", self._agent.identity.device_id, command_id, exc
+            )
             return False
         return True
 
@@ -154,8 +163,9 @@ class HttpTransport:
         except HttpStatusError as exc:
             if exc.status != 404:
                 raise
-            log.warning("%s: hub no longer knows command %d; forgetting its ack",
-                        agent.identity.device_id, command_id)
+            log.warning(
+                "%s: hub no longer knows command %d; forgetting its ack", agent.identity.device_id, command_id
+            )
         agent.journal.confirm(command_id)
 
     async def _request(self, method: str, path: str, body: Any = None) -> Any:
@@ -164,7 +174,9 @@ class HttpTransport:
     def _request_sync(self, method: str, path: str, body: Any) -> Any:
         data = None if body is None else orjson.dumps(body)
         request = urllib.request.Request(  # noqa: S310 - the URL scheme was validated as http(s)
-            self.settings.base_url + path, data=data, method=method,
+            self.settings.base_url + path,
+            data=data,
+            method=method,
             headers={"X-Auth-Token": self.settings.token, "Content-Type": "application/json"},
         )
         try:

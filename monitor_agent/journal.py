@@ -74,11 +74,7 @@ class MemoryJournal:
             self._apply({"id": command_id, "state": "confirmed"})
 
     def unconfirmed(self) -> list[tuple[int, CommandResult]]:
-        return [
-            (e.id, e.result)
-            for e in self._entries.values()
-            if e.result is not None and not e.confirmed
-        ]
+        return [(e.id, e.result) for e in self._entries.values() if e.result is not None and not e.confirmed]
 
     def close(self) -> None:
         """Nothing to release."""
@@ -130,8 +126,13 @@ class FileJournal(MemoryJournal):
     def finish(self, command_id: int, result: CommandResult) -> None:
         entry = self.get(command_id)
         command = entry.command if entry else ""
-        record = {"id": command_id, "state": "done", "command": command,
-                  "result": result.to_json(), "at": time.time()}
+        record = {
+            "id": command_id,
+            "state": "done",
+            "command": command,
+            "result": result.to_json(),
+            "at": time.time(),
+        }
         super().finish(command_id, result)
         self._write(record)
 

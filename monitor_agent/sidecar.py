@@ -11,14 +11,14 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def start_sidecar(server: str, token: str, state_dir: Path,
-                  ca_file: Path | None = None) -> subprocess.Popen[bytes] | None:
+def start_sidecar(
+    server: str, token: str, state_dir: Path, ca_file: Path | None = None
+) -> subprocess.Popen[bytes] | None:
     """Start ``python -m monitor_agent`` against ``server``; None (and a warning) if it cannot start."""
     env = {**os.environ, "MONITOR_AGENT_TOKEN": token}  # not on the command line: ps shows argv
     if ca_file is not None:
         env["MONITOR_AGENT_CA_FILE"] = str(ca_file)
-    argv = [sys.executable, "-m", "monitor_agent", "run", "--server", server,
-            "--state-dir", str(state_dir)]
+    argv = [sys.executable, "-m", "monitor_agent", "run", "--server", server, "--state-dir", str(state_dir)]
     try:
         proc = subprocess.Popen(argv, env=env)  # noqa: S603 - our own interpreter and module
     except OSError as exc:

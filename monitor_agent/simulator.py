@@ -133,11 +133,13 @@ class Fleet:
     def _member(self, index: int, rng: random.Random) -> Member:
         c = self.config
         device_id = c.device_id(index)
-        source = (self.sample_source(index, rng) if self.sample_source is not None
-                  else SyntheticHost(rng).sample)
+        source = (
+            self.sample_source(index, rng) if self.sample_source is not None else SyntheticHost(rng).sample
+        )
         agent = VirtualAgent(
-            identity=Identity(device_id=device_id, hostname=device_id, platform="simulated",
-                              agent_version=__version__),
+            identity=Identity(
+                device_id=device_id, hostname=device_id, platform="simulated", agent_version=__version__
+            ),
             sample_source=source,
             spool=MemorySpool(c.spool_max_samples),
             journal=MemoryJournal(keep=1000),
@@ -145,8 +147,13 @@ class Fleet:
         )
         agent.on_command = self.on_command
         transport = WsTransport(
-            WsSettings(url=c.url, token=c.token, backoff_base=c.backoff_base,
-                       backoff_cap=c.backoff_cap, auth_retry_delay=max(c.backoff_cap, 1.0)),
+            WsSettings(
+                url=c.url,
+                token=c.token,
+                backoff_base=c.backoff_base,
+                backoff_cap=c.backoff_cap,
+                auth_retry_delay=max(c.backoff_cap, 1.0),
+            ),
             rng=rng if c.jitter else _NoJitter(),
         )
         return Member(agent, transport)
@@ -204,8 +211,13 @@ async def report(fleet: Fleet, every: float) -> None:
         await asyncio.sleep(every)
         up = fleet.connected()
         attempts = sum(m.transport.attempts for m in fleet.members)
-        log.info("simulate: %d/%d connected (%.0f s, %d connection attempts)",
-                 up, fleet.config.count, time.monotonic() - fleet.started_at, attempts)
+        log.info(
+            "simulate: %d/%d connected (%.0f s, %d connection attempts)",
+            up,
+            fleet.config.count,
+            time.monotonic() - fleet.started_at,
+            attempts,
+        )
 
 
 def tune_gc() -> None:
@@ -222,8 +234,14 @@ async def simulate(config: FleetConfig, report_every: float = 5.0) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, fleet.stop)
-    log.info("simulate: %d agents (%s00000..) to %s, a sample every %g s, ramp %g s",
-             config.count, config.prefix, config.url, config.interval, config.ramp)
+    log.info(
+        "simulate: %d agents (%s00000..) to %s, a sample every %g s, ramp %g s",
+        config.count,
+        config.prefix,
+        config.url,
+        config.interval,
+        config.ramp,
+    )
     reporter = loop.create_task(report(fleet, report_every))
     try:
         await fleet.run()

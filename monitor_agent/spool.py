@@ -124,8 +124,7 @@ class SqliteSpool:
             excess = self._count - self.max_samples
             if excess > 0:
                 self._db.execute(
-                    "DELETE FROM samples WHERE seq IN "
-                    "(SELECT seq FROM samples ORDER BY ts, seq LIMIT ?)",
+                    "DELETE FROM samples WHERE seq IN (SELECT seq FROM samples ORDER BY ts, seq LIMIT ?)",
                     (excess,),
                 )
                 self._count -= excess
@@ -137,9 +136,7 @@ class SqliteSpool:
                 )
 
     def peek(self, limit: int) -> list[tuple[int, Sample]]:
-        cursor = self._db.execute(
-            "SELECT seq, body FROM samples ORDER BY ts, seq LIMIT ?", (limit,)
-        )
+        cursor = self._db.execute("SELECT seq, body FROM samples ORDER BY ts, seq LIMIT ?", (limit,))
         return [(seq, orjson.loads(body)) for seq, body in cursor]
 
     def remove(self, keys: Iterable[int]) -> None:

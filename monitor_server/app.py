@@ -51,8 +51,9 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await hub.stop()
 
-    app = Starlette(routes=api_routes() + ui_routes(), exception_handlers=EXCEPTION_HANDLERS,
-                    lifespan=lifespan)
+    app = Starlette(
+        routes=api_routes() + ui_routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan
+    )
     app.state.hub = hub
     app.state.dashboard = dashboard = Dashboard.build(hub)
     hub.authenticators.append(dashboard.authenticate)  # the page's REST calls use its session cookie

@@ -25,8 +25,10 @@ def backup(db: Path, dest: Path) -> int:
     partial = dest.with_name(dest.name + ".partial")
     partial.unlink(missing_ok=True)
     # A generous busy timeout: the hub's writer holds the lock for one batch at a time.
-    with contextlib.closing(sqlite3.connect(db, timeout=30)) as source, \
-            contextlib.closing(sqlite3.connect(partial)) as copy:
+    with (
+        contextlib.closing(sqlite3.connect(db, timeout=30)) as source,
+        contextlib.closing(sqlite3.connect(partial)) as copy,
+    ):
         source.backup(copy, pages=1024)  # in steps, so the hub's writer is never blocked for long
         verdict = copy.execute("PRAGMA integrity_check").fetchone()[0]
         copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
@@ -39,7 +41,8 @@ def backup(db: Path, dest: Path) -> int:
 
 def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(
-        prog="monitor-server backup", description=__doc__.splitlines()[0] if __doc__ else None)
+        prog="monitor-server backup", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     parser.add_argument("dest", type=Path, help="file to write (replaced atomically if it exists)")
     parser.add_argument("--db", type=Path, help="database to copy (MONITOR_DB, default ./data/monitor.db)")
     args = parser.parse_args(argv)

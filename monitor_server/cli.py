@@ -56,15 +56,18 @@ def load_settings(argv: Sequence[str] | None = None) -> Settings:
 def announce(hub: Hub) -> None:
     s, token = hub.settings, hub.token
     scheme = "https" if s.tls_cert else "http"
-    log.info("monitor-server %s listening on %s://%s:%d (database %s)",
-             __version__, scheme, s.host, s.port, s.db)
+    log.info(
+        "monitor-server %s listening on %s://%s:%d (database %s)", __version__, scheme, s.host, s.port, s.db
+    )
     if token.source == "generated":
         path = s.token_dir / "token"
         # Printed once, on the start that creates it; later starts reuse the file silently.
         print(f"Generated an API token (kept in {path}):\n\n    {token.value}\n", flush=True)
     if token.insecure:
-        log.warning("the configured token is well known or short: anyone can use this hub. "
-                    "Set MONITOR_TOKEN to a long random value.")
+        log.warning(
+            "the configured token is well known or short: anyone can use this hub. "
+            "Set MONITOR_TOKEN to a long random value."
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

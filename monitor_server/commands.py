@@ -16,8 +16,9 @@ log = logging.getLogger("monitor_server.commands")
 
 
 class CommandService:
-    def __init__(self, store: Store, bus: EventBus, sessions: SessionRegistry,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: Store, bus: EventBus, sessions: SessionRegistry, clock: Callable[[], float] = time.time
+    ) -> None:
         self._store = store
         self._bus = bus
         self._sessions = sessions
@@ -25,8 +26,9 @@ class CommandService:
         self._delivered: list[int] = []
         self._delivered_wake = asyncio.Event()
 
-    async def enqueue(self, device_id: str, command: str, args: dict[str, Any] | None,
-                      idempotency_key: str | None = None) -> tuple[Command, bool]:
+    async def enqueue(
+        self, device_id: str, command: str, args: dict[str, Any] | None, idempotency_key: str | None = None
+    ) -> tuple[Command, bool]:
         created, is_new = await self._store.create_command(
             device_id, command, args, self._clock(), idempotency_key
         )
@@ -47,8 +49,9 @@ class CommandService:
     async def backlog(self, device_id: str) -> list[Command]:
         return await self._store.open_commands(device_id)
 
-    async def ack(self, device_id: str, command_id: int, success: bool, message: str,
-                  result: dict[str, Any] | None) -> Command:
+    async def ack(
+        self, device_id: str, command_id: int, success: bool, message: str, result: dict[str, Any] | None
+    ) -> Command:
         command, changed = await self._store.ack_command(
             device_id, command_id, success, message, result, self._clock()
         )

@@ -28,8 +28,7 @@ def sample_from(device_id: str, fields: SampleFields, received_at: float) -> Sam
     values: dict[str, Any] = {**fields.__dict__, **(fields.__pydantic_extra__ or {})}
     extra = {k: v for k, v in values.items() if v is not None and k not in _TYPED}
     ts = to_epoch(fields.ts) if fields.ts is not None else received_at
-    return Sample(device_id, ts, fields.cpu, fields.ram, fields.disk, fields.uptime_sec,
-                  fields.status, extra)
+    return Sample(device_id, ts, fields.cpu, fields.ram, fields.disk, fields.uptime_sec, fields.status, extra)
 
 
 class SampleWriter:
@@ -40,8 +39,13 @@ class SampleWriter:
     of growing the hub's memory without limit.
     """
 
-    def __init__(self, store: Store, max_rows: int, clock: Callable[[], float] = time.time,
-                 max_pending: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        max_rows: int,
+        clock: Callable[[], float] = time.time,
+        max_pending: int | None = None,
+    ) -> None:
         self._store = store
         self._max_rows = max_rows
         self._max_pending = max_pending or 4 * max_rows

@@ -33,8 +33,9 @@ def expired(last_seen: dict[str, float], now: float, window: float) -> list[str]
 
 
 class Presence:
-    def __init__(self, store: Store, bus: EventBus, http_window: float,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: Store, bus: EventBus, http_window: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self._store = store
         self._bus = bus
         self._window = http_window
@@ -107,8 +108,9 @@ class Presence:
             except Exception:
                 log.exception("presence sweep failed; retrying next interval")
 
-    async def _record(self, device_id: str, online: bool, reason: str,
-                      connection: str | None, at: float) -> None:
+    async def _record(
+        self, device_id: str, online: bool, reason: str, connection: str | None, at: float
+    ) -> None:
         async with self._lock:
             event = await self._store.set_presence(device_id, online, reason, connection, at)
         log.info("device %s %s (%s)", device_id, "online" if online else "offline", reason)

@@ -41,8 +41,9 @@ def main() -> None:
     # with backoff until uvicorn listens, and gets SIGTERM (close 1000) when the hub stops.
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
     scheme = "https" if settings.tls_cert else "http"
-    agent = start_sidecar(f"{scheme}://{host}:{settings.port}", hub.token.value,
-                          Path("data/agent"), ca_file=settings.tls_cert)
+    agent = start_sidecar(
+        f"{scheme}://{host}:{settings.port}", hub.token.value, Path("data/agent"), ca_file=settings.tls_cert
+    )
     try:
         serve(app, settings)
     finally:

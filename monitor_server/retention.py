@@ -16,8 +16,9 @@ def cutoff(now: float, days: float) -> float:
     return now - days * 86400.0
 
 
-async def run_retention(store: Store, days: float, interval: float,
-                        clock: Callable[[], float] = time.time) -> None:
+async def run_retention(
+    store: Store, days: float, interval: float, clock: Callable[[], float] = time.time
+) -> None:
     while True:
         try:
             deleted = await store.delete_samples_before(cutoff(clock(), days))

@@ -22,13 +22,17 @@ CLOSE_REPLACED = 4000
 
 
 def command_frame(command: Command) -> str:
-    return encode(CommandFrame(id=command.id, command=command.command, args=command.args,
-                               created_at=to_iso(command.created_at)))
+    return encode(
+        CommandFrame(
+            id=command.id, command=command.command, args=command.args, created_at=to_iso(command.created_at)
+        )
+    )
 
 
 class AgentSession:
-    def __init__(self, device_id: str, websocket: WebSocket, outbox_size: int,
-                 on_delivered: Callable[[int], None]) -> None:
+    def __init__(
+        self, device_id: str, websocket: WebSocket, outbox_size: int, on_delivered: Callable[[int], None]
+    ) -> None:
         self.device_id = device_id
         self.websocket = websocket
         self._outbox: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue(outbox_size)

@@ -86,14 +86,16 @@ def _object(value: Any) -> dict[str, Any]:
 def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def optional(value: Any) -> Any:
         return None if value is None else check(value)
+
     return optional
 
 
 Check = Callable[[Any], Any]
 
 
-def _checked(kind: str, values: Mapping[str, Any], checks: Mapping[str, Check],
-             required: frozenset[str]) -> dict[str, Any]:
+def _checked(
+    kind: str, values: Mapping[str, Any], checks: Mapping[str, Check], required: frozenset[str]
+) -> dict[str, Any]:
     """Apply ``checks`` to the fields present; name every problem in one FrameValidationError."""
     out: dict[str, Any] = {}
     problems = [f"{name}: field required" for name in sorted(required - values.keys())]
@@ -124,13 +126,29 @@ _SAMPLE_CHECKS: dict[str, Check] = {
     **dict.fromkeys(("cpu", "ram", "disk"), _optional(_finite)),
     "status": _optional(_status),
     **dict.fromkeys(
-        ("uptime_sec", "mem_used", "mem_total", "swap_used", "swap_total", "disk_used",
-         "disk_total", "procs"),
+        (
+            "uptime_sec",
+            "mem_used",
+            "mem_total",
+            "swap_used",
+            "swap_total",
+            "disk_used",
+            "disk_total",
+            "procs",
+        ),
         _optional(_int),
     ),
     **dict.fromkeys(
-        ("load_1", "load_5", "load_15", "disk_read_bps", "disk_write_bps", "net_rx_bps",
-         "net_tx_bps", "temp_max"),
+        (
+            "load_1",
+            "load_5",
+            "load_15",
+            "disk_read_bps",
+            "disk_write_bps",
+            "net_rx_bps",
+            "net_tx_bps",
+            "temp_max",
+        ),
         _optional(_finite),
     ),
 }
@@ -219,12 +237,19 @@ class Hello:
         if not _DEVICE_ID.fullmatch(self.device_id):
             raise FrameValidationError(
                 f"device_id: {self.device_id!r} is not 1-128 of A-Z a-z 0-9 . _ : @ - "
-                "starting with a letter or digit")
+                "starting with a letter or digit"
+            )
 
     def to_wire(self) -> dict[str, Any]:
-        return {"type": self.type, "protocol": self.protocol, "device_id": self.device_id,
-                "agent_version": self.agent_version, "hostname": self.hostname,
-                "platform": self.platform, "capabilities": list(self.capabilities)}
+        return {
+            "type": self.type,
+            "protocol": self.protocol,
+            "device_id": self.device_id,
+            "agent_version": self.agent_version,
+            "hostname": self.hostname,
+            "platform": self.platform,
+            "capabilities": list(self.capabilities),
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -275,8 +300,12 @@ class Welcome:
     server_time: str
 
     CHECKS: ClassVar[dict[str, Check]] = {
-        "protocol": _int, "device_id": _str, "heartbeat_interval": _float,
-        "ping_interval": _float, "ping_timeout": _float, "max_frame_bytes": _int,
+        "protocol": _int,
+        "device_id": _str,
+        "heartbeat_interval": _float,
+        "ping_interval": _float,
+        "ping_timeout": _float,
+        "max_frame_bytes": _int,
         "server_time": _str,
     }
 
@@ -290,7 +319,10 @@ class CommandFrame:
     created_at: str
 
     CHECKS: ClassVar[dict[str, Check]] = {
-        "id": _int, "command": _str, "args": _optional(_object), "created_at": _str,
+        "id": _int,
+        "command": _str,
+        "args": _optional(_object),
+        "created_at": _str,
     }
 
 
@@ -323,8 +355,9 @@ HUB_FRAME_TYPES: dict[str, type[HubFrame]] = {
 
 # Fields without a default must be present (``type`` is checked by the dispatch).
 _REQUIRED: dict[str, frozenset[str]] = {
-    "welcome": frozenset({"device_id", "heartbeat_interval", "ping_interval", "ping_timeout",
-                          "max_frame_bytes", "server_time"}),
+    "welcome": frozenset(
+        {"device_id", "heartbeat_interval", "ping_interval", "ping_timeout", "max_frame_bytes", "server_time"}
+    ),
     "command": frozenset({"id", "command", "created_at"}),
     "acked": frozenset({"id"}),
     "error": frozenset({"code", "message"}),

@@ -121,9 +121,22 @@ class AgentProcess:
 def spawn_agent(hub: RunningHub, state_dir: Path, *args: str, token: str | None = None) -> AgentProcess:
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "agent.log"
-    argv = [sys.executable, "-m", "monitor_agent", "--server", hub.http_url,
-            "--token", token or hub.token, "--state-dir", str(state_dir),
-            "--backoff-base", "0.1", "--backoff-cap", "0.5", *args]
+    argv = [
+        sys.executable,
+        "-m",
+        "monitor_agent",
+        "--server",
+        hub.http_url,
+        "--token",
+        token or hub.token,
+        "--state-dir",
+        str(state_dir),
+        "--backoff-base",
+        "0.1",
+        "--backoff-cap",
+        "0.5",
+        *args,
+    ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     return AgentProcess(proc, log_path)
@@ -154,8 +167,9 @@ async def acked(api: httpx.AsyncClient, device_id: str, command_id: int) -> dict
     return found if found["status"] == "acked" else {}
 
 
-async def enqueue(api: httpx.AsyncClient, device_id: str, name: str,
-                  args: dict[str, Any] | None = None) -> int:
+async def enqueue(
+    api: httpx.AsyncClient, device_id: str, name: str, args: dict[str, Any] | None = None
+) -> int:
     response = await api.post(f"/devices/{device_id}/commands", json={"command": name, "args": args})
     response.raise_for_status()
     return int(response.json()["id"])

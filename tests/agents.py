@@ -14,16 +14,27 @@ from tests.timing import t
 
 async def open_socket(hub: RunningHub, token: str | None = None, **kwargs: Any) -> ClientConnection:
     headers = {"X-Auth-Token": token if token is not None else hub.token}
-    return await connect(hub.ws_url, additional_headers=headers, compression=None,
-                         open_timeout=t(5), **kwargs)
+    return await connect(
+        hub.ws_url, additional_headers=headers, compression=None, open_timeout=t(5), **kwargs
+    )
 
 
 async def connect_agent(hub: RunningHub, device_id: str, **kwargs: Any) -> ClientConnection:
     """Open a socket, say hello and wait for the welcome."""
     ws = await open_socket(hub, **kwargs)
-    await ws.send(json.dumps({"type": "hello", "protocol": 1, "device_id": device_id,
-                              "agent_version": "test", "hostname": f"{device_id}.test",
-                              "platform": "linux", "capabilities": ["ping", "echo"]}))
+    await ws.send(
+        json.dumps(
+            {
+                "type": "hello",
+                "protocol": 1,
+                "device_id": device_id,
+                "agent_version": "test",
+                "hostname": f"{device_id}.test",
+                "platform": "linux",
+                "capabilities": ["ping", "echo"],
+            }
+        )
+    )
     welcome = await next_frame(ws)
     assert welcome["type"] == "welcome", welcome
     return ws

@@ -25,8 +25,13 @@ def free_port() -> int:
 class HubProcess:
     def __init__(self, db: Path, port: int, token: str, **env: str) -> None:
         self.db, self.port, self.token = db, port, token
-        self.env = {**os.environ, "MONITOR_TOKEN": token, "MONITOR_DB": str(db),
-                    "MONITOR_PORT": str(port), **env}
+        self.env = {
+            **os.environ,
+            "MONITOR_TOKEN": token,
+            "MONITOR_DB": str(db),
+            "MONITOR_PORT": str(port),
+            **env,
+        }
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -39,8 +44,9 @@ class HubProcess:
 
     async def start(self) -> None:
         with (self.db.parent / "hub.log").open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "monitor_server"], env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "monitor_server"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         await self.wait_healthy()
 
     async def wait_healthy(self) -> None:

@@ -78,8 +78,11 @@ async def receive_hello(websocket: WebSocket, within: float) -> Hello | None:
         await refuse(websocket, "hello_required", f"the first frame must be hello, not {frame.type}")
         return None
     if frame.protocol != PROTOCOL_VERSION:
-        await refuse(websocket, "unsupported_protocol",
-                     f"protocol {frame.protocol} is not supported; this hub speaks {PROTOCOL_VERSION}")
+        await refuse(
+            websocket,
+            "unsupported_protocol",
+            f"protocol {frame.protocol} is not supported; this hub speaks {PROTOCOL_VERSION}",
+        )
         return None
     return frame
 
@@ -97,8 +100,9 @@ class AgentConnection:
         self.websocket = websocket
         self.hello = hello
         self.device_id = hello.device_id
-        self.session = AgentSession(hello.device_id, websocket, hub.settings.outbox_size,
-                                    hub.commands.delivered)
+        self.session = AgentSession(
+            hello.device_id, websocket, hub.settings.outbox_size, hub.commands.delivered
+        )
 
     async def serve(self) -> None:
         previous = self.hub.sessions.register(self.session)
@@ -116,16 +120,27 @@ class AgentConnection:
 
     async def _start(self) -> None:
         hub, hello = self.hub, self.hello
-        await hub.store.touch_device(self.device_id, time.time(), hostname=hello.hostname or None,
-                                     agent_version=hello.agent_version or None,
-                                     platform=hello.platform or None)
+        await hub.store.touch_device(
+            self.device_id,
+            time.time(),
+            hostname=hello.hostname or None,
+            agent_version=hello.agent_version or None,
+            platform=hello.platform or None,
+        )
         await hub.presence.ws_connected(self.device_id)
         s = hub.settings
-        self.session.send(encode(Welcome(
-            device_id=self.device_id, heartbeat_interval=s.heartbeat_interval,
-            ping_interval=s.ping_interval, ping_timeout=s.ping_timeout,
-            max_frame_bytes=s.max_frame_bytes, server_time=to_iso(time.time()),
-        )))
+        self.session.send(
+            encode(
+                Welcome(
+                    device_id=self.device_id,
+                    heartbeat_interval=s.heartbeat_interval,
+                    ping_interval=s.ping_interval,
+                    ping_timeout=s.ping_timeout,
+                    max_frame_bytes=s.max_frame_bytes,
+                    server_time=to_iso(time.time()),
+                )
+            )
+        )
         self.session.resume(await hub.commands.backlog(self.device_id))
 
     async def _read_loop(self) -> str:
@@ -184,8 +199,9 @@ class AgentConnection:
 
     async def _ack(self, frame: Ack) -> None:
         try:
-            await self.hub.commands.ack(self.device_id, frame.id, frame.success, frame.message,
-                                        frame.model_extra or None)
+            await self.hub.commands.ack(
+                self.device_id, frame.id, frame.success, frame.message, frame.model_extra or None
+            )
         except NotFound as exc:
             raise _UnknownCommand(str(exc), frame.id) from None
         self.session.send(encode(Acked(id=frame.id)))

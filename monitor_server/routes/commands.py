@@ -27,12 +27,14 @@ async def next_command(request: Request) -> Response:
     command = await hub_of(request).commands.next_for(device_id(request))
     if command is None:
         return JSONResponse(None)
-    return JSONResponse({
-        "id": command.id,
-        "command": command.command,
-        "args": command.args,
-        "created_at": to_iso(command.created_at),
-    })
+    return JSONResponse(
+        {
+            "id": command.id,
+            "command": command.command,
+            "args": command.args,
+            "created_at": to_iso(command.created_at),
+        }
+    )
 
 
 @protected

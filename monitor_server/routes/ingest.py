@@ -15,12 +15,14 @@ from protocol import IngestPayload, to_iso
 
 async def health(request: Request) -> Response:
     hub = hub_of(request)
-    return JSONResponse({
-        "ok": True,
-        "version": __version__,
-        "agents_connected": len(hub.sessions),
-        "devices_online": hub.presence.online_count(),
-    })
+    return JSONResponse(
+        {
+            "ok": True,
+            "version": __version__,
+            "agents_connected": len(hub.sessions),
+            "devices_online": hub.presence.online_count(),
+        }
+    )
 
 
 @protected

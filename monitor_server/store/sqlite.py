@@ -129,9 +129,7 @@ class SQLiteStore:
         return [_device(r) for r in rows]
 
     async def get_device(self, device_id: str) -> Device | None:
-        rows = await self._fetch(
-            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)
-        )
+        rows = await self._fetch(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,))
         return _device(rows[0]) if rows else None
 
     async def query_samples(
@@ -140,8 +138,12 @@ class SQLiteStore:
         rows = await self._fetch(
             f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE device_id = ? AND ts >= ? AND ts <= ?"
             " ORDER BY ts DESC LIMIT ?",
-            (device_id, since if since is not None else float("-inf"),
-             until if until is not None else float("inf"), limit),
+            (
+                device_id,
+                since if since is not None else float("-inf"),
+                until if until is not None else float("inf"),
+                limit,
+            ),
         )
         return [_sample(r) for r in reversed(rows)]
 
@@ -151,8 +153,13 @@ class SQLiteStore:
         """Averages per ``step`` seconds (newest ``limit`` buckets), for charts over long ranges."""
         rows = await self._fetch(
             _BUCKETS,
-            (step, device_id, since if since is not None else float("-inf"),
-             until if until is not None else float("inf"), limit),
+            (
+                step,
+                device_id,
+                since if since is not None else float("-inf"),
+                until if until is not None else float("inf"),
+                limit,
+            ),
         )
         return [_bucket(device_id, r) for r in reversed(rows)]
 
@@ -223,8 +230,15 @@ class SQLiteStore:
                 (device_id, command, _dumps(args), CommandState.PENDING.value, at, idempotency_key),
             )
             assert cur.lastrowid is not None
-            created = Command(cur.lastrowid, device_id, command, args, CommandState.PENDING, at,
-                              idempotency_key=idempotency_key)
+            created = Command(
+                cur.lastrowid,
+                device_id,
+                command,
+                args,
+                CommandState.PENDING,
+                at,
+                idempotency_key=idempotency_key,
+            )
         return created, True
 
     async def get_command(self, device_id: str, command_id: int) -> Command | None:
@@ -340,8 +354,14 @@ def _latest_row(s: Sample) -> tuple[Any, ...]:
     payload = {"device_id": s.device_id, **s.to_json()}
     extra = s.extra
     return (
-        s.ts, _dumps(payload), extra.get("hostname"), extra.get("agent_version"), s.status,
-        extra.get("last_error"), s.device_id, s.ts,
+        s.ts,
+        _dumps(payload),
+        extra.get("hostname"),
+        extra.get("agent_version"),
+        s.status,
+        extra.get("last_error"),
+        s.device_id,
+        s.ts,
     )
 
 
@@ -351,24 +371,41 @@ def _sample(r: aiosqlite.Row) -> Sample:
 
 def _device(r: aiosqlite.Row) -> Device:
     return Device(
-        device_id=r[0], hostname=r[1], agent_version=r[2], platform=r[3], status=r[4],
-        last_error=r[5], first_seen=r[6], last_seen=r[7], last_payload=_loads(r[8]),
-        online=bool(r[9]), connection=r[10], presence_reason=r[11], presence_since=r[12],
+        device_id=r[0],
+        hostname=r[1],
+        agent_version=r[2],
+        platform=r[3],
+        status=r[4],
+        last_error=r[5],
+        first_seen=r[6],
+        last_seen=r[7],
+        last_payload=_loads(r[8]),
+        online=bool(r[9]),
+        connection=r[10],
+        presence_reason=r[11],
+        presence_since=r[12],
     )
 
 
 def _command(r: aiosqlite.Row) -> Command:
     return Command(
-        id=r[0], device_id=r[1], command=r[2], args=_loads(r[3]), state=CommandState(r[4]),
-        created_at=r[5], delivered_at=r[6], acked_at=r[7], cancelled_at=r[8],
-        success=None if r[9] is None else bool(r[9]), message=r[10], result=_loads(r[11]),
+        id=r[0],
+        device_id=r[1],
+        command=r[2],
+        args=_loads(r[3]),
+        state=CommandState(r[4]),
+        created_at=r[5],
+        delivered_at=r[6],
+        acked_at=r[7],
+        cancelled_at=r[8],
+        success=None if r[9] is None else bool(r[9]),
+        message=r[10],
+        result=_loads(r[11]),
         idempotency_key=r[12],
     )
 
 
-async def _one_command(
-    db: aiosqlite.Connection, where: str, params: Sequence[Any]
-) -> Command | None:
+async def _one_command(db: aiosqlite.Connection, where: str, params: Sequence[Any]) -> Command | None:
     async with db.execute(f"SELECT {_CMD_COLUMNS} FROM commands WHERE {where}", params) as cur:
         row = await cur.fetchone()
     return _command(row) if row is not None else None

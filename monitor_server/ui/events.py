@@ -17,6 +17,7 @@ def coalesce(events: list[Event]) -> list[Event]:
         if event.get("type") == "sample":
             newest[event["device_id"]] = index
     return [
-        event for index, event in enumerate(events)
+        event
+        for index, event in enumerate(events)
         if event.get("type") != "sample" or newest[event["device_id"]] == index
     ]

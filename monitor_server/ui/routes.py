@@ -75,8 +75,15 @@ async def logout(request: Request) -> Response:
 def _logged_in(request: Request) -> Response:
     dashboard = dashboard_of(request)
     response = RedirectResponse("/ui", 303, headers=SECURITY_HEADERS)
-    response.set_cookie(COOKIE_NAME, dashboard.signer.issue(), max_age=int(dashboard.signer.lifetime),
-                        path="/", secure=_tls(request), httponly=True, samesite="strict")
+    response.set_cookie(
+        COOKIE_NAME,
+        dashboard.signer.issue(),
+        max_age=int(dashboard.signer.lifetime),
+        path="/",
+        secure=_tls(request),
+        httponly=True,
+        samesite="strict",
+    )
     return response
 
 

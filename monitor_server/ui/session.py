@@ -22,8 +22,9 @@ SECRET_FILE = "session_secret"  # noqa: S105 - a file name, not a secret
 
 
 class SessionSigner:
-    def __init__(self, secret: bytes, token: str, lifetime: float,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, secret: bytes, token: str, lifetime: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self._key = hmac.new(secret, b"monitor-ui-session\0" + token.encode(), hashlib.sha256).digest()
         self.lifetime = lifetime
         self._clock = clock

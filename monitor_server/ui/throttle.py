@@ -12,8 +12,13 @@ from collections.abc import Callable
 
 
 class LoginThrottle:
-    def __init__(self, max_failures: int = 10, window: float = 60.0, max_clients: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_failures: int = 10,
+        window: float = 60.0,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._max_failures = max_failures
         self._window = window
         self._max_clients = max_clients

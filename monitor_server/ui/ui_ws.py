@@ -56,8 +56,9 @@ def _refusal(dashboard: Dashboard, websocket: WebSocket) -> str | None:
 class BrowserFeed:
     """One browser: its snapshot, then batches of events until it goes away or falls behind."""
 
-    def __init__(self, hub: Hub, dashboard: Dashboard, websocket: WebSocket,
-                 subscription: Subscription) -> None:
+    def __init__(
+        self, hub: Hub, dashboard: Dashboard, websocket: WebSocket, subscription: Subscription
+    ) -> None:
         self.hub = hub
         self.dashboard = dashboard
         self.websocket = websocket
@@ -83,8 +84,9 @@ class BrowserFeed:
         while True:
             events = await self._next_batch()
             if events is None:
-                log.warning("dashboard fell %d events behind; disconnecting it",
-                            self.hub.settings.ui_queue_size)
+                log.warning(
+                    "dashboard fell %d events behind; disconnecting it", self.hub.settings.ui_queue_size
+                )
                 await self._close(CLOSE_TOO_SLOW, "too slow: reconnect for a fresh snapshot")
                 return
             if not self.dashboard.signer.valid(self.cookie):

@@ -104,8 +104,16 @@ async def test_command_from_page_reaches_agent_and_shows_ack(dashboard: Page, hu
     assert command["command"] == "echo" and command["args"] == {"text": "hi from the page"}
     line = dashboard.locator(f'#commands tr[data-command-id="{command["id"]}"]')
     await expect(line).to_have_attribute("data-status", "delivered")
-    await send(ws, {"type": "ack", "id": command["id"], "success": True, "message": "echoed",
-                    "output": {"text": "hi from the page"}})
+    await send(
+        ws,
+        {
+            "type": "ack",
+            "id": command["id"],
+            "success": True,
+            "message": "echoed",
+            "output": {"text": "hi from the page"},
+        },
+    )
     await expect(line).to_have_attribute("data-status", "acked")
     await expect(line).to_contain_text("acked · ok")
     await expect(line).to_contain_text("echoed")

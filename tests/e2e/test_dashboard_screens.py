@@ -21,12 +21,17 @@ pytestmark = pytest.mark.e2e
 def history(minutes: int, phase: float) -> list[dict[str, Any]]:
     """A smooth hour of samples, one every 30 s, ending now."""
     now = time.time()
-    return [{
-        "ts": now - 30 * i,
-        "cpu": 35 + 30 * math.sin(i / 9 + phase), "ram": 60 + 10 * math.sin(i / 30 + phase),
-        "disk": 71 + i / 400,
-        "net_rx_bps": 2e5 + 1.5e5 * math.sin(i / 5), "net_tx_bps": 6e4 + 4e4 * math.cos(i / 7),
-    } for i in reversed(range(minutes * 2))]
+    return [
+        {
+            "ts": now - 30 * i,
+            "cpu": 35 + 30 * math.sin(i / 9 + phase),
+            "ram": 60 + 10 * math.sin(i / 30 + phase),
+            "disk": 71 + i / 400,
+            "net_rx_bps": 2e5 + 1.5e5 * math.sin(i / 5),
+            "net_tx_bps": 6e4 + 4e4 * math.cos(i / 7),
+        }
+        for i in reversed(range(minutes * 2))
+    ]
 
 
 async def fleet(hub: RunningHub, api: httpx.AsyncClient) -> list[ClientConnection]:
@@ -35,15 +40,27 @@ async def fleet(hub: RunningHub, api: httpx.AsyncClient) -> list[ClientConnectio
         ws = await connect_agent(hub, f"web-{n:02d}")
         await send(ws, {"type": "metrics_batch", "samples": history(60, n)})
         agents.append(ws)
-    await api.post("/ingest", json={"device_id": "legacy-http", "hostname": "old-box", "cpu": 91.0,
-                                    "ram": 80.0, "disk": 97.5, "uptime_sec": 10, "agent_version": "1.0.0",
-                                    "status": "error", "last_error": "disk almost full"})
+    await api.post(
+        "/ingest",
+        json={
+            "device_id": "legacy-http",
+            "hostname": "old-box",
+            "cpu": 91.0,
+            "ram": 80.0,
+            "disk": 97.5,
+            "uptime_sec": 10,
+            "agent_version": "1.0.0",
+            "status": "error",
+            "last_error": "disk almost full",
+        },
+    )
     await agents.pop().close()  # one offline device, for the picture
     return agents
 
 
-async def test_screenshots_of_fleet_and_device_page(dashboard: Page, hub: RunningHub,
-                                                    api: httpx.AsyncClient) -> None:
+async def test_screenshots_of_fleet_and_device_page(
+    dashboard: Page, hub: RunningHub, api: httpx.AsyncClient
+) -> None:
     """The fleet view and a device page (charts, presence, commands) are captured as PNGs."""
     agents = await fleet(hub, api)
     await expect(dashboard.locator("#counts")).to_contain_text("6 online · 1 offline")

@@ -25,8 +25,12 @@ def ui_url(hub: RunningHub) -> str:
 async def refused_status(hub: RunningHub, origin: str | None, cookie: str | None) -> int:
     headers = {"Cookie": f"{COOKIE}={cookie}"} if cookie else {}
     with pytest.raises(InvalidStatus) as refused:
-        async with connect(ui_url(hub), origin=origin, additional_headers=headers,  # type: ignore[arg-type]
-                           open_timeout=t(5)):
+        async with connect(
+            ui_url(hub),
+            origin=origin,
+            additional_headers=headers,  # type: ignore[arg-type]
+            open_timeout=t(5),
+        ):
             pass
     return refused.value.response.status_code
 
@@ -39,9 +43,12 @@ async def read_until_closed(ws: ClientConnection) -> None:
 
 async def test_own_origin_with_cookie_gets_a_snapshot(hub: RunningHub, session_cookie: str) -> None:
     """The control case: the hub's own Origin and a valid cookie open the feed with a snapshot."""
-    async with connect(ui_url(hub), origin=hub.http_url,  # type: ignore[arg-type]
-                       additional_headers={"Cookie": f"{COOKIE}={session_cookie}"},
-                       open_timeout=t(5)) as ws:
+    async with connect(
+        ui_url(hub),
+        origin=hub.http_url,  # type: ignore[arg-type]
+        additional_headers={"Cookie": f"{COOKIE}={session_cookie}"},
+        open_timeout=t(5),
+    ) as ws:
         frame = json.loads(await ws.recv())
     assert frame["type"] == "snapshot" and frame["devices"] == []
 
@@ -65,8 +72,12 @@ async def test_browser_that_falls_behind_is_disconnected(hub_factory: HubFactory
     small = await hub_factory(ui_queue_size=4)
     async with httpx.AsyncClient(base_url=small.http_url) as client:
         cookie = (await client.post("/ui/login", data={"token": small.token})).cookies[COOKIE]
-    async with connect(ui_url(small), origin=small.http_url,  # type: ignore[arg-type]
-                       additional_headers={"Cookie": f"{COOKIE}={cookie}"}, open_timeout=t(5)) as ws:
+    async with connect(
+        ui_url(small),
+        origin=small.http_url,  # type: ignore[arg-type]
+        additional_headers={"Cookie": f"{COOKIE}={cookie}"},
+        open_timeout=t(5),
+    ) as ws:
         assert json.loads(await ws.recv())["type"] == "snapshot"
         for n in range(10):  # synchronously: the feed gets no chance to drain in between
             small.hub.bus.publish({"type": "presence", "device_id": f"d{n}", "online": True})

@@ -27,6 +27,7 @@ async def test_http_transport_ingests_polls_and_acks(
     transport = http_transport(hub.http_url, hub.token)
     local = start_local_agent(tmp_path, transport, device_id="http-agent")
     try:
+
         async def stored() -> list[dict[str, object]]:
             found = await samples(api, "http-agent")
             return found if len(found) >= 2 else []
@@ -61,7 +62,6 @@ async def test_http_transport_wrong_token_waits(
 
 def _has_token_error(caplog: pytest.LogCaptureFixture):  # type: ignore[no-untyped-def]
     async def probe() -> bool:
-        return any("HTTP 401" in r.getMessage() and "token" in r.getMessage()
-                   for r in caplog.records)
+        return any("HTTP 401" in r.getMessage() and "token" in r.getMessage() for r in caplog.records)
 
     return probe

@@ -73,8 +73,9 @@ async def test_restart_spawn_mode_gives_a_new_pid_and_acks_once(
 ) -> None:
     """restart (spawn): a new process (new pid) reconnects; the command ran and was acked once."""
     state = tmp_path / "state"
-    agent = spawn_agent(hub, state, "--device-id", "proc-spawn", "--interval", "0.5",
-                        "--restart-mode", "spawn")
+    agent = spawn_agent(
+        hub, state, "--device-id", "proc-spawn", "--interval", "0.5", "--restart-mode", "spawn"
+    )
     try:
         await eventually(lambda: _online(api, "proc-spawn"), what="agent online")
         first_pid = agent.proc.pid
@@ -83,8 +84,9 @@ async def test_restart_spawn_mode_gives_a_new_pid_and_acks_once(
         assert done["success"] is True
         await eventually(_async(lambda: agent.proc.poll() is not None), what="old process exit")
         assert agent.proc.returncode == 0
-        pids = await eventually(_async_value(lambda: _two_pids(agent.started_pids())),
-                                what="a second process started")
+        pids = await eventually(
+            _async_value(lambda: _two_pids(agent.started_pids())), what="a second process started"
+        )
         assert pids[0] == first_pid and pids[1] != first_pid and _alive(pids[1])
         await eventually(lambda: _reconnected(api, "proc-spawn"), what="new process connected")
         assert _journal_runs(state, cid) == 1
@@ -135,6 +137,11 @@ def test_python_dash_m_and_console_script_agree() -> None:
     """`python -m monitor_agent --help` works and lists the run command."""
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "monitor_agent", "--help"], capture_output=True,
-                         text=True, timeout=t(20), check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "monitor_agent", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=t(20),
+        check=True,
+    ).stdout
     assert "run" in out and "monitor-agent" in out

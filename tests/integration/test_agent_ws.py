@@ -60,13 +60,12 @@ async def _at_least(api: httpx.AsyncClient, device_id: str, count: int) -> list[
     return found if len(found) >= count else []
 
 
-async def test_hub_restart_leaves_no_gap(
-    hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path
-) -> None:
+async def test_hub_restart_leaves_no_gap(hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path) -> None:
     """Samples taken while the hub is down are replayed with their own timestamps: no gap."""
     interval = 0.2
-    local = start_local_agent(tmp_path, ws_transport(hub.ws_url, hub.token),
-                              device_id="ws-gap", interval=interval)
+    local = start_local_agent(
+        tmp_path, ws_transport(hub.ws_url, hub.token), device_id="ws-gap", interval=interval
+    )
     try:
         await eventually(lambda: _at_least(api, "ws-gap", 3), what="samples before the outage")
         await hub.stop()
@@ -75,11 +74,12 @@ async def test_hub_restart_leaves_no_gap(
         assert local.transport.state is not LinkState.CONNECTED
         spooled_first = local.agent.spool.peek(1)[0][1]["ts"]
         await hub.start()
-        async with httpx.AsyncClient(base_url=hub.http_url,
-                                     headers={"X-Auth-Token": hub.token}) as again:
+        async with httpx.AsyncClient(base_url=hub.http_url, headers={"X-Auth-Token": hub.token}) as again:
             await eventually(_async(lambda: len(local.agent.spool) == 0), what="spool drained")
-            await eventually(lambda: _stored_since(again, "ws-gap", spooled_first + 3 * interval),
-                             what="live samples after the replay")
+            await eventually(
+                lambda: _stored_since(again, "ws-gap", spooled_first + 3 * interval),
+                what="live samples after the replay",
+            )
             stamps = [epoch(s["ts"]) for s in await samples(again, "ws-gap")]
     finally:
         await local.stop()
@@ -108,8 +108,9 @@ async def test_command_runs_once_and_redelivery_is_answered_from_the_journal(
     marker = tmp_path / "runs"
     commands = {"mark": marker_command(marker)}
     first = await enqueue(api, "ws-once", "mark")
-    local = start_local_agent(tmp_path, ws_transport(hub.ws_url, hub.token), device_id="ws-once",
-                              host_commands=commands)
+    local = start_local_agent(
+        tmp_path, ws_transport(hub.ws_url, hub.token), device_id="ws-once", host_commands=commands
+    )
     try:
         done = await eventually(lambda: acked(api, "ws-once", first), what="first command acked")
         assert done["success"] is True and marker.read_text() == "x"
@@ -125,8 +126,9 @@ async def test_command_runs_once_and_redelivery_is_answered_from_the_journal(
     assert ran is not None and marker.read_text() == "xx"
 
     # The restarted agent gets it redelivered, answers from the journal, and does not run it.
-    local = start_local_agent(tmp_path, ws_transport(hub.ws_url, hub.token), device_id="ws-once",
-                              host_commands=commands)
+    local = start_local_agent(
+        tmp_path, ws_transport(hub.ws_url, hub.token), device_id="ws-once", host_commands=commands
+    )
     try:
         done = await eventually(lambda: acked(api, "ws-once", second), what="redelivered acked")
         assert done["success"] is True and done["message"] == ran.message
@@ -146,11 +148,14 @@ async def test_builtin_and_refused_commands_are_acked(
     """ping/echo succeed; an unknown command and a not-allowed reboot are acked false."""
     local = start_local_agent(tmp_path, ws_transport(hub.ws_url, hub.token), device_id="ws-cmds")
     try:
-        ids = {name: await enqueue(api, "ws-cmds", name, args)
-               for name, args in [("ping", None), ("echo", {"k": "v"}), ("rm-rf", None),
-                                  ("reboot", None)]}
-        results = {name: await eventually(lambda cid=cid: acked(api, "ws-cmds", cid), what=name)
-                   for name, cid in ids.items()}
+        ids = {
+            name: await enqueue(api, "ws-cmds", name, args)
+            for name, args in [("ping", None), ("echo", {"k": "v"}), ("rm-rf", None), ("reboot", None)]
+        }
+        results = {
+            name: await eventually(lambda cid=cid: acked(api, "ws-cmds", cid), what=name)
+            for name, cid in ids.items()
+        }
     finally:
         await local.stop()
     assert results["ping"]["success"] is True and results["ping"]["message"] == "pong"
@@ -189,17 +194,14 @@ async def test_hub_absent_at_start_then_connects(
         assert transport.state is not LinkState.CONNECTED and "onnect" in transport.last_failure
         await late.start()
         await eventually(_async(lambda: transport.state is LinkState.CONNECTED), what="connected")
-        async with httpx.AsyncClient(base_url=late.http_url,
-                                     headers={"X-Auth-Token": late.token}) as client:
+        async with httpx.AsyncClient(base_url=late.http_url, headers={"X-Auth-Token": late.token}) as client:
             await eventually(lambda: _at_least(client, "ws-late", 1), what="a stored sample")
     finally:
         await local.stop()
         await late.stop()
 
 
-async def test_slow_agent_keeps_the_hub_happy_with_heartbeats(
-    hub_factory: object, tmp_path: Path
-) -> None:
+async def test_slow_agent_keeps_the_hub_happy_with_heartbeats(hub_factory: object, tmp_path: Path) -> None:
     """With an interval longer than the hub's idle timeout, heartbeats keep the session up."""
     hub = await hub_factory(heartbeat_interval=0.2, ping_interval=0.5, ping_timeout=0.5)  # type: ignore[operator]
     transport = ws_transport(hub.ws_url, hub.token)
@@ -238,8 +240,9 @@ class FreezableProxy:
             return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers.append(up_writer)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
-                             return_exceptions=True)
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(65536):
@@ -260,8 +263,9 @@ async def test_silent_hub_is_noticed_by_pings_and_the_agent_reconnects(
     try:
         await eventually(_async(lambda: transport.state is LinkState.CONNECTED), what="connected")
         proxy.frozen = True
-        await eventually(_async(lambda: transport.state is not LinkState.CONNECTED), within=10,
-                         what="dead link noticed")
+        await eventually(
+            _async(lambda: transport.state is not LinkState.CONNECTED), within=10, what="dead link noticed"
+        )
         proxy.frozen = False
         await eventually(_async(lambda: transport.connections == 2), within=10, what="reconnected")
     finally:

@@ -17,14 +17,24 @@ from tests.timing import t
 
 
 def sample(device_id: str, n: int) -> dict[str, object]:
-    return {"device_id": device_id, "hostname": "h", "cpu": float(n % 100), "ram": 1.0, "disk": 2.0,
-            "uptime_sec": n, "agent_version": "1", "status": "ok", "last_error": ""}
+    return {
+        "device_id": device_id,
+        "hostname": "h",
+        "cpu": float(n % 100),
+        "ram": 1.0,
+        "disk": 2.0,
+        "uptime_sec": n,
+        "agent_version": "1",
+        "status": "ok",
+        "last_error": "",
+    }
 
 
 async def run_backup(*args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "monitor_server", "backup", *args]
-    return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True,
-                                   timeout=t(60), check=False)
+    return await asyncio.to_thread(
+        subprocess.run, argv, capture_output=True, text=True, timeout=t(60), check=False
+    )
 
 
 async def test_backup_while_ingesting_then_restore_into_a_new_hub(
@@ -63,8 +73,9 @@ async def test_backup_while_ingesting_then_restore_into_a_new_hub(
     restored_db.parent.mkdir()
     shutil.copy(dest, restored_db)
     restored = await hub_factory(db=restored_db)
-    async with httpx.AsyncClient(base_url=restored.http_url,
-                                 headers={"X-Auth-Token": restored.token}) as again:
+    async with httpx.AsyncClient(
+        base_url=restored.http_url, headers={"X-Auth-Token": restored.token}
+    ) as again:
         listed = {entry["device_id"] for entry in (await again.get("/devices")).json()}
         assert "before" in listed
         waiting = (await again.get("/devices/before/commands/next")).json()

@@ -29,7 +29,12 @@ def test_hadolint_finds_nothing() -> None:
     """hadolint passes the Dockerfile at every severity, info included."""
     result = subprocess.run(
         [tool("hadolint"), "--no-color", "--failure-threshold", "info", str(d.DOCKERFILE)],
-        cwd=d.REPO, capture_output=True, text=True, timeout=60, check=False)
+        cwd=d.REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -40,7 +45,11 @@ def test_compose_file_matches_the_compose_specification() -> None:
         pytest.skip(f"{d.COMPOSE_SCHEMA} is not beside this clone")  # local clones without shared/
     result = subprocess.run(
         [tool("check-jsonschema"), "--schemafile", str(d.COMPOSE_SCHEMA), str(d.COMPOSE)],
-        capture_output=True, text=True, timeout=60, check=False)
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -82,8 +91,9 @@ def test_no_secret_is_baked_into_the_image() -> None:
 def test_build_context_holds_what_the_builder_copies_and_nothing_secret() -> None:
     """.dockerignore lets every COPY source through and keeps .env, data/ and .git out."""
     patterns = d.dockerignore_patterns()
-    sources = [arg for copy in d.stages()[0].all("COPY") for arg in copy.split()[:-1]
-               if not arg.startswith("--")]
+    sources = [
+        arg for copy in d.stages()[0].all("COPY") for arg in copy.split()[:-1] if not arg.startswith("--")
+    ]
     assert sources
     for source in sources:
         assert (d.REPO / source).exists(), source
@@ -128,8 +138,9 @@ def test_env_example_names_every_variable_compose_reads() -> None:
     """.env.example documents each ${VAR} in compose.yaml, with MONITOR_TOKEN left empty."""
     used = set(re.findall(r"\$\{(\w+)", d.COMPOSE.read_text()))
     example = (d.REPO / ".env.example").read_text()
-    documented = dict(line.split("=", 1) for line in example.splitlines()
-                      if line and not line.startswith("#"))
+    documented = dict(
+        line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#")
+    )
     assert used <= set(documented), used - set(documented)
     assert documented["MONITOR_TOKEN"] == ""
 
@@ -137,8 +148,11 @@ def test_env_example_names_every_variable_compose_reads() -> None:
 def test_operations_guide_lists_every_hub_setting() -> None:
     """docs/operations.md's settings table names each MONITOR_* variable the hub reads."""
     guide = (d.REPO / "docs" / "operations.md").read_text()
-    missing = [f"MONITOR_{name.upper()}" for name in Settings.model_fields
-               if f"`MONITOR_{name.upper()}`" not in guide]
+    missing = [
+        f"MONITOR_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`MONITOR_{name.upper()}`" not in guide
+    ]
     assert not missing, missing
 
 

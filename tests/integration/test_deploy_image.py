@@ -34,8 +34,9 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for copy in d.stages()[0].all("COPY"):
         *sources, dest = [arg for arg in copy.split() if not arg.startswith("--")]
         for source in sources:
-            _copy(d.REPO / source, context / dest / Path(source).name if dest.endswith("/")
-                  else context / dest)
+            _copy(
+                d.REPO / source, context / dest / Path(source).name if dest.endswith("/") else context / dest
+            )
     wheels = root / "wheels"
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheels), str(context)])
     (wheel,) = wheels.glob("monitor-*.whl")
@@ -68,8 +69,12 @@ class Container:
         # Only what a container gets from `-p` and `-v` moves: the port and the /data volume.
         env = {key: _moved(value, data) for key, value in env.items()}
         env["MONITOR_PORT"] = str(port)
-        self.env = {**env, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
-                    "HOME": str(data), "LANG": "C.UTF-8"}
+        self.env = {
+            **env,
+            "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+            "HOME": str(data),
+            "LANG": "C.UTF-8",
+        }
         argv = d.service_command(service, stage) if service else d.image_command(stage)
         self.argv = [self._resolve(argv[0]), *argv[1:]]
         self.workdir = _moved(stage.last("WORKDIR") or "/", data)
@@ -87,8 +92,9 @@ class Container:
         self.data.mkdir(parents=True, exist_ok=True)
         Path(self.workdir).mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(argv, env=self.env, cwd=self.workdir,
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                argv, env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -111,6 +117,7 @@ class Container:
 
     async def wait_healthy(self) -> None:
         async with httpx.AsyncClient() as client:
+
             async def up() -> bool:
                 assert self.proc is not None and self.proc.poll() is None, f"exited:\n{self.log()}"
                 try:
@@ -122,13 +129,20 @@ class Container:
 
     def run_check(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         """A healthcheck command run inside the 'container' (same env)."""
-        return subprocess.run([self._resolve(argv[0]), *argv[1:]], env=self.env, cwd=self.workdir,
-                              capture_output=True, text=True, timeout=t(10), check=False)
+        return subprocess.run(
+            [self._resolve(argv[0]), *argv[1:]],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=t(10),
+            check=False,
+        )
 
 
 def _moved(value: str, data: Path) -> str:
     if value == CONTAINER_DATA or value.startswith(CONTAINER_DATA + "/"):
-        return str(data) + value[len(CONTAINER_DATA):]
+        return str(data) + value[len(CONTAINER_DATA) :]
     return value
 
 
@@ -158,8 +172,11 @@ async def test_compose_services_serve_health_presence_and_commands(
     hub.start()
     await hub.wait_healthy()
 
-    listening = [c.laddr for c in psutil.Process(hub.proc.pid).net_connections("tcp")  # type: ignore[union-attr]
-                 if c.status == psutil.CONN_LISTEN]
+    listening = [
+        c.laddr
+        for c in psutil.Process(hub.proc.pid).net_connections("tcp")  # type: ignore[union-attr]
+        if c.status == psutil.CONN_LISTEN
+    ]
     assert [(addr.ip, addr.port) for addr in listening] == [("0.0.0.0", hub.port)]
     for check in (d.healthcheck_command(d.runtime()), services["hub"]["healthcheck"]["test"][1:]):
         result = hub.run_check(check)
@@ -169,8 +186,10 @@ async def test_compose_services_serve_health_presence_and_commands(
     agent = Container(image_venv, services["agent"], tmp_path / "agent-data", hub.port)
     containers.append(agent)
     agent.start(("http://hub:8000", f"http://127.0.0.1:{hub.port}"))
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.port}",
-                                 headers={"X-Auth-Token": token}) as api:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{hub.port}", headers={"X-Auth-Token": token}
+    ) as api:
+
         async def online() -> dict[str, Any] | None:
             assert agent.proc is not None and agent.proc.poll() is None, f"agent exited:\n{agent.log()}"
             entry = await device(api, "demo-agent")
@@ -199,8 +218,11 @@ async def test_compose_services_serve_health_presence_and_commands(
 
         async def fleet() -> list[str]:
             assert simulator.proc is not None and simulator.proc.poll() is None, simulator.log()
-            found = [e["device_id"] for e in (await api.get("/devices")).json()
-                     if e["device_id"].startswith("sim-") and e["online"]]
+            found = [
+                e["device_id"]
+                for e in (await api.get("/devices")).json()
+                if e["device_id"].startswith("sim-") and e["online"]
+            ]
             return found if len(found) == 3 else []
 
         await eventually(fleet, within=20, what="SIM_AGENTS=3 simulated agents online")
@@ -244,8 +266,9 @@ def test_wheel_carries_both_console_scripts_and_the_dashboard_files(image_venv: 
     """The image gets monitor-server and monitor-agent, and package data survives the wheel build."""
     bin_dir = image_venv / "bin"
     for script in ("monitor-server", "monitor-agent"):
-        result = subprocess.run([str(bin_dir / script), "--version"], capture_output=True, text=True,
-                                timeout=t(30), check=False)
+        result = subprocess.run(
+            [str(bin_dir / script), "--version"], capture_output=True, text=True, timeout=t(30), check=False
+        )
         assert result.returncode == 0 and script in result.stdout + result.stderr, result
     site = next((image_venv / "lib").glob("python3*/site-packages"))
     for package in ("protocol", "monitor_server", "monitor_agent"):

@@ -61,15 +61,22 @@ async def tls_hub(hub_factory: HubFactory, tmp_path: Path) -> TlsHub:
 @pytest.fixture
 async def tls_api(tls_hub: TlsHub) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTPS API client that trusts only the test CA."""
-    async with httpx.AsyncClient(base_url=tls_hub.https_url, verify=tls_hub.client_ssl(),
-                                 headers={"X-Auth-Token": tls_hub.hub.token}) as client:
+    async with httpx.AsyncClient(
+        base_url=tls_hub.https_url, verify=tls_hub.client_ssl(), headers={"X-Auth-Token": tls_hub.hub.token}
+    ) as client:
         yield client
 
 
 def tls_agent(tls_hub: TlsHub, state: Path, device_id: str, **config: Any) -> LocalAgent:
     """A real agent built from its configuration, as `monitor-agent --server https://...` builds it."""
-    flags = {"server": tls_hub.https_url, "token": tls_hub.hub.token, "backoff_base": 0.05,
-             "backoff_cap": 0.3, "connect_timeout": t(5), **config}
+    flags = {
+        "server": tls_hub.https_url,
+        "token": tls_hub.hub.token,
+        "backoff_base": 0.05,
+        "backoff_cap": 0.3,
+        "connect_timeout": t(5),
+        **config,
+    }
     transport = build_transport(load_config(flags, environ={}))
     state.mkdir(parents=True, exist_ok=True)
     return start_local_agent(state, transport, device_id=device_id)
@@ -124,7 +131,10 @@ async def test_agent_pinned_to_the_hub_certificate_connects(
 
 @pytest.mark.parametrize("mistake", ["wrong CA", "wrong pin"])
 async def test_untrusted_hub_is_refused_with_one_clear_error_then_a_slow_retry(
-    mistake: str, tls_hub: TlsHub, tls_api: httpx.AsyncClient, tmp_path: Path,
+    mistake: str,
+    tls_hub: TlsHub,
+    tls_api: httpx.AsyncClient,
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A CA that did not sign the hub, or a foreign pin: no session, one ERROR naming why, retry slowly."""
@@ -169,9 +179,21 @@ async def test_agent_process_with_ca_file_and_pin_flags_connects_over_wss(
     """`monitor-agent --server https://... --ca-file ... --pin-sha256 ...` as an operator types it."""
     state = tmp_path / "agent"
     state.mkdir()
-    argv = [sys.executable, "-m", "monitor_agent", "--server", tls_hub.https_url,
-            "--ca-file", str(tls_hub.ca_file), "--pin-sha256", fingerprint(tls_hub.leaf_der),
-            "--device-id", "tls-process", "--state-dir", str(state)]
+    argv = [
+        sys.executable,
+        "-m",
+        "monitor_agent",
+        "--server",
+        tls_hub.https_url,
+        "--ca-file",
+        str(tls_hub.ca_file),
+        "--pin-sha256",
+        fingerprint(tls_hub.leaf_der),
+        "--device-id",
+        "tls-process",
+        "--state-dir",
+        str(state),
+    ]
     env = {**os.environ, "MONITOR_AGENT_TOKEN": tls_hub.hub.token}
     with (state / "agent.log").open("wb") as log:
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)

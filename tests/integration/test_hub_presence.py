@@ -81,9 +81,10 @@ async def test_heartbeats_keep_an_agent_online(hub_factory: HubFactory) -> None:
 async def test_http_device_goes_offline_after_window(hub_factory: HubFactory) -> None:
     """An HTTP-only device is online while it ingests and offline once its window passes."""
     hub = await hub_factory(http_offline_after=0.3, presence_check_interval=0.05)
-    async with hub.hub.bus.subscribe() as sub, httpx.AsyncClient(
-        base_url=hub.http_url, headers={"X-Auth-Token": hub.token}
-    ) as api:
+    async with (
+        hub.hub.bus.subscribe() as sub,
+        httpx.AsyncClient(base_url=hub.http_url, headers={"X-Auth-Token": hub.token}) as api,
+    ):
         await api.post("/ingest", json={"device_id": "pres-5", "cpu": 1.0})
         online = await presence_event(sub, "pres-5", True)
         offline = await presence_event(sub, "pres-5", False, within=3)

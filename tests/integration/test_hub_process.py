@@ -35,9 +35,19 @@ def test_port_in_use_exits_non_zero(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {"MONITOR_TOKEN": TOKEN, "MONITOR_DB": str(tmp_path / "m.db"), "MONITOR_PORT": str(port),
-               "PATH": "/usr/bin:/bin"}
-        done = subprocess.run([sys.executable, "-m", "monitor_server"], env=env, capture_output=True,
-                              text=True, timeout=t(30), check=False)
+        env = {
+            "MONITOR_TOKEN": TOKEN,
+            "MONITOR_DB": str(tmp_path / "m.db"),
+            "MONITOR_PORT": str(port),
+            "PATH": "/usr/bin:/bin",
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor_server"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=t(30),
+            check=False,
+        )
     assert done.returncode != 0
     assert "address already in use" in done.stderr.lower()

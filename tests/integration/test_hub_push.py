@@ -22,16 +22,23 @@ async def test_command_is_pushed_without_polling(hub: RunningHub, api: httpx.Asy
         returned = time.perf_counter()
         frame = await next_frame(ws, "command")
         arrived = time.perf_counter()
-    assert frame == {"type": "command", "id": queued["id"], "command": "echo", "args": {"a": 1},
-                     "created_at": queued["created_at"]}
+    assert frame == {
+        "type": "command",
+        "id": queued["id"],
+        "command": "echo",
+        "args": {"a": 1},
+        "created_at": queued["created_at"],
+    }
     print(f"enqueue {1000 * (returned - started):.2f} ms; frame {1000 * (arrived - returned):.2f} ms later")
 
 
 async def test_three_commands_arrive_in_fifo_order(hub: RunningHub, api: httpx.AsyncClient) -> None:
     """Three commands queued back to back arrive in the order they were queued."""
     async with await connect_agent(hub, "push-2") as ws:
-        ids = [(await api.post("/devices/push-2/commands", json={"command": f"c{i}"})).json()["id"]
-               for i in range(3)]
+        ids = [
+            (await api.post("/devices/push-2/commands", json={"command": f"c{i}"})).json()["id"]
+            for i in range(3)
+        ]
         received = [(await next_frame(ws, "command"))["id"] for _ in range(3)]
     assert received == ids
 
@@ -40,8 +47,9 @@ async def test_commands_queued_offline_arrive_on_connect_in_order(
     hub: RunningHub, api: httpx.AsyncClient
 ) -> None:
     """Commands queued for a device never seen yet wait, then arrive FIFO when it connects."""
-    ids = [(await api.post("/devices/push-3/commands", json={"command": f"c{i}"})).json()["id"]
-           for i in range(4)]
+    ids = [
+        (await api.post("/devices/push-3/commands", json={"command": f"c{i}"})).json()["id"] for i in range(4)
+    ]
     async with await connect_agent(hub, "push-3") as ws:
         received = [(await next_frame(ws, "command"))["id"] for _ in range(4)]
     assert received == ids

@@ -10,8 +10,15 @@ from tests.conftest import HubFactory
 from tests.hubs import RunningHub
 
 SEED_PAYLOAD = {
-    "device_id": "demo-001", "hostname": "demo-host", "cpu": 12.5, "ram": 40.0, "disk": 61.2,
-    "uptime_sec": 3600, "agent_version": "1.0.0", "status": "ok", "last_error": "",
+    "device_id": "demo-001",
+    "hostname": "demo-host",
+    "cpu": 12.5,
+    "ram": 40.0,
+    "disk": 61.2,
+    "uptime_sec": 3600,
+    "agent_version": "1.0.0",
+    "status": "ok",
+    "last_error": "",
 }
 
 
@@ -37,11 +44,16 @@ async def test_seed_curl_sequence(hub: RunningHub, api: httpx.AsyncClient) -> No
     assert body["ok"] is True and isinstance(body["id"], int) and body["created_at"]
 
     nxt = (await api.get("/devices/demo-001/commands/next")).json()
-    assert nxt == {"id": body["id"], "command": "restart", "args": {"now": True},
-                   "created_at": body["created_at"]}
+    assert nxt == {
+        "id": body["id"],
+        "command": "restart",
+        "args": {"now": True},
+        "created_at": body["created_at"],
+    }
 
-    ack = await api.post(f"/devices/demo-001/commands/{body['id']}/ack",
-                         json={"success": True, "message": "executed (mock)"})
+    ack = await api.post(
+        f"/devices/demo-001/commands/{body['id']}/ack", json={"success": True, "message": "executed (mock)"}
+    )
     assert ack.status_code == 200 and ack.json()["ok"] is True and ack.json()["ack_at"]
 
     after = await api.get("/devices/demo-001/commands/next")
@@ -50,10 +62,16 @@ async def test_seed_curl_sequence(hub: RunningHub, api: httpx.AsyncClient) -> No
 
 async def test_wrong_or_missing_token_is_401_everywhere(hub: RunningHub) -> None:
     """Every endpoint but /health answers 401 without the right token, including GET /devices."""
-    calls = [("POST", "/ingest"), ("GET", "/devices"), ("GET", "/devices/d1"),
-             ("POST", "/devices/d1/commands"), ("GET", "/devices/d1/commands/next"),
-             ("POST", "/devices/d1/commands/1/ack"), ("GET", "/devices/d1/metrics"),
-             ("DELETE", "/devices/d1/commands/1")]
+    calls = [
+        ("POST", "/ingest"),
+        ("GET", "/devices"),
+        ("GET", "/devices/d1"),
+        ("POST", "/devices/d1/commands"),
+        ("GET", "/devices/d1/commands/next"),
+        ("POST", "/devices/d1/commands/1/ack"),
+        ("GET", "/devices/d1/metrics"),
+        ("DELETE", "/devices/d1/commands/1"),
+    ]
     async with httpx.AsyncClient(base_url=hub.http_url) as client:
         for headers in ({}, {"X-Auth-Token": "wrong"}, {"Authorization": "Bearer wrong"}):
             for method, path in calls:
@@ -74,8 +92,9 @@ async def test_ack_of_unknown_command_is_404(api: httpx.AsyncClient) -> None:
     response = await api.post("/devices/demo-001/commands/999/ack", json={"success": True, "message": ""})
     assert response.status_code == 404 and "999" in response.json()["detail"]
     queued = (await api.post("/devices/other/commands", json={"command": "ping"})).json()
-    wrong_device = await api.post(f"/devices/demo-001/commands/{queued['id']}/ack",
-                                  json={"success": True, "message": ""})
+    wrong_device = await api.post(
+        f"/devices/demo-001/commands/{queued['id']}/ack", json={"success": True, "message": ""}
+    )
     assert wrong_device.status_code == 404
 
 

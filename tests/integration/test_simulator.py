@@ -41,9 +41,16 @@ async def _eventually_offline(api: httpx.AsyncClient, prefix: str) -> None:
 
 
 def _fleet(hub: RunningHub, **overrides: object) -> Fleet:
-    options: dict[str, object] = {"url": hub.ws_url, "token": hub.token, "count": COUNT,
-                                  "interval": 0.5, "backoff_base": 0.05, "backoff_cap": 0.3,
-                                  "seed": 7, **overrides}
+    options: dict[str, object] = {
+        "url": hub.ws_url,
+        "token": hub.token,
+        "count": COUNT,
+        "interval": 0.5,
+        "backoff_base": 0.05,
+        "backoff_cap": 0.3,
+        "seed": 7,
+        **overrides,
+    }
     return Fleet(FleetConfig(**options))  # type: ignore[arg-type]
 
 
@@ -56,8 +63,9 @@ async def test_fleet_online_command_round_trip_and_clean_stop(
     online = await _eventually_online(api, "sim-", COUNT)
     assert online == {f"sim-{i:05d}" for i in range(COUNT)}
 
-    created = (await api.post("/devices/sim-00007/commands",
-                              json={"command": "echo", "args": {"hello": "fleet"}})).json()
+    created = (
+        await api.post("/devices/sim-00007/commands", json={"command": "echo", "args": {"hello": "fleet"}})
+    ).json()
 
     async def acked() -> dict[str, Any]:
         detail: dict[str, Any] = (await api.get(f"/devices/sim-00007/commands/{created['id']}")).json()
@@ -109,9 +117,27 @@ async def test_cli_simulate_runs_until_sigint(
     log = tmp_path / "simulate.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor_agent", "simulate", "--count", "5", "--prefix", "cli-",
-             "--server", hub.http_url, "--token", hub.token, "--report-every", "0.2", "--ramp", "0.5"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            [
+                sys.executable,
+                "-m",
+                "monitor_agent",
+                "simulate",
+                "--count",
+                "5",
+                "--prefix",
+                "cli-",
+                "--server",
+                hub.http_url,
+                "--token",
+                hub.token,
+                "--report-every",
+                "0.2",
+                "--ramp",
+                "0.5",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     try:
         await _eventually_online(api, "cli-", 5)

@@ -31,15 +31,16 @@ async def test_cookie_reads_the_api(browser_like: httpx.AsyncClient) -> None:
     assert (await browser_like.get("/devices")).status_code == 200
 
 
-async def test_cookie_writes_need_the_header_and_our_origin(hub: RunningHub,
-                                                            browser_like: httpx.AsyncClient) -> None:
+async def test_cookie_writes_need_the_header_and_our_origin(
+    hub: RunningHub, browser_like: httpx.AsyncClient
+) -> None:
     """A cookie-only POST is refused without X-Monitor-UI or from a foreign Origin (CSRF)."""
     body = {"command": "ping"}
     bare = await browser_like.post("/devices/d1/commands", json=body)
-    foreign = await browser_like.post("/devices/d1/commands", json=body,
-                                      headers={**UI, "Origin": "https://evil.example"})
-    ours = await browser_like.post("/devices/d1/commands", json=body,
-                                   headers={**UI, "Origin": hub.http_url})
+    foreign = await browser_like.post(
+        "/devices/d1/commands", json=body, headers={**UI, "Origin": "https://evil.example"}
+    )
+    ours = await browser_like.post("/devices/d1/commands", json=body, headers={**UI, "Origin": hub.http_url})
     assert (bare.status_code, foreign.status_code, ours.status_code) == (401, 401, 200)
 
 
@@ -79,8 +80,9 @@ async def test_cookie_is_secure_over_tls(hub_factory: HubFactory, tmp_path: Path
 async def test_login_form_from_another_site_is_refused(hub: RunningHub) -> None:
     """A login POST carrying a foreign Origin gets 403 and no cookie (login CSRF)."""
     async with httpx.AsyncClient(base_url=hub.http_url) as client:
-        response = await client.post("/ui/login", data={"token": hub.token},
-                                     headers={"Origin": "https://evil.example"})
+        response = await client.post(
+            "/ui/login", data={"token": hub.token}, headers={"Origin": "https://evil.example"}
+        )
     assert response.status_code == 403 and "set-cookie" not in response.headers
 
 

@@ -24,8 +24,19 @@ def test_plain_flags_run_the_daemon() -> None:
 
 def test_flags_become_config(tmp_path: Path) -> None:
     """Every flag lands in the config; --allow may repeat and hold commas."""
-    args = parse("run", "--server", "ws://h:1", "--state-dir", str(tmp_path), "--transport",
-                 "http", "--allow", "reboot", "--log-level", "debug")
+    args = parse(
+        "run",
+        "--server",
+        "ws://h:1",
+        "--state-dir",
+        str(tmp_path),
+        "--transport",
+        "http",
+        "--allow",
+        "reboot",
+        "--log-level",
+        "debug",
+    )
     config = config_from_args(args)
     assert config.server == "ws://h:1" and config.state_dir == tmp_path
     assert config.transport == "http" and config.allow == ["reboot"]
@@ -51,6 +62,11 @@ def test_the_agent_never_imports_pydantic(tmp_path: Path) -> None:
         "build_transport(config); build_agent(config).spool.close()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in {'pydantic', 'pydantic_core'}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert out.stdout.strip() == "[]", out.stdout

@@ -8,11 +8,24 @@ from monitor_agent.collector import Collector
 from protocol import wire
 from protocol.frames import SampleFields
 
-SEED_FIELDS = {"hostname", "cpu", "ram", "disk", "uptime_sec", "agent_version", "status",
-               "last_error"}
-RICH_FIELDS = {"load_1", "load_5", "load_15", "mem_used", "mem_total", "swap_used",
-               "swap_total", "disk_used", "disk_total", "disk_read_bps", "disk_write_bps",
-               "net_rx_bps", "net_tx_bps", "procs", "temp_max"}
+SEED_FIELDS = {"hostname", "cpu", "ram", "disk", "uptime_sec", "agent_version", "status", "last_error"}
+RICH_FIELDS = {
+    "load_1",
+    "load_5",
+    "load_15",
+    "mem_used",
+    "mem_total",
+    "swap_used",
+    "swap_total",
+    "disk_used",
+    "disk_total",
+    "disk_read_bps",
+    "disk_write_bps",
+    "net_rx_bps",
+    "net_tx_bps",
+    "procs",
+    "temp_max",
+}
 
 
 def test_sample_has_seed_and_rich_fields() -> None:

@@ -89,8 +89,7 @@ def test_host_commands_from_file_and_allow(tmp_path: Path) -> None:
 def test_allow_accumulates_across_sources(tmp_path: Path) -> None:
     """allow from file, env (comma-separated) and flags add up."""
     path = write(tmp_path, 'allow = ["a"]\n[commands.a]\nargv=["true"]\n[commands.b]\nargv=["true"]\n')
-    config = load_config({"allow": ["reboot"]}, environ={"MONITOR_AGENT_ALLOW": "b"},
-                         config_path=path)
+    config = load_config({"allow": ["reboot"]}, environ={"MONITOR_AGENT_ALLOW": "b"}, config_path=path)
     assert config.allow == ["a", "b", "reboot"]
 
 
@@ -108,8 +107,12 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 def test_environment_text_is_converted() -> None:
     """MONITOR_AGENT_* values are text: numbers, paths and the log level are converted."""
-    env = {"MONITOR_AGENT_BATCH_SIZE": "10", "MONITOR_AGENT_STATE_DIR": "/srv/agent",
-           "MONITOR_AGENT_LOG_LEVEL": "debug", "MONITOR_AGENT_POLL_INTERVAL": "2.5"}
+    env = {
+        "MONITOR_AGENT_BATCH_SIZE": "10",
+        "MONITOR_AGENT_STATE_DIR": "/srv/agent",
+        "MONITOR_AGENT_LOG_LEVEL": "debug",
+        "MONITOR_AGENT_POLL_INTERVAL": "2.5",
+    }
     config = load_config(NO_FLAGS, environ=env)
     assert (config.batch_size, config.state_dir) == (10, Path("/srv/agent"))
     assert (config.log_level, config.poll_interval) == ("DEBUG", 2.5)

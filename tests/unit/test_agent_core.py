@@ -8,17 +8,28 @@ from monitor_agent.spool import MemorySpool
 
 
 def make_agent(source) -> Agent:  # type: ignore[no-untyped-def]
-    return Agent(identity=Identity("unit-1", "host", "linux", "9.9"), sample_source=source,
-                 spool=MemorySpool(10), journal=MemoryJournal(), interval=5, clock=lambda: 1000.0)
+    return Agent(
+        identity=Identity("unit-1", "host", "linux", "9.9"),
+        sample_source=source,
+        spool=MemorySpool(10),
+        journal=MemoryJournal(),
+        interval=5,
+        clock=lambda: 1000.0,
+    )
 
 
 async def test_sample_is_stamped_and_spooled() -> None:
     """collect_now stores a sample with ts, identity fields and the dropped counter."""
     agent = make_agent(lambda: {"cpu": 1.0})
     await agent.collect_now()
-    (_, sample), = agent.spool.peek(5)
-    assert sample == {"cpu": 1.0, "hostname": "host", "agent_version": "9.9", "ts": 1000.0,
-                      "spool_dropped": 0}
+    ((_, sample),) = agent.spool.peek(5)
+    assert sample == {
+        "cpu": 1.0,
+        "hostname": "host",
+        "agent_version": "9.9",
+        "ts": 1000.0,
+        "spool_dropped": 0,
+    }
     assert agent.sample_ready.is_set()
 
 
@@ -30,7 +41,7 @@ async def test_sampling_exception_becomes_status_error() -> None:
 
     agent = make_agent(broken)
     await agent.collect_now()
-    (_, sample), = agent.spool.peek(5)
+    ((_, sample),) = agent.spool.peek(5)
     assert sample["status"] == "error" and "no /proc" in str(sample["last_error"])
 
 

@@ -97,13 +97,19 @@ async def test_missing_program_is_a_failure_not_a_crash() -> None:
 def test_render_argv_fills_one_element_per_placeholder() -> None:
     """Values are never split or shell-interpreted."""
     assert render_argv(["systemctl", "restart", "{svc}"], {"svc": "a b;c"}) == [
-        "systemctl", "restart", "a b;c"]
+        "systemctl",
+        "restart",
+        "a b;c",
+    ]
 
 
 @pytest.mark.parametrize(
     ("args", "problem"),
-    [({}, "missing argument 'svc'"), ({"svc": "--force"}, "must not start with '-'"),
-     ({"svc": ["x"]}, "string or a number")],
+    [
+        ({}, "missing argument 'svc'"),
+        ({"svc": "--force"}, "must not start with '-'"),
+        ({"svc": ["x"]}, "string or a number"),
+    ],
 )
 def test_render_argv_refuses_bad_args(args: dict[str, object], problem: str) -> None:
     """Missing args, option-looking values and non-scalars are refused."""
@@ -144,8 +150,9 @@ async def test_handler_exception_becomes_a_failed_result() -> None:
     async def broken() -> None:
         raise RuntimeError("sensor on fire")
 
-    executor = CommandExecutor(MemoryJournal(), Handlers({}, collect_now=broken,
-                                                         request_restart=lambda: None))
+    executor = CommandExecutor(
+        MemoryJournal(), Handlers({}, collect_now=broken, request_restart=lambda: None)
+    )
     result = await executor.execute(1, "collect", None)
     assert result is not None and not result.success and "sensor on fire" in result.message
     assert (await executor.execute(2, "ping", None)) is not None

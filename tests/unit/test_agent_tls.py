@@ -167,8 +167,11 @@ def test_failure_description_names_trust_reason_and_fix(tmp_path: Path) -> None:
 def test_config_reads_ca_file_and_pins_from_env_and_flags(ca_file: Path, leaf: trustme.LeafCert) -> None:
     """MONITOR_AGENT_CA_FILE / MONITOR_AGENT_PIN_SHA256 (comma-separated) and the flags reach the context."""
     pin = fingerprint(leaf_der(leaf))
-    env = {"MONITOR_AGENT_SERVER": "wss://hub.example:8443", "MONITOR_AGENT_CA_FILE": str(ca_file),
-           "MONITOR_AGENT_PIN_SHA256": f"{pin}, {'ab' * 32}"}
+    env = {
+        "MONITOR_AGENT_SERVER": "wss://hub.example:8443",
+        "MONITOR_AGENT_CA_FILE": str(ca_file),
+        "MONITOR_AGENT_PIN_SHA256": f"{pin}, {'ab' * 32}",
+    }
     config = load_config({}, environ=env)
     assert config.ca_file == ca_file and config.pin_sha256 == [pin, "ab" * 32]
     context = config.ssl_context()

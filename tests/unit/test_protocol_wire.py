@@ -80,12 +80,23 @@ def test_sample_checks_cover_the_model() -> None:
 # --- hub -> agent ---
 
 HUB_MODELS = st.one_of(
-    st.builds(frames.Welcome, protocol=INT64, device_id=st.text(), heartbeat_interval=FINITE,
-              ping_interval=FINITE, ping_timeout=FINITE, max_frame_bytes=INT64,
-              server_time=st.text()),
-    st.builds(frames.CommandFrame, id=INT64, command=st.text(),
-              args=st.none() | st.dictionaries(st.text(max_size=5), JSON, max_size=4),
-              created_at=st.text()),
+    st.builds(
+        frames.Welcome,
+        protocol=INT64,
+        device_id=st.text(),
+        heartbeat_interval=FINITE,
+        ping_interval=FINITE,
+        ping_timeout=FINITE,
+        max_frame_bytes=INT64,
+        server_time=st.text(),
+    ),
+    st.builds(
+        frames.CommandFrame,
+        id=INT64,
+        command=st.text(),
+        args=st.none() | st.dictionaries(st.text(max_size=5), JSON, max_size=4),
+        created_at=st.text(),
+    ),
     st.builds(frames.Acked, id=INT64),
     st.builds(frames.ErrorFrame, code=st.text(), message=st.text(), id=st.none() | INT64),
 )
@@ -111,9 +122,25 @@ def decode_both(data: bytes) -> tuple[Any, Any]:
     return results[0], results[1]
 
 
-HUB_KEYS = st.sampled_from(["type", "protocol", "device_id", "heartbeat_interval", "ping_interval",
-                            "ping_timeout", "max_frame_bytes", "server_time", "id", "command",
-                            "args", "created_at", "code", "message", "other"])
+HUB_KEYS = st.sampled_from(
+    [
+        "type",
+        "protocol",
+        "device_id",
+        "heartbeat_interval",
+        "ping_interval",
+        "ping_timeout",
+        "max_frame_bytes",
+        "server_time",
+        "id",
+        "command",
+        "args",
+        "created_at",
+        "code",
+        "message",
+        "other",
+    ]
+)
 HUB_OBJECTS = st.dictionaries(HUB_KEYS, ANY_VALUE, max_size=9)
 
 
@@ -147,8 +174,10 @@ def test_malformed_input_raises_the_same_error(data: bytes) -> None:
         (b'{"type": "acked"}', FrameValidationError),
         (b'{"type": "acked", "id": "x"}', FrameValidationError),
         (b'{"type": "acked", "id": 1, "more": 2}', FrameValidationError),
-        (b'{"type": "command", "id": 1, "command": "c", "created_at": "t", "args": [1]}',
-         FrameValidationError),
+        (
+            b'{"type": "command", "id": 1, "command": "c", "created_at": "t", "args": [1]}',
+            FrameValidationError,
+        ),
     ],
 )
 def test_light_decode_errors_are_typed(raw: bytes, error: type[ProtocolError]) -> None:
@@ -212,13 +241,25 @@ def test_batch_size_is_limited_like_the_model() -> None:
 DEVICE_IDS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}", fullmatch=True) | st.text(max_size=130)
 
 
-@given(DEVICE_IDS, INT64, st.text(max_size=10), st.text(max_size=10), st.text(max_size=10),
-       st.lists(st.text(max_size=8), max_size=4))
-def test_hello_matches_the_model(device_id: str, protocol: int, version: str, host: str,
-                                 platform: str, caps: list[str]) -> None:
+@given(
+    DEVICE_IDS,
+    INT64,
+    st.text(max_size=10),
+    st.text(max_size=10),
+    st.text(max_size=10),
+    st.lists(st.text(max_size=8), max_size=4),
+)
+def test_hello_matches_the_model(
+    device_id: str, protocol: int, version: str, host: str, platform: str, caps: list[str]
+) -> None:
     """A hello is refused for the same device ids and otherwise validates to the same values."""
-    fields: dict[str, Any] = {"protocol": protocol, "device_id": device_id, "agent_version": version,
-              "hostname": host, "platform": platform}
+    fields: dict[str, Any] = {
+        "protocol": protocol,
+        "device_id": device_id,
+        "agent_version": version,
+        "hostname": host,
+        "platform": platform,
+    }
     try:
         model = frames.Hello(**fields, capabilities=caps)
     except ValidationError:
@@ -230,7 +271,8 @@ def test_hello_matches_the_model(device_id: str, protocol: int, version: str, ho
 
 
 ACK_EXTRA = st.dictionaries(
-    st.text(max_size=8).filter(lambda k: k not in {"type", "id", "success", "message"}), JSON, max_size=3)
+    st.text(max_size=8).filter(lambda k: k not in {"type", "id", "success", "message"}), JSON, max_size=3
+)
 
 
 @given(INT64, st.booleans(), st.text(max_size=20), ACK_EXTRA)
