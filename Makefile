@@ -27,9 +27,12 @@ run: $(VENV)/.run-deps
 test: $(VENV)/.test-deps
 	$(BIN)/pytest
 
+# Formatting, lint, types, and the import contracts in pyproject.toml ([tool.importlinter]).
 lint: $(VENV)/.test-deps
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Benchmarks (never part of `make test`): hub on core 0, load on core 1. See docs/benchmarks.md.
 bench: $(VENV)/.bench-deps

@@ -33,10 +33,14 @@ from protocol import (
 
 
 def test_protocol_imports_nothing_async_or_networked() -> None:
-    """Importing ``protocol`` loads no asyncio, starlette, websockets, aiosqlite, psutil or uvicorn."""
+    """Importing ``protocol`` loads no asyncio, starlette, websockets, aiosqlite, psutil, uvicorn, settings.
+
+    The whole surface, and the hub/agent split, are in test_layering.py and `make lint` (lint-imports).
+    """
     code = (
         "import sys, protocol; "
-        "bad = {'asyncio', 'starlette', 'websockets', 'aiosqlite', 'psutil', 'uvicorn', 'httpx'}; "
+        "bad = {'asyncio', 'starlette', 'websockets', 'aiosqlite', 'psutil', 'uvicorn', 'httpx', "
+        "'pydantic_settings'}; "
         "print(sorted(bad & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
