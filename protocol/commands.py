@@ -2,6 +2,9 @@
 
 pending -> delivered -> acked; pending/delivered -> cancelled | expired.
 A command can be delivered many times (at-least-once), so delivered -> delivered is legal.
+
+This module is the only place that knows the states: stores select and update rows with
+``OPEN_STATES``, ``FINAL_STATES`` and ``sources_of`` instead of spelling state names.
 """
 
 from __future__ import annotations
@@ -19,8 +22,6 @@ class CommandState(StrEnum):
     EXPIRED = "expired"
 
 
-_OPEN = frozenset({CommandState.PENDING, CommandState.DELIVERED})
-
 _ALLOWED: dict[CommandState, frozenset[CommandState]] = {
     CommandState.PENDING: frozenset(
         {CommandState.DELIVERED, CommandState.ACKED, CommandState.CANCELLED, CommandState.EXPIRED}
@@ -33,10 +34,15 @@ _ALLOWED: dict[CommandState, frozenset[CommandState]] = {
     CommandState.EXPIRED: frozenset(),
 }
 
+#: Still owed to the agent: returned by ``next`` and re-sent on reconnect.
+OPEN_STATES: frozenset[CommandState] = frozenset(s for s, targets in _ALLOWED.items() if targets)
+#: Settled for good: no transition leaves them.
+FINAL_STATES: frozenset[CommandState] = frozenset(s for s, targets in _ALLOWED.items() if not targets)
+
 
 def is_open(state: CommandState) -> bool:
     """An open command is still owed to its agent: returned by ``next`` and re-sent on reconnect."""
-    return state in _OPEN
+    return state in OPEN_STATES
 
 
 def transition(current: CommandState, target: CommandState) -> CommandState:
@@ -44,3 +50,12 @@ def transition(current: CommandState, target: CommandState) -> CommandState:
     if target not in _ALLOWED[current]:
         raise IllegalTransition(f"command cannot go from {current} to {target}")
     return target
+
+
+def sources_of(target: CommandState) -> frozenset[CommandState]:
+    """The states a command may leave for ``target``: where a store's ``UPDATE`` to ``target`` applies.
+
+    ``target`` itself is left out even where staying is legal (delivered -> delivered): an update
+    that would not change the state is not a move, so the first delivery time is the one kept.
+    """
+    return frozenset(s for s, targets in _ALLOWED.items() if target in targets and s is not target)

@@ -17,7 +17,8 @@ import orjson
 
 from monitor_server.store.records import Command, Device, PresenceEvent, Sample
 from monitor_server.store.schema import MIGRATIONS
-from protocol import CommandState, Conflict, NotFound, transition
+from protocol.commands import FINAL_STATES, OPEN_STATES, CommandState, sources_of, transition
+from protocol.errors import Conflict, IllegalTransition, NotFound
 
 _PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000")
 _CMD_COLUMNS = (
@@ -29,6 +30,19 @@ _DEVICE_COLUMNS = (
     " last_payload, online, connection, presence_reason, presence_since"
 )
 _SAMPLE_COLUMNS = "device_id, ts, cpu, ram, disk, uptime_sec, status, extra"
+
+
+def _state_in(states: frozenset[CommandState]) -> tuple[str, tuple[str, ...]]:
+    """``state IN (?, ...)`` and its parameters, in a fixed order so the statement text is reused."""
+    values = tuple(sorted(state.value for state in states))
+    return f"state IN ({', '.join('?' * len(values))})", values
+
+
+# Every state the SQL mentions comes from the state machine in ``protocol.commands``.
+_OPEN_SQL, _OPEN_ARGS = _state_in(OPEN_STATES)
+_DELIVERABLE_SQL, _DELIVERABLE_ARGS = _state_in(sources_of(CommandState.DELIVERED))
+_ACKABLE_SQL, _ACKABLE_ARGS = _state_in(sources_of(CommandState.ACKED))
+_CANCELLABLE_SQL, _CANCELLABLE_ARGS = _state_in(sources_of(CommandState.CANCELLED))
 
 
 def _dumps(value: Any) -> str | None:
@@ -257,28 +271,24 @@ class SQLiteStore:
 
     async def open_commands(self, device_id: str) -> list[Command]:
         rows = await self._fetch(
-            f"SELECT {_CMD_COLUMNS} FROM commands WHERE device_id = ?"
-            " AND state IN ('pending', 'delivered') ORDER BY id",
-            (device_id,),
+            f"SELECT {_CMD_COLUMNS} FROM commands WHERE device_id = ? AND {_OPEN_SQL} ORDER BY id",
+            (device_id, *_OPEN_ARGS),
         )
         return [_command(r) for r in rows]
 
     async def mark_delivered(self, command_ids: Sequence[int], at: float) -> list[Command]:
-        """Move pending commands to delivered; return only those that changed state."""
+        """Move pending commands to delivered; return only those that changed state, by id."""
         if not command_ids:
             return []
         marks = ",".join("?" * len(command_ids))
         async with self._tx() as db:
-            await db.execute(
-                f"UPDATE commands SET state = 'delivered', delivered_at = ?"
-                f" WHERE id IN ({marks}) AND state = 'pending'",
-                (at, *command_ids),
+            changed = await _returning(
+                db,
+                f"UPDATE commands SET state = ?, delivered_at = ?"
+                f" WHERE id IN ({marks}) AND {_DELIVERABLE_SQL} RETURNING {_CMD_COLUMNS}",
+                (CommandState.DELIVERED.value, at, *command_ids, *_DELIVERABLE_ARGS),
             )
-            async with db.execute(
-                f"SELECT {_CMD_COLUMNS} FROM commands WHERE id IN ({marks}) AND delivered_at = ?",
-                (*command_ids, at),
-            ) as cur:
-                return [_command(r) for r in await cur.fetchall()]
+        return sorted(changed, key=lambda command: command.id)
 
     async def ack_command(
         self,
@@ -291,37 +301,55 @@ class SQLiteStore:
     ) -> tuple[Command, bool]:
         """Store the first acknowledgement; later ones (or one after cancel) change nothing."""
         async with self._tx() as db:
-            current = await _one_command(db, "device_id = ? AND id = ?", (device_id, command_id))
-            if current is None:
-                raise NotFound(f"command {command_id} does not exist for device {device_id!r}")
-            if current.state not in (CommandState.PENDING, CommandState.DELIVERED):
-                return current, False
-            state = transition(current.state, CommandState.ACKED)
-            await db.execute(
+            acked = await _returning(
+                db,
                 "UPDATE commands SET state = ?, acked_at = ?, success = ?, message = ?, result = ?"
-                " WHERE id = ?",
-                (state.value, at, int(success), message, _dumps(result), command_id),
+                f" WHERE device_id = ? AND id = ? AND {_ACKABLE_SQL} RETURNING {_CMD_COLUMNS}",
+                (
+                    CommandState.ACKED.value,
+                    at,
+                    int(success),
+                    message,
+                    _dumps(result),
+                    device_id,
+                    command_id,
+                    *_ACKABLE_ARGS,
+                ),
             )
-            updated = await _one_command(db, "id = ?", (command_id,))
-        assert updated is not None
-        return updated, True
+            if acked:
+                return acked[0], True
+            current = await _one_command(db, "device_id = ? AND id = ?", (device_id, command_id))
+        if current is None:
+            raise NotFound(f"command {command_id} does not exist for device {device_id!r}")
+        assert current.state in FINAL_STATES, f"open command {command_id} was not acked"
+        return current, False
 
     async def cancel_command(self, device_id: str, command_id: int, at: float) -> Command:
+        """Cancel an open command; cancelling a cancelled one again returns it, any other is a Conflict."""
         async with self._tx() as db:
             current = await _one_command(db, "device_id = ? AND id = ?", (device_id, command_id))
             if current is None:
                 raise NotFound(f"command {command_id} does not exist for device {device_id!r}")
-            if current.state == CommandState.CANCELLED:
+            if current.state is CommandState.CANCELLED:
                 return current
-            if current.state != CommandState.PENDING and current.state != CommandState.DELIVERED:
-                raise Conflict(f"command {command_id} is already {current.state}; it cannot be cancelled")
-            await db.execute(
-                "UPDATE commands SET state = 'cancelled', cancelled_at = ? WHERE id = ?",
-                (at, command_id),
+            try:
+                target = transition(current.state, CommandState.CANCELLED)
+            except IllegalTransition as exc:
+                raise _cannot_cancel(current) from exc
+            cancelled = await _returning(
+                db,
+                "UPDATE commands SET state = ?, cancelled_at = ?"
+                f" WHERE device_id = ? AND id = ? AND {_CANCELLABLE_SQL} RETURNING {_CMD_COLUMNS}",
+                (target.value, at, device_id, command_id, *_CANCELLABLE_ARGS),
             )
-            updated = await _one_command(db, "id = ?", (command_id,))
-        assert updated is not None
-        return updated
+            if cancelled:
+                return cancelled[0]
+            # Settled between the read and the update (an ack won the race): report what it is now.
+            latest = await _one_command(db, "device_id = ? AND id = ?", (device_id, command_id))
+        assert latest is not None
+        if latest.state is CommandState.CANCELLED:
+            return latest
+        raise _cannot_cancel(latest)
 
 
 _UPDATE_LATEST = (
@@ -409,3 +437,13 @@ async def _one_command(db: aiosqlite.Connection, where: str, params: Sequence[An
     async with db.execute(f"SELECT {_CMD_COLUMNS} FROM commands WHERE {where}", params) as cur:
         row = await cur.fetchone()
     return _command(row) if row is not None else None
+
+
+async def _returning(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[Command]:
+    """Run an ``UPDATE ... RETURNING`` of command columns: exactly the rows it changed."""
+    async with db.execute(sql, params) as cur:
+        return [_command(r) for r in await cur.fetchall()]
+
+
+def _cannot_cancel(command: Command) -> Conflict:
+    return Conflict(f"command {command.id} is already {command.state}; it cannot be cancelled")
