@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from monitor_server.hub import Hub
-from protocol import Conflict, NotFound, describe
+from protocol import Conflict, NotFound, ProtocolError, SampleFields, describe
+from protocol.rest import parse_ingest
 
 M = TypeVar("M", bound=BaseModel)
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -53,6 +54,17 @@ async def read_model(request: Request, model: type[M]) -> M:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         raise HTTPException(422, f"invalid body: {describe(exc)}") from None
+
+
+async def read_ingest(request: Request) -> tuple[str, SampleFields, Mapping[str, Any]]:
+    """The original agent's ``/ingest`` body: its device, the sample and the fields it does not name."""
+    raw = await read_body(request, hub_of(request).settings.max_frame_bytes)
+    if not raw.strip():
+        raise HTTPException(422, "request body is required (JSON)")
+    try:
+        return parse_ingest(raw)
+    except ProtocolError as exc:
+        raise HTTPException(422, f"invalid body: {exc}") from None
 
 
 def protected(endpoint: Endpoint) -> Endpoint:

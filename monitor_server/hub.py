@@ -14,12 +14,13 @@ from starlette.requests import HTTPConnection
 from monitor_server.auth import presented_token
 from monitor_server.bus import EventBus
 from monitor_server.commands import CommandService
+from monitor_server.events import SampleEvent
 from monitor_server.ingest import SampleWriter
 from monitor_server.presence import Presence
 from monitor_server.retention import run_retention
 from monitor_server.sessions import SessionRegistry
 from monitor_server.settings import Settings
-from monitor_server.store import Store, open_store
+from monitor_server.store import Sample, Store, open_store
 from monitor_server.token import ResolvedToken, resolve_token
 
 log = logging.getLogger("monitor_server")
@@ -57,6 +58,11 @@ class Hub:
             commands=CommandService(store, bus, sessions),
             writer=SampleWriter(store, settings.batch_max_rows),
         )
+
+    def publish_sample(self, sample: Sample) -> None:
+        """Tell dashboards about a sample as it arrives (only when someone watches)."""
+        if self.bus.subscriber_count:
+            self.bus.publish(SampleEvent.of(sample))
 
     def authorized(self, conn: HTTPConnection) -> bool:
         if self.token.matches(presented_token(conn.headers)):

@@ -1,42 +1,57 @@
 """Samples in, batches out: many rows per transaction, never a commit per sample.
 
 ``submit`` returns at once with a future that resolves when the sample's batch is committed.
-WebSocket metrics do not wait for it; ``POST /ingest`` does (group commit), so the original
-agent still gets its answer only after its sample is stored.
+Agent sockets answer ``stored`` from it; ``POST /ingest`` awaits it (group commit), so the
+original agent still gets its answer only after its sample is stored.
+
+A commit that fails for a reason that passes (disk full, database locked, read-only file) is
+retried with backoff, in order, and never reported as stored. A row the store refuses for
+itself (validation should make this impossible) is isolated by splitting the batch, logged and
+left out, so it never takes the other rows down with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
+
 from monitor_server.store import Sample, Store
-from protocol import SampleFields, to_epoch
+from protocol.frames import SampleFields
+from protocol.timestamps import to_epoch
 
 log = logging.getLogger("monitor_server.ingest")
 
 _TYPED = {"ts", "type", "device_id", "cpu", "ram", "disk", "uptime_sec", "status"}
+# Failures of the place, not of the rows: wait and write the same rows again.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError, OSError)
+RETRY_FIRST, RETRY_MAX = 0.1, 5.0
+GIVE_UP_WHEN_CLOSING = 3  # attempts left for the last batch when the hub shuts down
 
 
-def sample_from(device_id: str, fields: SampleFields, received_at: float) -> Sample:
+def sample_from(
+    device_id: str, fields: SampleFields, received_at: float, extra: Mapping[str, Any] | None = None
+) -> Sample:
     """Typed columns for the core metrics, everything else (non-null) kept in ``extra``."""
-    # The attributes as validated (flat JSON values), not model_dump(): that re-serialises every
-    # field and was the largest cost of a sample on the ingest path.
-    values: dict[str, Any] = {**fields.__dict__, **(fields.__pydantic_extra__ or {})}
-    extra = {k: v for k, v in values.items() if v is not None and k not in _TYPED}
+    values = msgspec.structs.asdict(fields)
+    kept = {k: v for k, v in values.items() if v is not None and k not in _TYPED}
+    if extra:
+        kept.update((k, v) for k, v in extra.items() if k not in _TYPED)
     ts = to_epoch(fields.ts) if fields.ts is not None else received_at
-    return Sample(device_id, ts, fields.cpu, fields.ram, fields.disk, fields.uptime_sec, fields.status, extra)
+    return Sample(device_id, ts, fields.cpu, fields.ram, fields.disk, fields.uptime_sec, fields.status, kept)
 
 
 class SampleWriter:
     """Pending samples share one future per flush: a sample costs a list append, not a Future.
 
     The backlog is bounded: past ``max_pending`` rows, ``room()`` makes WebSocket readers wait
-    for the next commit, so a fleet replaying its spools slows down (TCP back-pressure) instead
-    of growing the hub's memory without limit.
+    for the next commit, so a fleet replaying its spools (or a store that is failing) slows the
+    senders down over TCP instead of growing the hub's memory without limit.
     """
 
     def __init__(
@@ -57,6 +72,8 @@ class SampleWriter:
         self._room.set()
         self._closing = False
         self.rows_written = 0
+        self.rows_refused = 0
+        self.failing: str | None = None  # the last commit error while commits fail
 
     def submit(self, sample: Sample) -> asyncio.Future[None]:
         """Queue one sample; the future resolves when its batch is committed."""
@@ -90,7 +107,7 @@ class SampleWriter:
             self._pending, self._done = [], None
             outcome: BaseException | None = None
             for start in range(0, len(rows), self._max_rows):
-                outcome = await self._write(rows[start : start + self._max_rows]) or outcome
+                outcome = await self._write_until_stored(rows[start : start + self._max_rows]) or outcome
             if len(self._pending) < self._max_pending:
                 self._room.set()
             if done is not None and not done.done():
@@ -101,11 +118,43 @@ class SampleWriter:
                     done.exception()  # mark retrieved: fire-and-forget callers must not warn
         self._wake.clear()
 
-    async def _write(self, batch: list[Sample]) -> BaseException | None:
+    async def _write_until_stored(self, batch: list[Sample]) -> BaseException | None:
+        """Write ``batch``, retrying failures that pass; only a shutdown makes it give up."""
+        delay, attempts = RETRY_FIRST, 0
+        while True:
+            try:
+                await self._write_isolating(batch)
+            except TRANSIENT_ERRORS as exc:
+                attempts += 1
+                if self._closing and attempts >= GIVE_UP_WHEN_CLOSING:
+                    log.error(
+                        "giving up %d samples at shutdown: %s (agents send them again)", len(batch), exc
+                    )
+                    return exc
+                if self.failing is None:
+                    log.error("writing %d samples failed, retrying until it works: %s", len(batch), exc)
+                self.failing = str(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            if self.failing is not None:
+                log.warning("writing samples works again")
+                self.failing = None
+            return None
+
+    async def _write_isolating(self, batch: list[Sample]) -> None:
+        """Write ``batch``; a row the store refuses is found by halving and left out."""
         try:
             await self._store.write_samples(batch, self._clock())
+        except TRANSIENT_ERRORS:
+            raise
         except Exception as exc:
-            log.exception("writing %d samples failed", len(batch))
-            return exc
+            if len(batch) == 1:
+                self.rows_refused += 1
+                log.error("the store refused a sample of %s at %s: %r", batch[0].device_id, batch[0].ts, exc)
+                return
+            middle = len(batch) // 2
+            await self._write_isolating(batch[:middle])
+            await self._write_isolating(batch[middle:])
+            return
         self.rows_written += len(batch)
-        return None

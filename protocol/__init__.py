@@ -1,7 +1,7 @@
-"""Protocol v1 between agents, hub and scripts: pure data models and functions, no I/O.
+"""Protocol v1 between agents, hub and scripts: pure data, pure functions and session rules, no I/O.
 
-Names are loaded on first use (PEP 562), so ``import protocol.wire`` (the agent's
-pydantic-free codec) does not pay for the pydantic models the hub uses.
+Names are loaded on first use (PEP 562), so an agent importing ``protocol.agent_session``
+never pays for the pydantic models of the REST bodies.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from protocol.codec import decode_agent_frame, decode_hub_frame, describe, encode
+    from protocol.codec import decode_agent_frame, decode_hub_frame, encode
+    from protocol.codes import CloseCode, ErrorCode, PresenceReason
     from protocol.commands import CommandState, is_open, transition
     from protocol.errors import (
         Conflict,
@@ -35,14 +36,16 @@ if TYPE_CHECKING:
         Metrics,
         MetricsBatch,
         SampleFields,
+        Stored,
         Welcome,
     )
-    from protocol.rest import CommandAckBody, CommandCreate, IngestPayload
+    from protocol.rest import CommandAckBody, CommandCreate, IngestPayload, describe
     from protocol.timestamps import to_epoch, to_iso
 
 # Public name -> the submodule that defines it.
 _WHERE = {
-    **dict.fromkeys(("decode_agent_frame", "decode_hub_frame", "describe", "encode"), "codec"),
+    **dict.fromkeys(("decode_agent_frame", "decode_hub_frame", "encode"), "codec"),
+    **dict.fromkeys(("CloseCode", "ErrorCode", "PresenceReason"), "codes"),
     **dict.fromkeys(("CommandState", "is_open", "transition"), "commands"),
     **dict.fromkeys(
         (
@@ -71,11 +74,12 @@ _WHERE = {
             "Metrics",
             "MetricsBatch",
             "SampleFields",
+            "Stored",
             "Welcome",
         ),
         "frames",
     ),
-    **dict.fromkeys(("CommandAckBody", "CommandCreate", "IngestPayload"), "rest"),
+    **dict.fromkeys(("CommandAckBody", "CommandCreate", "IngestPayload", "describe"), "rest"),
     **dict.fromkeys(("to_epoch", "to_iso"), "timestamps"),
 }
 
@@ -84,11 +88,13 @@ __all__ = [
     "Ack",
     "Acked",
     "AgentFrame",
+    "CloseCode",
     "CommandAckBody",
     "CommandCreate",
     "CommandFrame",
     "CommandState",
     "Conflict",
+    "ErrorCode",
     "ErrorFrame",
     "FrameDecodeError",
     "FrameValidationError",
@@ -101,8 +107,10 @@ __all__ = [
     "MetricsBatch",
     "MonitorError",
     "NotFound",
+    "PresenceReason",
     "ProtocolError",
     "SampleFields",
+    "Stored",
     "UnknownFrameError",
     "Welcome",
     "decode_agent_frame",

@@ -12,6 +12,8 @@ MonitorError
 
 from __future__ import annotations
 
+from protocol.codes import ErrorCode
+
 
 class MonitorError(Exception):
     """Root of every error this project raises on purpose."""
@@ -20,19 +22,19 @@ class MonitorError(Exception):
 class ProtocolError(MonitorError):
     """A peer sent something the protocol does not allow; ``code`` goes into the error frame."""
 
-    code = "protocol_error"
+    code: ErrorCode = ErrorCode.PROTOCOL_ERROR
 
 
 class FrameDecodeError(ProtocolError, ValueError):
-    code = "invalid_json"
+    code = ErrorCode.INVALID_JSON
 
 
 class UnknownFrameError(ProtocolError):
-    code = "unknown_type"
+    code = ErrorCode.UNKNOWN_TYPE
 
 
 class FrameValidationError(ProtocolError, ValueError):
-    code = "invalid_frame"
+    code = ErrorCode.INVALID_FRAME
 
 
 class IllegalTransition(MonitorError, ValueError):

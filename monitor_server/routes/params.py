@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from protocol import describe, to_epoch
+from protocol import FrameValidationError, to_epoch
+from protocol.codec import convert
 from protocol.frames import DeviceId
-
-_DEVICE_ID: TypeAdapter[str] = TypeAdapter(DeviceId)
 
 
 def device_id(request: Request) -> str:
     raw = request.path_params["device_id"]
     try:
-        return _DEVICE_ID.validate_python(raw)
-    except ValidationError as exc:
-        raise HTTPException(422, f"invalid device id: {describe(exc)}") from None
+        return convert(raw, DeviceId)
+    except FrameValidationError as exc:
+        raise HTTPException(422, f"invalid device id: {exc}") from None
 
 
 def command_id(request: Request) -> int:

@@ -1,0 +1,273 @@
+"""One agent's socket on the hub: the protocol's session rules, a reader and a writer task.
+
+``AgentSocket`` owns everything about one connection: the sans-I/O ``HubSession`` that
+decides, a bounded outbox, and both tasks, run in one ``TaskGroup`` so a failing writer ends
+the connection and no task outlives it. Samples go to the shared writer; each commit that
+holds them is answered with a ``stored`` frame, never before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from monitor_server.events import DeviceDetails
+from monitor_server.ingest import sample_from
+from monitor_server.store import Command
+from protocol.codec import AckIn, Samples, encode
+from protocol.codes import CloseCode, PresenceReason
+from protocol.errors import NotFound
+from protocol.frames import Acked, CommandFrame, Hello, Welcome
+from protocol.hub_session import CloseRequested, HelloAccepted, HubEvent, HubSession
+from protocol.timestamps import to_iso
+
+if TYPE_CHECKING:
+    from monitor_server.hub import Hub
+
+log = logging.getLogger("monitor_server.agent_socket")
+
+CLOSE_GRACE = 2.0  # seconds the writer gets to send our close frame before it is cancelled
+_SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
+
+
+def command_frame(command: Command) -> str:
+    return encode(
+        CommandFrame(
+            id=command.id, command=command.command, args=command.args, created_at=to_iso(command.created_at)
+        )
+    )
+
+
+class AgentSocket:
+    """An accepted ``/ws/agent`` socket from its first frame to its end."""
+
+    def __init__(self, hub: Hub, websocket: WebSocket) -> None:
+        self.hub = hub
+        self.websocket = websocket
+        self.session = HubSession()
+        self.device_id = ""
+        self.close_code: int | None = None
+        self._close_reason = ""
+        self._outbox: deque[tuple[str, int | None]] = deque()
+        self._outbox_limit = hub.settings.outbox_size
+        self._wake = asyncio.Event()
+        self._syncing = True  # the reconnect backlog is not sent yet: newer commands wait
+        self._held: list[Command] = []
+        self._last_command_id = 0
+
+    # Lifecycle
+
+    async def serve(self) -> None:
+        hello = await self._receive_hello()
+        if hello is None:
+            return
+        self.device_id = hello.device_id
+        previous = self.hub.sessions.register(self)
+        if previous is not None:
+            previous.abort(CloseCode.REPLACED, "replaced by a newer connection")
+        reason = PresenceReason.DISCONNECTED
+        try:
+            await self._open(hello)
+            reason = await self._run()
+        finally:
+            self._outbox.clear()
+            if self.hub.sessions.unregister(self):
+                await self.hub.presence.ws_disconnected(self.device_id, reason)
+
+    async def _run(self) -> PresenceReason:
+        """Read and write until the socket ends; a failing writer ends the reader too."""
+        reason = PresenceReason.DISCONNECTED
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                writer = tasks.create_task(self._write_loop(), name=f"writer {self.device_id}")
+                reason = await self._read_loop()
+                if self.close_code is not None:  # let the writer send our close frame first
+                    await asyncio.wait({writer}, timeout=CLOSE_GRACE)
+                writer.cancel()
+        except* _SOCKET_GONE as group:
+            log.debug("agent %s: socket gone while writing: %r", self.device_id, group.exceptions[0])
+        return reason
+
+    async def _receive_hello(self) -> Hello | None:
+        within = self.hub.settings.hello_timeout
+        try:
+            async with asyncio.timeout(within):
+                message = await self.websocket.receive()
+        except TimeoutError:
+            await self._refuse(self.session.hello_timeout(within))
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        for event in self.session.receive(_payload(message)):
+            if isinstance(event, HelloAccepted):
+                return event.hello
+            if isinstance(event, CloseRequested):
+                await self._refuse(event)
+        return None
+
+    async def _refuse(self, close: CloseRequested) -> None:
+        for text in self.session.data_to_send():
+            await self.websocket.send_text(text)
+        await self.websocket.close(close.code, close.reason)
+
+    async def _open(self, hello: Hello) -> None:
+        hub, s = self.hub, self.hub.settings
+        await hub.store.touch_device(
+            self.device_id,
+            time.time(),
+            hostname=hello.hostname or None,
+            agent_version=hello.agent_version or None,
+            platform=hello.platform or None,
+        )
+        await hub.presence.ws_connected(self.device_id, DeviceDetails.of(hello))
+        self.session.welcome(
+            Welcome(
+                protocol=hello.protocol,
+                device_id=self.device_id,
+                heartbeat_interval=s.heartbeat_interval,
+                ping_interval=s.ping_interval,
+                ping_timeout=s.ping_timeout,
+                max_frame_bytes=s.max_frame_bytes,
+                server_time=to_iso(time.time()),
+            )
+        )
+        self._wake.set()
+        self.resume(await hub.commands.backlog(self.device_id))
+
+    # Reading
+
+    async def _read_loop(self) -> PresenceReason:
+        """Handle frames until the socket ends; return the presence reason for going offline."""
+        while True:
+            try:
+                async with asyncio.timeout(self.hub.settings.idle_timeout):
+                    message = await self.websocket.receive()
+            except TimeoutError:
+                self.abort(CloseCode.TIMEOUT, "no frame within the idle timeout")
+                return PresenceReason.TIMEOUT
+            if message["type"] == "websocket.disconnect":
+                code = message.get("code")
+                log.info("agent %s closed: code %s %s", self.device_id, code, message.get("reason") or "")
+                return self._offline_reason(code)
+            for event in self.session.receive(_payload(message)):
+                await self._handle(event)
+            self._wake.set()  # error frames the session queued
+
+    def _offline_reason(self, code: int | None) -> PresenceReason:
+        if self.close_code == CloseCode.OVERLOADED:
+            return PresenceReason.OVERLOADED
+        if code == CloseCode.SERVICE_RESTART:
+            return PresenceReason.HUB_SHUTDOWN
+        return PresenceReason.TIMEOUT if code == CloseCode.TIMEOUT else PresenceReason.DISCONNECTED
+
+    async def _handle(self, event: HubEvent) -> None:
+        if isinstance(event, Samples):
+            await self._store(event)
+        elif isinstance(event, AckIn):
+            await self._ack(event)
+        elif isinstance(event, CloseRequested):
+            self.abort(event.code, event.reason)
+
+    async def _store(self, samples: Samples) -> None:
+        hub, now = self.hub, time.time()
+        done: asyncio.Future[None] | None = None
+        for received in samples.valid:
+            sample = sample_from(self.device_id, received.fields, now, received.extra)
+            done = hub.writer.submit(sample)
+            hub.publish_sample(sample)
+        if done is not None and samples.last_seq is not None:
+            done.add_done_callback(partial(self._committed, samples.last_seq))
+        # A full backlog pauses this socket's reads until the next commit: back-pressure
+        # reaches the agent over TCP instead of the hub buffering without limit.
+        await hub.writer.room()
+
+    def _committed(self, seq: int, done: asyncio.Future[None]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return  # never stored: the agent keeps those samples and sends them again
+        self.session.committed(seq)
+        self._wake.set()
+
+    async def _ack(self, ack: AckIn) -> None:
+        frame = ack.frame
+        try:
+            await self.hub.commands.ack(
+                self.device_id, frame.id, frame.success, frame.message, dict(ack.extra) or None
+            )
+        except NotFound as exc:
+            for event in self.session.unknown_command(frame.id, str(exc)):
+                await self._handle(event)
+            return
+        self.send(encode(Acked(id=frame.id)))
+
+    # Writing
+
+    def send(self, text: str, command_id: int | None = None) -> None:
+        """Queue a frame; when the outbox is full the socket is dropped, never waited on."""
+        if self.close_code is not None:
+            return
+        if len(self._outbox) >= self._outbox_limit:
+            log.warning("outbox full, dropping agent %s", self.device_id)
+            self.abort(CloseCode.OVERLOADED, "outbox full")
+            return
+        self._outbox.append((text, command_id))
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        send = self.websocket.send_text
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            for text in self.session.data_to_send():
+                await send(text)
+            while self._outbox and self.close_code is None:
+                text, command_id = self._outbox.popleft()
+                await send(text)
+                if command_id is not None:
+                    self.hub.commands.delivered(command_id)
+            if self.close_code is not None:
+                await self.websocket.close(self.close_code, self._close_reason)
+                return
+
+    def abort(self, code: int, reason: str) -> None:
+        """Close the socket (overflow, replacement, abuse); its queued frames are released at once."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self._close_reason = reason
+        self._outbox.clear()
+        self.session.close()
+        self._wake.set()
+
+    # Commands
+
+    def push(self, command: Command) -> None:
+        """Send a newly committed command; held back while the reconnect backlog is being sent."""
+        if self._syncing:
+            self._held.append(command)
+        elif command.id > self._last_command_id:
+            self._send_command(command)
+
+    def resume(self, backlog: list[Command]) -> None:
+        """Send every unacknowledged command in FIFO order, then the ones pushed meanwhile."""
+        for command in backlog:
+            self._send_command(command)
+        for command in self._held:
+            if command.id > self._last_command_id:
+                self._send_command(command)
+        self._held.clear()
+        self._syncing = False
+
+    def _send_command(self, command: Command) -> None:
+        self._last_command_id = command.id
+        self.send(command_frame(command), command.id)
+
+
+def _payload(message: Any) -> str | bytes:
+    text = message.get("text")
+    return text if text is not None else message.get("bytes") or b""

@@ -1,0 +1,53 @@
+"""Every code two peers exchange, defined once: WebSocket close codes, error codes, presence reasons."""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class CloseCode(IntEnum):
+    """Why a socket of ``/ws/agent`` was closed (RFC 6455 codes, plus ours from 4000)."""
+
+    NORMAL = 1000  # the agent is shutting down
+    GOING_AWAY = 1001
+    UNSUPPORTED_DATA = 1003
+    INVALID_DATA = 1007  # a text frame that is not UTF-8
+    POLICY = 1008  # no or bad hello, or too many refused frames in a row
+    TOO_BIG = 1009  # a frame over ``max_frame_bytes``
+    TIMEOUT = 1011  # keepalive or idle timeout (uvicorn's keepalive reports 1011 too)
+    SERVICE_RESTART = 1012  # the closing side is restarting: reconnect with backoff
+    OVERLOADED = 1013  # the agent did not read fast enough: reconnect
+    REPLACED = 4000  # a newer connection of the same device took over
+
+
+class ErrorCode(StrEnum):
+    """The ``code`` of an ``error`` frame."""
+
+    INVALID_JSON = "invalid_json"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_FRAME = "invalid_frame"
+    INVALID_SAMPLE = "invalid_sample"  # one sample refused (its ``seq`` is named); the rest stored
+    UNKNOWN_COMMAND = "unknown_command"
+    UNEXPECTED_FRAME = "unexpected_frame"
+    HELLO_REQUIRED = "hello_required"
+    HELLO_TIMEOUT = "hello_timeout"
+    UNSUPPORTED_PROTOCOL = "unsupported_protocol"
+    PROTOCOL_ERROR = "protocol_error"
+
+
+class PresenceReason(StrEnum):
+    """Why a device went online or offline (stored with every transition)."""
+
+    CONNECTED = "connected"
+    INGEST = "ingest"
+    DISCONNECTED = "disconnected"
+    TIMEOUT = "timeout"
+    HUB_SHUTDOWN = "hub_shutdown"
+    HUB_RESTART = "hub_restart"
+    OVERLOADED = "overloaded"
+
+
+class Capability(StrEnum):
+    """Protocol features an agent announces in ``hello.capabilities`` (beside its command names)."""
+
+    STORED_ACKS = "stored_acks"  # number samples with ``seq``; the hub answers ``stored``

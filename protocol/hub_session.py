@@ -1,0 +1,160 @@
+"""The hub's end of one agent connection, sans-I/O: fed received frames, it returns events.
+
+It owns the session rules: hello first and only once, the protocol version, counting refused
+frames and deciding to close, and the ``seq`` / ``stored`` bookkeeping of samples. The I/O
+loop around it (``monitor_server/agent_socket.py``) moves bytes, stores what the events
+carry, and sends what ``data_to_send`` returns. No event loop is needed to test it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from protocol.codec import AckIn, Samples, decode_agent_frame, encode
+from protocol.codes import Capability, CloseCode, ErrorCode
+from protocol.errors import ProtocolError
+from protocol.frames import PROTOCOL_VERSION, ErrorFrame, Heartbeat, Hello, Stored, Welcome
+
+MAX_BAD_FRAMES = 10  # consecutive refused frames before the socket is closed for abuse
+
+
+class SessionState(StrEnum):
+    AWAITING_HELLO = "awaiting_hello"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class HelloAccepted:
+    """A valid hello: register the device, then call ``HubSession.welcome``."""
+
+    hello: Hello
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequested:
+    """Close the socket with this code; the session takes no more frames."""
+
+    code: CloseCode
+    reason: str
+
+
+HubEvent = HelloAccepted | Samples | AckIn | CloseRequested
+
+
+class HubSession:
+    """Session rules for one agent socket on the hub."""
+
+    def __init__(self, max_bad_frames: int = MAX_BAD_FRAMES) -> None:
+        self.state = SessionState.AWAITING_HELLO
+        self.hello: Hello | None = None
+        self.stored_acks = False
+        self._max_bad = max_bad_frames
+        self._bad_in_a_row = 0
+        self._outgoing: list[str] = []
+        self._committed = 0  # highest seq known committed
+        self._acknowledged = 0  # highest seq sent in a ``stored`` frame
+
+    # Input
+
+    def receive(self, data: bytes | str) -> list[HubEvent]:
+        """Feed one received message; return what the I/O loop must act on."""
+        if self.state is SessionState.CLOSED:
+            return []
+        try:
+            frame = decode_agent_frame(data)
+        except ProtocolError as exc:
+            return self._refuse(exc.code, str(exc))
+        if self.state is SessionState.AWAITING_HELLO:
+            return self._first(frame)
+        if isinstance(frame, Hello):
+            return self._refuse(ErrorCode.UNEXPECTED_FRAME, "hello was already received on this connection")
+        if isinstance(frame, Samples):
+            return self._samples(frame)
+        self._bad_in_a_row = 0
+        if isinstance(frame, AckIn):
+            return [frame]
+        assert isinstance(frame, Heartbeat), frame  # the decoder returns acks and samples wrapped
+        return []
+
+    def hello_timeout(self, within: float) -> CloseRequested:
+        """The hello did not arrive in time."""
+        return self._close_with_error(ErrorCode.HELLO_TIMEOUT, f"no hello within {within:g} s")
+
+    def welcome(self, welcome: Welcome) -> None:
+        """Queue the welcome (its timings come from the hub's settings) and open the session."""
+        self.state = SessionState.OPEN
+        self._outgoing.append(encode(welcome))
+
+    def unknown_command(self, command_id: int, message: str) -> list[HubEvent]:
+        """The store has no such command for this device: tell the agent, so it stops re-sending."""
+        self._outgoing.append(
+            encode(ErrorFrame(code=ErrorCode.UNKNOWN_COMMAND, message=message, id=command_id))
+        )
+        return self._count_bad()
+
+    def committed(self, seq: int) -> None:
+        """Every sample up to ``seq`` is committed; a ``stored`` frame goes out with the next send."""
+        self._committed = max(self._committed, seq)
+
+    def close(self) -> None:
+        self.state = SessionState.CLOSED
+
+    # Output
+
+    def data_to_send(self) -> list[str]:
+        """Frames to send now, in order; one ``stored`` frame sums up every commit since the last."""
+        frames, self._outgoing = self._outgoing, []
+        if self.stored_acks and self._committed > self._acknowledged:
+            self._acknowledged = self._committed
+            frames.append(encode(Stored(seq=self._committed)))
+        return frames
+
+    # Rules
+
+    def _first(self, frame: object) -> list[HubEvent]:
+        if not isinstance(frame, Hello):
+            kind = type(frame).__name__.lower() if not isinstance(frame, Samples) else "metrics"
+            return [
+                self._close_with_error(ErrorCode.HELLO_REQUIRED, f"the first frame must be hello, not {kind}")
+            ]
+        if frame.protocol != PROTOCOL_VERSION:
+            return [
+                self._close_with_error(
+                    ErrorCode.UNSUPPORTED_PROTOCOL,
+                    f"protocol {frame.protocol} is not supported; this hub speaks {PROTOCOL_VERSION}",
+                )
+            ]
+        self.hello = frame
+        self.stored_acks = Capability.STORED_ACKS in frame.capabilities
+        return [HelloAccepted(frame)]
+
+    def _samples(self, samples: Samples) -> list[HubEvent]:
+        for refused in samples.refused:
+            self._outgoing.append(
+                encode(ErrorFrame(code=ErrorCode.INVALID_SAMPLE, message=refused.message, seq=refused.seq))
+            )
+        events: list[HubEvent] = [samples] if samples.valid else []
+        if samples.refused and not samples.valid:
+            return events + self._count_bad()
+        self._bad_in_a_row = 0
+        return events
+
+    def _refuse(self, code: ErrorCode, message: str) -> list[HubEvent]:
+        if self.state is SessionState.AWAITING_HELLO:
+            return [self._close_with_error(code, message)]
+        self._outgoing.append(encode(ErrorFrame(code=code, message=message)))
+        return self._count_bad()
+
+    def _count_bad(self) -> list[HubEvent]:
+        self._bad_in_a_row += 1
+        if self._bad_in_a_row < self._max_bad:
+            return []
+        self.state = SessionState.CLOSED
+        return [CloseRequested(CloseCode.POLICY, "too many invalid frames")]
+
+    def _close_with_error(self, code: ErrorCode, message: str) -> CloseRequested:
+        self._outgoing.append(encode(ErrorFrame(code=code, message=message)))
+        self.state = SessionState.CLOSED
+        return CloseRequested(CloseCode.POLICY, message[:120])
