@@ -33,6 +33,7 @@ class HubProcess:
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = db.parent / "hub.log"
 
     @property
     def http_url(self) -> str:
@@ -43,7 +44,7 @@ class HubProcess:
         return f"ws://127.0.0.1:{self.port}/ws/agent"
 
     async def start(self) -> None:
-        with (self.db.parent / "hub.log").open("ab") as log:
+        with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "monitor_server"], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
