@@ -1,7 +1,8 @@
 """In-process event bus: publish never waits; each subscriber has a bounded queue.
 
 A subscriber that falls ``maxsize`` events behind is cut off (``Subscription.overflowed``) rather
-than allowed to grow memory or slow the publisher. Dashboards subscribe here.
+than allowed to grow memory or slow the publisher. Dashboards subscribe here. Events are the
+typed ones of ``monitor_server.events``; publishers build them there, never as ad-hoc dicts.
 """
 
 from __future__ import annotations
@@ -9,17 +10,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-Event = dict[str, Any]
+from monitor_server.events import HubEvent
 
 
 class Subscription:
     def __init__(self, maxsize: int) -> None:
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
+        self._queue: asyncio.Queue[HubEvent | None] = asyncio.Queue(maxsize)
         self.overflowed = False
 
-    def offer(self, event: Event) -> bool:
+    def offer(self, event: HubEvent) -> bool:
         """Queue ``event``; on overflow mark the subscription dead and wake its reader."""
         if self.overflowed:
             return False
@@ -32,7 +32,7 @@ class Subscription:
             return False
         return True
 
-    async def get(self) -> Event | None:
+    async def get(self) -> HubEvent | None:
         """The next event, or ``None`` once the subscription has overflowed."""
         event = await self._queue.get()
         return None if self.overflowed and event is None else event
@@ -46,7 +46,7 @@ class EventBus:
         self._subscribers: set[Subscription] = set()
         self._default_maxsize = default_maxsize
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: HubEvent) -> None:
         for subscription in list(self._subscribers):
             if not subscription.offer(event):
                 self._subscribers.discard(subscription)

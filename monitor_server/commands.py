@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from monitor_server.bus import EventBus
+from monitor_server.events import CommandEvent
 from monitor_server.sessions import SessionRegistry
 from monitor_server.store import Command, Store
 
@@ -81,4 +82,4 @@ class CommandService:
                 log.exception("recording delivery of %d commands failed", len(ids))
 
     def _publish(self, command: Command) -> None:
-        self._bus.publish({"type": "command", **command.to_json()})
+        self._bus.publish(CommandEvent.of(command))

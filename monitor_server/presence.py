@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from monitor_server.bus import EventBus
+from monitor_server.events import DeviceDetails, PresenceChanged
 from monitor_server.store import PresenceEvent, Store
 
 log = logging.getLogger("monitor_server.presence")
@@ -68,31 +69,35 @@ class Presence:
                 await self._store.set_presence_many(gone)
             log.info("%d devices offline (hub_restart)", len(gone))
             for event in gone:
-                self._bus.publish({"type": "presence", **event.to_json()})
+                self._bus.publish(PresenceChanged.of(event))
 
-    async def ws_connected(self, device_id: str) -> None:
+    async def ws_connected(self, device_id: str, details: DeviceDetails | None = None) -> None:
+        """A session said hello; ``details`` (what it reported) ride on the ``connected`` event."""
         self._http_seen.pop(device_id, None)
         current = self._online.get(device_id)
         if current is not None and current.connection == WS:
             return
         now = self._clock()
         self._online[device_id] = Online(WS, now)
-        await self._record(device_id, True, "connected", WS, now)
+        await self._record(device_id, True, "connected", WS, now, details)
 
     async def ws_disconnected(self, device_id: str, reason: str) -> None:
         if self._online.pop(device_id, None) is None:
             return
         await self._record(device_id, False, reason, WS, self._clock())
 
-    async def http_seen(self, device_id: str) -> None:
-        """An HTTP ingest: online now (unless a WebSocket session already says so)."""
+    async def http_seen(self, device_id: str, details: DeviceDetails | None = None) -> None:
+        """An HTTP ingest: online now (unless a WebSocket session already says so).
+
+        ``details`` (from the payload) ride on the ``ingest`` event when this makes it online.
+        """
         now = self._clock()
         if device_id in self._online and self._online[device_id].connection == WS:
             return
         self._http_seen[device_id] = now
         if device_id not in self._online:
             self._online[device_id] = Online(HTTP, now)
-            await self._record(device_id, True, "ingest", HTTP, now)
+            await self._record(device_id, True, "ingest", HTTP, now, details)
 
     async def sweep(self) -> None:
         for device_id in expired(self._http_seen, self._clock(), self._window):
@@ -109,9 +114,15 @@ class Presence:
                 log.exception("presence sweep failed; retrying next interval")
 
     async def _record(
-        self, device_id: str, online: bool, reason: str, connection: str | None, at: float
+        self,
+        device_id: str,
+        online: bool,
+        reason: str,
+        connection: str | None,
+        at: float,
+        details: DeviceDetails | None = None,
     ) -> None:
         async with self._lock:
             event = await self._store.set_presence(device_id, online, reason, connection, at)
         log.info("device %s %s (%s)", device_id, "online" if online else "offline", reason)
-        self._bus.publish({"type": "presence", **event.to_json()})
+        self._bus.publish(PresenceChanged.of(event, details))

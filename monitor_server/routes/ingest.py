@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from monitor_server import __version__
+from monitor_server.events import DeviceDetails, SampleEvent
 from monitor_server.http import JSONResponse, hub_of, protected, read_model
 from monitor_server.ingest import sample_from
 from protocol import IngestPayload, to_iso
@@ -31,7 +32,8 @@ async def ingest(request: Request) -> Response:
     payload = await read_model(request, IngestPayload)
     now = time.time()
     sample = sample_from(payload.device_id, payload, now)
-    hub.bus.publish({"type": "sample", "device_id": payload.device_id, **sample.to_json()})
+    hub.bus.publish(SampleEvent.of(sample))
     await hub.writer.submit(sample)
-    await hub.presence.http_seen(payload.device_id)
+    details = DeviceDetails(hostname=payload.hostname, agent_version=payload.agent_version)
+    await hub.presence.http_seen(payload.device_id, details)
     return JSONResponse({"ok": True, "ts_utc": to_iso(now)})

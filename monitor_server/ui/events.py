@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from monitor_server.bus import Event
+from monitor_server.events import HubEvent, SampleEvent
 
 
-def coalesce(events: list[Event]) -> list[Event]:
+def coalesce(events: list[HubEvent]) -> list[HubEvent]:
     """Keep only the newest sample per device; every other event, in order.
 
     A browser shows the latest value of each metric, so under load (1,000 devices reporting)
@@ -14,10 +14,10 @@ def coalesce(events: list[Event]) -> list[Event]:
     """
     newest: dict[str, int] = {}
     for index, event in enumerate(events):
-        if event.get("type") == "sample":
-            newest[event["device_id"]] = index
+        if isinstance(event, SampleEvent):
+            newest[event.device_id] = index
     return [
         event
         for index, event in enumerate(events)
-        if event.get("type") != "sample" or newest[event["device_id"]] == index
+        if not isinstance(event, SampleEvent) or newest[event.device_id] == index
     ]

@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from monitor_server.bus import Event, Subscription
+from monitor_server.bus import Subscription
+from monitor_server.events import HubEvent
 from monitor_server.http import JSONResponse
 from monitor_server.hub import Hub
 from monitor_server.ui.dashboard import Dashboard, dashboard_of
@@ -92,10 +93,12 @@ class BrowserFeed:
             if not self.dashboard.signer.valid(self.cookie):
                 await self._close(CLOSE_SESSION_ENDED, "session ended")
                 return
-            if events and not await self._send({"type": "events", "events": events}):
+            if not events:
+                continue
+            if not await self._send({"type": "events", "events": [e.to_json() for e in events]}):
                 return
 
-    async def _next_batch(self) -> list[Event] | None:
+    async def _next_batch(self) -> list[HubEvent] | None:
         """Whatever is queued, samples coalesced per device; [] after an idle recheck period."""
         sub = self.subscription
         try:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import Page, Route, expect
 
+from monitor_server.events import DeviceDetails, PresenceChanged
+from monitor_server.store import PresenceEvent
 from tests.agents import connect_agent, next_frame, send
 from tests.e2e.conftest import ARTIFACTS, ms
 from tests.hubs import RunningHub
@@ -38,7 +41,7 @@ async def test_agent_row_appears_then_goes_offline_without_reload(dashboard: Pag
 
 
 async def test_late_device_details_do_not_undo_offline(dashboard: Page, hub: RunningHub) -> None:
-    """Device details fetched while the agent was online, arriving after it went offline, keep it offline."""
+    """Details fetched for a device first seen without them, arriving once it is offline, keep it offline."""
     fetched, offline_shown, delivered = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     async def hold_stale_answer(route: Route) -> None:
@@ -49,12 +52,13 @@ async def test_late_device_details_do_not_undo_offline(dashboard: Page, hub: Run
         delivered.set()
 
     await dashboard.route(f"{hub.http_url}/devices/late-01", hold_stale_answer)
-    ws = await connect_agent(hub, "late-01")
+    await hub.hub.store.touch_device("late-01", time.time(), hostname="late-01.test")
+    await hub.hub.presence.ws_connected("late-01")  # no details on the event: the page must ask
     line = dashboard.locator(row(dashboard, "late-01"))
     await expect(line).to_have_attribute("data-online", "true")
     async with asyncio.timeout(t(5)):
         await fetched.wait()  # the page asked for the device's details while it was online
-    await ws.close()
+    await hub.hub.presence.ws_disconnected("late-01", "disconnected")
     await expect(line).to_have_attribute("data-online", "false")
     offline_shown.set()
     async with asyncio.timeout(t(5)):
@@ -62,6 +66,33 @@ async def test_late_device_details_do_not_undo_offline(dashboard: Page, hub: Run
     await expect(line).to_contain_text("late-01.test")  # the late answer has been merged
     await expect(line).to_have_attribute("data-online", "false")
     await expect(dashboard.locator("#counts")).to_contain_text("0 online · 1 offline")
+
+
+async def test_presence_transitions_do_not_fetch_the_device(dashboard: Page, hub: RunningHub) -> None:
+    """Connected events bring hostname/version/platform, so no transition makes the page GET /devices."""
+    asked: list[str] = []
+    dashboard.on("request", lambda request: asked.append(urlsplit(request.url).path))
+    line = dashboard.locator(row(dashboard, "quiet-01"))
+    presence = hub.hub.presence
+    await presence.ws_connected("quiet-01", DeviceDetails("quiet-01.lan", "4.2", "linux"))
+    await expect(line).to_have_attribute("data-online", "true")
+    await expect(line).to_contain_text("quiet-01.lan")
+    await expect(line).to_contain_text("4.2")
+    await presence.ws_disconnected("quiet-01", "disconnected")
+    await expect(line).to_have_attribute("data-online", "false")
+    await presence.ws_connected("quiet-01", DeviceDetails("quiet-01.lan", "4.3", "linux"))
+    await expect(line).to_contain_text("4.3")  # an upgraded agent's version, from the event alone
+    await presence.ws_disconnected("quiet-01", "disconnected")
+    await expect(line).to_have_attribute("data-online", "false")
+    async with await connect_agent(hub, "quiet-01"):  # a real session: one more pair of transitions
+        await expect(line).to_have_attribute("data-online", "true")
+    await expect(line).to_have_attribute("data-online", "false")
+    # A device first seen in an event without details is fetched: once that request is seen, any
+    # fetch the transitions above had caused would have been made (the page asks in event order).
+    probe = PresenceEvent("probe-01", False, "timeout", "ws", time.time())
+    async with dashboard.expect_request(lambda request: request.url.endswith("/devices/probe-01")):
+        hub.hub.bus.publish(PresenceChanged.of(probe))
+    assert "/devices/quiet-01" not in asked and "/devices" not in asked, asked
 
 
 async def test_presence_change_reaches_the_page_quickly(dashboard: Page, hub: RunningHub) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from typing import Any
 
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from monitor_server.events import DeviceDetails, PresenceChanged, SampleEvent
+from monitor_server.store import PresenceEvent, Sample
 from tests.conftest import HubFactory
 from tests.e2e.conftest import COOKIE
 from tests.hubs import RunningHub
@@ -53,6 +57,33 @@ async def test_own_origin_with_cookie_gets_a_snapshot(hub: RunningHub, session_c
     assert frame["type"] == "snapshot" and frame["devices"] == []
 
 
+async def test_bus_events_reach_the_browser_as_json(hub: RunningHub, session_cookie: str) -> None:
+    """After the snapshot, a connected event arrives as JSON with the hello's details, then a sample."""
+    async with connect(
+        ui_url(hub),
+        origin=hub.http_url,  # type: ignore[arg-type]
+        additional_headers={"Cookie": f"{COOKIE}={session_cookie}"},
+        open_timeout=t(5),
+    ) as ws:
+        assert json.loads(await ws.recv())["type"] == "snapshot"
+        details = DeviceDetails(hostname="feed-1.lan", agent_version="3.0", platform="linux")
+        await hub.hub.presence.ws_connected("feed-1", details)
+        hub.hub.bus.publish(SampleEvent.of(Sample("feed-1", time.time(), 5.0, None, None, None, "ok")))
+        received: list[dict[str, Any]] = []
+        async with asyncio.timeout(t(5)):
+            while len(received) < 2:
+                received += json.loads(await ws.recv())["events"]
+    presence, sample = received
+    assert presence["type"] == "presence" and presence["device_id"] == "feed-1"
+    assert presence["online"] is True and presence["reason"] == "connected"
+    assert (presence["hostname"], presence["agent_version"], presence["platform"]) == (
+        "feed-1.lan",
+        "3.0",
+        "linux",
+    )
+    assert sample["type"] == "sample" and sample["device_id"] == "feed-1" and sample["cpu"] == 5.0
+
+
 async def test_foreign_origin_is_refused_even_with_a_cookie(hub: RunningHub, session_cookie: str) -> None:
     """A page on another site cannot ride the operator's cookie onto the feed."""
     assert await refused_status(hub, "https://evil.example", session_cookie) == 403
@@ -80,7 +111,8 @@ async def test_browser_that_falls_behind_is_disconnected(hub_factory: HubFactory
     ) as ws:
         assert json.loads(await ws.recv())["type"] == "snapshot"
         for n in range(10):  # synchronously: the feed gets no chance to drain in between
-            small.hub.bus.publish({"type": "presence", "device_id": f"d{n}", "online": True})
+            online = PresenceEvent(f"d{n}", True, "connected", "ws", time.time())
+            small.hub.bus.publish(PresenceChanged.of(online))
         with pytest.raises(ConnectionClosed) as closed:
             await read_until_closed(ws)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from monitor_server.bus import Subscription
+from monitor_server.events import PresenceChanged
 from tests.agents import connect_agent, send
 from tests.conftest import HubFactory
 from tests.hubs import RunningHub
@@ -22,8 +23,10 @@ async def presence_event(
         while True:
             event = await sub.get()
             assert event is not None, "subscription overflowed"
-            if event["type"] == "presence" and event["device_id"] == device_id and event["online"] is online:
-                return event
+            if isinstance(event, PresenceChanged) and event.device_id == device_id:
+                body = event.to_json()  # what the dashboard receives
+                if body["online"] is online:
+                    return body
 
 
 async def test_clean_close_is_offline_at_once_with_reason(hub: RunningHub, api: httpx.AsyncClient) -> None:
@@ -92,6 +95,16 @@ async def test_http_device_goes_offline_after_window(hub_factory: HubFactory) ->
     assert online["connection"] == "http"
     assert offline["reason"] == "timeout"
     assert device["online"] is False
+
+
+async def test_ingest_online_event_carries_payload_details(hub: RunningHub, api: httpx.AsyncClient) -> None:
+    """The first ingest's online event carries the payload's hostname and version (no platform)."""
+    async with hub.hub.bus.subscribe() as sub:
+        sample = {"device_id": "pres-7", "cpu": 1.0, "hostname": "pres-7.lan", "agent_version": "0.9"}
+        await api.post("/ingest", json=sample)
+        online = await presence_event(sub, "pres-7", True)
+    assert online["reason"] == "ingest"
+    assert (online["hostname"], online["agent_version"], online["platform"]) == ("pres-7.lan", "0.9", None)
 
 
 async def test_restart_leaves_nobody_online(hub: RunningHub) -> None:

@@ -7,6 +7,7 @@ import time
 
 import httpx
 
+from monitor_server.events import PresenceChanged
 from tests.agents import connect_agent, next_frame, send
 from tests.conftest import HubFactory
 from tests.hubs import RunningHub
@@ -138,8 +139,12 @@ async def test_stalled_agent_never_blocks_others(hub_factory: HubFactory) -> Non
             while True:
                 event = await sub.get()
                 assert event is not None
-                if event["type"] == "presence" and event["device_id"] == "stalled" and not event["online"]:
+                if (
+                    isinstance(event, PresenceChanged)
+                    and event.device_id == "stalled"
+                    and not event.change.online
+                ):
                     break
-    assert event["reason"] in {"timeout", "overloaded"}
+    assert event.change.reason in {"timeout", "overloaded"}
     assert "stalled" not in hub.hub.sessions
     stalled.transport.abort()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from monitor_server.events import CommandEvent, HubEvent, PresenceChanged, SampleEvent
+from monitor_server.store import Command, PresenceEvent, Sample
 from monitor_server.ui.events import coalesce
 from monitor_server.ui.login_codes import LoginCodes
 from monitor_server.ui.session import SessionSigner
+from protocol import CommandState
 
 
 class Clock:
@@ -62,11 +65,11 @@ def test_login_code_works_once_and_expires() -> None:
 
 def test_coalesce_keeps_newest_sample_per_device_and_all_else_in_order() -> None:
     """Older samples of a device are dropped; presence and command events all stay, in order."""
-    events = [
-        {"type": "sample", "device_id": "a", "cpu": 1},
-        {"type": "presence", "device_id": "b", "online": True},
-        {"type": "sample", "device_id": "b", "cpu": 2},
-        {"type": "sample", "device_id": "a", "cpu": 3},
-        {"type": "command", "device_id": "a", "id": 7},
+    events: list[HubEvent] = [
+        SampleEvent.of(Sample("a", 1.0, 1, None, None, None, None)),
+        PresenceChanged.of(PresenceEvent("b", True, "connected", "ws", 1.0)),
+        SampleEvent.of(Sample("b", 2.0, 2, None, None, None, None)),
+        SampleEvent.of(Sample("a", 3.0, 3, None, None, None, None)),
+        CommandEvent.of(Command(7, "a", "reboot", None, CommandState.PENDING, 4.0)),
     ]
     assert coalesce(events) == [events[1], events[2], events[3], events[4]]

@@ -58,7 +58,12 @@ export class FleetState {
     d.presence_reason = event.reason;
     d.presence_since = parseTime(event.at);
     d.connection = event.connection;
-    if (event.online) d.incomplete = true;  // hostname or version may have changed: refetch
+    // A connected event carries what the device reported (null: not reported, the hub keeps the
+    // old value). With them nothing is missing; without, only a device never seen is fetched.
+    if ("hostname" in event) {
+      reported(d, event, DETAILS);
+      d.incomplete = false;
+    }
   }
 
   sample(event) {
@@ -70,6 +75,7 @@ export class FleetState {
     d.sample_ts = ts;
     if (event.status !== undefined) d.status = event.status;
     if (event.last_error !== undefined) d.last_error = event.last_error;
+    reported(d, event, SAMPLE_DETAILS);  // the hub stores these from the newest sample too
   }
 
   counts() {
@@ -77,6 +83,13 @@ export class FleetState {
     for (const d of this.devices.values()) if (d.online) online += 1;
     return { online, offline: this.devices.size - online, total: this.devices.size };
   }
+}
+
+const DETAILS = ["hostname", "agent_version", "platform"];
+const SAMPLE_DETAILS = ["hostname", "agent_version"];
+
+function reported(device, event, fields) {
+  for (const field of fields) if (event[field] != null) device[field] = event[field];
 }
 
 function fromRest(d) {

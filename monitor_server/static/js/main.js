@@ -47,7 +47,7 @@ function showLinkState({ state: linkState, retryAt }) {
   bannerTimer = setInterval(tick, 500);
 }
 
-// Presence events carry no hostname/version: fetch what a (re)connecting device now reports.
+// A device first seen in an event without its details (a sample, say): fetch it, once.
 async function refreshIncomplete() {
   const missing = [...state.devices.values()].filter((d) => d.incomplete).map((d) => d.device_id);
   if (!missing.length) return;

@@ -1,0 +1,111 @@
+"""What the hub publishes on its bus: one typed event per kind, each built here from a store record.
+
+Dashboards receive ``to_json()`` of each event. The JSON is the browser contract: field names
+are those of the REST records, plus ``type``. A presence ``connected`` (or first ``ingest``)
+event also carries what the device reported about itself, so a page need not ask
+``/devices/{id}`` after every transition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from monitor_server.store import Command, PresenceEvent, Sample
+
+
+class _Reports(Protocol):
+    """What a hello says about the machine (the pydantic frame and the sans-I/O one alike)."""
+
+    @property
+    def hostname(self) -> str | None: ...
+    @property
+    def agent_version(self) -> str | None: ...
+    @property
+    def platform(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceDetails:
+    """What a device says about itself; ``None`` means "not reported" (the store keeps the old)."""
+
+    hostname: str | None = None
+    agent_version: str | None = None
+    platform: str | None = None
+
+    @classmethod
+    def of(cls, reported: _Reports) -> DeviceDetails:
+        """From a hello (or anything with those three attributes); empty strings are "not reported"."""
+        return cls(reported.hostname or None, reported.agent_version or None, reported.platform or None)
+
+    def __bool__(self) -> bool:
+        return self.hostname is not None or self.agent_version is not None or self.platform is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"hostname": self.hostname, "agent_version": self.agent_version, "platform": self.platform}
+
+
+@dataclass(frozen=True, slots=True)
+class SampleEvent:
+    """A sample as received (before it is committed): ``{"type": "sample", "device_id", "ts", ...}``."""
+
+    sample: Sample
+
+    @classmethod
+    def of(cls, sample: Sample) -> SampleEvent:
+        return cls(sample)
+
+    @property
+    def device_id(self) -> str:
+        return self.sample.device_id
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "sample", "device_id": self.sample.device_id, **self.sample.to_json()}
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    """A stored presence transition; an online one may carry the device's reported details.
+
+    JSON: ``{"type": "presence", "device_id", "online", "reason", "connection", "at"}`` and, when
+    details are known, ``"hostname"``, ``"agent_version"``, ``"platform"`` (each possibly null).
+    """
+
+    change: PresenceEvent
+    details: DeviceDetails | None = None
+
+    @classmethod
+    def of(cls, change: PresenceEvent, details: DeviceDetails | None = None) -> PresenceChanged:
+        """Details that report nothing are left out: the page then knows it must ask."""
+        return cls(change, details if details else None)
+
+    @property
+    def device_id(self) -> str:
+        return self.change.device_id
+
+    def to_json(self) -> dict[str, Any]:
+        body = {"type": "presence", **self.change.to_json()}
+        if self.details is not None:
+            body.update(self.details.to_json())
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class CommandEvent:
+    """A command created or changed state: ``{"type": "command", "id", "device_id", "status", ...}``."""
+
+    command: Command
+
+    @classmethod
+    def of(cls, command: Command) -> CommandEvent:
+        return cls(command)
+
+    @property
+    def device_id(self) -> str:
+        return self.command.device_id
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "command", **self.command.to_json()}
+
+
+HubEvent = SampleEvent | PresenceChanged | CommandEvent
