@@ -11,8 +11,6 @@ import subprocess
 import sys
 import time
 
-import orjson
-
 from monitor_agent import __version__
 from monitor_agent.agent import Agent, ExitReason, Transport
 from monitor_agent.collector import Collector
@@ -22,6 +20,7 @@ from monitor_agent.http_transport import HttpSettings, HttpTransport
 from monitor_agent.identity import local_identity, stable_device_id
 from monitor_agent.journal import FileJournal
 from monitor_agent.spool import SqliteSpool
+from protocol.codec import encode_json
 
 log = logging.getLogger("monitor_agent")
 
@@ -132,7 +131,7 @@ class _JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry).decode()
+        return encode_json(entry).decode()
 
 
 def configure_logging(level: str, fmt: str) -> None:

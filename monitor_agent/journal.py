@@ -16,9 +16,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-
 from monitor_agent.result import CommandResult
+from protocol.codec import decode_json, encode_json
+from protocol.errors import FrameDecodeError
 
 
 class EntryState(StrEnum):
@@ -147,7 +147,7 @@ class FileJournal(MemoryJournal):
         self._file.close()
 
     def _write(self, record: dict[str, Any], *, sync: bool = True) -> None:
-        self._file.write(orjson.dumps(record) + b"\n")
+        self._file.write(encode_json(record) + b"\n")
         self._file.flush()
         if sync:
             os.fsync(self._file.fileno())
@@ -160,8 +160,8 @@ class FileJournal(MemoryJournal):
             for line in handle:
                 self._lines += 1
                 try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
+                    record = decode_json(line)
+                except FrameDecodeError:
                     continue  # a line torn by a crash mid-write: the record never took effect
                 if isinstance(record, dict) and "id" in record and "state" in record:
                     self._apply(record)
@@ -171,7 +171,7 @@ class FileJournal(MemoryJournal):
         with temp.open("wb") as handle:
             for entry in self._entries.values():
                 for record in _records(entry):
-                    handle.write(orjson.dumps(record) + b"\n")
+                    handle.write(encode_json(record) + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
         self._file.close()

@@ -9,14 +9,15 @@ from __future__ import annotations
 import bisect
 import itertools
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
+from protocol.codec import decode_json, encode_json
 
 Sample = dict[str, Any]
+NONE: frozenset[int] = frozenset()
 
 
 class Spool(Protocol):
@@ -31,8 +32,8 @@ class Spool(Protocol):
     def extend(self, samples: Iterable[Sample]) -> None:
         """Keep these samples; drop the oldest ones if over the limit."""
 
-    def peek(self, limit: int) -> list[tuple[int, Sample]]:
-        """Up to ``limit`` oldest samples (by ``ts``) with keys for ``remove``."""
+    def peek(self, limit: int, exclude: Collection[int] = NONE) -> list[tuple[int, Sample]]:
+        """Up to ``limit`` oldest samples (by ``ts``) with keys for ``remove``, skipping ``exclude``."""
 
     def remove(self, keys: Iterable[int]) -> None:
         """Forget samples the hub now has."""
@@ -69,8 +70,9 @@ class MemorySpool:
             del self._rows[:excess]
             self._dropped += excess
 
-    def peek(self, limit: int) -> list[tuple[int, Sample]]:
-        return [(seq, sample) for _, seq, sample in self._rows[:limit]]
+    def peek(self, limit: int, exclude: Collection[int] = NONE) -> list[tuple[int, Sample]]:
+        rows = (row for row in self._rows if row[1] not in exclude)
+        return [(seq, sample) for _, seq, sample in itertools.islice(rows, limit)]
 
     def remove(self, keys: Iterable[int]) -> None:
         gone = set(keys)
@@ -115,7 +117,7 @@ class SqliteSpool:
         return self._count
 
     def extend(self, samples: Iterable[Sample]) -> None:
-        rows = [(_ts(s), orjson.dumps(s)) for s in samples]
+        rows = [(_ts(s), encode_json(s)) for s in samples]
         if not rows:
             return
         with self._transaction():
@@ -135,9 +137,14 @@ class SqliteSpool:
                     (self._dropped,),
                 )
 
-    def peek(self, limit: int) -> list[tuple[int, Sample]]:
-        cursor = self._db.execute("SELECT seq, body FROM samples ORDER BY ts, seq LIMIT ?", (limit,))
-        return [(seq, orjson.loads(body)) for seq, body in cursor]
+    def peek(self, limit: int, exclude: Collection[int] = NONE) -> list[tuple[int, Sample]]:
+        # At most len(exclude) of the oldest rows are skipped: reading that many more is enough,
+        # and only the rows returned are decoded.
+        cursor = self._db.execute(
+            "SELECT seq, body FROM samples ORDER BY ts, seq LIMIT ?", (limit + len(exclude),)
+        )
+        rows = ((seq, body) for seq, body in cursor if seq not in exclude)
+        return [(seq, decode_json(body)) for seq, body in itertools.islice(rows, limit)]
 
     def remove(self, keys: Iterable[int]) -> None:
         seqs = [(k,) for k in keys]

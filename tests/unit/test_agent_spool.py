@@ -69,3 +69,13 @@ def test_sqlite_spool_keeps_extra_fields(tmp_path: Path) -> None:
     spool.extend([sample])
     assert spool.peek(1)[0][1] == sample
     spool.close()
+
+
+def test_peek_leaves_out_excluded_keys(make_spool) -> None:  # type: ignore[no-untyped-def]
+    """Keys in flight are skipped and the next oldest samples fill the limit instead."""
+    spool = make_spool(10)
+    spool.extend(samples(1, 2, 3, 4, 5))
+    in_flight = frozenset(key for key, _ in spool.peek(2))
+    assert [s["ts"] for _, s in spool.peek(2, in_flight)] == [3, 4]
+    assert [s["ts"] for _, s in spool.peek(10, in_flight)] == [3, 4, 5]
+    assert len(spool) == 5
