@@ -1,8 +1,9 @@
 """One agent: samples into its spool, runs commands once, and hands both to a transport.
 
 Every sample goes through the spool, connected or not; the transport drains it oldest
-first and removes samples only once the hub has them. Replay after an outage and live
-sending are therefore the same path, and order is kept without a mode switch.
+first and removes samples only once the hub has stored them. Replay after an outage and live
+sending are therefore the same path, and order is kept without a mode switch. The transport
+sees the agent only through ``AgentPorts`` (monitor_agent/ports.py).
 
 Nothing here is process-global: many ``Agent`` objects can share one event loop (the
 simulator does that), each with its own sample source, spool and journal.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -22,8 +23,9 @@ from monitor_agent.config import HostCommand
 from monitor_agent.executor import CommandExecutor
 from monitor_agent.handlers import Handlers
 from monitor_agent.journal import Journal
+from monitor_agent.ports import AgentPorts
 from monitor_agent.result import CommandResult
-from monitor_agent.spool import Sample, Spool
+from monitor_agent.spool import NONE, Sample, Spool
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +55,73 @@ class PendingCommand:
 class Transport(Protocol):
     """Carries samples and acks to the hub and commands back, reconnecting as needed."""
 
-    async def run(self, agent: Agent) -> None:
-        """Work until ``agent.stopping`` is set, then flush and close cleanly."""
+    async def run(self, ports: AgentPorts) -> None:
+        """Work until ``ports.stop.stopping`` is set, then flush and close cleanly."""
 
-    async def send_ack(self, command_id: int, result: CommandResult) -> bool:
-        """Send one ack if connected; False means it stays in the journal for later."""
+
+@dataclass(frozen=True)
+class SpoolOutbox:
+    """The spool as a transport sees it (``ports.SampleOutbox``)."""
+
+    spool: Spool
+    ready: asyncio.Event
+
+    def peek(self, limit: int, exclude: Collection[int] = NONE) -> list[tuple[int, Sample]]:
+        return self.spool.peek(limit, exclude)
+
+    def remove(self, keys: Iterable[int]) -> None:
+        self.spool.remove(keys)
+
+
+@dataclass(frozen=True)
+class JournalAcks:
+    """Unconfirmed results as a transport sees them (``ports.AckOutbox``).
+
+    ``unjournaled`` holds the results the journal could not take (its disk failed): they are
+    acked all the same, from memory.
+    """
+
+    journal: Journal
+    unjournaled: dict[int, CommandResult]
+    ready: asyncio.Event
+
+    def unconfirmed(self) -> list[tuple[int, CommandResult]]:
+        return [*self.journal.unconfirmed(), *self.unjournaled.items()]
+
+    def confirm(self, command_id: int) -> None:
+        self.unjournaled.pop(command_id, None)
+        self.journal.confirm(command_id)
+
+
+@dataclass(frozen=True)
+class CommandQueue:
+    """The agent's command queue as a transport sees it (``ports.CommandSink``)."""
+
+    submit_command: Callable[[int, str, Mapping[str, Any] | None], None]
+    queue: asyncio.Queue[PendingCommand]
+
+    def submit(self, command_id: int, command: str, args: Mapping[str, Any] | None) -> None:
+        self.submit_command(command_id, command, args)
+
+    async def join(self) -> None:
+        await self.queue.join()
+
+
+class StopFlag:
+    """Set once, with the reason (``ports.StopSignal``)."""
+
+    def __init__(self) -> None:
+        self.stopping = asyncio.Event()
+        self.reason = ExitReason.STOPPED
+
+    @property
+    def restarting(self) -> bool:
+        return self.reason is ExitReason.RESTART
+
+    def set(self, reason: ExitReason) -> None:
+        if not self.stopping.is_set():
+            self.reason = reason
+            self.stopping.set()
 
 
 class Agent:
@@ -86,23 +150,39 @@ class Agent:
             host_commands or {}, collect_now=self.collect_now, request_restart=self.request_restart
         )
         self.executor = CommandExecutor(journal, self.handlers, device_id=identity.device_id)
-        self.stopping = asyncio.Event()
+        self._stop = StopFlag()
+        self.stopping = self._stop.stopping
         self.sample_ready = asyncio.Event()
-        self.exit_reason = ExitReason.STOPPED
+        self.ack_ready = asyncio.Event()
+        self._unjournaled: dict[int, CommandResult] = {}
+        self._acks = JournalAcks(journal, self._unjournaled, self.ack_ready)
         self.last_error = ""
         self._restart_requested = False
         self._commands: asyncio.Queue[PendingCommand] = asyncio.Queue()
-        self._transport: Transport | None = None
+
+    @property
+    def exit_reason(self) -> ExitReason:
+        return self._stop.reason
+
+    def ports(self) -> AgentPorts:
+        """What a transport may use of this agent."""
+        return AgentPorts(
+            identity=self.identity,
+            capabilities=tuple(self.handlers.capabilities()),
+            samples=SpoolOutbox(self.spool, self.sample_ready),
+            commands=CommandQueue(self.submit_command, self._commands),
+            acks=self._acks,
+            stop=self._stop,
+        )
 
     # Lifecycle
 
     async def run(self, transport: Transport) -> ExitReason:
         """Sample, execute and transport until ``stop()``; returns why it stopped."""
-        self._transport = transport
         sampler = asyncio.create_task(self._sample_forever(), name="sampler")
         worker = asyncio.create_task(self._work_commands(), name="commands")
         try:
-            await transport.run(self)
+            await transport.run(self.ports())
         finally:
             self.stopping.set()
             for task in (sampler, worker):
@@ -112,12 +192,10 @@ class Agent:
 
     def stop(self, reason: ExitReason = ExitReason.STOPPED) -> None:
         """Ask the agent to flush and stop (safe from a signal handler callback)."""
-        if not self.stopping.is_set():
-            self.exit_reason = reason
-            self.stopping.set()
+        self._stop.set(reason)
 
     def request_restart(self) -> None:
-        """The restart command: stop once its result is journaled and acked."""
+        """The restart command: stop once its result is journaled (the flush sends its ack)."""
         self._restart_requested = True
 
     async def wait_stopping(self, seconds: float) -> bool:
@@ -180,29 +258,29 @@ class Agent:
     async def _work_commands(self) -> None:
         while True:
             pending = await self._commands.get()
-            await self.handle_command(pending.id, pending.command, pending.args)
+            try:
+                await self.handle_command(pending.id, pending.command, pending.args)
+            finally:
+                self._commands.task_done()
 
     async def handle_command(self, command_id: int, command: str, args: Mapping[str, Any] | None) -> None:
-        """Execute (or answer from the journal) and ack one command."""
+        """Execute (or answer from the journal) one command; its ack is then due (``ack_ready``)."""
         try:
             result = await self.executor.execute(command_id, command, args)
             if result is not None:
                 if result.extra.get("error") == "exception":
                     self.last_error = result.message  # rides on the next sample
-                await self._send_ack(command_id, result)
+                entry = self.journal.get(command_id)
+                if entry is None or entry.result is None:
+                    self._unjournaled[command_id] = result
+                self.ack_ready.set()
         except Exception:
             log.exception("%s: command %d failed outside its handler", self.identity.device_id, command_id)
         if self._restart_requested:
             self.stop(ExitReason.RESTART)
 
-    async def _send_ack(self, command_id: int, result: CommandResult) -> None:
-        if self._transport is not None and not await self._transport.send_ack(command_id, result):
-            log.info(
-                "%s: ack of command %d kept for the next connection", self.identity.device_id, command_id
-            )
-
     def unconfirmed_acks(self) -> list[tuple[int, CommandResult]]:
-        return self.journal.unconfirmed()
+        return self._acks.unconfirmed()
 
     def close(self) -> None:
         """Release the spool and journal files."""

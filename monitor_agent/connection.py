@@ -1,53 +1,50 @@
-"""The WebSocket transport: hello/welcome, spool drain, commands in, acks out, reconnect forever.
+"""The WebSocket transport: an I/O loop around ``protocol.agent_session.AgentSession``.
 
-One ``WsTransport`` per agent; it holds no process-global state, so a simulator can run
-thousands side by side in one event loop.
+The session owns the rules (hello, welcome, ``seq`` numbers, which samples ``stored`` covers,
+which frames are unreadable); this module moves frames and acts on the session's events.
+A spooled sample is deleted only when the hub's ``stored`` frame covers it (or an ``error``
+frame refuses it for good): a pong or a written socket proves nothing about the commit.
+
+One ``WsTransport`` per agent, one ``AgentSession`` per connection; it holds no
+process-global state, so a simulator can run thousands side by side in one event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from monitor_agent.backoff import Backoff
-from monitor_agent.errors import HandshakeFailed, TokenRejected
-from monitor_agent.result import CommandResult
-from monitor_agent.spool import Sample
+from monitor_agent.errors import HandshakeFailed, HubUnreadable, TokenRejected
+from monitor_agent.ports import AgentPorts
 from monitor_agent.tls import describe_failure
-from protocol.errors import FrameValidationError, IllegalTransition, ProtocolError
-from protocol.wire import (
-    PROTOCOL_VERSION,
-    Acked,
-    CommandFrame,
-    ErrorFrame,
-    Heartbeat,
-    Hello,
-    Metrics,
-    MetricsBatch,
-    SampleFields,
-    Welcome,
-    decode_hub_frame,
-    encode,
+from protocol.agent_session import (
+    AckConfirmed,
+    AgentEvent,
+    AgentSession,
+    CommandReceived,
+    GiveUp,
+    HandshakeRefused,
+    Refused,
+    SamplesDone,
+    Welcomed,
 )
-
-if TYPE_CHECKING:
-    from monitor_agent.agent import Agent
+from protocol.codes import CloseCode
+from protocol.errors import IllegalTransition
+from protocol.frames import PROTOCOL_VERSION, Hello, Welcome
 
 log = logging.getLogger(__name__)
-
-CLOSE_NORMAL = 1000
-CLOSE_RESTART = 1012  # "service restart": the agent is re-executing itself
 
 
 class LinkState(StrEnum):
@@ -77,6 +74,7 @@ class WsSettings:
     url: str
     token: str
     batch_size: int = 500
+    window: int = 4  # batches sent and not yet stored, at most
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
     auth_retry_delay: float = 60.0
@@ -101,9 +99,6 @@ class WsTransport:
         self.last_delay = 0.0
         self.last_failure = ""
         self.connected = asyncio.Event()
-        self._ws: ClientConnection | None = None
-        self._acked = asyncio.Event()
-        self._last_sent = 0.0
 
     def _set(self, target: LinkState) -> None:
         self.state = move(self.state, target)
@@ -112,24 +107,24 @@ class WsTransport:
         else:
             self.connected.clear()
 
-    async def run(self, agent: Agent) -> None:
+    async def run(self, ports: AgentPorts) -> None:
         """Connect, serve, and reconnect with backoff until the agent stops."""
         try:
-            while not agent.stopping.is_set():
-                delay = await self._attempt(agent)
+            while not ports.stop.stopping.is_set():
+                delay = await self._attempt(ports)
                 if delay is not None:
-                    await agent.wait_stopping(delay)
+                    await ports.wait_stopping(delay)
         finally:
             if self.state is not LinkState.CLOSED:
                 self._set(LinkState.CLOSED)
 
-    async def _attempt(self, agent: Agent) -> float | None:
+    async def _attempt(self, ports: AgentPorts) -> float | None:
         """One connection; returns how long to wait before the next one (None: stopping)."""
         self._set(LinkState.CONNECTING)
         self.attempts += 1
-        name = agent.identity.device_id
+        name = ports.identity.device_id
         try:
-            await self._session(agent)
+            await self._session(ports)
         except TokenRejected as exc:
             self.last_failure = str(exc)
             delay = self.settings.auth_retry_delay * self.rng.uniform(0.8, 1.2)
@@ -150,7 +145,7 @@ class WsTransport:
             InvalidHandshake,
             ConnectionClosed,
             HandshakeFailed,
-            ProtocolError,
+            HubUnreadable,
         ) as exc:
             self.last_failure = f"{type(exc).__name__}: {exc}"
             delay = self.backoff.next_delay()
@@ -164,7 +159,7 @@ class WsTransport:
             return self._fail(delay)
         if self.state is not LinkState.CLOSED:
             self._set(LinkState.DISCONNECTED)
-        if agent.stopping.is_set():
+        if ports.stop.stopping.is_set():
             return None
         self.last_delay = self.backoff.next_delay()
         return self.last_delay
@@ -188,7 +183,7 @@ class WsTransport:
         self.last_delay = delay
         return delay
 
-    async def _session(self, agent: Agent) -> None:
+    async def _session(self, ports: AgentPorts) -> None:
         headers = {"X-Auth-Token": self.settings.token}
         try:
             ws = await connect(
@@ -199,7 +194,7 @@ class WsTransport:
                 close_timeout=self.settings.flush_timeout,
                 compression=None,
                 max_size=self.settings.max_frame_bytes,
-                user_agent_header=f"monitor-agent/{agent.identity.agent_version}",
+                user_agent_header=f"monitor-agent/{ports.identity.agent_version}",
                 **self._tls_options(),
             )
         except InvalidStatus as exc:
@@ -207,199 +202,227 @@ class WsTransport:
             if status in (401, 403):
                 raise TokenRejected(status) from None
             raise
+        link = _Connection(ws, ports, self.settings, self._count_heartbeat)
         try:
-            welcome = await self._handshake(ws, agent)
-            self._ws = ws
+            welcome = await link.handshake()
             self._set(LinkState.CONNECTED)
             self.connections += 1
             self.backoff.reset()
             log.info(
                 "%s: connected to %s (ping every %gs, timeout %gs)",
-                agent.identity.device_id,
+                ports.identity.device_id,
                 self.settings.url,
                 welcome.ping_interval,
                 welcome.ping_timeout,
             )
-            await self._serve(ws, agent, welcome)
-            if not agent.stopping.is_set():
+            await link.serve(welcome)
+            if ports.stop.stopping.is_set():
+                self._set(LinkState.CLOSED)
+            else:
                 log.warning(
                     "%s: hub closed the connection (code %s %s)",
-                    agent.identity.device_id,
+                    ports.identity.device_id,
                     ws.close_code,
                     ws.close_reason or "",
                 )
         finally:
-            self._ws = None
-            await ws.close(CLOSE_NORMAL)
+            await ws.close(link.close_code, link.close_reason)
 
-    async def _handshake(self, ws: ClientConnection, agent: Agent) -> Welcome:
-        ident = agent.identity
-        await ws.send(
-            encode(
-                Hello(
-                    protocol=PROTOCOL_VERSION,
-                    device_id=ident.device_id,
-                    agent_version=ident.agent_version,
-                    hostname=ident.hostname,
-                    platform=ident.platform,
-                    capabilities=tuple(agent.handlers.capabilities()),
-                )
-            )
-        )
-        async with asyncio.timeout(self.settings.connect_timeout):
-            frame = decode_hub_frame(await ws.recv())
-        if isinstance(frame, ErrorFrame):
-            raise HandshakeFailed(f"hub refused hello: {frame.code}: {frame.message}")
-        if not isinstance(frame, Welcome):
-            raise HandshakeFailed(f"expected welcome, got {frame.type}")
-        # The hub pings us too; our own pings notice a hub that went silent.
-        if frame.ping_interval > 0:
-            ws.ping_interval = frame.ping_interval
-            ws.ping_timeout = frame.ping_timeout
-            ws.start_keepalive()
-        return frame
-
-    async def _serve(self, ws: ClientConnection, agent: Agent, welcome: Welcome) -> None:
-        self._last_sent = time.monotonic()
-        for command_id, result in agent.unconfirmed_acks():
-            await self._send(ws, encode(result.to_ack(command_id)))
-        limit = min(self.settings.max_frame_bytes, welcome.max_frame_bytes)
-        tasks = [
-            asyncio.create_task(self._receive(ws, agent), name="receive"),
-            asyncio.create_task(self._drain(ws, agent, limit, welcome.ping_timeout), name="drain"),
-            asyncio.create_task(self._heartbeat(ws, welcome.heartbeat_interval), name="heartbeat"),
-            asyncio.create_task(agent.stopping.wait(), name="stopping"),
-        ]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        for task in done:
-            if task.get_name() == "stopping":
-                await self._flush(ws, agent, limit, welcome.ping_timeout)
-            elif (exc := task.exception()) is not None:
-                raise exc
-        if agent.stopping.is_set():
-            self._set(LinkState.CLOSED)
-            code = CLOSE_RESTART if agent.exit_reason == "restart" else CLOSE_NORMAL
-            await ws.close(code, f"agent {agent.exit_reason}")
-
-    async def _flush(self, ws: ClientConnection, agent: Agent, limit: int, pong_timeout: float) -> None:
-        """On the way out: send what is spooled and wait briefly for outstanding acks."""
-        try:
-            async with asyncio.timeout(self.settings.flush_timeout):
-                receiver = asyncio.create_task(self._receive(ws, agent))
-                try:
-                    await self._send_spooled(ws, agent, limit, pong_timeout)
-                    while agent.unconfirmed_acks():
-                        self._acked.clear()
-                        await self._acked.wait()
-                finally:
-                    receiver.cancel()
-                    await asyncio.gather(receiver, return_exceptions=True)
-        except (TimeoutError, ConnectionClosed) as exc:
-            log.info("%s: flush incomplete (%r); the rest is kept on disk", agent.identity.device_id, exc)
-
-    async def _receive(self, ws: ClientConnection, agent: Agent) -> None:
-        async for raw in ws:
-            try:
-                frame = decode_hub_frame(raw)
-            except ProtocolError as exc:
-                log.warning("%s: ignoring a hub frame: %s", agent.identity.device_id, exc)
-                continue
-            if isinstance(frame, CommandFrame):
-                agent.submit_command(frame.id, frame.command, frame.args)
-            elif isinstance(frame, Acked):
-                agent.journal.confirm(frame.id)
-                self._acked.set()
-            elif isinstance(frame, ErrorFrame):
-                log.warning(
-                    "%s: hub refused a frame: %s: %s", agent.identity.device_id, frame.code, frame.message
-                )
-                if frame.code == "unknown_command" and frame.id is not None:
-                    agent.journal.confirm(frame.id)  # the hub will never take that ack: stop re-sending
-                    self._acked.set()
-
-    async def _heartbeat(self, ws: ClientConnection, every: float) -> None:
-        """The hub expects a frame at least every ``every`` seconds; pings do not count."""
-        while True:
-            idle = time.monotonic() - self._last_sent
-            if idle >= every:
-                await self._send(ws, encode(Heartbeat()))
-                self.heartbeats_sent += 1
-                idle = 0.0
-            await asyncio.sleep(every - idle)
-
-    async def _send(self, ws: ClientConnection, text: str) -> None:
-        await ws.send(text)
-        self._last_sent = time.monotonic()
-
-    async def _drain(self, ws: ClientConnection, agent: Agent, limit: int, pong_timeout: float) -> None:
-        while True:
-            agent.sample_ready.clear()
-            if not await self._send_spooled(ws, agent, limit, pong_timeout):
-                await agent.sample_ready.wait()
-
-    async def _send_spooled(
-        self, ws: ClientConnection, agent: Agent, limit: int, pong_timeout: float
-    ) -> bool:
-        """Send one batch of the oldest samples; False when the spool was empty."""
-        rows = agent.spool.peek(self.settings.batch_size)
-        if not rows:
-            return False
-        keys, frame = _frame_for(rows, limit)
-        if frame is not None:
-            await self._send(ws, frame)
-            # A pong proves the hub's side read everything sent before the ping: only then
-            # are the samples forgotten, so a hub that dies mid-stream loses nothing.
-            pong = await ws.ping()
-            async with asyncio.timeout(pong_timeout):
-                await pong
-        agent.spool.remove(keys)
-        return True
-
-    async def send_ack(self, command_id: int, result: CommandResult) -> bool:
-        ws = self._ws
-        if ws is None:
-            return False
-        try:
-            await self._send(ws, encode(result.to_ack(command_id)))
-        except ConnectionClosed:
-            return False
-        return True
+    def _count_heartbeat(self) -> None:
+        self.heartbeats_sent += 1
 
     async def wait_connected(self) -> None:
         await self.connected.wait()
 
-    async def close(self) -> None:
-        if self._ws is not None:
-            with contextlib.suppress(ConnectionClosed):
-                await self._ws.close(CLOSE_NORMAL)
+
+class _Finished(Exception):
+    """One loop of a connection returned: the others are stopped."""
 
 
-def _frame_for(rows: list[tuple[int, Sample]], limit: int) -> tuple[list[int], str | None]:
-    """The metrics or metrics_batch frame for the oldest rows that fit in ``limit`` bytes.
+async def _until_first_ends(*loops: Awaitable[object]) -> None:
+    """Run ``loops`` together until one returns or raises; the others are cancelled and awaited.
 
-    Returns the keys covered (including samples dropped as invalid) and the frame text.
+    An exception is re-raised as itself, not inside an ExceptionGroup.
     """
-    valid: list[tuple[int, SampleFields]] = []
-    bad: list[int] = []
-    for key, sample in rows:
+
+    async def run(loop: Awaitable[object]) -> None:
+        await loop
+        raise _Finished
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for loop in loops:
+                group.create_task(run(loop))
+    except BaseExceptionGroup as exc:
+        errors = [e for e in exc.exceptions if not isinstance(e, _Finished)]
+        if errors:
+            raise errors[0] from None
+
+
+class _Connection:
+    """One socket to the hub: its AgentSession, the one sender of its frames, and its loops."""
+
+    def __init__(
+        self,
+        ws: ClientConnection,
+        ports: AgentPorts,
+        settings: WsSettings,
+        on_heartbeat: Callable[[], None],
+    ) -> None:
+        self.ws = ws
+        self.ports = ports
+        self.settings = settings
+        ident = ports.identity
+        hello = Hello(
+            protocol=PROTOCOL_VERSION,
+            device_id=ident.device_id,
+            agent_version=ident.agent_version,
+            hostname=ident.hostname,
+            platform=ident.platform,
+            capabilities=list(ports.capabilities),
+        )
+        self.session = AgentSession[int](hello)
+        self.close_code = CloseCode.NORMAL
+        self.close_reason = ""
+        self._on_heartbeat = on_heartbeat
+        self._name = ident.device_id
+        self._limit = settings.max_frame_bytes
+        self._window = settings.window * settings.batch_size  # samples in flight, at most
+        self._last_sent = time.monotonic()
+        self._acks_sent: set[int] = set()  # on this connection, awaiting ``acked``
+        self._progress = asyncio.Event()  # set by each ``stored`` / ``acked``: the window moved
+
+    async def handshake(self) -> Welcome:
+        await self._send(self.session.hello())
+        async with asyncio.timeout(self.settings.connect_timeout):
+            raw = await self.ws.recv()
+        for event in self.session.receive(raw):
+            if isinstance(event, HandshakeRefused):
+                raise HandshakeFailed(event.reason)
+            if isinstance(event, Welcomed):
+                welcome = event.welcome
+                self._limit = min(self.settings.max_frame_bytes, welcome.max_frame_bytes)
+                # The hub pings us too; our own pings notice a hub that went silent.
+                if welcome.ping_interval > 0:
+                    self.ws.ping_interval = welcome.ping_interval
+                    self.ws.ping_timeout = welcome.ping_timeout
+                    self.ws.start_keepalive()
+                return welcome
+        raise HandshakeFailed("the hub did not answer hello")
+
+    async def serve(self, welcome: Welcome) -> None:
+        """Until the hub closes, the link fails (raises), or the agent stops (then flush)."""
+        stop = self.ports.stop
+        await _until_first_ends(
+            self._receive(),
+            self._drain(),
+            self._send_acks(),
+            self._heartbeat(welcome.heartbeat_interval),
+            stop.stopping.wait(),
+        )
+        if stop.stopping.is_set():
+            await self._flush()
+            self.close_code = CloseCode.SERVICE_RESTART if stop.restarting else CloseCode.NORMAL
+            self.close_reason = "agent restart" if stop.restarting else "agent stopped"
+
+    # Frames in
+
+    async def _receive(self) -> None:
+        async for raw in self.ws:
+            for event in self.session.receive(raw):
+                self._act(event)
+
+    def _act(self, event: AgentEvent[int]) -> None:
+        match event:
+            case CommandReceived(command):
+                self.ports.commands.submit(command.id, command.command, command.args)
+            case SamplesDone(keys, refused):
+                self.ports.samples.remove(keys)
+                if refused:
+                    log.error("%s: hub refused %d spooled sample(s) for good", self._name, len(keys))
+                self._progress.set()
+            case AckConfirmed(command_id):
+                self.ports.acks.confirm(command_id)
+                self._acks_sent.discard(command_id)
+                self._progress.set()
+            case Refused(code, message):
+                log.warning("%s: hub refused a frame: %s: %s", self._name, code, message)
+            case GiveUp(code, reason):
+                self.close_code, self.close_reason = code, reason
+                raise HubUnreadable(reason)
+            case _:  # Welcomed, HandshakeRefused: the session only emits them before welcome
+                pass
+
+    # Frames out
+
+    async def _send(self, text: str) -> None:
+        await self.ws.send(text)
+        self._last_sent = time.monotonic()
+
+    async def _drain(self) -> None:
+        """Send spooled samples, oldest first, keeping at most ``window`` batches unstored."""
+        ready = self.ports.samples.ready
+        while True:
+            ready.clear()
+            self._progress.clear()
+            if self.session.in_flight_count() >= self._window:
+                await self._progress.wait()
+            elif not await self._send_samples():
+                await ready.wait()
+
+    async def _send_samples(self) -> bool:
+        """Send one frame of the oldest samples not in flight; False when there were none."""
+        room = min(self.settings.batch_size, self._window - self.session.in_flight_count())
+        rows = self.ports.samples.peek(room, self.session.in_flight())
+        if not rows:
+            return False
+        out = self.session.samples_frame(rows, self._limit)
+        if out.dropped:  # invalid, or too big for any frame: the hub would never take them
+            self.ports.samples.remove(out.dropped)
+        if out.text is not None:
+            await self._send(out.text)
+        return True
+
+    async def _send_acks(self) -> None:
+        ready = self.ports.acks.ready
+        while True:
+            ready.clear()
+            await self._send_new_acks()
+            await ready.wait()
+
+    async def _send_new_acks(self) -> None:
+        """Send every unconfirmed ack not yet sent on this connection (all of them at first)."""
+        for command_id, result in self.ports.acks.unconfirmed():
+            if command_id not in self._acks_sent:
+                self._acks_sent.add(command_id)
+                await self._send(self.session.ack(command_id, result.success, result.message, result.extra))
+
+    async def _heartbeat(self, every: float) -> None:
+        """The hub expects a frame at least every ``every`` seconds; pings do not count."""
+        while True:
+            idle = time.monotonic() - self._last_sent
+            if idle >= every:
+                await self._send(self.session.heartbeat())
+                self._on_heartbeat()
+                idle = 0.0
+            await asyncio.sleep(every - idle)
+
+    # Stopping
+
+    async def _flush(self) -> None:
+        """On the way out: send what is spooled and wait briefly for ``stored`` and ``acked``."""
         try:
-            valid.append((key, SampleFields.from_mapping(sample)))
-        except FrameValidationError as exc:
-            log.error("dropping a spooled sample that fails validation: %s", exc)
-            bad.append(key)
-    count = len(valid)
-    while count:
-        chunk = valid[:count]
-        if count == 1:
-            text = encode(Metrics.of(chunk[0][1]))
-        else:
-            text = encode(MetricsBatch(samples=tuple(s for _, s in chunk)))
-        if len(text.encode()) <= limit or count == 1:
-            return bad + [k for k, _ in chunk], text
-        count //= 2
-    return bad, None
+            async with asyncio.timeout(self.settings.flush_timeout):
+                await _until_first_ends(self._receive(), self._flush_out())
+        except (TimeoutError, ConnectionClosed, HubUnreadable) as exc:
+            log.info("%s: flush incomplete (%r); the rest is kept on disk", self._name, exc)
+
+    async def _flush_out(self) -> None:
+        await self._send_new_acks()
+        while True:
+            self._progress.clear()
+            if self.session.in_flight_count() < self._window and await self._send_samples():
+                continue
+            if not self.session.in_flight_count() and not self._acks_sent:
+                return
+            await self._progress.wait()

@@ -5,6 +5,7 @@ MonitorError
       +-- ConfigError        the configuration cannot be used (also a ValueError)
       +-- TokenRejected      the hub refused our token during the handshake
       +-- HandshakeFailed    the hub answered the hello with something other than welcome
+      +-- HubUnreadable      the hub sent too many frames in a row the agent could not read
 """
 
 from __future__ import annotations
@@ -30,3 +31,7 @@ class TokenRejected(AgentError):
 
 class HandshakeFailed(AgentError):
     """The hub did not answer our hello with a welcome."""
+
+
+class HubUnreadable(AgentError):
+    """The connection was given up: too many hub frames in a row were unreadable."""

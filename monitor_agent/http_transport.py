@@ -12,17 +12,14 @@ import random
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
-
-import orjson
 
 from monitor_agent.backoff import Backoff
 from monitor_agent.errors import TokenRejected
+from monitor_agent.ports import AgentPorts
 from monitor_agent.result import CommandResult
-
-if TYPE_CHECKING:
-    from monitor_agent.agent import Agent
+from protocol.codec import decode_json, encode_json
 
 log = logging.getLogger(__name__)
 
@@ -56,53 +53,52 @@ class HttpTransport:
         self.connected = asyncio.Event()
         self.last_failure = ""
         self._device = ""
-        self._agent: Agent | None = None
+        self._name = ""
 
-    async def run(self, agent: Agent) -> None:
-        self._device = quote(agent.identity.device_id, safe="")
-        self._agent = agent
-        name = agent.identity.device_id
-        while not agent.stopping.is_set():
+    async def run(self, ports: AgentPorts) -> None:
+        self._name = ports.identity.device_id
+        self._device = quote(self._name, safe="")
+        while not ports.stop.stopping.is_set():
             try:
-                await self._cycle(agent)
+                await self._cycle(ports)
             except TokenRejected as exc:
                 self._lost(str(exc))
                 delay = self.settings.auth_retry_delay * self.backoff.rng.uniform(0.8, 1.2)
                 log.error(
                     "%s: %s at %s: the agent token is wrong or missing (check --token / "
                     "MONITOR_AGENT_TOKEN); retrying in %.0fs",
-                    name,
+                    self._name,
                     exc,
                     self.settings.base_url,
                     delay,
                 )
-                await agent.wait_stopping(delay)
+                await ports.wait_stopping(delay)
                 continue
             except (OSError, ValueError) as exc:
                 self._lost(f"{type(exc).__name__}: {exc}")
                 delay = self.backoff.next_delay()
                 log.warning(
                     "%s: hub %s unreachable (%s); retrying in %.1fs",
-                    name,
+                    self._name,
                     self.settings.base_url,
                     self.last_failure,
                     delay,
                 )
-                await agent.wait_stopping(delay)
+                await ports.wait_stopping(delay)
                 continue
             self.backoff.reset()
             self.connected.set()
-            await self._wait_for_work(agent)
-        await self._flush(agent)
+            await self._wait_for_work(ports)
+        await self._flush(ports)
 
     def _lost(self, why: str) -> None:
         self.last_failure = why
         self.connected.clear()
 
-    async def _wait_for_work(self, agent: Agent) -> None:
-        """Until the next poll is due, a new sample is ready, or the agent stops."""
-        agent.sample_ready.clear()
-        waiters = [asyncio.ensure_future(e.wait()) for e in (agent.sample_ready, agent.stopping)]
+    async def _wait_for_work(self, ports: AgentPorts) -> None:
+        """Until the next poll is due, a sample or an ack is ready, or the agent stops."""
+        events = (ports.samples.ready, ports.acks.ready, ports.stop.stopping)
+        waiters = [asyncio.ensure_future(e.wait()) for e in events]
         try:
             await asyncio.wait(
                 waiters, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
@@ -111,51 +107,47 @@ class HttpTransport:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def _flush(self, agent: Agent) -> None:
+    async def _flush(self, ports: AgentPorts) -> None:
         try:
             async with asyncio.timeout(2.0):
-                await self._send_spool(agent)
-        except (TimeoutError, OSError, TokenRejected) as exc:
-            log.info("%s: flush incomplete (%r); the rest is kept on disk", agent.identity.device_id, exc)
+                await self._send_acks(ports)
+                await self._send_spool(ports)
+        except (TimeoutError, OSError, ValueError, TokenRejected) as exc:
+            log.info("%s: flush incomplete (%r); the rest is kept on disk", self._name, exc)
 
-    async def _cycle(self, agent: Agent) -> None:
-        for command_id, result in agent.unconfirmed_acks():
-            await self._ack(agent, command_id, result)
-        await self._send_spool(agent)
+    async def _cycle(self, ports: AgentPorts) -> None:
+        # Cleared before looking, so whatever arrives during the cycle wakes the next one.
+        ports.samples.ready.clear()
+        ports.acks.ready.clear()
+        await self._send_acks(ports)
+        await self._send_spool(ports)
         for _ in range(self.settings.max_commands_per_poll):
             command = await self._request("GET", f"/devices/{self._device}/commands/next")
-            if not isinstance(command, dict) or agent.stopping.is_set():
+            if not isinstance(command, dict) or ports.stop.stopping.is_set():
                 break
-            await agent.handle_command(int(command["id"]), str(command["command"]), command.get("args"))
-            if agent.journal.get(int(command["id"])) is None or agent.unconfirmed_acks():
-                break  # the ack did not go through: the next cycle retries it
+            ports.commands.submit(int(command["id"]), str(command["command"]), command.get("args"))
+            await ports.commands.join()
+            await self._send_acks(ports)  # raises if one does not go through: retried next cycle
 
-    async def _send_spool(self, agent: Agent) -> None:
-        while rows := agent.spool.peek(50):
+    async def _send_spool(self, ports: AgentPorts) -> None:
+        # A 2xx from /ingest means the sample is stored; only then is it forgotten.
+        while rows := ports.samples.peek(50):
             for key, sample in rows:
-                body = {**sample, "device_id": agent.identity.device_id}
+                body = {**sample, "device_id": self._name}
                 try:
                     await self._request("POST", "/ingest", body)
                 except HttpStatusError as exc:
                     if exc.status != 422:
                         raise
-                    log.error("%s: hub rejected a sample, dropping it: %s", agent.identity.device_id, exc)
-                agent.spool.remove([key])
+                    log.error("%s: hub rejected a sample, dropping it: %s", self._name, exc)
+                ports.samples.remove([key])
 
-    async def send_ack(self, command_id: int, result: CommandResult) -> bool:
-        # Called by the agent right after a command ran; a failure waits for the next cycle.
-        if self._agent is None:
-            return False
-        try:
-            await self._ack(self._agent, command_id, result)
-        except (OSError, TokenRejected) as exc:
-            log.warning(
-                "%s: ack of command %d not delivered: %s", self._agent.identity.device_id, command_id, exc
-            )
-            return False
-        return True
+    async def _send_acks(self, ports: AgentPorts) -> None:
+        for command_id, result in ports.acks.unconfirmed():
+            await self._ack(command_id, result)
+            ports.acks.confirm(command_id)
 
-    async def _ack(self, agent: Agent, command_id: int, result: CommandResult) -> None:
+    async def _ack(self, command_id: int, result: CommandResult) -> None:
         # The REST ack body (protocol.rest.CommandAckBody): extra result fields ride along.
         body = {**result.extra, "success": result.success, "message": result.message}
         try:
@@ -163,16 +155,13 @@ class HttpTransport:
         except HttpStatusError as exc:
             if exc.status != 404:
                 raise
-            log.warning(
-                "%s: hub no longer knows command %d; forgetting its ack", agent.identity.device_id, command_id
-            )
-        agent.journal.confirm(command_id)
+            log.warning("%s: hub no longer knows command %d; forgetting its ack", self._name, command_id)
 
     async def _request(self, method: str, path: str, body: Any = None) -> Any:
         return await asyncio.to_thread(self._request_sync, method, path, body)
 
     def _request_sync(self, method: str, path: str, body: Any) -> Any:
-        data = None if body is None else orjson.dumps(body)
+        data = None if body is None else encode_json(body)
         request = urllib.request.Request(  # noqa: S310 - the URL scheme was validated as http(s)
             self.settings.base_url + path,
             data=data,
@@ -186,4 +175,4 @@ class HttpTransport:
             if exc.code in (401, 403):
                 raise TokenRejected(exc.code) from None
             raise HttpStatusError(exc.code, exc.read()) from None
-        return orjson.loads(payload) if payload else None
+        return decode_json(payload) if payload else None

@@ -5,18 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol.wire import Ack
-
 
 @dataclass(frozen=True)
 class CommandResult:
     success: bool
     message: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_ack(self, command_id: int) -> Ack:
-        """The ack frame for this result; extra fields ride along (the hub keeps them)."""
-        return Ack(id=command_id, success=self.success, message=self.message, extra=self.extra)
 
     def to_json(self) -> dict[str, Any]:
         return {"success": self.success, "message": self.message, "extra": self.extra}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 from monitor_agent.collector import Collector
-from protocol import wire
-from protocol.frames import SampleFields
+from protocol.codec import Samples, decode_agent_frame, encode_json, split_sample
 
 SEED_FIELDS = {"hostname", "cpu", "ram", "disk", "uptime_sec", "agent_version", "status", "last_error"}
 RICH_FIELDS = {
@@ -29,14 +28,16 @@ RICH_FIELDS = {
 
 
 def test_sample_has_seed_and_rich_fields() -> None:
-    """Every field of the seed and of the richer set is present and the sample validates (both codecs)."""
+    """Every field of the seed and of the richer set is present, and the sample is a valid metrics frame."""
     collector = Collector()
     sample = collector.sample()
     assert sample.keys() >= SEED_FIELDS | RICH_FIELDS
     assert sample["status"] == "ok", sample["last_error"]
     assert 0 <= sample["ram"] <= 100 and 0 <= sample["disk"] <= 100
-    SampleFields.model_validate(sample)
-    wire.SampleFields.from_mapping(sample)  # what the agent itself checks before sending
+    _, extra = split_sample(sample)  # what the agent checks before sending
+    assert set(extra) == {"agent_rss", "agent_cpu_sec"}
+    received = decode_agent_frame(encode_json({**sample, "type": "metrics", "seq": 1}))  # what the hub reads
+    assert isinstance(received, Samples) and len(received.valid) == 1 and not received.refused
 
 
 def test_rates_come_from_counter_deltas() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from monitor_agent.agent import Agent, Identity
+import asyncio
+
+from monitor_agent.agent import Agent, ExitReason, Identity
 from monitor_agent.journal import MemoryJournal
 from monitor_agent.spool import MemorySpool
 
@@ -60,3 +62,52 @@ async def test_handler_exception_rides_on_the_next_sample() -> None:
     first, second = (s for _, s in agent.spool.peek(5))
     assert first["status"] == "error" and "kaput" in str(first["last_error"])
     assert "status" not in second
+
+
+async def test_a_command_result_makes_its_ack_due() -> None:
+    """A command queued through the ports runs, is journaled, and its ack is ready for the transport."""
+    agent = make_agent(lambda: {"cpu": 1.0})
+    ports = agent.ports()
+    worker = asyncio.create_task(agent._work_commands())
+    try:
+        ports.commands.submit(3, "ping", None)
+        async with asyncio.timeout(5):
+            await ports.commands.join()
+    finally:
+        worker.cancel()
+    assert ports.acks.ready.is_set()
+    ((command_id, result),) = ports.acks.unconfirmed()
+    assert command_id == 3 and result.success and result.message == "pong"
+    ports.acks.confirm(3)
+    assert ports.acks.unconfirmed() == []
+
+
+async def test_a_result_the_journal_cannot_take_is_still_acked() -> None:
+    """When the journal cannot record a command, its failure is acked from memory until confirmed."""
+
+    class FullDisk(MemoryJournal):
+        def begin(self, command_id: int, command: str) -> None:
+            raise OSError("disk full")
+
+    agent = Agent(
+        identity=Identity("unit-1", "host", "linux", "9.9"),
+        sample_source=dict,
+        spool=MemorySpool(10),
+        journal=FullDisk(),
+        interval=5,
+    )
+    await agent.handle_command(8, "ping", None)
+    ((command_id, result),) = agent.ports().acks.unconfirmed()
+    assert command_id == 8 and not result.success and "journal" in result.message
+    agent.ports().acks.confirm(8)
+    assert agent.unconfirmed_acks() == []
+
+
+async def test_stop_reason_reaches_the_ports() -> None:
+    """stop(RESTART) sets the stop signal the transport watches, and says it is a restart."""
+    agent = make_agent(dict)
+    stop = agent.ports().stop
+    assert not stop.stopping.is_set() and not stop.restarting
+    agent.stop(ExitReason.RESTART)
+    agent.stop()  # a second call does not change the reason
+    assert stop.stopping.is_set() and stop.restarting
