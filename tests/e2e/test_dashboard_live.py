@@ -95,6 +95,21 @@ async def test_presence_transitions_do_not_fetch_the_device(dashboard: Page, hub
     assert "/devices/quiet-01" not in asked and "/devices" not in asked, asked
 
 
+async def test_a_new_agent_is_shown_from_its_hello_alone(dashboard: Page, hub: RunningHub) -> None:
+    """A real agent never seen before gets its row, hostname included, without a GET /devices."""
+    asked: list[str] = []
+    dashboard.on("request", lambda request: asked.append(urlsplit(request.url).path))
+    line = dashboard.locator(row(dashboard, "hello-01"))
+    async with await connect_agent(hub, "hello-01"):
+        await expect(line).to_have_attribute("data-online", "true")
+        await expect(line).to_contain_text("hello-01.test")  # from the connected event's details
+    await expect(line).to_have_attribute("data-online", "false")
+    probe = PresenceEvent("probe-02", False, "timeout", "ws", time.time())
+    async with dashboard.expect_request(lambda request: request.url.endswith("/devices/probe-02")):
+        hub.hub.bus.publish(PresenceChanged.of(probe))
+    assert "/devices/hello-01" not in asked and "/devices" not in asked, asked
+
+
 async def test_presence_change_reaches_the_page_quickly(dashboard: Page, hub: RunningHub) -> None:
     """The row flips to offline within a second of the agent closing (measured in the page)."""
     ws = await connect_agent(hub, "timed-01")
