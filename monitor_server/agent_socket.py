@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from monitor_server.events import DeviceDetails
 from monitor_server.ingest import sample_from
+from monitor_server.keepalive import ABORT_EXTENSION
 from monitor_server.store import Command
 from protocol.codec import AckIn, Samples, encode
 from protocol.codes import CloseCode, PresenceReason
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("monitor_server.agent_socket")
 
+BACKLOG_PAGE = 32  # commands read from the store at a time when a socket opens
 CLOSE_GRACE = 2.0  # seconds the writer gets to send our close frame before it is cancelled
 _SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
 
@@ -55,11 +57,12 @@ class AgentSocket:
         self.close_code: int | None = None
         self._close_reason = ""
         self._outbox: deque[tuple[str, int | None]] = deque()
-        self._outbox_limit = hub.settings.outbox_size
+        self._outbox_bytes = 0
         self._wake = asyncio.Event()
-        self._syncing = True  # the reconnect backlog is not sent yet: newer commands wait
-        self._held: list[Command] = []
+        self._syncing = True  # the stored backlog is being sent page by page: pushes wait in the store
+        self._pushed_while_syncing = False
         self._last_command_id = 0
+        self._ended = False
 
     # Lifecycle
 
@@ -76,6 +79,7 @@ class AgentSocket:
             await self._open(hello)
             reason = await self._run()
         finally:
+            self._ended = True
             self._outbox.clear()
             if self.hub.sessions.unregister(self):
                 await self.hub.presence.ws_disconnected(self.device_id, reason)
@@ -137,8 +141,7 @@ class AgentSocket:
                 server_time=to_iso(time.time()),
             )
         )
-        self._wake.set()
-        self.resume(await hub.commands.backlog(self.device_id))
+        self._wake.set()  # the writer sends the welcome, then the backlog (``_sync_backlog``)
 
     # Reading
 
@@ -211,12 +214,29 @@ class AgentSocket:
         """Queue a frame; when the outbox is full the socket is dropped, never waited on."""
         if self.close_code is not None:
             return
-        if len(self._outbox) >= self._outbox_limit:
-            log.warning("outbox full, dropping agent %s", self.device_id)
+        settings = self.hub.settings
+        if (
+            len(self._outbox) >= settings.outbox_size
+            or self._outbox_bytes + len(text) > settings.outbox_bytes
+        ):
+            log.warning(
+                "outbox full (%d frames, %d bytes), dropping agent %s",
+                len(self._outbox),
+                self._outbox_bytes,
+                self.device_id,
+            )
             self.abort(CloseCode.OVERLOADED, "outbox full")
             return
         self._outbox.append((text, command_id))
+        self._outbox_bytes += len(text)
         self._wake.set()
+
+    def _has_room(self) -> bool:
+        """Below half of both outbox limits: room for the next page of the backlog."""
+        settings = self.hub.settings
+        return (
+            len(self._outbox) < settings.outbox_size // 2 and self._outbox_bytes < settings.outbox_bytes // 2
+        )
 
     async def _write_loop(self) -> None:
         send = self.websocket.send_text
@@ -227,41 +247,67 @@ class AgentSocket:
                 await send(text)
             while self._outbox and self.close_code is None:
                 text, command_id = self._outbox.popleft()
+                self._outbox_bytes -= len(text)
                 await send(text)
                 if command_id is not None:
                     self.hub.commands.delivered(command_id)
             if self.close_code is not None:
                 await self.websocket.close(self.close_code, self._close_reason)
                 return
+            if self._syncing and self._has_room():
+                await self._sync_backlog()
 
     def abort(self, code: int, reason: str) -> None:
-        """Close the socket (overflow, replacement, abuse); its queued frames are released at once."""
+        """Close the socket (overflow, replacement, abuse); its queued frames are released at once.
+
+        The close frame goes out through the writer; a peer that does not read within
+        ``CLOSE_GRACE`` (an overflowing one at once) has its connection dropped instead.
+        """
         if self.close_code is not None:
             return
         self.close_code = code
         self._close_reason = reason
         self._outbox.clear()
+        self._outbox_bytes = 0
         self.session.close()
         self._wake.set()
+        if code == CloseCode.OVERLOADED:
+            self._drop_transport()
+        else:
+            asyncio.get_running_loop().call_later(CLOSE_GRACE, self._drop_transport)
+
+    def _drop_transport(self) -> None:
+        if self._ended:
+            return
+        abort = self.websocket.scope.get("extensions", {}).get(ABORT_EXTENSION, {}).get("abort")
+        if abort is not None:
+            log.info("agent %s: dropping the connection (%s)", self.device_id, self._close_reason)
+            abort()
 
     # Commands
 
     def push(self, command: Command) -> None:
-        """Send a newly committed command; held back while the reconnect backlog is being sent."""
+        """Send a newly committed command; while the backlog is paged in, the store has it anyway."""
         if self._syncing:
-            self._held.append(command)
+            self._pushed_while_syncing = True
         elif command.id > self._last_command_id:
             self._send_command(command)
 
-    def resume(self, backlog: list[Command]) -> None:
-        """Send every unacknowledged command in FIFO order, then the ones pushed meanwhile."""
-        for command in backlog:
+    async def _sync_backlog(self) -> None:
+        """Queue the next page of unacknowledged commands (FIFO); the writer asks again as it drains.
+
+        Paging keeps a backlog of any size from overflowing the outbox. Commands pushed during
+        a page's query are in the store, so the last page is read again until none came.
+        """
+        self._pushed_while_syncing = False
+        page = await self.hub.commands.backlog(self.device_id, self._last_command_id, BACKLOG_PAGE)
+        self._wake.set()
+        for command in page:
+            if not self._has_room():
+                return  # the rest is read again once the outbox has drained
             self._send_command(command)
-        for command in self._held:
-            if command.id > self._last_command_id:
-                self._send_command(command)
-        self._held.clear()
-        self._syncing = False
+        if len(page) < BACKLOG_PAGE and not self._pushed_while_syncing:
+            self._syncing = False
 
     def _send_command(self, command: Command) -> None:
         self._last_command_id = command.id

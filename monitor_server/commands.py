@@ -40,15 +40,16 @@ class CommandService:
 
     async def next_for(self, device_id: str) -> Command | None:
         """The oldest unacknowledged command (the polling agents' view), marked delivered."""
-        backlog = await self._store.open_commands(device_id)
+        backlog = await self._store.open_commands(device_id, limit=1)
         if not backlog:
             return None
         for changed in await self._store.mark_delivered([backlog[0].id], self._clock()):
             self._publish(changed)
         return backlog[0]
 
-    async def backlog(self, device_id: str) -> list[Command]:
-        return await self._store.open_commands(device_id)
+    async def backlog(self, device_id: str, after_id: int = 0, limit: int = -1) -> list[Command]:
+        """Unacknowledged commands after ``after_id``, oldest first: a reconnect's backlog, page by page."""
+        return await self._store.open_commands(device_id, after_id, limit)
 
     async def ack(
         self, device_id: str, command_id: int, success: bool, message: str, result: dict[str, Any] | None

@@ -1,5 +1,8 @@
 """uvicorn's sans-I/O WebSocket protocol, telling the app *why* a socket died.
 
+It also lets the application abort a connection's transport (``ABORT_EXTENSION`` in the scope):
+closing politely needs the peer to read, and a peer that does not read is the one to drop.
+
 Stock uvicorn reports a keepalive ping timeout to the application as an anonymous 1005 once the
 transport is gone; presence needs to say ``timeout`` rather than ``disconnected``, so the
 timeout is reported as close code 1011 first.
@@ -8,9 +11,20 @@ timeout is reported as close code 1011 first.
 from __future__ import annotations
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+
+
+# The ASGI scope extension through which the app drops a connection at once (buffers and all).
+ABORT_EXTENSION = "monitor.transport.abort"
 
 
 class KeepaliveReportingProtocol(WebSocketsSansIOProtocol):
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)  # absent when the handshake was refused
+        if scope is not None:
+            scope["extensions"][ABORT_EXTENSION] = {"abort": self.transport.abort}
+
     def keepalive_timeout(self) -> None:
         if not (self.close_sent or self.transport.is_closing()):
             self.queue.put_nowait(

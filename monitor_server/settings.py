@@ -32,6 +32,7 @@ class Settings(BaseSettings):
 
     max_frame_bytes: int = Field(1 << 20, ge=1024)
     outbox_size: int = Field(1024, ge=1, description="frames queued per socket before it is dropped")
+    outbox_bytes: int = Field(16 << 20, ge=1024, description="bytes queued per socket before it is dropped")
     ui_queue_size: int = Field(2048, ge=1)
     batch_max_rows: int = Field(2000, ge=1)
 

@@ -9,9 +9,9 @@ from starlette.responses import Response
 
 from monitor_server import __version__
 from monitor_server.events import DeviceDetails, SampleEvent
-from monitor_server.http import JSONResponse, hub_of, protected, read_model
+from monitor_server.http import JSONResponse, hub_of, protected, read_ingest
 from monitor_server.ingest import sample_from
-from protocol import IngestPayload, to_iso
+from protocol import to_iso
 
 
 async def health(request: Request) -> Response:
@@ -29,11 +29,11 @@ async def health(request: Request) -> Response:
 @protected
 async def ingest(request: Request) -> Response:
     hub = hub_of(request)
-    payload = await read_model(request, IngestPayload)
+    device_id, payload, extra = await read_ingest(request)
     now = time.time()
-    sample = sample_from(payload.device_id, payload, now)
+    sample = sample_from(device_id, payload, now, extra)
     hub.bus.publish(SampleEvent.of(sample))
     await hub.writer.submit(sample)
     details = DeviceDetails(hostname=payload.hostname, agent_version=payload.agent_version)
-    await hub.presence.http_seen(payload.device_id, details)
+    await hub.presence.http_seen(device_id, details)
     return JSONResponse({"ok": True, "ts_utc": to_iso(now)})

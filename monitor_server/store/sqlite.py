@@ -269,10 +269,11 @@ class SQLiteStore:
         )
         return [_command(r) for r in rows]
 
-    async def open_commands(self, device_id: str) -> list[Command]:
+    async def open_commands(self, device_id: str, after_id: int = 0, limit: int = -1) -> list[Command]:
         rows = await self._fetch(
-            f"SELECT {_CMD_COLUMNS} FROM commands WHERE device_id = ? AND {_OPEN_SQL} ORDER BY id",
-            (device_id, *_OPEN_ARGS),
+            f"SELECT {_CMD_COLUMNS} FROM commands WHERE device_id = ? AND id > ? AND {_OPEN_SQL}"
+            " ORDER BY id LIMIT ?",
+            (device_id, after_id, *_OPEN_ARGS, limit),
         )
         return [_command(r) for r in rows]
 
