@@ -51,7 +51,7 @@ async def streaming_agent(hub: HubProcess, state_dir: Path, device_id: str) -> A
 
 
 async def stored_count(api: httpx.AsyncClient, device_id: str, at_least: int) -> bool:
-    response = await api.get(f"/devices/{device_id}/metrics", params={"limit": 100000})
+    response = await api.get(f"/devices/{device_id}/metrics", params={"limit": 10000})
     return response.status_code == 200 and len(response.json()["samples"]) >= at_least
 
 
@@ -73,7 +73,7 @@ async def drained(state_dir: Path) -> None:
 async def widest_gap(hub: HubProcess, device_id: str) -> tuple[float, int]:
     """The widest gap between consecutive stored samples of ``device_id``, and their count."""
     async with httpx.AsyncClient(base_url=hub.http_url, headers={"X-Auth-Token": TOKEN}) as api:
-        response = await api.get(f"/devices/{device_id}/metrics", params={"limit": 100000})
+        response = await api.get(f"/devices/{device_id}/metrics", params={"limit": 10000})
     times = sorted(
         datetime.fromisoformat(s["ts"].replace("Z", "+00:00")).timestamp() for s in response.json()["samples"]
     )
