@@ -13,6 +13,7 @@ from __future__ import annotations
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
+from protocol.codes import CloseCode
 
 # The ASGI scope extension through which the app drops a connection at once (buffers and all).
 ABORT_EXTENSION = "monitor.transport.abort"
@@ -28,6 +29,10 @@ class KeepaliveReportingProtocol(WebSocketsSansIOProtocol):
     def keepalive_timeout(self) -> None:
         if not (self.close_sent or self.transport.is_closing()):
             self.queue.put_nowait(
-                {"type": "websocket.disconnect", "code": 1011, "reason": "keepalive ping timeout"}
+                {
+                    "type": "websocket.disconnect",
+                    "code": CloseCode.TIMEOUT,
+                    "reason": "keepalive ping timeout",
+                }
             )
         super().keepalive_timeout()

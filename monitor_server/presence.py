@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from monitor_server.bus import EventBus
 from monitor_server.events import DeviceDetails, PresenceChanged
 from monitor_server.store import PresenceEvent, Store
+from protocol.codes import PresenceReason
 
 log = logging.getLogger("monitor_server.presence")
 
@@ -62,7 +63,9 @@ class Presence:
                 self._online[device.device_id] = Online(HTTP, device.presence_since or now)
                 self._http_seen[device.device_id] = device.last_seen
             else:
-                gone.append(PresenceEvent(device.device_id, False, "hub_restart", device.connection, now))
+                gone.append(
+                    PresenceEvent(device.device_id, False, PresenceReason.HUB_RESTART, device.connection, now)
+                )
         if gone:
             # One transaction, not one per device: 5,000 agents made a restart take seconds.
             async with self._lock:
@@ -79,9 +82,9 @@ class Presence:
             return
         now = self._clock()
         self._online[device_id] = Online(WS, now)
-        await self._record(device_id, True, "connected", WS, now, details)
+        await self._record(device_id, True, PresenceReason.CONNECTED, WS, now, details)
 
-    async def ws_disconnected(self, device_id: str, reason: str) -> None:
+    async def ws_disconnected(self, device_id: str, reason: PresenceReason) -> None:
         if self._online.pop(device_id, None) is None:
             return
         await self._record(device_id, False, reason, WS, self._clock())
@@ -97,13 +100,13 @@ class Presence:
         self._http_seen[device_id] = now
         if device_id not in self._online:
             self._online[device_id] = Online(HTTP, now)
-            await self._record(device_id, True, "ingest", HTTP, now, details)
+            await self._record(device_id, True, PresenceReason.INGEST, HTTP, now, details)
 
     async def sweep(self) -> None:
         for device_id in expired(self._http_seen, self._clock(), self._window):
             del self._http_seen[device_id]
             self._online.pop(device_id, None)
-            await self._record(device_id, False, "timeout", HTTP, self._clock())
+            await self._record(device_id, False, PresenceReason.TIMEOUT, HTTP, self._clock())
 
     async def run_sweeper(self, interval: float) -> None:
         while True:

@@ -20,6 +20,13 @@ class CloseCode(IntEnum):
     REPLACED = 4000  # a newer connection of the same device took over
 
 
+class UiCloseCode(IntEnum):
+    """Why the hub closed a dashboard's ``/ws/ui`` socket (``static/js/live.js`` knows them too)."""
+
+    TOO_SLOW = 1013  # "try again later": the page reconnects and resynchronises
+    SESSION_ENDED = 4401  # the page reloads and shows the login form
+
+
 class ErrorCode(StrEnum):
     """The ``code`` of an ``error`` frame."""
 

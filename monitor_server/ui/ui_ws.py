@@ -23,11 +23,10 @@ from monitor_server.hub import Hub
 from monitor_server.ui.dashboard import Dashboard, dashboard_of
 from monitor_server.ui.events import coalesce
 from monitor_server.ui.session import COOKIE_NAME
+from protocol.codes import UiCloseCode
 
 log = logging.getLogger("monitor_server.ui_ws")
 
-CLOSE_SESSION_ENDED = 4401  # the page reloads and shows the login form
-CLOSE_TOO_SLOW = 1013  # "try again later": the page reconnects and resynchronises
 MAX_BATCH = 2000
 SESSION_RECHECK = 30.0  # seconds between checks that the cookie is still valid while idle
 
@@ -88,10 +87,10 @@ class BrowserFeed:
                 log.warning(
                     "dashboard fell %d events behind; disconnecting it", self.hub.settings.ui_queue_size
                 )
-                await self._close(CLOSE_TOO_SLOW, "too slow: reconnect for a fresh snapshot")
+                await self._close(UiCloseCode.TOO_SLOW, "too slow: reconnect for a fresh snapshot")
                 return
             if not self.dashboard.signer.valid(self.cookie):
-                await self._close(CLOSE_SESSION_ENDED, "session ended")
+                await self._close(UiCloseCode.SESSION_ENDED, "session ended")
                 return
             if not events:
                 continue
