@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import json
 import logging
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from monitor_agent.config import HostCommand
 from monitor_agent.connection import LinkState
@@ -18,6 +23,7 @@ from monitor_agent.executor import CommandExecutor
 from monitor_agent.handlers import Handlers
 from monitor_agent.journal import FileJournal
 from tests.agentd import (
+    LocalAgent,
     acked,
     device,
     enqueue,
@@ -271,3 +277,153 @@ async def test_silent_hub_is_noticed_by_pings_and_the_agent_reconnects(
     finally:
         await local.stop()
         await proxy.stop()
+
+
+class ScriptedHub:
+    """A real WebSocket server playing the hub's side of /ws/agent, answering only as a test says.
+
+    It welcomes every hello and records each sample it receives as ``(connection, seq, ts)``;
+    ``stored`` and ``error`` frames go out only when the test sends them (or, with
+    ``store_after``, that many seconds after each samples frame, like a slow commit).
+    """
+
+    def __init__(self, store_after: float | None = None) -> None:
+        self.store_after = store_after
+        self.hellos: list[dict[str, Any]] = []
+        self.received: list[tuple[int, int, float]] = []
+        self.close_codes: list[int | None] = []
+        self.current: ServerConnection | None = None
+        self._server: Server | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"ws://127.0.0.1:{port}/ws/agent"
+
+    async def __aenter__(self) -> ScriptedHub:
+        self._server = await serve(self._handle, "127.0.0.1", 0, compression=None)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    def seen(self, connection: int) -> list[tuple[int, float]]:
+        """(seq, ts) of the samples received on connection number ``connection`` (from 1)."""
+        return [(seq, ts) for conn, seq, ts in self.received if conn == connection]
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        assert self.current is not None
+        await self.current.send(json.dumps(frame))
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        hello = json.loads(await ws.recv())
+        self.hellos.append(hello)
+        number = len(self.hellos)
+        welcome = {
+            "type": "welcome",
+            "protocol": 1,
+            "device_id": hello["device_id"],
+            "heartbeat_interval": 30,
+            "ping_interval": 0,
+            "ping_timeout": 0,
+            "max_frame_bytes": 1 << 20,
+            "server_time": "2026-01-01T00:00:00Z",
+        }
+        await ws.send(json.dumps(welcome))
+        self.current = ws
+        try:
+            async with asyncio.TaskGroup() as later:
+                async for raw in ws:
+                    last = self._record(number, json.loads(raw))
+                    if last is not None and self.store_after is not None:
+                        later.create_task(self._store_later(ws, last))
+        finally:
+            self.close_codes.append(ws.close_code)
+
+    def _record(self, number: int, frame: dict[str, Any]) -> int | None:
+        if frame["type"] == "metrics":
+            batch, first = [frame], frame["seq"]
+        elif frame["type"] == "metrics_batch":
+            batch, first = frame["samples"], frame["seq"]
+        else:
+            return None
+        for offset, sample in enumerate(batch):
+            self.received.append((number, first + offset, sample["ts"]))
+        return int(first) + len(batch) - 1
+
+    async def _store_later(self, ws: ServerConnection, seq: int) -> None:
+        assert self.store_after is not None
+        await asyncio.sleep(self.store_after)  # the hub's commit taking its time
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(json.dumps({"type": "stored", "seq": seq}))
+
+
+def spooled_stamps(local: LocalAgent) -> list[float]:
+    return [sample["ts"] for _, sample in local.agent.spool.peek(100_000)]
+
+
+async def test_samples_stay_spooled_until_stored_and_the_window_is_bounded(tmp_path: Path) -> None:
+    """Nothing leaves the spool before stored; at most `window` batches wait; stored N frees seq <= N."""
+    async with ScriptedHub() as hub:
+        transport = ws_transport(hub.url, "t", batch_size=2, window=2, flush_timeout=0.3)
+        local = start_local_agent(tmp_path, transport, device_id="ws-window", interval=0.05)
+        try:
+            await eventually(_async(lambda: len(hub.seen(1)) >= 4), what="4 samples sent")
+            await eventually(_async(lambda: len(local.agent.spool) >= 10), what="10 samples spooled")
+            first = hub.seen(1)
+            assert [seq for seq, _ in first] == [1, 2, 3, 4], "window: 2 batches of 2, then nothing"
+            assert {ts for _, ts in first} <= set(spooled_stamps(local)), "sent is not stored"
+            assert "stored_acks" in hub.hellos[0]["capabilities"]
+
+            await hub.send({"type": "stored", "seq": 2})
+            await eventually(_async(lambda: len(hub.seen(1)) >= 6), what="2 more sent once 2 are stored")
+            left = set(spooled_stamps(local))
+            assert first[0][1] not in left and first[1][1] not in left
+            assert first[2][1] in left and first[3][1] in left
+        finally:
+            await local.stop()
+
+
+async def test_reconnect_resends_what_was_not_stored(tmp_path: Path) -> None:
+    """Samples sent on a connection that closed before stored are sent again, oldest first, seq from 1."""
+    async with ScriptedHub() as hub:
+        transport = ws_transport(hub.url, "t", batch_size=2, window=2, flush_timeout=0.3)
+        local = start_local_agent(tmp_path, transport, device_id="ws-resend", interval=0.05)
+        try:
+            await eventually(_async(lambda: len(hub.seen(1)) >= 4), what="4 samples sent")
+            assert hub.current is not None
+            await hub.current.close(1012, "hub restart")
+            await eventually(_async(lambda: len(hub.seen(2)) >= 4), what="resent after reconnecting")
+            assert hub.seen(2)[:4] == [(seq, ts) for seq, (_, ts) in enumerate(hub.seen(1)[:4], 1)]
+        finally:
+            await local.stop()
+
+
+async def test_invalid_sample_error_drops_that_sample_only(tmp_path: Path) -> None:
+    """An invalid_sample error naming a seq removes that sample from the spool; the others wait for stored."""
+    async with ScriptedHub() as hub:
+        transport = ws_transport(hub.url, "t", batch_size=2, window=2, flush_timeout=0.3)
+        local = start_local_agent(tmp_path, transport, device_id="ws-refused", interval=0.05)
+        try:
+            await eventually(_async(lambda: len(hub.seen(1)) >= 4), what="4 samples sent")
+            (_, refused), *kept = hub.seen(1)[:4]
+            await hub.send({"type": "error", "code": "invalid_sample", "message": "no", "seq": 1})
+            await eventually(
+                _async(lambda: refused not in spooled_stamps(local)), what="refused sample dropped"
+            )
+            assert {ts for _, ts in kept} <= set(spooled_stamps(local))
+        finally:
+            await local.stop()
+
+
+async def test_stop_waits_for_stored_and_leaves_nothing_spooled(tmp_path: Path) -> None:
+    """On SIGTERM-like stop the agent flushes and waits for the hub's (slow) stored, then closes with 1000."""
+    async with ScriptedHub(store_after=0.3) as hub:
+        local = start_local_agent(tmp_path, ws_transport(hub.url, "t"), device_id="ws-flush", interval=0.05)
+        await eventually(_async(lambda: len(hub.seen(1)) >= 5), what="samples sent")
+        await local.stop()
+        assert len(local.agent.spool) == 0
+        await eventually(_async(lambda: hub.close_codes == [1000]), what="closed with 1000")
