@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 NOTES = Path(__file__).resolve().parent / "notes.md"
-ORDER = ("push", "capacity", "ingest", "presence", "storm", "footprint")
+ORDER = ("push", "capacity", "ingest", "presence", "storm", "footprint", "decode")
 
 
 def _fmt(value: Any) -> str:
@@ -160,6 +160,34 @@ def _footprint(r: dict[str, Any]) -> list[str]:
     return _table(rows, ["run", "seconds", "CPU % of one core", "VmRSS MiB mean", "VmRSS MiB max"])
 
 
+def _decode(r: dict[str, Any]) -> list[str]:
+    labels = {
+        "metrics": "`metrics`, one agent sample (every collector field)",
+        "metrics_named_only": "`metrics`, the same without its two unnamed fields",
+        "metrics_batch": "`metrics_batch` of 500 such samples",
+    }
+    rows = [
+        [
+            label,
+            r[key]["frame_bytes"],
+            r[key]["frames_per_second"],
+            r[key]["samples_per_second"],
+            r[key]["us_per_sample"],
+            ", ".join(_fmt(f) for f in r[key]["runs_frames_per_second"]),
+        ]
+        for key, label in labels.items()
+        if key in r
+    ]
+    lines = _table(rows, ["frame", "bytes", "frames/s", "samples/s", "us per sample", "each run, frames/s"])
+    lines.append(
+        f"`protocol.codec.decode_agent_frame` ({r['frames_library']} frames), the hub's decode and "
+        f"validation of every agent message, in one process on the load core, no socket; medians of "
+        f"{r['runs']} passes over {r['metrics']['frames']:,} distinct frames (batches: "
+        f"{r['metrics_batch']['frames']})."
+    )
+    return [*lines, ""]
+
+
 RENDER = {
     "push": _push,
     "capacity": _capacity,
@@ -167,6 +195,7 @@ RENDER = {
     "presence": _presence,
     "storm": _storm,
     "footprint": _footprint,
+    "decode": _decode,
 }
 TITLES = {
     "push": "1. Push latency",
@@ -175,6 +204,7 @@ TITLES = {
     "presence": "4. Presence",
     "storm": "5. Reconnect storm",
     "footprint": "6. Agent footprint",
+    "decode": "7. Frame decoding",
 }
 
 
@@ -209,7 +239,7 @@ def write_report(results: Path, target: Path) -> None:
             f"Run {r['meta']['date']} with `{r['meta']['command']}` ({r.get('seconds', '?')} s).",
             "",
         ]
-        lines += _targets(r) + RENDER[name](r)
+        lines += (_targets(r) if r.get("targets") else []) + RENDER[name](r)
     if NOTES.exists():
         lines += [NOTES.read_text().rstrip(), ""]
     target.write_text("\n".join(lines))
