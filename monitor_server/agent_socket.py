@@ -19,7 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from monitor_server.events import DeviceDetails
 from monitor_server.ingest import sample_from
-from monitor_server.keepalive import ABORT_EXTENSION
+from monitor_server.keepalive import ABORT_EXTENSION, SERVER_SHUTDOWN_EXTENSION
 from monitor_server.store import Command
 from protocol.codec import AckIn, Samples, encode
 from protocol.codes import CloseCode, PresenceReason
@@ -166,7 +166,8 @@ class AgentSocket:
         if self.close_code == CloseCode.OVERLOADED:
             return PresenceReason.OVERLOADED
         if code == CloseCode.SERVICE_RESTART:
-            return PresenceReason.HUB_SHUTDOWN
+            hub_stopping = SERVER_SHUTDOWN_EXTENSION in self.websocket.scope.get("extensions", {})
+            return PresenceReason.HUB_SHUTDOWN if hub_stopping else PresenceReason.AGENT_RESTART
         return PresenceReason.TIMEOUT if code == CloseCode.TIMEOUT else PresenceReason.DISCONNECTED
 
     async def _handle(self, event: HubEvent) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
 from typing import Any, TypeVar
@@ -9,14 +10,20 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor_server.hub import Hub
+from monitor_server.ingest import TRANSIENT_ERRORS
 from protocol import Conflict, NotFound, ProtocolError, SampleFields, describe
 from protocol.rest import parse_ingest
 
+log = logging.getLogger("monitor_server.http")
+
 M = TypeVar("M", bound=BaseModel)
+RETRY_AFTER = 5  # seconds a client is told to wait while the database is failing
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -35,7 +42,7 @@ def hub_of(request: Request) -> Hub:
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 past ``limit`` bytes (before it is all in memory)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"request body over {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -51,9 +58,11 @@ async def read_model(request: Request, model: type[M]) -> M:
     if not raw.strip():
         raise HTTPException(422, "request body is required (JSON)")
     try:
-        return model.model_validate_json(raw)
+        parsed = model.model_validate_json(raw)
     except ValidationError as exc:
         raise HTTPException(422, f"invalid body: {describe(exc)}") from None
+    storable(parsed.model_dump(), "body")
+    return parsed
 
 
 async def read_ingest(request: Request) -> tuple[str, SampleFields, Mapping[str, Any]]:
@@ -62,9 +71,25 @@ async def read_ingest(request: Request) -> tuple[str, SampleFields, Mapping[str,
     if not raw.strip():
         raise HTTPException(422, "request body is required (JSON)")
     try:
-        return parse_ingest(raw)
+        device, fields, extra = parse_ingest(raw)
     except ProtocolError as exc:
         raise HTTPException(422, f"invalid body: {exc}") from None
+    except RecursionError:  # msgspec's decoder past its nesting limit
+        raise HTTPException(422, "invalid body: nested too deeply") from None
+    storable(extra, "body")
+    return device, fields, extra
+
+
+def storable(value: Any, where: str) -> None:
+    """422 unless ``value`` can be stored and sent back as JSON: orjson's limits, the store's own.
+
+    JSON allows integers of any size and any nesting; orjson (store columns, REST answers, pushed
+    frames) takes integers within 64 bits nested at most 255 deep.
+    """
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise HTTPException(422, f"invalid {where}: {exc} (integers must fit 64 bits)") from None
 
 
 def protected(endpoint: Endpoint) -> Endpoint:
@@ -92,8 +117,51 @@ async def conflict(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": str(exc)}, 409)
 
 
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """The database failed for a reason that passes (disk full, locked, read-only): retry later."""
+    hub_of(request).writer.note_failure(exc)
+    return unavailable(f"the database is unavailable ({exc}); retry later")
+
+
+def unavailable(detail: str) -> Response:
+    return JSONResponse({"detail": detail}, 503, headers={"Retry-After": str(RETRY_AFTER)})
+
+
+class InternalErrors:
+    """A bug answers 500 ``{"detail": "internal error"}`` and is logged once, with its traceback.
+
+    The log names the method and path only: never the headers (tokens, cookies) nor the query.
+    Starlette's own 500 handler re-raises to the server, which would log it a second time.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            if started:
+                raise  # part of an answer is out: only the server can end the connection
+            log.exception("internal error answering %s %s", scope["method"], scope["path"])
+            await JSONResponse({"detail": "internal error"}, 500)(scope, receive, send)
+
+
+MIDDLEWARE = [Middleware(InternalErrors)]
+
 EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
     HTTPException: http_error,
     NotFound: not_found,
     Conflict: conflict,
+    **dict.fromkeys(TRANSIENT_ERRORS, store_unavailable),
 }

@@ -31,6 +31,7 @@ _TYPED = {"ts", "type", "device_id", "cpu", "ram", "disk", "uptime_sec", "status
 # Failures of the place, not of the rows: wait and write the same rows again.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError, OSError)
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0
+NOTED_FAILURE_WINDOW = 30.0  # seconds /health reports a failed write made outside the writer
 GIVE_UP_WHEN_CLOSING = 3  # attempts left for the last batch when the hub shuts down
 
 
@@ -74,6 +75,7 @@ class SampleWriter:
         self.rows_written = 0
         self.rows_refused = 0
         self.failing: str | None = None  # the last commit error while commits fail
+        self._noted: tuple[float, str] = (0.0, "")
 
     def submit(self, sample: Sample) -> asyncio.Future[None]:
         """Queue one sample; the future resolves when its batch is committed."""
@@ -84,6 +86,17 @@ class SampleWriter:
             self._room.clear()
         self._wake.set()
         return self._done
+
+    def note_failure(self, exc: BaseException) -> None:
+        """A store write outside the writer failed for a reason that passes (health says so a while)."""
+        self._noted = (time.monotonic(), str(exc))
+
+    def failure(self) -> str | None:
+        """Why the store is failing now: the writer retrying, or another write failed recently."""
+        if self.failing is not None:
+            return self.failing
+        at, reason = self._noted
+        return reason if reason and time.monotonic() - at < NOTED_FAILURE_WINDOW else None
 
     async def room(self) -> None:
         """Return at once unless the backlog is full; then wait for the next commit."""
@@ -140,6 +153,7 @@ class SampleWriter:
             if self.failing is not None:
                 log.warning("writing samples works again")
                 self.failing = None
+            self._noted = (0.0, "")  # a commit just worked: earlier failures are over
             return None
 
     async def _write_isolating(self, batch: list[Sample]) -> None:

@@ -17,6 +17,8 @@ from protocol.codes import CloseCode
 
 # The ASGI scope extension through which the app drops a connection at once (buffers and all).
 ABORT_EXTENSION = "monitor.transport.abort"
+# Present in the scope once the server closes the connection because it is shutting down.
+SERVER_SHUTDOWN_EXTENSION = "monitor.server.shutdown"
 
 
 class KeepaliveReportingProtocol(WebSocketsSansIOProtocol):
@@ -25,6 +27,13 @@ class KeepaliveReportingProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)  # absent when the handshake was refused
         if scope is not None:
             scope["extensions"][ABORT_EXTENSION] = {"abort": self.transport.abort}
+
+    def shutdown(self) -> None:
+        """The hub is stopping: mark the scope, so a 1012 is told apart from an agent's own restart."""
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][SERVER_SHUTDOWN_EXTENSION] = {}
+        super().shutdown()
 
     def keepalive_timeout(self) -> None:
         if not (self.close_sent or self.transport.is_closing()):

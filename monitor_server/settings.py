@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     outbox_bytes: int = Field(16 << 20, ge=1024, description="bytes queued per socket before it is dropped")
     ui_queue_size: int = Field(2048, ge=1)
     batch_max_rows: int = Field(2000, ge=1)
+    ingest_wait: float = Field(10.0, gt=0, description="seconds POST /ingest waits for its commit before 503")
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"

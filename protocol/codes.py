@@ -49,6 +49,7 @@ class PresenceReason(StrEnum):
     INGEST = "ingest"
     DISCONNECTED = "disconnected"
     TIMEOUT = "timeout"
+    AGENT_RESTART = "agent_restart"  # the agent closed with 1012: it is re-executing itself
     HUB_SHUTDOWN = "hub_shutdown"
     HUB_RESTART = "hub_restart"
     OVERLOADED = "overloaded"

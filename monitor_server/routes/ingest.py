@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from monitor_server import __version__
-from monitor_server.events import DeviceDetails, SampleEvent
-from monitor_server.http import JSONResponse, hub_of, protected, read_ingest
+from monitor_server.events import DeviceDetails
+from monitor_server.http import JSONResponse, hub_of, protected, read_ingest, unavailable
 from monitor_server.ingest import sample_from
 from protocol import to_iso
 
 
 async def health(request: Request) -> Response:
+    """200 while the hub can store; 503 (``"ok": false`` and the reason) while its database fails."""
     hub = hub_of(request)
-    return JSONResponse(
-        {
-            "ok": True,
-            "version": __version__,
-            "agents_connected": len(hub.sessions),
-            "devices_online": hub.presence.online_count(),
-        }
-    )
+    failure = hub.writer.failure()
+    body = {
+        "ok": failure is None,
+        "version": __version__,
+        "agents_connected": len(hub.sessions),
+        "devices_online": hub.presence.online_count(),
+        "store": "ok" if failure is None else f"failing: {failure}",
+    }
+    return JSONResponse(body, 200 if failure is None else 503)
 
 
 @protected
@@ -32,8 +35,14 @@ async def ingest(request: Request) -> Response:
     device_id, payload, extra = await read_ingest(request)
     now = time.time()
     sample = sample_from(device_id, payload, now, extra)
-    hub.bus.publish(SampleEvent.of(sample))
-    await hub.writer.submit(sample)
+    if (failure := hub.writer.failure()) is not None:
+        return unavailable(f"the database is failing ({failure}); retry later")
+    hub.publish_sample(sample)
+    try:
+        async with asyncio.timeout(hub.settings.ingest_wait):
+            await asyncio.shield(hub.writer.submit(sample))
+    except TimeoutError:  # stored later if the database recovers; the client may retry
+        return unavailable(f"not stored within {hub.settings.ingest_wait:g} s; retry later")
     details = DeviceDetails(hostname=payload.hostname, agent_version=payload.agent_version)
     await hub.presence.http_seen(device_id, details)
     return JSONResponse({"ok": True, "ts_utc": to_iso(now)})

@@ -142,10 +142,9 @@ def fill(disk: Path) -> Path:
     """Write a file until the disk is full; return it (removing it frees the space)."""
     filler = disk / "filler"
     chunk = b"\0" * 65536
-    with filler.open("wb") as out, contextlib.suppress(OSError):
+    with contextlib.suppress(OSError), filler.open("wb", buffering=0) as out:
         while True:
             out.write(chunk)
-            out.flush()
     return filler
 
 
@@ -160,6 +159,9 @@ async def test_full_disk_loses_no_sample_and_recovers(small_disk: Path, tmp_path
             filler = fill(small_disk)
             async with httpx.AsyncClient(base_url=hub.http_url, headers={"X-Auth-Token": TOKEN}) as api:
                 await eventually(lambda: failing(hub), within=15, what="a commit failing on the full disk")
+                health = await api.get("/health")
+                ingest = await api.post("/ingest", json={"device_id": "http-1", "cpu": 1.0})
+                enqueue = await api.post("/devices/disk-full/commands", json={"command": "ping"})
                 await asyncio.sleep(3)
                 filler.unlink()
                 await drained(state)
@@ -169,6 +171,10 @@ async def test_full_disk_loses_no_sample_and_recovers(small_disk: Path, tmp_path
         hub.stop()
     assert count > 60, count
     assert gap <= t(MAX_GAP), f"widest gap {gap:.3f} s over {count} samples"
+    assert health.status_code == 503 and health.json()["store"].startswith("failing")
+    for refused in (ingest, enqueue):
+        assert refused.status_code == 503, refused.text
+        assert "detail" in refused.json() and refused.headers["retry-after"] == "5"
 
 
 async def failing(hub: HubProcess) -> bool:
