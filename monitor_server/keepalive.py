@@ -35,6 +35,20 @@ class KeepaliveReportingProtocol(WebSocketsSansIOProtocol):
             scope["extensions"][SERVER_SHUTDOWN_EXTENSION] = {}
         super().shutdown()
 
+    def send_receive_event_to_app(self) -> None:
+        """A text frame that is not UTF-8 closes with 1007 and one log line (stock: a traceback)."""
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            try:
+                b"".join(self.frames).decode()
+            except UnicodeDecodeError as exc:
+                self.frames = []
+                client = f"{self.client[0]}:{self.client[1]}" if self.client else "client"
+                self.logger.warning("%s: text frame is not UTF-8 (%s): closing with 1007", client, exc.reason)
+                self.conn.send_close(CloseCode.INVALID_DATA, "text frame is not UTF-8")
+                self.handle_parser_exception()
+                return
+        super().send_receive_event_to_app()
+
     def keepalive_timeout(self) -> None:
         if not (self.close_sent or self.transport.is_closing()):
             self.queue.put_nowait(

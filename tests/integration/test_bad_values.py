@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -69,3 +71,15 @@ async def test_writer_isolates_a_row_the_store_refuses(tmp_path: Path) -> None:
         await store.close()
     assert writer.rows_refused == 1 and writer.rows_written == 9
     assert all(sample is not None for sample in stored)
+
+
+async def test_text_frame_not_utf8_closes_1007_with_one_log_line(hub: RunningHub, caplog: Any) -> None:
+    """Invalid UTF-8 in a text frame closes with 1007 and logs one warning line, no traceback."""
+    caplog.set_level(logging.INFO)
+    ws = await connect_agent(hub, "not-utf8")
+    await ws.send(b'{"type": "heartbeat", "x": "\xff\xfe"}', text=True)
+    await ws.wait_closed()
+    assert ws.close_code == 1007
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "UTF-8" in warnings[0].getMessage()
+    assert not [r for r in caplog.records if r.exc_info]
