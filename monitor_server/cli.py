@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from monitor_server import __version__
 from monitor_server.app import create_app
+from monitor_server.dblock import DatabaseInUse, DatabaseLock, lock_database
 from monitor_server.hub import Hub
 from monitor_server.logs import configure
 from monitor_server.server import serve
@@ -53,6 +54,19 @@ def load_settings(argv: Sequence[str] | None = None) -> Settings:
         sys.exit(f"monitor-server: invalid setting: {exc}")
 
 
+def claim_database(settings: Settings) -> DatabaseLock | None:
+    """Lock the database before anything reads or writes it, or exit naming the hub that has it.
+
+    Kept for the life of the process (the OS drops it at exit, even on SIGKILL).
+    """
+    try:
+        return lock_database(settings.db)
+    except DatabaseInUse as exc:
+        sys.exit(f"monitor-server: {exc}")
+    except OSError as exc:
+        sys.exit(f"monitor-server: cannot lock the database: {exc}")
+
+
 def announce(hub: Hub) -> None:
     s, token = hub.settings, hub.token
     scheme = "https" if s.tls_cert else "http"
@@ -78,7 +92,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         backup_main(args[1:])
         return
     settings = load_settings(args)
+    lock = claim_database(settings)  # before the store, the token file, presence and the banner
     configure(settings.log_level, settings.log_format)
     app = create_app(settings)
     announce(app.state.hub)
-    serve(app, settings)
+    try:
+        serve(app, settings)
+    finally:
+        if lock is not None:
+            lock.release()

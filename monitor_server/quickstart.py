@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from monitor_server.app import create_app
-from monitor_server.cli import announce, load_settings
+from monitor_server.cli import announce, claim_database, load_settings
 from monitor_server.hub import Hub
 from monitor_server.logs import configure
 from monitor_server.server import serve
@@ -78,6 +78,7 @@ def stop_agent(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> No
 
 def main() -> None:
     settings = load_settings([])
+    lock = claim_database(settings)  # a second `make run` in this folder stops here, changing nothing
     configure(settings.log_level, settings.log_format)
     app = create_app(settings)
     hub: Hub = app.state.hub
@@ -94,6 +95,8 @@ def main() -> None:
         serve(app, settings)
     finally:
         stop_agent(agent)
+        if lock is not None:
+            lock.release()
 
 
 if __name__ == "__main__":
