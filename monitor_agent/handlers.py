@@ -11,10 +11,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import orjson
-
 from monitor_agent.config import HostCommand, predefined_commands
 from monitor_agent.result import CommandResult, failure
+from protocol.codec import encode_json
 
 BUILTINS = ("ping", "echo", "collect", "restart")
 TRUNCATED_MARK = "\n[output truncated]"
@@ -43,7 +42,7 @@ class Handlers:
         if command == "ping":
             return CommandResult(True, "pong")
         if command == "echo":
-            return CommandResult(True, orjson.dumps(args).decode(), {"args": args})
+            return CommandResult(True, encode_json(args).decode(), {"args": args})
         if command == "collect":
             await self._collect_now()
             return CommandResult(True, "sample sent")
