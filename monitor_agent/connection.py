@@ -40,11 +40,23 @@ from protocol.agent_session import (
     SamplesDone,
     Welcomed,
 )
+from protocol.codec import parse_object
 from protocol.codes import CloseCode
-from protocol.errors import IllegalTransition
+from protocol.errors import IllegalTransition, ProtocolError
 from protocol.frames import PROTOCOL_VERSION, Hello, Welcome
 
 log = logging.getLogger(__name__)
+
+# Frames are read up to this many times the frame limit (and at most this much over it), so a
+# command too big for the agent is refused alone, acked as failed, instead of websockets closing
+# the socket with 1009 over it again after every reconnect.
+OVERSIZE_FACTOR = 4
+OVERSIZE_SLACK = 16 << 20
+
+
+def read_limit(max_frame_bytes: int) -> int:
+    """The largest frame the socket reads: those over ``max_frame_bytes`` are read only to refuse them."""
+    return min(max_frame_bytes * OVERSIZE_FACTOR, max_frame_bytes + OVERSIZE_SLACK)
 
 
 class LinkState(StrEnum):
@@ -193,7 +205,7 @@ class WsTransport:
                 ping_interval=None,  # started after welcome, with the hub's timings
                 close_timeout=self.settings.flush_timeout,
                 compression=None,
-                max_size=self.settings.max_frame_bytes,
+                max_size=read_limit(self.settings.max_frame_bytes),
                 user_agent_header=f"monitor-agent/{ports.identity.agent_version}",
                 **self._tls_options(),
             )
@@ -329,8 +341,30 @@ class _Connection:
 
     async def _receive(self) -> None:
         async for raw in self.ws:
-            for event in self.session.receive(raw):
+            size = _oversize(raw, self._limit)
+            command_id = _command_id(raw) if size else None
+            if command_id is not None:
+                message = f"its frame is {size} bytes, over this agent's frame limit of {self._limit} bytes"
+                await self._refuse_command(command_id, message, error="frame_too_large", frame_bytes=size)
+                continue
+            events = self.session.receive(raw)
+            refused = next((e for e in events if isinstance(e, Refused)), None)
+            if refused is not None and (command_id := _command_id(raw)) is not None:
+                await self._refuse_command(command_id, f"its frame is invalid: {refused.message}")
+            for event in events:
                 self._act(event)
+
+    async def _refuse_command(self, command_id: int, reason: str, **extra: Any) -> None:
+        """Ack as failed a command whose frame this agent cannot take; it is never run.
+
+        Not journaled: there is no effect to remember. If this ack is lost the hub sends the
+        command again and gets the same answer; ``acked`` confirms it like any other ack.
+        """
+        message = f"command {command_id} not run: {reason}"
+        log.error("%s: %s", self._name, message)
+        self._acks_sent.add(command_id)
+        extra.setdefault("error", "invalid_frame")
+        await self._send(self.session.ack(command_id, False, message, extra))
 
     def _act(self, event: AgentEvent[int]) -> None:
         match event:
@@ -426,3 +460,26 @@ class _Connection:
             if not self.session.in_flight_count() and not self._acks_sent:
                 return
             await self._progress.wait()
+
+
+def _oversize(raw: str | bytes, limit: int) -> int:
+    """The frame's size in bytes when it is over ``limit``, else 0."""
+    if isinstance(raw, bytes):
+        size = len(raw)
+    elif len(raw) * 4 <= limit:  # UTF-8 takes at most 4 bytes a character
+        return 0
+    else:
+        size = len(raw.encode())
+    return size if size > limit else 0
+
+
+def _command_id(raw: str | bytes) -> int | None:
+    """The ``id`` of a ``command`` frame, if ``raw`` is one that names an integer id."""
+    try:
+        frame = parse_object(raw)
+    except ProtocolError:
+        return None
+    ident = frame.get("id")
+    if frame.get("type") != "command" or not isinstance(ident, int) or isinstance(ident, bool):
+        return None
+    return ident if -(2**63) <= ident < 2**63 else None

@@ -12,8 +12,33 @@ from monitor_server.bus import EventBus
 from monitor_server.events import CommandEvent
 from monitor_server.sessions import SessionRegistry
 from monitor_server.store import Command, Store
+from protocol.codec import encode_json
+from protocol.frames import CommandFrame
 
 log = logging.getLogger("monitor_server.commands")
+
+# The largest id SQLite gives and the longest ``created_at`` the hub writes (``to_iso``, with
+# microseconds): a frame measured with them is never shorter than the one the hub will send.
+_WORST_ID = 2**63 - 1
+_WORST_CREATED_AT = "2000-01-01T00:00:00.000000Z"
+
+
+class CommandTooLarge(ValueError):
+    """The command, framed for its agent, would exceed the agent's frame limit: it could never arrive."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"command too large: its frame to the agent would be {size} bytes, over the agent's "
+            f"frame limit {limit} bytes"
+        )
+        self.size = size
+        self.limit = limit
+
+
+def framed_size(command: str, args: dict[str, Any] | None) -> int:
+    """Bytes of the ``command`` frame that carries this command, at its largest (any id, any time)."""
+    frame = CommandFrame(id=_WORST_ID, command=command, args=args, created_at=_WORST_CREATED_AT)
+    return len(encode_json(frame))
 
 
 class CommandService:
@@ -28,8 +53,19 @@ class CommandService:
         self._delivered_wake = asyncio.Event()
 
     async def enqueue(
-        self, device_id: str, command: str, args: dict[str, Any] | None, idempotency_key: str | None = None
+        self,
+        device_id: str,
+        command: str,
+        args: dict[str, Any] | None,
+        idempotency_key: str | None = None,
+        *,
+        max_frame_bytes: int | None = None,
     ) -> tuple[Command, bool]:
+        """Store, then push. CommandTooLarge when its frame would exceed ``max_frame_bytes``."""
+        if max_frame_bytes is not None:
+            size = framed_size(command, args)
+            if size > max_frame_bytes:
+                raise CommandTooLarge(size, max_frame_bytes)
         created, is_new = await self._store.create_command(
             device_id, command, args, self._clock(), idempotency_key
         )

@@ -6,6 +6,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from monitor_server.commands import CommandTooLarge
 from monitor_server.http import JSONResponse, hub_of, protected, read_model
 from monitor_server.routes.params import command_id, device_id, int_param
 from protocol import CommandAckBody, CommandCreate, to_iso
@@ -18,7 +19,13 @@ async def enqueue(request: Request) -> Response:
     key = request.headers.get("idempotency-key") or None
     if key is not None and len(key) > 200:
         raise HTTPException(422, "Idempotency-Key must be at most 200 characters")
-    command, created = await hub_of(request).commands.enqueue(ident, body.command, body.args, key)
+    hub = hub_of(request)
+    try:
+        command, created = await hub.commands.enqueue(
+            ident, body.command, body.args, key, max_frame_bytes=hub.settings.max_frame_bytes
+        )
+    except CommandTooLarge as exc:  # it could never be delivered: refused now, not jammed later
+        raise HTTPException(413, str(exc)) from None
     return JSONResponse({"ok": True, **command.to_json(), "duplicate": not created})
 
 
