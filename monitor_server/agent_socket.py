@@ -54,6 +54,7 @@ class AgentSocket:
         self.websocket = websocket
         self.session = HubSession()
         self.device_id = ""
+        self.instance_id = ""
         self.close_code: int | None = None
         self._close_reason = ""
         self._outbox: deque[tuple[str, int | None]] = deque()
@@ -70,7 +71,9 @@ class AgentSocket:
         hello = await self._receive_hello()
         if hello is None:
             return
-        self.device_id = hello.device_id
+        self.device_id, self.instance_id = hello.device_id, hello.instance_id
+        if await self._refused_as_duplicate(hello):
+            return
         previous = self.hub.sessions.register(self)
         if previous is not None:
             previous.abort(CloseCode.REPLACED, "replaced by a newer connection")
@@ -114,6 +117,30 @@ class AgentSocket:
             if isinstance(event, CloseRequested):
                 await self._refuse(event)
         return None
+
+    async def _refused_as_duplicate(self, hello: Hello) -> bool:
+        """Keep the first of two agent instances claiming one device id; refuse the newcomer."""
+        holder = self.hub.sessions.holder_conflicts(hello.device_id, hello.instance_id)
+        if holder is None:
+            return False
+        client = self.websocket.client
+        address = f"{client.host}:{client.port}" if client else "?"
+        found = self.hub.sessions.note_duplicate(
+            hello.device_id, hello.instance_id, holder.instance_id, address
+        )
+        level = logging.WARNING if found.refused == 1 or found.refused % 100 == 0 else logging.DEBUG
+        log.log(
+            level,
+            "device %s: refused agent instance %s from %s, the id is held by instance %s "
+            "(%d refusals; cloned machines?)",
+            hello.device_id,
+            hello.instance_id,
+            address,
+            holder.instance_id,
+            found.refused,
+        )
+        await self._refuse(self.session.duplicate(self.hub.settings.duplicate_retry_after))
+        return True
 
     async def _refuse(self, close: CloseRequested) -> None:
         for text in self.session.data_to_send():

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     ping_interval: float = Field(5.0, gt=0)
     ping_timeout: float = Field(5.0, gt=0)
     hello_timeout: float = Field(5.0, gt=0)
+    duplicate_retry_after: float = Field(300.0, gt=0, description="seconds a refused duplicate agent waits")
     http_offline_after: float = Field(30.0, gt=0, description="HTTP-only devices go offline after this")
     presence_check_interval: float = Field(1.0, gt=0)
     retention_days: float = Field(7.0, gt=0)

@@ -18,6 +18,7 @@ class CloseCode(IntEnum):
     SERVICE_RESTART = 1012  # the closing side is restarting: reconnect with backoff
     OVERLOADED = 1013  # the agent did not read fast enough: reconnect
     REPLACED = 4000  # a newer connection of the same device took over
+    DUPLICATE = 4002  # another agent instance holds this device id: back off for long
 
 
 class UiCloseCode(IntEnum):
@@ -39,6 +40,7 @@ class ErrorCode(StrEnum):
     HELLO_REQUIRED = "hello_required"
     HELLO_TIMEOUT = "hello_timeout"
     UNSUPPORTED_PROTOCOL = "unsupported_protocol"
+    DUPLICATE_DEVICE = "duplicate_device"
     PROTOCOL_ERROR = "protocol_error"
 
 

@@ -85,6 +85,9 @@ class Hello(_Frame, tag="hello", kw_only=True):
     hostname: Name = ""
     platform: Name = ""
     capabilities: Annotated[list[Name], Meta(max_length=256)] = []
+    # Generated at the agent's first start and kept in its state folder: two machines cloned
+    # with the same device id still differ here, so the hub can tell them apart.
+    instance_id: Annotated[str, Meta(max_length=64)] = ""
 
 
 class Metrics(SampleFields, tag="metrics", tag_field="type", kw_only=True):
@@ -157,6 +160,7 @@ class ErrorFrame(_Frame, tag="error", kw_only=True):
     message: str
     id: int | None = None  # the command an ``unknown_command`` error is about
     seq: int | None = None  # the sample an ``invalid_sample`` error is about
+    retry_after: float | None = None  # seconds to wait before connecting again (``duplicate_device``)
 
 
 HubFrame = Welcome | CommandFrame | Acked | Stored | ErrorFrame

@@ -82,6 +82,19 @@ class HubSession:
         """The hello did not arrive in time."""
         return self._close_with_error(ErrorCode.HELLO_TIMEOUT, f"no hello within {within:g} s")
 
+    def duplicate(self, retry_after: float) -> CloseRequested:
+        """Another agent instance holds this device id: the newcomer is refused, told to wait."""
+        assert self.hello is not None
+        message = (
+            f"device id {self.hello.device_id!r} is held by another agent instance; two machines "
+            "share it (a cloned VM?): give one a distinct device_id"
+        )
+        self._outgoing.append(
+            encode(ErrorFrame(code=ErrorCode.DUPLICATE_DEVICE, message=message, retry_after=retry_after))
+        )
+        self.state = SessionState.CLOSED
+        return CloseRequested(CloseCode.DUPLICATE, "device id held by another agent instance")
+
     def welcome(self, welcome: Welcome) -> None:
         """Queue the welcome (its timings come from the hub's settings) and open the session."""
         self.state = SessionState.OPEN

@@ -12,8 +12,9 @@ from monitor_server.routes.params import device_id, float_param, int_param, time
 
 @protected
 async def list_devices(request: Request) -> Response:
-    devices = await hub_of(request).store.list_devices()
-    return JSONResponse([d.to_json() for d in devices])
+    hub = hub_of(request)
+    devices = await hub.store.list_devices()
+    return JSONResponse([hub.sessions.with_duplicate(d.to_json()) for d in devices])
 
 
 @protected
@@ -26,7 +27,7 @@ async def device_detail(request: Request) -> Response:
     body = found.to_json()
     body["latest_sample"] = latest.to_json() if latest else None
     body["connected"] = found.device_id in hub.sessions
-    return JSONResponse(body)
+    return JSONResponse(hub.sessions.with_duplicate(body))
 
 
 @protected

@@ -79,7 +79,8 @@ class BrowserFeed:
 
     async def _pump(self) -> None:
         devices = await self.hub.store.list_devices()
-        if not await self._send({"type": "snapshot", "devices": [d.to_json() for d in devices]}):
+        listed = [self.hub.sessions.with_duplicate(d.to_json()) for d in devices]
+        if not await self._send({"type": "snapshot", "devices": listed}):
             return
         while True:
             events = await self._next_batch()

@@ -108,6 +108,12 @@ export class DeviceView {
       ["Network rx / tx", `${rate(p.net_rx_bps)} / ${rate(p.net_tx_bps)}`],
       ["Health", d.status ?? "–"], ["Last error", d.last_error || "none"],
     ];
+    if (d.duplicate) {
+      const dup = d.duplicate;
+      facts.push(["Duplicate id", `another agent (instance ${dup.instance_id}, ${dup.address}) `
+        + `claimed this id ${dup.refused}× and was refused, last ${ago(Date.parse(dup.at), this.now())}: `
+        + "a cloned machine? give one a distinct device_id"]);
+    }
     const dl = this.root.querySelector("#device-facts");
     dl.replaceChildren(...facts.map(([term, value]) => fact(term, value ?? "–")));
   }
