@@ -181,7 +181,8 @@ def _decode(r: dict[str, Any]) -> list[str]:
     lines = _table(rows, ["frame", "bytes", "frames/s", "samples/s", "us per sample", "each run, frames/s"])
     lines.append(
         f"`protocol.codec.decode_agent_frame` ({r['frames_library']} frames), the hub's decode and "
-        f"validation of every agent message, in one process on the load core, no socket; medians of "
+        f"validation of every agent message, in one process on the load core, no socket; rates per "
+        f"second of that process's CPU time (other processes on the core do not count); medians of "
         f"{r['runs']} passes over {r['metrics']['frames']:,} distinct frames (batches: "
         f"{r['metrics_batch']['frames']})."
     )
