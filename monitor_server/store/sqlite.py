@@ -237,6 +237,11 @@ class SQLiteStore:
                     db, "device_id = ? AND idempotency_key = ?", (device_id, idempotency_key)
                 )
                 if existing is not None:
+                    if not _same_body(existing, command, args):
+                        raise Conflict(
+                            f"Idempotency-Key {idempotency_key!r} was already used for command"
+                            f" {existing.id} with a different body; use a new key for a new command"
+                        )
                     return existing, False
             cur = await db.execute(
                 "INSERT INTO commands (device_id, command, args, state, created_at, idempotency_key)"
@@ -432,6 +437,15 @@ def _command(r: aiosqlite.Row) -> Command:
         result=_loads(r[11]),
         idempotency_key=r[12],
     )
+
+
+def _same_body(existing: Command, command: str, args: dict[str, Any] | None) -> bool:
+    """Whether a repeated enqueue asks for the same command: same name, same args as JSON."""
+    return existing.command == command and _canonical(existing.args) == _canonical(args)
+
+
+def _canonical(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 async def _one_command(db: aiosqlite.Connection, where: str, params: Sequence[Any]) -> Command | None:

@@ -130,3 +130,40 @@ async def test_agent_refuses_an_invalid_command_frame_by_its_id(hub: RunningHub,
     assert refused.message is not None and "invalid" in refused.message
     assert ran.success is True
     assert (transport.attempts, transport.connections) == (1, 1)
+
+
+# Item 8: an Idempotency-Key names one command body.
+
+
+async def test_idempotency_key_reused_with_another_body_is_409(api: httpx.AsyncClient) -> None:
+    """Same key and body returns the original; another command or args under that key is 409 naming it."""
+    headers = {"Idempotency-Key": "deploy-7"}
+    url = "/devices/idem-1/commands"
+    first = await api.post(url, json={"command": "echo", "args": {"a": 1, "b": [2]}}, headers=headers)
+    assert first.status_code == 200
+    again = await api.post(url, json={"args": {"b": [2], "a": 1}, "command": "echo"}, headers=headers)
+    assert again.status_code == 200
+    assert (again.json()["id"], again.json()["duplicate"]) == (first.json()["id"], True)
+    for other in (
+        {"command": "echo", "args": {"a": 2, "b": [2]}},
+        {"command": "ping", "args": {"a": 1, "b": [2]}},
+    ):
+        conflict = await api.post(url, json=other, headers=headers)
+        assert conflict.status_code == 409, conflict.text
+        assert "deploy-7" in conflict.json()["detail"]
+    listed = (await api.get(f"{url}")).json()["commands"]
+    assert [c["id"] for c in listed] == [first.json()["id"]]
+
+
+async def test_idempotency_key_of_a_cancelled_command_still_conflicts(api: httpx.AsyncClient) -> None:
+    """After the original is cancelled, its key still returns it for the same body and is 409 for another."""
+    headers = {"Idempotency-Key": "reboot-1"}
+    url = "/devices/idem-2/commands"
+    original = (await api.post(url, json={"command": "reboot"}, headers=headers)).json()
+    assert (await api.delete(f"{url}/{original['id']}")).status_code == 200
+    conflict = await api.post(url, json={"command": "reboot", "args": {"force": True}}, headers=headers)
+    assert conflict.status_code == 409 and "reboot-1" in conflict.json()["detail"]
+    same = await api.post(url, json={"command": "reboot", "args": None}, headers=headers)
+    assert same.status_code == 200
+    assert (same.json()["id"], same.json()["status"]) == (original["id"], "cancelled")
+    assert (await api.get(f"{url}/next")).json() is None
