@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
+import msgspec
+
 from protocol.codec import decode_hub_frame, encode, encode_json, split_sample
 from protocol.codes import Capability, CloseCode, ErrorCode
 from protocol.errors import FrameValidationError, ProtocolError
@@ -108,14 +110,8 @@ class AgentSession(Generic[K]):
         caps = list(hello.capabilities)
         if Capability.STORED_ACKS not in caps:
             caps.append(Capability.STORED_ACKS)
-        self._hello = Hello(
-            protocol=PROTOCOL_VERSION,
-            device_id=hello.device_id,
-            agent_version=hello.agent_version,
-            hostname=hello.hostname,
-            platform=hello.platform,
-            capabilities=caps,
-        )
+        # Every other field (instance_id, and any added later) is kept as the agent set it.
+        self._hello = msgspec.structs.replace(hello, protocol=PROTOCOL_VERSION, capabilities=caps)
         self.state = AgentState.CONNECTING
         self.welcome: Welcome | None = None
         self._max_bad = max_bad_frames

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from protocol.agent_session import (
     AckConfirmed,
     AgentSession,
@@ -83,6 +85,14 @@ def test_hello_announces_stored_acks_once() -> None:
     assert frame.capabilities == ["ping", "echo", Capability.STORED_ACKS]
     again = decode_agent_frame(AgentSession[str](hello(Capability.STORED_ACKS)).hello())
     assert isinstance(again, Hello) and again.capabilities == [Capability.STORED_ACKS]
+
+
+def test_hello_keeps_every_field_the_agent_set() -> None:
+    """Adding stored_acks keeps the agent's other hello fields, instance_id among them."""
+    mine = msgspec.structs.replace(hello("ping"), instance_id="inst-42")
+    frame = decode_agent_frame(AgentSession[str](mine).hello())
+    assert isinstance(frame, Hello)
+    assert msgspec.structs.replace(frame, capabilities=["ping"]) == mine
 
 
 def test_welcome_opens_the_session() -> None:
