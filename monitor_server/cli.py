@@ -17,6 +17,7 @@ from monitor_server.hub import Hub
 from monitor_server.logs import configure
 from monitor_server.server import serve
 from monitor_server.settings import Settings
+from monitor_server.token import UnusableToken, configured_token
 
 log = logging.getLogger("monitor_server")
 
@@ -49,9 +50,13 @@ def parse_args(argv: Sequence[str] | None) -> dict[str, Any]:
 def load_settings(argv: Sequence[str] | None = None) -> Settings:
     overrides = parse_args(argv)
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
+        configured_token(settings)
     except ValidationError as exc:
         sys.exit(f"monitor-server: invalid setting: {exc}")
+    except UnusableToken as exc:
+        sys.exit(f"monitor-server: {exc}")
+    return settings
 
 
 def claim_database(settings: Settings) -> DatabaseLock | None:

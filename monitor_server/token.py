@@ -30,10 +30,32 @@ class ResolvedToken:
         return hmac.compare_digest(presented.encode(), self.value.encode())
 
 
+class UnusableToken(ValueError):
+    """The configured token could never be presented by a client."""
+
+
+def configured_token(settings: Settings) -> str | None:
+    """``MONITOR_TOKEN`` / ``EXPECTED_TOKEN``, if set; refused when no client could ever send it.
+
+    HTTP drops the spaces around a header value (and the login form strips them), so a token
+    with leading or trailing whitespace would never match: better to refuse to start.
+    """
+    value = settings.token.get_secret_value() if settings.token is not None else ""
+    if not value:
+        return None
+    if value != value.strip() or not value.isprintable():
+        raise UnusableToken(
+            "the configured token (MONITOR_TOKEN or EXPECTED_TOKEN) has leading or trailing "
+            "whitespace or a control character (a newline?), so no client could ever present it; "
+            "remove them"
+        )
+    return value
+
+
 def resolve_token(settings: Settings) -> ResolvedToken:
     """Use the configured token, else the one kept in the data folder, else make and keep one."""
-    if settings.token is not None and settings.token.get_secret_value():
-        value = settings.token.get_secret_value()
+    value = configured_token(settings)
+    if value is not None:
         return ResolvedToken(value, "configured", value in WELL_KNOWN or len(value) < 12)
     path = settings.token_dir / TOKEN_FILE
     value, created = kept_secret(path)
