@@ -106,11 +106,35 @@ class AckIn:
     extra: Mapping[str, Any]
 
 
+MAX_EXTRA_DEPTH = 32
+
+
 def split_sample(values: Mapping[str, Any]) -> tuple[SampleFields, dict[str, Any]]:
-    """Validate a sample's named fields; return the struct and the other fields."""
+    """Validate a sample's named fields; return the struct and the other fields.
+
+    The other fields are kept as they came, so they must be storable too: integers within
+    signed 64 bits, nested at most ``MAX_EXTRA_DEPTH`` deep.
+    """
     named = {k: v for k, v in values.items() if k in SAMPLE_FIELDS}
     extra = {k: v for k, v in values.items() if k not in SAMPLE_FIELDS}
+    for key, value in extra.items():
+        check_storable(value, key, 0)
     return convert(named, SampleFields), extra
+
+
+def check_storable(value: Any, where: str, depth: int) -> None:
+    """Raise FrameValidationError unless ``value`` (parsed JSON) can be stored and sent back."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+        return
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise FrameValidationError(f"{where}: integer outside signed 64 bits")
+        return
+    if depth >= MAX_EXTRA_DEPTH:
+        raise FrameValidationError(f"{where}: nested more than {MAX_EXTRA_DEPTH} deep")
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        check_storable(item, f"{where}.{key}", depth + 1)
 
 
 def decode_agent_frame(data: bytes | str) -> AgentFrame | Samples | AckIn:
@@ -133,6 +157,8 @@ def decode_agent_frame(data: bytes | str) -> AgentFrame | Samples | AckIn:
 
 def _batch(frame: MetricsBatch) -> Samples:
     first = frame.seq
+    if first is not None and first + len(frame.samples) > 2**63:
+        raise FrameValidationError("seq: the batch's sequence numbers pass 2**63-1")
     if first is None:
         return Samples([ReceivedSample(s) for s in frame.samples], [], None)
     valid = [ReceivedSample(s, first + i) for i, s in enumerate(frame.samples)]
@@ -187,6 +213,8 @@ def _samples_of_batch(obj: dict[str, Any]) -> Samples:
     samples = obj.get("samples")
     if not isinstance(samples, list):
         raise FrameValidationError("samples: expected an array")
+    if first is not None and first + len(samples) > 2**63:
+        raise FrameValidationError("seq: the batch's sequence numbers pass 2**63-1")
     if len(samples) > MAX_BATCH:
         raise FrameValidationError(f"samples: at most {MAX_BATCH} per batch, got {len(samples)}")
     if unknown := sorted(set(obj) - {"type", "seq", "samples"}):

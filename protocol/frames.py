@@ -63,6 +63,8 @@ class SampleFields(Struct, kw_only=True, omit_defaults=True, forbid_unknown_fiel
     procs: Int64 | None = None
     temp_max: Finite | None = None
     spool_dropped: Int64 | None = None
+    agent_rss: Int64 | None = None
+    agent_cpu_sec: Finite | None = None
 
     def __post_init__(self) -> None:
         if self.ts is not None:

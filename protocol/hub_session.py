@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from protocol.codec import AckIn, Samples, decode_agent_frame, encode
 from protocol.codes import Capability, CloseCode, ErrorCode
-from protocol.errors import ProtocolError
+from protocol.errors import IllegalTransition, ProtocolError
 from protocol.frames import PROTOCOL_VERSION, ErrorFrame, Heartbeat, Hello, Stored, Welcome
 
 MAX_BAD_FRAMES = 10  # consecutive refused frames before the socket is closed for abuse
@@ -21,6 +21,7 @@ MAX_BAD_FRAMES = 10  # consecutive refused frames before the socket is closed fo
 
 class SessionState(StrEnum):
     AWAITING_HELLO = "awaiting_hello"
+    AWAITING_WELCOME = "awaiting_welcome"  # hello accepted; the hub registers the device
     OPEN = "open"
     CLOSED = "closed"
 
@@ -53,8 +54,8 @@ class HubSession:
         self._max_bad = max_bad_frames
         self._bad_in_a_row = 0
         self._outgoing: list[str] = []
-        self._committed = 0  # highest seq known committed
-        self._acknowledged = 0  # highest seq sent in a ``stored`` frame
+        self._committed = -1  # highest seq known committed
+        self._acknowledged = -1  # highest seq sent in a ``stored`` frame
 
     # Input
 
@@ -68,6 +69,8 @@ class HubSession:
             return self._refuse(exc.code, str(exc))
         if self.state is SessionState.AWAITING_HELLO:
             return self._first(frame)
+        if self.state is SessionState.AWAITING_WELCOME:
+            return self._refuse(ErrorCode.UNEXPECTED_FRAME, "no frame may follow hello before welcome")
         if isinstance(frame, Hello):
             return self._refuse(ErrorCode.UNEXPECTED_FRAME, "hello was already received on this connection")
         if isinstance(frame, Samples):
@@ -97,6 +100,8 @@ class HubSession:
 
     def welcome(self, welcome: Welcome) -> None:
         """Queue the welcome (its timings come from the hub's settings) and open the session."""
+        if self.state is not SessionState.AWAITING_WELCOME:
+            raise IllegalTransition(f"welcome in state {self.state}")
         self.state = SessionState.OPEN
         self._outgoing.append(encode(welcome))
 
@@ -141,6 +146,7 @@ class HubSession:
             ]
         self.hello = frame
         self.stored_acks = Capability.STORED_ACKS in frame.capabilities
+        self.state = SessionState.AWAITING_WELCOME
         return [HelloAccepted(frame)]
 
     def _samples(self, samples: Samples) -> list[HubEvent]:

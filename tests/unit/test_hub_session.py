@@ -152,10 +152,6 @@ def test_second_hello_is_an_unexpected_frame() -> None:
     assert session.state is SessionState.OPEN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the state stays awaiting_hello until welcome(): a second hello before it is accepted again",
-)
 def test_second_hello_before_the_welcome_is_refused() -> None:
     """Hello is accepted once per connection, even if the welcome is not queued yet."""
     session = HubSession()
@@ -389,10 +385,6 @@ def test_nothing_is_accepted_after_a_policy_close() -> None:
     assert session.data_to_send() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Seq allows 0 but the session starts from 'committed 0', so seq 0 is never acknowledged",
-)
 def test_seq_zero_is_acknowledged() -> None:
     """``seq`` may start at 0 (the frames allow it); its commit is answered like any other."""
     session = opened()
