@@ -15,8 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from monitor_server.auth import presented_token
 from monitor_server.hub import Hub
 from monitor_server.ingest import TRANSIENT_ERRORS
+from monitor_server.throttle import client_address, too_many_attempts
 from protocol import Conflict, NotFound, ProtocolError, SampleFields, describe
 from protocol.rest import parse_ingest
 
@@ -93,11 +95,19 @@ def storable(value: Any, where: str) -> None:
 
 
 def protected(endpoint: Endpoint) -> Endpoint:
-    """Refuse with 401 unless the request carries the token (or another accepted credential)."""
+    """Refuse with 401 unless the request carries the token (or another accepted credential).
+
+    Wrong tokens are counted per client address; past the limit the address gets 429.
+    """
 
     @wraps(endpoint)
     async def guarded(request: Request) -> Response:
-        if not hub_of(request).authorized(request):
+        hub, client = hub_of(request), client_address(request)
+        if wait := hub.throttle.retry_after(client, hub.settings.auth_max_failures):
+            return too_many_attempts(wait)  # even for the right token: no oracle for a guesser
+        if not hub.authorized(request):
+            if presented_token(request.headers) is not None:  # a guess; no token at all is not
+                hub.throttle.failed(client)
             return JSONResponse({"detail": "missing or invalid token (X-Auth-Token)"}, 401)
         return await endpoint(request)
 

@@ -21,6 +21,7 @@ from monitor_server.retention import run_retention
 from monitor_server.sessions import SessionRegistry
 from monitor_server.settings import Settings
 from monitor_server.store import Sample, Store, open_store
+from monitor_server.throttle import Throttle
 from monitor_server.token import ResolvedToken, resolve_token
 
 log = logging.getLogger("monitor_server")
@@ -38,6 +39,8 @@ class Hub:
     presence: Presence
     commands: CommandService
     writer: SampleWriter
+    # Failed authentication per client address, shared by every way in.
+    throttle: Throttle = field(default_factory=Throttle)
     # Other ways in (the dashboard's session cookie) register here.
     authenticators: list[Authenticator] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -57,6 +60,11 @@ class Hub:
             presence=Presence(store, bus, settings.http_offline_after),
             commands=CommandService(store, bus, sessions),
             writer=SampleWriter(store, settings.batch_max_rows),
+            throttle=Throttle(
+                max(settings.auth_max_failures, settings.login_max_failures),
+                settings.auth_failure_window,
+                settings.auth_lockout,
+            ),
         )
 
     def publish_sample(self, sample: Sample) -> None:

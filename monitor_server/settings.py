@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     # NoDecode: MONITOR_UI_ORIGINS is a comma-separated list, friendlier in a shell than JSON.
     ui_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ui_send_timeout: float = Field(10.0, gt=0, description="a browser not reading for this long is dropped")
+    # Failed authentication per client address (every way in): this many within the window,
+    # then a short lockout (429 + Retry-After). The login form, typed by people, allows fewer.
+    auth_max_failures: int = Field(20, ge=1, description="wrong tokens per address per window (API, sockets)")
+    login_max_failures: int = Field(10, ge=1, description="wrong tokens per address per window (login form)")
+    auth_failure_window: float = Field(60.0, gt=0, description="seconds over which failures are counted")
+    auth_lockout: float = Field(30.0, gt=0, description="seconds an address is refused once over the limit")
 
     @field_validator("ui_origins", mode="before")
     @classmethod

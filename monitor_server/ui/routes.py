@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from monitor_server.http import JSONResponse, hub_of, read_body
+from monitor_server.throttle import client_address
 from monitor_server.ui.dashboard import dashboard_of
 from monitor_server.ui.pages import SECURITY_HEADERS, dashboard_page, login_page
 from monitor_server.ui.session import COOKIE_NAME
@@ -34,22 +35,19 @@ async def login_form(request: Request) -> Response:
     """POST of the login form: the token, compared in constant time."""
     if request.headers.get("origin") and not dashboard_of(request).origin_ok(request):
         return login_page("This login form was posted from another site.", 403)
-    throttle, client = dashboard_of(request).throttle, _client(request)
-    if wait := throttle.retry_after(client):
+    hub, client = hub_of(request), client_address(request)
+    throttle = hub.throttle  # shared with the API and the sockets: one count per address
+    if wait := throttle.retry_after(client, hub.settings.login_max_failures):
         response = login_page(f"Too many wrong tokens. Try again in {wait:.0f} s.", 429)
         response.headers["Retry-After"] = str(max(1, round(wait)))
         return response
     body = await read_body(request, MAX_FORM_BYTES)
     token = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
-    if not hub_of(request).token.matches(token.strip()):
+    if not hub.token.matches(token.strip()):
         throttle.failed(client)
         return login_page("Wrong token.", 401)
     throttle.succeeded(client)
     return _logged_in(request)
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 async def login_link(request: Request) -> Response:

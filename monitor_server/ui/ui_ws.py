@@ -20,6 +20,7 @@ from monitor_server.bus import Subscription
 from monitor_server.events import HubEvent
 from monitor_server.http import JSONResponse
 from monitor_server.hub import Hub
+from monitor_server.throttle import client_address, too_many_attempts
 from monitor_server.ui.dashboard import Dashboard, dashboard_of
 from monitor_server.ui.events import coalesce
 from monitor_server.ui.session import COOKIE_NAME
@@ -34,6 +35,10 @@ SESSION_RECHECK = 30.0  # seconds between checks that the cookie is still valid 
 async def ui_socket(websocket: WebSocket) -> None:
     hub: Hub = websocket.app.state.hub
     dashboard = dashboard_of(websocket)
+    # An address locked out for wrong tokens elsewhere is refused here too (cookies are not counted).
+    if wait := hub.throttle.retry_after(client_address(websocket), hub.settings.auth_max_failures):
+        await websocket.send_denial_response(too_many_attempts(wait))
+        return
     refusal = _refusal(dashboard, websocket)
     if refusal:
         await websocket.send_denial_response(JSONResponse({"detail": refusal}, 403))
