@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from monitor_server.http import EXCEPTION_HANDLERS
+from monitor_server.http import EXCEPTION_HANDLERS, MIDDLEWARE
 from monitor_server.hub import Hub
+from monitor_server.openapi import openapi_routes
 from monitor_server.routes import commands, devices, ingest
 from monitor_server.routes.agent_ws import agent_socket
 from monitor_server.settings import Settings
@@ -52,7 +53,10 @@ def create_app(settings: Settings) -> Starlette:
             await hub.stop()
 
     app = Starlette(
-        routes=api_routes() + ui_routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan
+        routes=api_routes() + ui_routes() + openapi_routes(),
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=MIDDLEWARE,
+        lifespan=lifespan,
     )
     app.state.hub = hub
     app.state.dashboard = dashboard = Dashboard.build(hub)

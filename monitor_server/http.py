@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor_server.auth import presented_token
@@ -91,7 +92,9 @@ def storable(value: Any, where: str) -> None:
     try:
         orjson.dumps(value)
     except orjson.JSONEncodeError as exc:
-        raise HTTPException(422, f"invalid {where}: {exc} (integers must fit 64 bits)") from None
+        raise HTTPException(
+            422, f"invalid {where}: {exc} (integers must fit 64 bits, nesting 255 levels)"
+        ) from None
 
 
 def protected(endpoint: Endpoint) -> Endpoint:
@@ -116,7 +119,19 @@ def protected(endpoint: Endpoint) -> Endpoint:
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of the path: Starlette's 405 names only those of the first route that matched it."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is Match.PARTIAL:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
@@ -18,8 +20,14 @@ def device_id(request: Request) -> str:
         raise HTTPException(422, f"invalid device id: {exc}") from None
 
 
+INT64_MAX = 2**63 - 1
+
+
 def command_id(request: Request) -> int:
+    """The path's command id; past SQLite's 64-bit integers no command can have it (404)."""
     value: int = request.path_params["command_id"]
+    if not 1 <= value <= INT64_MAX:
+        raise HTTPException(404, f"command {value} does not exist")
     return value
 
 
@@ -29,18 +37,30 @@ def time_param(request: Request, name: str) -> float | None:
     if raw is None or raw == "":
         return None
     try:
-        return to_epoch(float(raw)) if _is_number(raw) else to_epoch(raw)
-    except ValueError:
-        raise HTTPException(422, f"{name} must be ISO-8601 or epoch seconds, got {raw!r}") from None
+        value = to_epoch(float(raw)) if _is_number(raw) else to_epoch(raw)
+    except (ValueError, OverflowError):
+        value = math.nan
+    if not math.isfinite(value):  # "nan" and "inf" parse as numbers but are no time
+        raise HTTPException(422, f"{name} must be ISO-8601 or epoch seconds, got {raw!r:.40}")
+    return value
 
 
 def int_param(request: Request, name: str, default: int, maximum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise HTTPException(422, f"{name} must be an integer from 1 to {maximum}, got {raw!r}")
-    return int(raw)
+    value = _ascii_int(raw)
+    if value is None or not 1 <= value <= maximum:
+        raise HTTPException(422, f"{name} must be an integer from 1 to {maximum}, got {raw!r:.40}")
+    return value
+
+
+def _ascii_int(raw: str) -> int | None:
+    """Digits 0-9 only (``str.isdigit`` also takes "²" and other scripts' digits), 20 at most."""
+    digits = raw.lstrip("0") or "0"
+    if not (raw.isascii() and raw.isdigit()) or len(digits) > 20:
+        return None
+    return int(digits)
 
 
 def float_param(request: Request, name: str) -> float | None:

@@ -1,8 +1,9 @@
-"""Bad input on /ws/agent gets the documented answer and never disturbs another agent."""
+"""Bad input on /ws/agent and the REST API gets the documented answer and never disturbs another agent."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
@@ -120,3 +121,86 @@ async def test_flood_of_bad_frames_closes_1008(small_hub: RunningHub, bystander:
     await ws.wait_closed()
     assert ws.close_code == 1008
     await still_served(small_hub, bystander)
+
+
+# REST: bad input is a 4xx with a JSON detail, never a 500 (found by test_openapi_fuzz.py).
+
+PAST_INT64 = "1180591620717411303423"  # 2**70 + 1: no SQLite integer holds it
+BIG_INT = "1" + "0" * 30  # valid JSON, but orjson (store, answers, pushed frames) takes 64 bits
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", f"/devices/d1/commands/{PAST_INT64}"),
+        ("DELETE", f"/devices/d1/commands/{PAST_INT64}"),
+        ("POST", f"/devices/d1/commands/{PAST_INT64}/ack"),
+    ],
+)
+async def test_command_id_past_int64_is_404(api: httpx.AsyncClient, method: str, path: str) -> None:
+    """A command id past SQLite's 64-bit integers is an unknown command (404), not a 500."""
+    response = await api.request(method, path, json={"success": True} if method == "POST" else None)
+    assert response.status_code == 404 and response.json()["detail"]
+
+
+@pytest.mark.parametrize("limit", ["²", "\u0661\u0660", "9" * 5000, "-1", "0", "1.5", ""])
+async def test_limit_takes_ascii_digits_only(api: httpx.AsyncClient, limit: str) -> None:
+    """``limit`` is ASCII digits from 1: "²", Arabic-Indic digits and 5,000 digits are 422s, not 500s."""
+    for path in ("/devices/d1/events", "/devices/d1/commands", "/devices/d1/metrics"):
+        response = await api.get(path, params={"limit": limit})
+        assert response.status_code == 422 and "limit" in response.json()["detail"], path
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity"])
+async def test_non_finite_time_is_422(api: httpx.AsyncClient, value: str) -> None:
+    """``since``/``until`` of nan or inf are no time: 422 (they used to answer 200 and match nothing)."""
+    for name in ("since", "until"):
+        response = await api.get("/devices/d1/metrics", params={name: value})
+        assert response.status_code == 422 and name in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/ingest", '{"device_id": "d1", "cpu": 1.0, "x": %s}'),
+        ("/devices/d1/commands", '{"command": "c", "args": {"x": %s}}'),
+        ("/devices/d1/commands/1/ack", '{"success": true, "x": %s}'),
+    ],
+)
+async def test_unstorable_json_is_422(api: httpx.AsyncClient, path: str, body: str) -> None:
+    """Integers past 64 bits or nesting past orjson's 255 levels (or msgspec's) are 422s, not 500s."""
+    for value in (BIG_INT, "[" * 300 + "]" * 300, "[" * 100_000 + "]" * 100_000):
+        response = await api.post(path, content=body % value)
+        assert response.status_code == 422 and response.json()["detail"], value[:10]
+    assert (await api.get("/health")).json()["ok"] is True
+
+
+async def test_405_allow_names_every_method_of_the_path(api: httpx.AsyncClient) -> None:
+    """A 405's ``Allow`` names every method of the path, not only those of the first route matched."""
+    for path, methods in [
+        ("/devices/d1/commands", {"GET", "HEAD", "POST"}),
+        ("/devices/d1/commands/1", {"GET", "HEAD", "DELETE"}),
+    ]:
+        response = await api.put(path)
+        assert response.status_code == 405 and response.json()["detail"]
+        assert set(response.headers["allow"].split(", ")) == methods
+
+
+async def test_internal_error_is_json_500_logged_once(
+    api: httpx.AsyncClient, hub: RunningHub, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug answers 500 ``{"detail": "internal error"}``, logged once with its traceback and no header."""
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(hub.hub.store, "list_devices", broken)
+    with caplog.at_level(logging.ERROR):
+        response = await api.get(
+            "/devices?secret-query=1", headers={"Cookie": "monitor_session=cookie-value"}
+        )
+    assert response.status_code == 500 and response.json() == {"detail": "internal error"}
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info and "GET /devices" in errors[0].getMessage()
+    assert all(s not in caplog.text for s in (hub.token, "cookie-value", "secret-query"))
+    assert (await api.get("/health")).status_code == 200

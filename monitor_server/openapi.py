@@ -1,0 +1,602 @@
+"""The REST API described as OpenAPI 3.1 (``GET /openapi.json``) and rendered at ``GET /docs``.
+
+Request bodies are generated from the definitions the routes parse them with: the msgspec
+``IngestPayload`` and the pydantic ``CommandCreate``/``CommandAckBody``. Responses are written
+out here from the records' ``to_json``; ``tests/integration/test_openapi_fuzz.py`` checks the
+document covers every REST route and runs schemathesis against a live hub to hold it to that.
+Both routes are public: the document holds no secret, only the shape of the API.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from monitor_server import __version__
+from monitor_server.http import JSONResponse
+from monitor_server.ui.pages import SECURITY_HEADERS
+from monitor_server.ui.session import COOKIE_NAME
+from protocol import CommandAckBody, CommandCreate, CommandState
+from protocol.frames import DEVICE_ID_PATTERN
+from protocol.rest import IngestPayload
+from protocol.timestamps import LATEST
+
+Schema = dict[str, Any]
+
+INT64_MAX = 2**63 - 1
+REF = "#/components/schemas/{name}"
+_DESCRIPTION = """\
+REST API of the monitoring hub: the original agent's `/ingest` and command polling, device
+and command queries for scripts and the dashboard. Agents that keep a connection use the
+WebSocket `/ws/agent` instead (docs/protocol.md); it is not described here.
+
+**Authentication.** Every endpoint except `/health`, `/openapi.json` and `/docs` needs the
+hub's token, as `X-Auth-Token: <token>` or `Authorization: Bearer <token>`; without it the
+answer is 401. The dashboard's session cookie is accepted too (writes then also need the
+`X-Monitor-UI: 1` header and a same-site `Origin`). This document and `/docs` are public.
+
+**Times** are ISO-8601 UTC strings (`2025-01-31T12:00:00.5Z`); time parameters accept
+ISO-8601 or epoch seconds.
+
+**Errors** are JSON `{"detail": "<what is wrong>"}`: 401 without a valid token (429 after
+too many wrong ones from one address), 404 for an unknown device, command or path, 405 for
+a method a path does not have, 409 for a command that cannot change state, 413 for a body
+over the hub's frame limit (`MONITOR_MAX_FRAME_BYTES`, 1 MiB by default), 422 for a
+malformed body or parameter, 503 while the database fails (retry after `Retry-After`
+seconds). A bug answers 500 `{"detail": "internal error"}` and is logged by the hub.
+"""
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": REF.format(name=name)}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+_TIME: Schema = {"type": "string", "format": "date-time"}
+_TIME_OR_NULL = _nullable(_TIME)
+_STR_OR_NULL = _nullable({"type": "string"})
+_OBJECT_OR_NULL = _nullable({"type": "object"})
+
+
+def _object(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
+    """A response object: these fields at least (more may be added later, so others are allowed)."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        **extra,
+    }
+
+
+def _request_schemas() -> dict[str, Schema]:
+    """Request bodies, from the definitions the routes validate them with."""
+    _, ingest_defs = msgspec.json.schema_components([IngestPayload], ref_template=REF)
+    schemas: dict[str, Schema] = dict(ingest_defs)
+    ingest = schemas["IngestPayload"]
+    # The route keeps fields it does not name (msgspec's strict decode is only its fast path).
+    ingest["additionalProperties"] = _ref("JsonValue")
+    ingest["description"] = (
+        "The original agent's flat sample. Only `device_id` is required; fields not named"
+        " here are accepted and stored with the sample (any JSON value nested at most 255"
+        " deep, integers within 64 bits)."
+    )
+    # ``ts`` is checked after decoding (protocol.timestamps.check_timestamp): 1970 to 2100.
+    ingest["properties"]["ts"] = {
+        "anyOf": [
+            {"type": "number", "minimum": 0, "maximum": LATEST},
+            {"type": "string", "format": "date-time"},
+            {"type": "null"},
+        ],
+        "default": None,
+        "description": "When the sample was taken (ISO-8601 or epoch seconds, 1970 to 2100);"
+        " the time of receipt when absent.",
+    }
+    for model in (CommandCreate, CommandAckBody):
+        generated = model.model_json_schema(ref_template=REF.replace("{name}", "{model}"))
+        schemas.update(generated.pop("$defs", {}))
+        schemas[model.__name__] = generated
+    schemas["CommandAckBody"]["description"] = (
+        "A command's result. Other fields (output, exit code...) are kept as the command's `result`."
+    )
+    # Free-form JSON is stored and sent back with orjson: integers must fit 64 bits.
+    schemas["CommandAckBody"]["additionalProperties"] = _ref("JsonValue")
+    schemas["CommandCreate"]["properties"]["args"]["anyOf"][0] = {
+        "type": "object",
+        "additionalProperties": _ref("JsonValue"),
+    }
+    schemas["JsonValue"] = {
+        "description": "Any JSON value, with integers within 64 bits (-2^63 to 2^64-1)"
+        " and at most 255 levels of nesting (a limit this document cannot express).",
+        "anyOf": [
+            {"type": ["null", "boolean", "string"]},
+            {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1},
+            {"type": "number", "not": {"type": "integer"}},
+            {"type": "array", "items": _ref("JsonValue")},
+            {"type": "object", "additionalProperties": _ref("JsonValue")},
+        ],
+    }
+    return schemas
+
+
+def _response_schemas() -> dict[str, Schema]:
+    command: dict[str, Schema] = {
+        "id": {"type": "integer"},
+        "device_id": {"type": "string"},
+        "command": {"type": "string"},
+        "args": _OBJECT_OR_NULL,
+        "status": {"type": "string", "enum": [s.value for s in CommandState]},
+        "created_at": _TIME,
+        "delivered_at": _TIME_OR_NULL,
+        "acked_at": _TIME_OR_NULL,
+        "cancelled_at": _TIME_OR_NULL,
+        "success": _nullable({"type": "boolean"}),
+        "message": _STR_OR_NULL,
+        "result": _OBJECT_OR_NULL,
+    }
+    device: dict[str, Schema] = {
+        "device_id": {"type": "string"},
+        "hostname": _STR_OR_NULL,
+        "last_seen": _TIME_OR_NULL,
+        "online": {"type": "boolean"},
+        "last_payload": _OBJECT_OR_NULL,
+        "status": _STR_OR_NULL,
+        "agent_version": _STR_OR_NULL,
+        "last_error": _STR_OR_NULL,
+        "platform": _STR_OR_NULL,
+        "connection": _STR_OR_NULL,
+        "presence_reason": _STR_OR_NULL,
+        "presence_since": _TIME_OR_NULL,
+        "offline_reason": _STR_OR_NULL,
+        "first_seen": _TIME,
+    }
+    number_or_null = _nullable({"type": "number"})
+    return {
+        "Error": _object(
+            {"detail": {"type": "string"}},
+            description="Every error answer: what is wrong, for a human.",
+            examples=[{"detail": "missing or invalid token (X-Auth-Token)"}],
+        ),
+        "Health": _object(
+            {
+                "ok": {"type": "boolean"},
+                "version": {"type": "string"},
+                "agents_connected": {"type": "integer", "minimum": 0},
+                "devices_online": {"type": "integer", "minimum": 0},
+                "store": {"type": "string", "description": '`"ok"`, or `"failing: <reason>"`.'},
+            },
+            required=["ok", "version", "agents_connected", "devices_online"],
+        ),
+        "IngestAccepted": _object(
+            {"ok": {"const": True}, "ts_utc": _TIME},
+            description="The sample is committed; `ts_utc` is when the hub received it.",
+        ),
+        "Device": _object(
+            device,
+            required=["device_id", "hostname", "last_seen", "online", "last_payload"],
+            description="A device the hub has heard of (or has a command for).",
+        ),
+        "DeviceDetail": {
+            "allOf": [
+                _ref("Device"),
+                _object(
+                    {"latest_sample": _nullable(_ref("Sample")), "connected": {"type": "boolean"}},
+                ),
+            ]
+        },
+        "Sample": _object(
+            {
+                "ts": _TIME,
+                "cpu": number_or_null,
+                "ram": number_or_null,
+                "disk": number_or_null,
+                "uptime_sec": _nullable({"type": "integer"}),
+                "status": _STR_OR_NULL,
+            },
+            description="A stored sample: the core metrics, then every other field it was sent with."
+            " Averaged buckets (`step`) carry the averages of the core metrics and of"
+            " `net_rx_bps`, `net_tx_bps`, `disk_read_bps`, `disk_write_bps`, `load_1`, `temp_max`.",
+        ),
+        "Metrics": _object(
+            {
+                "device_id": {"type": "string"},
+                "step": number_or_null,
+                "samples": {"type": "array", "items": _ref("Sample")},
+            }
+        ),
+        "PresenceEvent": _object(
+            {
+                "device_id": {"type": "string"},
+                "online": {"type": "boolean"},
+                "reason": {"type": "string"},
+                "connection": _STR_OR_NULL,
+                "at": _TIME,
+            }
+        ),
+        "PresenceEvents": _object(
+            {"device_id": {"type": "string"}, "events": {"type": "array", "items": _ref("PresenceEvent")}}
+        ),
+        "Command": _object(command),
+        "CommandCreated": _object(
+            {"ok": {"const": True}, **command, "duplicate": {"type": "boolean"}},
+            description="The command as stored; `duplicate` is true when an earlier request with the"
+            " same `Idempotency-Key` created it.",
+        ),
+        "CommandCancelled": _object({"ok": {"const": True}, **command}),
+        "CommandList": _object(
+            {"device_id": {"type": "string"}, "commands": {"type": "array", "items": _ref("Command")}}
+        ),
+        "NextCommand": _object(
+            {
+                "id": {"type": "integer"},
+                "command": {"type": "string"},
+                "args": _OBJECT_OR_NULL,
+                "created_at": _TIME,
+            }
+        ),
+        "AckResult": _object(
+            {
+                "ok": {"const": True},
+                "ack_at": _TIME_OR_NULL,
+                "status": {"type": "string", "enum": [s.value for s in CommandState]},
+            },
+            description="`status` is the command's state after the request: `acked`, or the final"
+            " state it already had (a repeated ack, or one after cancel, changes nothing).",
+        ),
+        "SessionState": _object({"logged_in": {"type": "boolean"}}),
+    }
+
+
+def _error(description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _ok(description: str, schema: Schema) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_RESPONSES: dict[str, Schema] = {
+    "Unauthorized": _error("No valid token (`X-Auth-Token` or `Authorization: Bearer`)."),
+    "NotFound": _error("Unknown device or command, or no such path."),
+    "Conflict": _error("The command is already settled (acknowledged or expired)."),
+    "TooLarge": _error("The body is over the hub's frame limit (1 MiB by default)."),
+    "Invalid": _error("A malformed body, path or query parameter; `detail` says which."),
+    "TooManyAttempts": {
+        **_error("Too many wrong tokens from this address: even the right one waits `Retry-After` s."),
+        "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    },
+    "Unavailable": {
+        **_error("The database is failing (disk full, locked, read-only): retry after `Retry-After` s."),
+        "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    },
+}
+
+
+def _use(name: str) -> Schema:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _limit(default: int, maximum: int) -> Schema:
+    return {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": f"At most this many items (newest first); {default} when absent.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+    }
+
+
+_EMPTY: Schema = {"type": "string", "maxLength": 0}
+
+
+def _time_param(name: str, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description + " ISO-8601 (naive times are UTC) or epoch seconds; empty is absent.",
+        "schema": {"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}, _EMPTY]},
+    }
+
+
+_PARAMETERS: dict[str, Schema] = {
+    "DeviceId": {
+        "name": "device_id",
+        "in": "path",
+        "required": True,
+        "description": "The device's id: a letter or digit, then up to 127 of `A-Z a-z 0-9 . _ : @ -`.",
+        "schema": {"type": "string", "pattern": DEVICE_ID_PATTERN},
+    },
+    "CommandId": {
+        "name": "command_id",
+        "in": "path",
+        "required": True,
+        "description": "The command's id, as returned when it was created.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+    },
+}
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Schema],
+    *,
+    description: str = "",
+    parameters: list[Schema] | None = None,
+    body: str | None = None,
+    public: bool = False,
+    tag: str,
+) -> Schema:
+    """One operation; protected ones get the 401 answer, those with a body 413 and 422."""
+    answers = dict(responses)
+    if not public:
+        answers.update(
+            {"401": _use("Unauthorized"), "429": _use("TooManyAttempts"), "503": _use("Unavailable")}
+        )
+    if body is not None:
+        answers.update({"413": _use("TooLarge"), "422": _use("Invalid")})
+    op: Schema = {"summary": summary, "tags": [tag]}
+    if description:
+        op["description"] = description
+    if parameters:
+        op["parameters"] = parameters
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    if public:
+        op["security"] = []
+    op["responses"] = dict(sorted(answers.items()))
+    return op
+
+
+def _paths() -> dict[str, Schema]:
+    device = _use_param("DeviceId")
+    command = _use_param("CommandId")
+    invalid, not_found = _use("Invalid"), _use("NotFound")
+    # A device id with a "/" (sent as %2F) makes another path: the router answers 404 for it.
+    by_device = {"404": not_found, "422": invalid}
+    return {
+        "/health": {
+            "get": _op(
+                "Liveness and counts",
+                {
+                    "200": _ok("The hub is up and can store.", _ref("Health")),
+                    "503": _ok("The hub is up but its database fails (`ok` is false).", _ref("Health")),
+                },
+                public=True,
+                tag="hub",
+            )
+        },
+        "/ingest": {
+            "post": _op(
+                "Store one sample (the original HTTP agent)",
+                {"200": _ok("Stored (committed) and published.", _ref("IngestAccepted"))},
+                description="Answers after the sample is committed. An HTTP-only device counts as"
+                " online for 30 s after its last ingest.",
+                body="IngestPayload",
+                tag="agents",
+            )
+        },
+        "/devices": {
+            "get": _op(
+                "All devices",
+                {"200": _ok("Every device, by id.", {"type": "array", "items": _ref("Device")})},
+                tag="devices",
+            )
+        },
+        "/devices/{device_id}": {
+            "get": _op(
+                "One device with its latest sample",
+                {"200": _ok("The device.", _ref("DeviceDetail")), **by_device},
+                parameters=[device],
+                tag="devices",
+            )
+        },
+        "/devices/{device_id}/metrics": {
+            "get": _op(
+                "Stored samples, raw or averaged",
+                {
+                    "200": _ok("Samples, oldest first (empty for an unknown device).", _ref("Metrics")),
+                    **by_device,
+                },
+                description="The newest `limit` samples between `since` and `until`; with `step`, the"
+                " newest `limit` averages over `step`-second buckets instead.",
+                parameters=[
+                    device,
+                    _time_param("since", "Samples taken at or after this time."),
+                    _time_param("until", "Samples taken at or before this time."),
+                    _limit(1000, 10000),
+                    {
+                        "name": "step",
+                        "in": "query",
+                        "required": False,
+                        "description": "Average over buckets of this many seconds (raw samples when"
+                        " absent or empty).",
+                        "schema": {
+                            "anyOf": [
+                                {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e9},
+                                _EMPTY,
+                            ]
+                        },
+                    },
+                ],
+                tag="devices",
+            )
+        },
+        "/devices/{device_id}/events": {
+            "get": _op(
+                "Presence history",
+                {"200": _ok("Transitions, newest first.", _ref("PresenceEvents")), **by_device},
+                parameters=[device, _limit(100, 1000)],
+                tag="devices",
+            )
+        },
+        "/devices/{device_id}/commands": {
+            "post": _op(
+                "Queue a command",
+                {
+                    "200": _ok("Stored, and pushed at once to a connected agent.", _ref("CommandCreated")),
+                    "409": _error("The `Idempotency-Key` was used before for a different command."),
+                    **by_device,
+                },
+                description="A device never seen yet is allowed: the command waits for it. Commands"
+                " are delivered in order, per device.",
+                parameters=[
+                    device,
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "Retrying with the same key returns the command the first request"
+                        " created (`duplicate: true`) instead of queueing another.",
+                        "schema": {"type": "string", "maxLength": 200},
+                    },
+                ],
+                body="CommandCreate",
+                tag="commands",
+            ),
+            "get": _op(
+                "A device's commands",
+                {"200": _ok("Newest first.", _ref("CommandList")), **by_device},
+                parameters=[device, _limit(100, 1000)],
+                tag="commands",
+            ),
+        },
+        "/devices/{device_id}/commands/next": {
+            "get": _op(
+                "The oldest open command (the polling agent)",
+                {
+                    "200": _ok(
+                        "The command (now marked delivered), or `null` when none is open.",
+                        _nullable(_ref("NextCommand")),
+                    ),
+                    **by_device,
+                },
+                parameters=[device],
+                tag="agents",
+            )
+        },
+        "/devices/{device_id}/commands/{command_id}": {
+            "get": _op(
+                "One command",
+                {"200": _ok("The command.", _ref("Command")), **by_device},
+                parameters=[device, command],
+                tag="commands",
+            ),
+            "delete": _op(
+                "Cancel a command",
+                {
+                    "200": _ok("Cancelled (again: cancelling twice is allowed).", _ref("CommandCancelled")),
+                    "409": _use("Conflict"),
+                    **by_device,
+                },
+                parameters=[device, command],
+                tag="commands",
+            ),
+        },
+        "/devices/{device_id}/commands/{command_id}/ack": {
+            "post": _op(
+                "Acknowledge a command (the polling agent)",
+                {"200": _ok("The command's state after the ack.", _ref("AckResult")), **by_device},
+                description="The first acknowledgement is stored; once acknowledged a command is never"
+                " returned by `next` again.",
+                parameters=[device, command],
+                body="CommandAckBody",
+                tag="agents",
+            )
+        },
+        "/ui/session": {
+            "get": {
+                "summary": "Whether the request carries a dashboard session",
+                "tags": ["hub"],
+                "security": [{"session": []}],
+                "responses": {
+                    "200": _ok("Logged in.", _ref("SessionState")),
+                    "401": _ok("No valid session cookie.", _ref("SessionState")),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": _op(
+                "This document",
+                {"200": _ok("OpenAPI 3.1.", {"type": "object"})},
+                public=True,
+                tag="hub",
+            )
+        },
+        "/docs": {
+            "get": _op(
+                "This document, readable in a browser",
+                {
+                    "200": {
+                        "description": "An HTML page.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+                public=True,
+                tag="hub",
+            )
+        },
+    }
+
+
+def _use_param(name: str) -> Schema:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+@cache
+def document() -> Schema:
+    """The OpenAPI document (built once; it depends on nothing but the code)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Fleet monitor hub", "version": __version__, "description": _DESCRIPTION},
+        "tags": [
+            {"name": "agents", "description": "What the original HTTP agent calls."},
+            {"name": "devices", "description": "What the hub knows of each device."},
+            {"name": "commands", "description": "Commands for devices: queue, follow, cancel."},
+            {"name": "hub", "description": "The hub itself."},
+        ],
+        "paths": _paths(),
+        "components": {
+            "schemas": {**_request_schemas(), **_response_schemas()},
+            "parameters": _PARAMETERS,
+            "responses": _RESPONSES,
+            "securitySchemes": {
+                "token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"},
+                "bearer": {"type": "http", "scheme": "bearer", "description": "The same token."},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": COOKIE_NAME,
+                    "description": "The dashboard's session (log in at /ui). Writes also need the"
+                    " `X-Monitor-UI: 1` header and a same-site `Origin`.",
+                },
+            },
+        },
+        "security": [{"token": []}, {"bearer": []}, {"session": []}],
+    }
+
+
+async def openapi_json(request: Request) -> Response:
+    """Public: the document describes the API and holds no secret."""
+    return JSONResponse(document(), headers={"Cache-Control": "no-cache"})
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(_docs_html(), headers=SECURITY_HEADERS)
+
+
+@cache
+def _docs_html() -> str:
+    return resources.files("monitor_server").joinpath("static", "docs.html").read_text("utf-8")
+
+
+def openapi_routes() -> list[BaseRoute]:
+    return [Route("/openapi.json", openapi_json), Route("/docs", docs)]
