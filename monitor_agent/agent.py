@@ -43,6 +43,7 @@ class Identity:
     hostname: str
     platform: str
     agent_version: str
+    instance_id: str = ""  # generated at first start, kept in the state folder (see identity.py)
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def _rate(new: int | None, old: int | None, seconds: float) -> float | None:
 class Collector:
     """Samples the host. Call ``sample()`` every interval; each call costs a few file reads.
 
-    The first call primes the deltas: cpu is 0.0 and rates are None until the second.
+    The first call primes the deltas: it carries no cpu, and rates are None until the second.
     """
 
     def __init__(self, *, disk_path: str | None = None, clock: Callable[[], float] = time.monotonic):
@@ -68,6 +68,7 @@ class Collector:
         self._boot_time = psutil.boot_time()
         self._self = psutil.Process()
         psutil.cpu_percent(interval=None)  # the first call only starts the measurement window
+        self._first_cpu = True  # the first sample after start carries no cpu (not a false 0.0)
         self._counters = self._read_counters()
         self.errors: list[str] = []
 
@@ -90,7 +91,11 @@ class Collector:
         return sample
 
     def _cpu(self) -> Sample:
-        return {"cpu": psutil.cpu_percent(interval=None)}
+        value = psutil.cpu_percent(interval=None)
+        if self._first_cpu:  # measured over the milliseconds since start: noise, often 0.0
+            self._first_cpu = False
+            return {}
+        return {"cpu": value}
 
     def _memory(self) -> Sample:
         mem = psutil.virtual_memory()

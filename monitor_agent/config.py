@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import ssl
 import sys
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,6 +303,8 @@ def _with_path(url: str, schemes: Mapping[str, str], suffix: str) -> str:
 
 def read_toml(path: Path) -> dict[str, Any]:
     """Load the config file, naming the file in any error."""
+    import tomllib  # only with a config file: the agent's memory budget is tight
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

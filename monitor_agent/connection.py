@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from monitor_agent.backoff import Backoff
-from monitor_agent.errors import HandshakeFailed, HubUnreadable, TokenRejected
+from monitor_agent.errors import DuplicateDevice, HandshakeFailed, HubUnreadable, TokenRejected
 from monitor_agent.ports import AgentPorts
 from monitor_agent.tls import describe_failure
 from protocol.agent_session import (
@@ -41,7 +41,7 @@ from protocol.agent_session import (
     Welcomed,
 )
 from protocol.codec import parse_object
-from protocol.codes import CloseCode
+from protocol.codes import CloseCode, ErrorCode
 from protocol.errors import IllegalTransition, ProtocolError
 from protocol.frames import PROTOCOL_VERSION, Hello, Welcome
 
@@ -151,6 +151,11 @@ class WsTransport:
             return self._fail(delay)
         except ssl.SSLCertVerificationError as exc:
             return self._fail(self._tls_refused(name, exc))
+        except DuplicateDevice as exc:
+            self.last_failure = str(exc)
+            delay = exc.retry_after * self.rng.uniform(0.8, 1.2)
+            log.error("%s: %s; retrying in %.0fs", name, exc, delay)
+            return self._fail(delay)
         except (
             OSError,
             TimeoutError,
@@ -292,6 +297,7 @@ class _Connection:
             hostname=ident.hostname,
             platform=ident.platform,
             capabilities=list(ports.capabilities),
+            instance_id=ident.instance_id,
         )
         self.session = AgentSession[int](hello)
         self.close_code = CloseCode.NORMAL
@@ -310,6 +316,8 @@ class _Connection:
             raw = await self.ws.recv()
         for event in self.session.receive(raw):
             if isinstance(event, HandshakeRefused):
+                if event.code == ErrorCode.DUPLICATE_DEVICE and event.retry_after:
+                    raise DuplicateDevice(event.reason, event.retry_after)
                 raise HandshakeFailed(event.reason)
             if isinstance(event, Welcomed):
                 welcome = event.welcome

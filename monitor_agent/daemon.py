@@ -16,7 +16,6 @@ from monitor_agent.agent import Agent, ExitReason, Transport
 from monitor_agent.collector import Collector
 from monitor_agent.config import DEV_TOKEN, AgentConfig
 from monitor_agent.connection import WsSettings, WsTransport
-from monitor_agent.http_transport import HttpSettings, HttpTransport
 from monitor_agent.identity import local_identity, stable_device_id
 from monitor_agent.journal import FileJournal
 from monitor_agent.spool import SqliteSpool
@@ -28,6 +27,8 @@ log = logging.getLogger("monitor_agent")
 def build_transport(config: AgentConfig) -> Transport:
     """The WebSocket transport, or the seed's REST polling with ``transport = "http"``."""
     if config.transport == "http":
+        from monitor_agent.http_transport import HttpSettings, HttpTransport  # only when chosen
+
         return HttpTransport(
             HttpSettings(
                 base_url=config.http_url(),
@@ -61,7 +62,7 @@ def build_agent(config: AgentConfig) -> Agent:
     device_id = config.device_id or stable_device_id(state)
     collector = Collector()
     return Agent(
-        identity=local_identity(device_id),
+        identity=local_identity(device_id, state),
         sample_source=collector.sample,
         spool=SqliteSpool(state / "spool.sqlite3", config.spool_max_samples),
         journal=FileJournal(state / "journal.jsonl"),

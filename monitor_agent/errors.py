@@ -5,6 +5,7 @@ MonitorError
       +-- ConfigError        the configuration cannot be used (also a ValueError)
       +-- TokenRejected      the hub refused our token during the handshake
       +-- HandshakeFailed    the hub answered the hello with something other than welcome
+      |    +-- DuplicateDevice  another instance of this device id is connected
       +-- HubUnreadable      the hub sent too many frames in a row the agent could not read
 """
 
@@ -31,6 +32,14 @@ class TokenRejected(AgentError):
 
 class HandshakeFailed(AgentError):
     """The hub did not answer our hello with a welcome."""
+
+
+class DuplicateDevice(HandshakeFailed):
+    """Another agent instance holds our device id on the hub: wait ``retry_after`` seconds."""
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class HubUnreadable(AgentError):

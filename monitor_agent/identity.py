@@ -7,6 +7,7 @@ import platform
 import re
 import socket
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from monitor_agent import __version__
@@ -35,25 +36,45 @@ def derive_device_id(hostname: str, fingerprint: str) -> str:
     return f"{name}-{digest}"
 
 
-def stable_device_id(state_dir: Path) -> str:
-    """The id stored in the state folder, created on first start so renames do not change it."""
-    path = state_dir / "device_id"
+def _kept(path: Path, make: Callable[[], str]) -> str:
+    """The value stored in ``path``, or a new one from ``make`` written there on first start."""
     try:
         stored = path.read_text().strip()
     except FileNotFoundError:
         stored = ""
     if stored:
         return stored
-    device_id = derive_device_id(socket.gethostname(), machine_fingerprint())
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(device_id + "\n")
-    return device_id
+    value = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(value + "\n")
+    return value
 
 
-def local_identity(device_id: str) -> Identity:
+def instance_id(state_dir: Path) -> str:
+    """This installation's random id, made at first start: two cloned machines differ here.
+
+    A VM image cloned before its agent first ran gets a new one on each clone, even where the
+    clones share a hostname and a machine id; the hub tells two live instances of one device id
+    apart with it (and refuses the second).
+    """
+    return _kept(state_dir / "instance_id", lambda: uuid.uuid4().hex)
+
+
+def stable_device_id(state_dir: Path) -> str:
+    """The id stored in the state folder, created on first start so renames do not change it.
+
+    Derived from the hostname, the machine id and the instance id, so clones that share the
+    first two still get distinct ids.
+    """
+    fingerprint = f"{machine_fingerprint()}:{instance_id(state_dir)}"
+    return _kept(state_dir / "device_id", lambda: derive_device_id(socket.gethostname(), fingerprint))
+
+
+def local_identity(device_id: str, state_dir: Path | None = None) -> Identity:
     return Identity(
         device_id=device_id,
         hostname=socket.gethostname(),
         platform=platform.platform(terse=True),
         agent_version=__version__,
+        instance_id=instance_id(state_dir) if state_dir is not None else "",
     )

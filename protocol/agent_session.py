@@ -81,6 +81,8 @@ class HandshakeRefused:
     """The hub answered hello with something other than welcome: the connection is over."""
 
     reason: str
+    code: str = ""
+    retry_after: float | None = None  # how long the hub asks us to stay away
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +213,9 @@ class AgentSession(Generic[K]):
             return Welcomed(frame)
         self.state = AgentState.CLOSED
         if isinstance(frame, ErrorFrame):
-            return HandshakeRefused(f"hub refused hello: {frame.code}: {frame.message}")
+            return HandshakeRefused(
+                f"hub refused hello: {frame.code}: {frame.message}", frame.code, frame.retry_after
+            )
         return HandshakeRefused(f"expected welcome, got {type(frame).__name__}")
 
     def _stored(self, seq: int) -> list[AgentEvent[K]]:

@@ -83,10 +83,11 @@ def start_local_agent(
     device_id: str,
     interval: float = 0.2,
     host_commands: Mapping[str, HostCommand] | None = None,
+    instance_id: str = "",
 ) -> LocalAgent:
     """A real agent (real collector, spool and journal files) in this event loop."""
     agent = Agent(
-        identity=Identity(device_id, "test-host", "linux", "test"),
+        identity=Identity(device_id, "test-host", "linux", "test", instance_id),
         sample_source=Collector().sample,
         spool=SqliteSpool(state_dir / "spool.sqlite3", 10_000),
         journal=FileJournal(state_dir / "journal.jsonl"),

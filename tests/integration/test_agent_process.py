@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor_server.routes.agent_ws import AgentConnection
+from monitor_server.agent_socket import AgentSocket as AgentConnection
 from tests.agentd import acked, command, device, enqueue, eventually, spawn_agent
 from tests.hubs import RunningHub
 from tests.timing import t

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.agentd import eventually, start_local_agent, ws_transport
 from tests.agents import next_frame, open_socket
+from tests.conftest import HubFactory
 from tests.hubs import RunningHub
 
 
@@ -58,3 +61,25 @@ async def test_agent_without_instance_id_replaces_as_before(hub: RunningHub) -> 
     await old.wait_closed()
     assert welcome["type"] == "welcome" and old.close_code == 4000
     await new.close()
+
+
+async def test_refused_agent_backs_off_for_retry_after(hub_factory: HubFactory, tmp_path: Path) -> None:
+    """A real agent refused as a duplicate waits the hub's ``retry_after`` (not its short backoff)."""
+    hub = await hub_factory(duplicate_retry_after=30.0)
+    first = start_local_agent(
+        tmp_path / "a", ws_transport(hub.ws_url, hub.token), device_id="twin", instance_id="instance-a"
+    )
+    await first.transport.wait_connected()
+    second = start_local_agent(
+        tmp_path / "b", ws_transport(hub.ws_url, hub.token), device_id="twin", instance_id="instance-b"
+    )
+
+    async def refused() -> bool:
+        return "duplicate_device" in second.transport.last_failure
+
+    await eventually(refused, what="second instance refused")
+    assert second.transport.last_delay >= 24  # 30 s with jitter, against a 0.3 s backoff cap
+    assert second.transport.attempts == 1
+    assert first.transport.state == "connected"
+    await second.stop()
+    await first.stop()
