@@ -20,3 +20,14 @@ def test_clones_sharing_hostname_and_machine_id_get_distinct_device_ids(tmp_path
     assert one != two
     assert one.rsplit("-", 1)[0] == two.rsplit("-", 1)[0]  # same readable hostname part
     assert stable_device_id(tmp_path / "a") == one  # kept across restarts
+
+
+def test_static_versions_match_the_project() -> None:
+    """The agent's and the hub's ``__version__`` are the version pyproject.toml releases."""
+    import tomllib
+
+    import monitor_agent
+    import monitor_server
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    assert monitor_agent.__version__ == monitor_server.__version__ == project["version"]
