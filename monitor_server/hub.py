@@ -85,6 +85,7 @@ class Hub:
         self._spawn(self.commands.run_delivery_recorder())
         self._spawn(self.presence.run_sweeper(s.presence_check_interval))
         self._spawn(run_retention(self.store, s.retention_days, s.retention_check_interval))
+        self._spawn(self.commands.run_expiry_sweeper(s.expiry_check_interval))
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     presence_check_interval: float = Field(1.0, gt=0)
     retention_days: float = Field(7.0, gt=0)
     retention_check_interval: float = Field(3600.0, gt=0)
+    unseen_command_ttl: float = Field(
+        86400.0,
+        ge=0,
+        le=100 * 365 * 86400.0,
+        allow_inf_nan=False,
+        description="commands for a device never seen expire after this many seconds (0 = never)",
+    )
+    expiry_check_interval: float = Field(5.0, gt=0, description="how often expired commands are marked")
 
     max_frame_bytes: int = Field(1 << 20, ge=1024)
     outbox_size: int = Field(1024, ge=1, description="frames queued per socket before it is dropped")

@@ -8,14 +8,24 @@ rare and use pydantic, which gives readable messages for humans.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from protocol.codec import convert, parse_object, split_sample
 from protocol.errors import FrameValidationError
 from protocol.frames import DeviceId, SampleFields
+from protocol.timestamps import check_timestamp, to_epoch
 
 
 class IngestPayload(SampleFields, kw_only=True, forbid_unknown_fields=True):
@@ -50,11 +60,55 @@ def describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+MAX_TTL = 100 * 365 * 86400.0  # seconds: a century, so every expiry has an ISO-8601 form
+
+
 class CommandCreate(BaseModel):
+    """An operator's command; ``ttl`` or ``expires_at`` (not both) bounds how long it may wait."""
+
     model_config = ConfigDict(extra="forbid")
 
     command: str = Field(min_length=1, max_length=128)
     args: dict[str, Any] | None = None
+    ttl: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_TTL,
+        allow_inf_nan=False,
+        strict=True,  # a number: neither true nor "5"
+        description="seconds from now after which the command is never delivered (it becomes expired)",
+    )
+    expires_at: StrictFloat | StrictStr | None = Field(
+        None,
+        description="when the command expires if not delivered by then: ISO-8601 or epoch seconds",
+    )
+
+    @field_validator("expires_at")
+    @classmethod
+    def _a_time(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, str) and _is_number(value):
+            value = float(value)  # epoch seconds written as a string
+        if value is not None:
+            check_timestamp(value)  # ValueError: not a time, or not between 1970 and 2100
+        return value
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> Self:
+        if self.ttl is not None and self.expires_at is not None:
+            raise ValueError("give ttl or expires_at, not both")
+        return self
+
+    def expires_epoch(self) -> float | None:
+        """``expires_at`` in epoch seconds (``ttl`` is relative: the hub adds it to its clock)."""
+        return None if self.expires_at is None else to_epoch(self.expires_at)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class CommandAckBody(BaseModel):

@@ -6,7 +6,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from monitor_server.commands import CommandTooLarge
+from monitor_server.commands import AlreadyExpired, CommandTooLarge
 from monitor_server.http import JSONResponse, hub_of, protected, read_model
 from monitor_server.routes.params import command_id, device_id, int_param
 from protocol import CommandAckBody, CommandCreate, to_iso
@@ -21,12 +21,21 @@ async def enqueue(request: Request) -> Response:
         raise HTTPException(422, "Idempotency-Key must be at most 200 characters")
     hub = hub_of(request)
     try:
-        command, created = await hub.commands.enqueue(
-            ident, body.command, body.args, key, max_frame_bytes=hub.settings.max_frame_bytes
+        queued = await hub.commands.enqueue(
+            ident,
+            body.command,
+            body.args,
+            key,
+            max_frame_bytes=hub.settings.max_frame_bytes,
+            ttl=body.ttl,
+            expires_at=body.expires_epoch(),
+            unseen_ttl=hub.settings.unseen_command_ttl,
         )
     except CommandTooLarge as exc:  # it could never be delivered: refused now, not jammed later
         raise HTTPException(413, str(exc)) from None
-    return JSONResponse({"ok": True, **command.to_json(), "duplicate": not created})
+    except AlreadyExpired as exc:
+        raise HTTPException(422, str(exc)) from None
+    return JSONResponse({"ok": True, **queued.to_json()})
 
 
 @protected
@@ -57,14 +66,14 @@ async def ack(request: Request) -> Response:
 @protected
 async def list_commands(request: Request) -> Response:
     ident = device_id(request)
-    commands = await hub_of(request).store.list_commands(ident, int_param(request, "limit", 100, 1000))
+    commands = await hub_of(request).commands.history(ident, int_param(request, "limit", 100, 1000))
     return JSONResponse({"device_id": ident, "commands": [c.to_json() for c in commands]})
 
 
 @protected
 async def command_detail(request: Request) -> Response:
     ident, cid = device_id(request), command_id(request)
-    command = await hub_of(request).store.get_command(ident, cid)
+    command = await hub_of(request).commands.get(ident, cid)
     if command is None:
         raise HTTPException(404, f"command {cid} does not exist for device {ident!r}")
     return JSONResponse(command.to_json())

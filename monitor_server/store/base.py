@@ -41,14 +41,24 @@ class Store(Protocol):
         args: dict[str, Any] | None,
         at: float,
         idempotency_key: str | None = None,
+        expires_at: float | None = None,
     ) -> tuple[Command, bool]:
         """``(command, created)``; a known key returns its command, Conflict if the body differs."""
         ...
 
     async def get_command(self, device_id: str, command_id: int) -> Command | None: ...
     async def list_commands(self, device_id: str, limit: int) -> list[Command]: ...
-    async def open_commands(self, device_id: str, after_id: int = 0, limit: int = -1) -> list[Command]:
-        """Unacknowledged commands with ids above ``after_id``, oldest first (``limit`` < 0: all)."""
+    async def open_commands(
+        self, device_id: str, after_id: int = 0, limit: int = -1, at: float | None = None
+    ) -> list[Command]:
+        """Unacknowledged commands with ids above ``after_id``, oldest first (``limit`` < 0: all).
+
+        With ``at``, commands whose expiry is at or before it are left out (never delivered).
+        """
+
+    async def expire_commands(self, at: float, device_id: str | None = None) -> list[Command]:
+        """Mark ``expired`` the open commands past their expiry at ``at``; return exactly those, by id."""
+        ...
 
     async def mark_delivered(self, command_ids: Sequence[int], at: float) -> list[Command]:
         """Move pending commands to delivered; return exactly the rows changed, by id."""

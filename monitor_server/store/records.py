@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol import CommandState, to_iso
+from protocol import CommandState, is_open, to_iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,11 @@ class Command:
     message: str | None = None
     result: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    expires_at: float | None = None  # never delivered after this; ``expired`` once past it
+
+    def is_due(self, now: float) -> bool:
+        """Past its expiry and still open: to be marked ``expired``, never delivered."""
+        return self.expires_at is not None and self.expires_at <= now and is_open(self.state)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +100,7 @@ class Command:
             "success": self.success,
             "message": self.message,
             "result": self.result,
+            "expires_at": _iso(self.expires_at),
         }
 
 

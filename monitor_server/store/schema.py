@@ -61,6 +61,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX presence_device ON presence_events (device_id, id);
     """,
+    # 2: a command may expire (``ttl`` / ``expires_at``); the sweep finds open ones past it by index.
+    """
+    ALTER TABLE commands ADD COLUMN expires_at REAL;
+    CREATE INDEX commands_expiry ON commands (state, expires_at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

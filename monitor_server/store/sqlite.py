@@ -23,7 +23,7 @@ from protocol.errors import Conflict, IllegalTransition, NotFound
 _PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000")
 _CMD_COLUMNS = (
     "id, device_id, command, args, state, created_at, delivered_at, acked_at, cancelled_at,"
-    " success, message, result, idempotency_key"
+    " success, message, result, idempotency_key, expires_at"
 )
 _DEVICE_COLUMNS = (
     "device_id, hostname, agent_version, platform, status, last_error, first_seen, last_seen,"
@@ -43,6 +43,7 @@ _OPEN_SQL, _OPEN_ARGS = _state_in(OPEN_STATES)
 _DELIVERABLE_SQL, _DELIVERABLE_ARGS = _state_in(sources_of(CommandState.DELIVERED))
 _ACKABLE_SQL, _ACKABLE_ARGS = _state_in(sources_of(CommandState.ACKED))
 _CANCELLABLE_SQL, _CANCELLABLE_ARGS = _state_in(sources_of(CommandState.CANCELLED))
+_EXPIRABLE_SQL, _EXPIRABLE_ARGS = _state_in(sources_of(CommandState.EXPIRED))
 
 
 def _dumps(value: Any) -> str | None:
@@ -230,6 +231,7 @@ class SQLiteStore:
         args: dict[str, Any] | None,
         at: float,
         idempotency_key: str | None = None,
+        expires_at: float | None = None,
     ) -> tuple[Command, bool]:
         async with self._tx() as db:
             if idempotency_key is not None:
@@ -244,9 +246,18 @@ class SQLiteStore:
                         )
                     return existing, False
             cur = await db.execute(
-                "INSERT INTO commands (device_id, command, args, state, created_at, idempotency_key)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (device_id, command, _dumps(args), CommandState.PENDING.value, at, idempotency_key),
+                "INSERT INTO commands"
+                " (device_id, command, args, state, created_at, idempotency_key, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    device_id,
+                    command,
+                    _dumps(args),
+                    CommandState.PENDING.value,
+                    at,
+                    idempotency_key,
+                    expires_at,
+                ),
             )
             assert cur.lastrowid is not None
             created = Command(
@@ -257,6 +268,7 @@ class SQLiteStore:
                 CommandState.PENDING,
                 at,
                 idempotency_key=idempotency_key,
+                expires_at=expires_at,
             )
         return created, True
 
@@ -274,13 +286,37 @@ class SQLiteStore:
         )
         return [_command(r) for r in rows]
 
-    async def open_commands(self, device_id: str, after_id: int = 0, limit: int = -1) -> list[Command]:
+    async def open_commands(
+        self, device_id: str, after_id: int = 0, limit: int = -1, at: float | None = None
+    ) -> list[Command]:
+        """Open commands after ``after_id``, oldest first; with ``at``, none expired by then."""
         rows = await self._fetch(
             f"SELECT {_CMD_COLUMNS} FROM commands WHERE device_id = ? AND id > ? AND {_OPEN_SQL}"
-            " ORDER BY id LIMIT ?",
-            (device_id, after_id, *_OPEN_ARGS, limit),
+            " AND (expires_at IS NULL OR expires_at > ?) ORDER BY id LIMIT ?",
+            (device_id, after_id, *_OPEN_ARGS, float("-inf") if at is None else at, limit),
         )
         return [_command(r) for r in rows]
+
+    async def expire_commands(self, at: float, device_id: str | None = None) -> list[Command]:
+        """Mark ``expired`` the open commands (of one device, or all) whose expiry is at or before ``at``.
+
+        Returns exactly the rows changed, by id. Looks first on the reader, so a call that finds
+        nothing due (the usual case) takes no write lock.
+        """
+        where = f"{_EXPIRABLE_SQL} AND expires_at <= ?"
+        params: tuple[Any, ...] = (*_EXPIRABLE_ARGS, at)
+        if device_id is not None:
+            where += " AND device_id = ?"
+            params += (device_id,)
+        if not await self._fetch(f"SELECT 1 FROM commands WHERE {where} LIMIT 1", params):
+            return []
+        async with self._tx() as db:
+            changed = await _returning(
+                db,
+                f"UPDATE commands SET state = ? WHERE {where} RETURNING {_CMD_COLUMNS}",
+                (CommandState.EXPIRED.value, *params),
+            )
+        return sorted(changed, key=lambda command: command.id)
 
     async def mark_delivered(self, command_ids: Sequence[int], at: float) -> list[Command]:
         """Move pending commands to delivered; return only those that changed state, by id."""
@@ -305,7 +341,7 @@ class SQLiteStore:
         result: dict[str, Any] | None,
         at: float,
     ) -> tuple[Command, bool]:
-        """Store the first acknowledgement; later ones (or one after cancel) change nothing."""
+        """Store the first acknowledgement; later ones (or one after cancel or expiry) change nothing."""
         async with self._tx() as db:
             acked = await _returning(
                 db,
@@ -436,6 +472,7 @@ def _command(r: aiosqlite.Row) -> Command:
         message=r[10],
         result=_loads(r[11]),
         idempotency_key=r[12],
+        expires_at=r[13],
     )
 
 

@@ -10,15 +10,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import httpx
+import pytest
 from websockets.exceptions import ConnectionClosed
 
 from monitor_server.bus import Subscription
 from monitor_server.events import CommandEvent
-from monitor_server.store import Command
+from monitor_server.store import Command, SQLiteStore
+from monitor_server.store.schema import MIGRATIONS, SCHEMA_VERSION
 from protocol.commands import FINAL_STATES, CommandState
+from protocol.timestamps import to_epoch
 from tests.agentd import enqueue, start_local_agent, ws_transport
-from tests.agents import connect_agent, next_frame
+from tests.agents import connect_agent, next_frame, send
 from tests.conftest import HubFactory
 from tests.hubs import RunningHub
 from tests.timing import t
@@ -167,3 +171,133 @@ async def test_idempotency_key_of_a_cancelled_command_still_conflicts(api: httpx
     assert same.status_code == 200
     assert (same.json()["id"], same.json()["status"]) == (original["id"], "cancelled")
     assert (await api.get(f"{url}/next")).json() is None
+
+
+# Item 9: commands may expire; one for a device never seen does by default.
+
+
+async def post(api: httpx.AsyncClient, device_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = await api.post(f"/devices/{device_id}/commands", json=body)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def status(api: httpx.AsyncClient, device_id: str, command_id: int) -> str:
+    return str((await api.get(f"/devices/{device_id}/commands/{command_id}")).json()["status"])
+
+
+async def test_ttl_command_expires_undelivered_and_is_never_sent(hub_factory: HubFactory) -> None:
+    """A command past its ttl is marked expired by the sweep, never returned or pushed; FIFO goes on."""
+    hub = await hub_factory(expiry_check_interval=0.05)
+    async with client(hub) as api, hub.hub.bus.subscribe() as events:
+        short = await post(api, "ttl-1", {"command": "ping", "ttl": 0.3})
+        assert (short["ok"], short["status"], short["duplicate"]) == (True, "pending", False)
+        assert (short["device_known"], short["device_online"]) == (False, False)
+        assert to_epoch(short["expires_at"]) == pytest.approx(to_epoch(short["created_at"]) + 0.3, abs=1e-3)
+        later = await post(api, "ttl-1", {"command": "echo", "args": {"n": 1}})
+        expired = await settled(events, short["id"])
+        assert expired.state is CommandState.EXPIRED and expired.success is None
+        assert await status(api, "ttl-1", short["id"]) == "expired"
+        polled = (await api.get("/devices/ttl-1/commands/next")).json()
+        assert polled["id"] == later["id"]
+        async with await connect_agent(hub, "ttl-1") as ws:
+            assert (await next_frame(ws, "command"))["id"] == later["id"]
+
+
+async def test_past_due_command_is_marked_expired_when_read(hub_factory: HubFactory) -> None:
+    """With no sweep due, reading a past-due command (detail, list, next, socket backlog) marks it expired."""
+    hub = await hub_factory(expiry_check_interval=3600)
+    store, past = hub.hub.store, time.time() - 1
+    ids = {d: (await store.create_command(d, "ping", None, past - 1, expires_at=past))[0].id for d in "abcd"}
+    async with client(hub) as api, hub.hub.bus.subscribe() as events:
+        assert await status(api, "a", ids["a"]) == "expired"
+        assert (await settled(events, ids["a"])).state is CommandState.EXPIRED
+        listed = (await api.get("/devices/b/commands")).json()["commands"]
+        assert [(c["id"], c["status"]) for c in listed] == [(ids["b"], "expired")]
+        assert (await api.get("/devices/c/commands/next")).json() is None
+        assert await status(api, "c", ids["c"]) == "expired"
+        async with await connect_agent(hub, "d") as ws:
+            marker = await enqueue(api, "d", "marker")
+            assert (await next_frame(ws, "command"))["id"] == marker
+        assert await status(api, "d", ids["d"]) == "expired"
+
+
+async def test_expired_after_delivery_ignores_late_acks_and_is_not_resent(hub_factory: HubFactory) -> None:
+    """A delivered command that expires stays so: a late ack changes nothing, cancel is 409, no resend."""
+    hub = await hub_factory(expiry_check_interval=0.05)
+    async with client(hub) as api, hub.hub.bus.subscribe() as events:
+        async with await connect_agent(hub, "late-1") as ws:
+            queued = await post(api, "late-1", {"command": "ping", "ttl": 0.3})
+            assert (queued["device_known"], queued["device_online"]) == (True, True)
+            assert (await next_frame(ws, "command"))["id"] == queued["id"]
+            assert (await settled(events, queued["id"])).state is CommandState.EXPIRED
+            await send(ws, {"type": "ack", "id": queued["id"], "success": True, "message": "pong"})
+            assert await next_frame(ws, "acked") == {"type": "acked", "id": queued["id"]}
+        late = await api.post(f"/devices/late-1/commands/{queued['id']}/ack", json={"success": True})
+        assert late.status_code == 200 and late.json()["status"] == "expired"
+        stored = (await api.get(f"/devices/late-1/commands/{queued['id']}")).json()
+        assert (stored["status"], stored["success"], stored["acked_at"]) == ("expired", None, None)
+        cancel = await api.delete(f"/devices/late-1/commands/{queued['id']}")
+        assert cancel.status_code == 409 and "expired" in cancel.json()["detail"]
+        async with await connect_agent(hub, "late-1") as ws:
+            marker = await enqueue(api, "late-1", "marker")
+            assert (await next_frame(ws, "command"))["id"] == marker
+
+
+async def test_unseen_device_gets_the_default_ttl_and_a_known_one_none(hub_factory: HubFactory) -> None:
+    """MONITOR_UNSEEN_COMMAND_TTL bounds commands for devices never seen; known ones wait; 0 means never."""
+    hub = await hub_factory(unseen_command_ttl=600)
+    async with client(hub) as api:
+        unseen = await post(api, "nobody", {"command": "ping"})
+        assert to_epoch(unseen["expires_at"]) == pytest.approx(to_epoch(unseen["created_at"]) + 600, abs=1e-3)
+        assert (unseen["device_known"], unseen["device_online"]) == (False, False)
+        own = await post(api, "nobody", {"command": "ping", "ttl": 5})
+        assert to_epoch(own["expires_at"]) == pytest.approx(to_epoch(own["created_at"]) + 5, abs=1e-3)
+        sample = {"device_id": "seen-1", "hostname": "h", "cpu": 1.0, "ram": 2.0, "disk": 3.0}
+        assert (await api.post("/ingest", json=sample)).status_code == 200
+        known = await post(api, "seen-1", {"command": "ping"})
+        assert (known["expires_at"], known["device_known"], known["device_online"]) == (None, True, True)
+    never = await hub_factory(unseen_command_ttl=0)
+    async with client(never) as api:
+        assert (await post(api, "nobody", {"command": "ping"}))["expires_at"] is None
+
+
+async def test_expiry_fields_are_checked(api: httpx.AsyncClient) -> None:
+    """ttl > 0 or expires_at (ISO-8601 or epoch, not past), never both; bad ones are 422 and queue nothing."""
+    url = "/devices/exp-1/commands"
+    for bad in (
+        {"command": "x", "ttl": 5, "expires_at": time.time() + 60},
+        {"command": "x", "ttl": 0},
+        {"command": "x", "ttl": "5"},
+        {"command": "x", "expires_at": "tomorrow"},
+        {"command": "x", "expires_at": time.time() - 60},
+    ):
+        response = await api.post(url, json=bad)
+        assert response.status_code == 422, (bad, response.text)
+    assert (await api.get(url)).json()["commands"] == []
+    iso = await post(api, "exp-1", {"command": "x", "expires_at": "2099-01-01T00:00:00Z"})
+    assert iso["expires_at"] == "2099-01-01T00:00:00Z"
+    epoch = await post(api, "exp-1", {"command": "x", "expires_at": 4_070_908_800})
+    assert epoch["expires_at"] == "2099-01-01T00:00:00Z"
+
+
+async def test_schema_1_database_gains_expiry_and_keeps_its_commands(tmp_path: Path) -> None:
+    """A database written before expiry existed is migrated in place: its commands stay, never expiring."""
+    path = tmp_path / "old.db"
+    async with aiosqlite.connect(path, isolation_level=None) as old:
+        await old.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version=1; COMMIT;")
+        await old.execute(
+            "INSERT INTO commands (device_id, command, args, state, created_at) VALUES (?, ?, ?, ?, ?)",
+            ("old-1", "ping", None, "pending", 1.0),
+        )
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        (kept,) = await store.open_commands("old-1", at=time.time())
+        assert (kept.command, kept.state, kept.expires_at) == ("ping", CommandState.PENDING, None)
+        assert await store.expire_commands(time.time()) == []
+    finally:
+        await store.close()
+    async with aiosqlite.connect(path) as again, again.execute("PRAGMA user_version") as cur:
+        assert await cur.fetchone() == (SCHEMA_VERSION,)

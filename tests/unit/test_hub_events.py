@@ -116,6 +116,7 @@ def test_command_event_json_is_type_plus_the_command_record() -> None:
         "success": None,
         "message": None,
         "result": None,
+        "expires_at": None,
     }
 
 
