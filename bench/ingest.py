@@ -1,8 +1,8 @@
 """Scenario 3, ingest: samples/s stored in SQLite through WebSockets, vs raw executemany; REST req/s.
 
 WebSocket load: virtual agents replaying a backlog, which is how an agent sends many samples: the
-real transport takes up to 500 spooled samples per ``metrics_batch`` frame and waits for the hub's
-pong before forgetting them. The spool here is endless (a bench-only ``Spool`` that makes samples as
+real transport takes up to 500 spooled samples per ``metrics_batch`` frame, keeps a few frames in
+flight and forgets samples only on the hub's ``stored`` frame (sent after their commit). The spool here is endless (a bench-only ``Spool`` that makes samples as
 they are read), so the rate can be held for the whole window. Rows are counted in the database file.
 """
 
@@ -65,12 +65,15 @@ class EndlessSpool:
     def extend(self, samples: Iterable[Sample]) -> None:
         """Live samples are ignored: the backlog never ends."""
 
-    def peek(self, limit: int) -> list[tuple[int, Sample]]:
-        while len(self._pending) < limit:
+    def peek(self, limit: int, exclude: Iterable[int] = frozenset()) -> list[tuple[int, Sample]]:
+        skip = exclude if isinstance(exclude, set | frozenset) else frozenset(exclude)
+        rows = [row for row in self._pending if row[0] not in skip][:limit]
+        while len(rows) < limit:
             key = next(self._keys)
-            sample = {**self._templates[key % 256], "ts": self._first_ts + key * 0.001}
-            self._pending.append((key, sample))
-        return self._pending[:limit]
+            row = (key, {**self._templates[key % 256], "ts": self._first_ts + key * 0.001})
+            self._pending.append(row)
+            rows.append(row)
+        return rows
 
     def remove(self, keys: Iterable[int]) -> None:
         gone = set(keys)
