@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
@@ -11,7 +11,6 @@ from monitor_server.settings import Settings
 from monitor_server.ui.login_codes import LoginCodes
 from monitor_server.ui.origins import origin_allowed
 from monitor_server.ui.session import COOKIE_NAME, SessionSigner, session_secret
-from monitor_server.ui.throttle import LoginThrottle
 
 # The page sends this on every REST call. A cross-site form or a no-CORS fetch cannot set a
 # custom header, so with the Origin check it stops CSRF even where SameSite is not honoured.
@@ -24,7 +23,6 @@ class Dashboard:
     settings: Settings
     signer: SessionSigner
     codes: LoginCodes
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
     @classmethod
     def build(cls, hub: Hub) -> Dashboard:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor_server.ui.throttle import LoginThrottle
+from monitor_server.throttle import Throttle as LoginThrottle
 
 
 class Clock:
