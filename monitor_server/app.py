@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from monitor_server.http import EXCEPTION_HANDLERS, MIDDLEWARE
 from monitor_server.hub import Hub
 from monitor_server.openapi import openapi_routes
-from monitor_server.routes import commands, devices, ingest
+from monitor_server.routes import commands, devices, ingest, params
 from monitor_server.routes.agent_ws import agent_socket
 from monitor_server.settings import Settings
 from monitor_server.ui.dashboard import Dashboard
@@ -23,7 +23,7 @@ log = logging.getLogger("monitor_server")
 
 def api_routes() -> list[BaseRoute]:
     dev = "/devices/{device_id}"
-    cmd = dev + "/commands/{command_id:int}"
+    cmd = dev + f"/commands/{{command_id:{params.ID64}}}"  # Starlette's int: a 500 past 4,300 digits
     return [
         Route("/health", ingest.health),
         Route("/ingest", ingest.ingest, methods=["POST"]),

@@ -178,7 +178,7 @@ class InternalErrors:
         except Exception:
             if started:
                 raise  # part of an answer is out: only the server can end the connection
-            log.exception("internal error answering %s %s", scope["method"], scope["path"])
+            log.exception("internal error answering %s %.200s", scope["method"], scope["path"])
             await JSONResponse({"detail": "internal error"}, 500)(scope, receive, send)
 
 

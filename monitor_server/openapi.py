@@ -86,8 +86,8 @@ def _request_schemas() -> dict[str, Schema]:
     ingest["additionalProperties"] = _ref("JsonValue")
     ingest["description"] = (
         "The original agent's flat sample. Only `device_id` is required; fields not named"
-        " here are accepted and stored with the sample (any JSON value nested at most 255"
-        " deep, integers within 64 bits)."
+        " here are accepted and stored with the sample (any JSON value nested at most 32"
+        " deep, integers within signed 64 bits)."
     )
     # ``ts`` is checked after decoding (protocol.timestamps.check_timestamp): 1970 to 2100.
     ingest["properties"]["ts"] = {
@@ -107,18 +107,18 @@ def _request_schemas() -> dict[str, Schema]:
     schemas["CommandAckBody"]["description"] = (
         "A command's result. Other fields (output, exit code...) are kept as the command's `result`."
     )
-    # Free-form JSON is stored and sent back with orjson: integers must fit 64 bits.
+    # Free-form JSON is stored and sent back as it came: integers must fit 64 bits.
     schemas["CommandAckBody"]["additionalProperties"] = _ref("JsonValue")
     schemas["CommandCreate"]["properties"]["args"]["anyOf"][0] = {
         "type": "object",
         "additionalProperties": _ref("JsonValue"),
     }
     schemas["JsonValue"] = {
-        "description": "Any JSON value, with integers within 64 bits (-2^63 to 2^64-1)"
-        " and at most 255 levels of nesting (a limit this document cannot express).",
+        "description": "Any JSON value with integers within signed 64 bits. Nesting is bounded"
+        " (32 levels in a sample's fields, 255 elsewhere), which this schema does not express.",
         "anyOf": [
             {"type": ["null", "boolean", "string"]},
-            {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1},
+            {"type": "integer", "minimum": -(2**63), "maximum": INT64_MAX},
             {"type": "number", "not": {"type": "integer"}},
             {"type": "array", "items": _ref("JsonValue")},
             {"type": "object", "additionalProperties": _ref("JsonValue")},
