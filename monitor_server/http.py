@@ -79,6 +79,8 @@ async def read_ingest(request: Request) -> tuple[str, SampleFields, Mapping[str,
         raise HTTPException(422, f"invalid body: {exc}") from None
     except RecursionError:  # msgspec's decoder past its nesting limit
         raise HTTPException(422, "invalid body: nested too deeply") from None
+    except UnicodeDecodeError:  # msgspec raises it (not a DecodeError) for a string that is not UTF-8
+        raise HTTPException(422, "invalid body: not valid UTF-8") from None
     storable(extra, "body")
     return device, fields, extra
 

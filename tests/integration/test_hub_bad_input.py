@@ -206,3 +206,12 @@ async def test_internal_error_is_json_500_logged_once(
     assert len(errors) == 1 and errors[0].exc_info and "GET /devices" in errors[0].getMessage()
     assert all(s not in caplog.text for s in (hub.token, "cookie-value", "secret-query"))
     assert (await api.get("/health")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"device_id": "d1", "hostname": "\xff"}', b'{"device_id": "d1", "x": "\xff"}', b'{"\xff": 1}']
+)
+async def test_ingest_not_utf8_is_422(api: httpx.AsyncClient, body: bytes) -> None:
+    """An /ingest body with a string that is not UTF-8 is a 422 (msgspec's UnicodeDecodeError was a 500)."""
+    response = await api.post("/ingest", content=body)
+    assert response.status_code == 422 and "UTF-8" in response.json()["detail"]
