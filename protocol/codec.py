@@ -181,6 +181,8 @@ def _decode_agent_slowly(data: bytes | str) -> AgentFrame | Samples | AckIn:
         return _samples_of_batch(obj)
     if kind == "ack":
         extra = {k: v for k, v in obj.items() if k not in _ACK_FIELDS}
+        for key, value in extra.items():
+            check_storable(value, key, 0)  # kept as the command's result
         named = {k: v for k, v in obj.items() if k in _ACK_FIELDS}
         return AckIn(convert(named, Ack), extra)
     kind_type: type[AgentFrame] = AGENT_FRAME_TYPES[kind]

@@ -83,3 +83,18 @@ async def test_text_frame_not_utf8_closes_1007_with_one_log_line(hub: RunningHub
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "UTF-8" in warnings[0].getMessage()
     assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_ack_result_outside_64_bits_is_refused_and_the_command_stays_open(
+    hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """An ack whose extra result holds an integer past 64 bits gets an error frame; a good ack still works."""
+    queued = (await api.post("/devices/big-result/commands", json={"command": "ping"})).json()
+    async with await connect_agent(hub, "big-result") as ws:
+        await next_frame(ws, "command")
+        await send(ws, {"type": "ack", "id": queued["id"], "success": True, "output": {"n": 2**70}})
+        error = await next_frame(ws, "error")
+        await send(ws, {"type": "ack", "id": queued["id"], "success": True, "output": "ok"})
+        acked = await next_frame(ws, "acked")
+    assert error["code"] == "invalid_frame" and "output.n" in error["message"]
+    assert acked["id"] == queued["id"]
