@@ -19,11 +19,12 @@ function el(tag, attrs = {}, ...children) {
 // The little Markdown the document uses: paragraphs, `code`, **bold**.
 function inline(text) {
   const out = [];
-  const pattern = /`([^`]+)`|\*\*([^*]+)\*\*/g;
+  const pattern = /``([^`]+)``|`([^`]+)`|\*\*([^*]+)\*\*/g;  // ``code`` too: pydantic keeps docstrings
   let last = 0;
   for (const match of text.matchAll(pattern)) {
     out.push(text.slice(last, match.index));
-    out.push(match[1] != null ? el("code", {}, match[1]) : el("strong", {}, match[2]));
+    const code = match[1] ?? match[2];
+    out.push(code != null ? el("code", {}, code) : el("strong", {}, match[3]));
     last = match.index + match[0].length;
   }
   out.push(text.slice(last));
@@ -52,9 +53,15 @@ function constraints(schema) {
   const notes = [];
   const add = (label, value) => value !== undefined && notes.push(`${label} ${JSON.stringify(value)}`);
   add("format", schema.format);
-  add("≥", schema.minimum);
+  // JSON numbers lose digits in JavaScript: name the common bounds instead of printing them.
+  const huge = (v) => v !== undefined && Math.abs(v) >= 9.2e18;
+  if (schema.minimum === -Number.MAX_VALUE && schema.maximum === Number.MAX_VALUE) notes.push("finite");
+  else if (huge(schema.minimum) && huge(schema.maximum)) notes.push("64-bit");
+  else {
+    add("≥", schema.minimum);
+    add("≤", schema.maximum);
+  }
   add(">", schema.exclusiveMinimum);
-  add("≤", schema.maximum);
   add("<", schema.exclusiveMaximum);
   add("min length", schema.minLength);
   add("max length", schema.maxLength);
@@ -85,7 +92,13 @@ function schemaView(spec, schema, depth = 0) {
   }
   const type = Array.isArray(schema.type) ? schema.type.join(" | ") : schema.type;
   if (type === "array") return el("span", {}, "array of ", schemaView(spec, schema.items, depth), constraints(schema));
-  const head = el("span", {}, type ?? (schema.const !== undefined ? typeof schema.const : "any"), constraints(schema));
+  const label = type ?? (schema.enum ? "enum" : schema.const !== undefined ? typeof schema.const : "any");
+  const head = el("span", {}, label, constraints(schema));
+  const extra = schema.additionalProperties;
+  const extraSchema = extra && typeof extra === "object" ? extra : null;
+  if (type === "object" && !schema.properties && extraSchema) {
+    return el("span", {}, "object of ", schemaView(spec, extraSchema, depth + 1), constraints(schema));
+  }
   if (type !== "object" || !schema.properties || depth > 4) return head;
   const required = new Set(schema.required ?? []);
   const rows = Object.entries(schema.properties).map(([name, prop]) =>
@@ -99,7 +112,8 @@ function schemaView(spec, schema, depth = 0) {
       prop.description ? el("div", { class: "note" }, prop.description) : null,
     ),
   );
-  if (schema.additionalProperties === true) rows.push(el("li", { class: "note" }, "other fields are accepted"));
+  if (extra === true) rows.push(el("li", { class: "note" }, "other fields are accepted"));
+  if (extraSchema) rows.push(el("li", {}, el("span", { class: "note" }, "other fields: "), schemaView(spec, extraSchema, depth + 1)));
   return el("span", {}, head, el("ul", {}, rows));
 }
 
