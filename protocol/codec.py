@@ -51,7 +51,7 @@ def decode_json(data: bytes | str) -> Any:
     """Parse JSON text; raises FrameDecodeError."""
     try:
         return _any_decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bytes that are not UTF-8 too
         raise FrameDecodeError(f"not valid JSON: {exc}") from None
 
 
@@ -144,7 +144,7 @@ def decode_agent_frame(data: bytes | str) -> AgentFrame | Samples | AckIn:
     """
     try:
         frame: AgentFrame = _agent_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return _decode_agent_slowly(data)
     if isinstance(frame, Metrics):
         return Samples([ReceivedSample(frame, frame.seq)], [], frame.seq)
@@ -241,7 +241,7 @@ def decode_hub_frame(data: bytes | str) -> HubFrame:
     """Decode what the hub sent (used by agents); raises a ProtocolError subclass."""
     try:
         frame: HubFrame = _hub_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         obj = parse_object(data)
         kind_type: type[HubFrame] = HUB_FRAME_TYPES[_kind(obj, HUB_FRAME_TYPES)]
         frame = convert(obj, kind_type)

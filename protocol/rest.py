@@ -41,7 +41,7 @@ def parse_ingest(data: bytes) -> tuple[str, SampleFields, Mapping[str, Any]]:
     """The device, the validated sample and its unnamed fields; raises a ProtocolError."""
     try:
         payload = _ingest_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         obj = parse_object(data)
         if "device_id" not in obj:
             raise FrameValidationError("device_id: field required") from None

@@ -554,3 +554,9 @@ def test_illegal_transition_is_a_value_error() -> None:
     """Misuse errors also inherit the builtin they resemble."""
     with pytest.raises(ValueError, match="acked"):
         transition(CommandState.ACKED, CommandState.PENDING)
+
+
+def test_binary_frame_that_is_not_utf8_is_a_decode_error() -> None:
+    """Bytes that are not UTF-8 (a binary frame) raise FrameDecodeError, never UnicodeDecodeError."""
+    with pytest.raises(FrameDecodeError):
+        decode_agent_frame(b'{"type": "metrics", "hostname": "\xff"}')
