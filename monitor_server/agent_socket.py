@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from monitor_server.events import DeviceDetails
+from monitor_server.identity.principals import Principal, PrincipalKind
 from monitor_server.ingest import sample_from
 from monitor_server.keepalive import ABORT_EXTENSION, SERVER_SHUTDOWN_EXTENSION
 from monitor_server.store import Command
+from monitor_server.throttle import client_address
 from protocol.codec import AckIn, Samples, encode
 from protocol.codes import CloseCode, PresenceReason
 from protocol.errors import NotFound
@@ -49,9 +51,10 @@ def command_frame(command: Command) -> str:
 class AgentSocket:
     """An accepted ``/ws/agent`` socket from its first frame to its end."""
 
-    def __init__(self, hub: Hub, websocket: WebSocket) -> None:
+    def __init__(self, hub: Hub, websocket: WebSocket, principal: Principal | None = None) -> None:
         self.hub = hub
         self.websocket = websocket
+        self.principal = principal  # who authenticated the upgrade (a device may only be itself)
         self.session = HubSession()
         self.device_id = ""
         self.instance_id = ""
@@ -72,7 +75,7 @@ class AgentSocket:
         if hello is None:
             return
         self.device_id, self.instance_id = hello.device_id, hello.instance_id
-        if await self._refused_as_duplicate(hello):
+        if await self._refused_as_other_device(hello) or await self._refused_as_duplicate(hello):
             return
         previous = self.hub.sessions.register(self)
         if previous is not None:
@@ -117,6 +120,23 @@ class AgentSocket:
             if isinstance(event, CloseRequested):
                 await self._refuse(event)
         return None
+
+    async def _refused_as_other_device(self, hello: Hello) -> bool:
+        """A device credential may open only its own device's session (DESIGN §10)."""
+        principal = self.principal
+        if principal is None or principal.kind is not PrincipalKind.DEVICE:
+            return False
+        if principal.device_id == hello.device_id:
+            return False
+        log.warning(
+            "refused hello for device %s from %s: its credential belongs to device %s",
+            hello.device_id,
+            client_address(self.websocket),
+            principal.device_id,
+        )
+        message = f"403: this credential belongs to device {principal.device_id!r}, not {hello.device_id!r}"
+        await self._refuse(self.session.forbidden(message))
+        return True
 
     async def _refused_as_duplicate(self, hello: Hello) -> bool:
         """Keep the first of two agent instances claiming one device id; refuse the newcomer."""

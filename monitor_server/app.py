@@ -59,6 +59,5 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.hub = hub
-    app.state.dashboard = dashboard = Dashboard.build(hub)
-    hub.authenticators.append(dashboard.authenticate)  # the page's REST calls use its session cookie
+    app.state.dashboard = Dashboard.build(hub)
     return app

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from functools import wraps
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from monitor_server.auth import presented_token
 from monitor_server.hub import Hub
 from monitor_server.ingest import TRANSIENT_ERRORS
-from monitor_server.throttle import client_address, too_many_attempts
 from protocol import Conflict, NotFound, ProtocolError, SampleFields, describe
+from protocol.errors import Forbidden, Unauthenticated
 from protocol.rest import parse_ingest
 
 log = logging.getLogger("monitor_server.http")
@@ -37,8 +35,8 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
-def hub_of(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
+def hub_of(conn: HTTPConnection) -> Hub:
+    hub: Hub = conn.app.state.hub
     return hub
 
 
@@ -99,26 +97,6 @@ def storable(value: Any, where: str) -> None:
         ) from None
 
 
-def protected(endpoint: Endpoint) -> Endpoint:
-    """Refuse with 401 unless the request carries the token (or another accepted credential).
-
-    Wrong tokens are counted per client address; past the limit the address gets 429.
-    """
-
-    @wraps(endpoint)
-    async def guarded(request: Request) -> Response:
-        hub, client = hub_of(request), client_address(request)
-        if wait := hub.throttle.retry_after(client, hub.settings.auth_max_failures):
-            return too_many_attempts(wait)  # even for the right token: no oracle for a guesser
-        if not hub.authorized(request):
-            if presented_token(request.headers) is not None:  # a guess; no token at all is not
-                hub.throttle.failed(client)
-            return JSONResponse({"detail": "missing or invalid token (X-Auth-Token)"}, 401)
-        return await endpoint(request)
-
-    return guarded
-
-
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     headers = exc.headers
@@ -142,6 +120,14 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 async def conflict(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": str(exc)}, 409)
+
+
+async def unauthenticated(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"detail": str(exc)}, 401)
+
+
+async def forbidden(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"detail": str(exc)}, 403)
 
 
 async def store_unavailable(request: Request, exc: Exception) -> Response:
@@ -190,5 +176,7 @@ EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]
     HTTPException: http_error,
     NotFound: not_found,
     Conflict: conflict,
+    Unauthenticated: unauthenticated,
+    Forbidden: forbidden,
     **dict.fromkeys(TRANSIENT_ERRORS, store_unavailable),
 }

@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.requests import HTTPConnection
-
-from monitor_server.auth import presented_token
 from monitor_server.bus import EventBus
 from monitor_server.commands import CommandService
 from monitor_server.events import SampleEvent
+from monitor_server.identity import Identity
 from monitor_server.ingest import SampleWriter
 from monitor_server.presence import Presence
 from monitor_server.retention import run_retention
@@ -25,8 +23,6 @@ from monitor_server.throttle import Throttle
 from monitor_server.token import ResolvedToken, resolve_token
 
 log = logging.getLogger("monitor_server")
-
-Authenticator = Callable[[HTTPConnection], bool]
 
 
 @dataclass
@@ -39,10 +35,10 @@ class Hub:
     presence: Presence
     commands: CommandService
     writer: SampleWriter
+    # Principals, sessions, API keys, device credentials and the audit log (DESIGN §10).
+    identity: Identity
     # Failed authentication per client address, shared by every way in.
     throttle: Throttle = field(default_factory=Throttle)
-    # Other ways in (the dashboard's session cookie) register here.
-    authenticators: list[Authenticator] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _writer_task: asyncio.Task[None] | None = None
 
@@ -51,15 +47,17 @@ class Hub:
         store = open_store(settings.db)
         bus = EventBus(settings.ui_queue_size)
         sessions = SessionRegistry()
+        token = resolve_token(settings)
         return cls(
             settings=settings,
-            token=resolve_token(settings),
+            token=token,
             store=store,
             bus=bus,
             sessions=sessions,
             presence=Presence(store, bus, settings.http_offline_after),
             commands=CommandService(store, bus, sessions),
             writer=SampleWriter(store, settings.batch_max_rows),
+            identity=Identity.build(store, settings, token.value if settings.legacy_token_on else None),
             throttle=Throttle(
                 max(settings.auth_max_failures, settings.login_max_failures),
                 settings.auth_failure_window,
@@ -72,13 +70,14 @@ class Hub:
         if self.bus.subscriber_count:
             self.bus.publish(SampleEvent.of(sample))
 
-    def authorized(self, conn: HTTPConnection) -> bool:
-        if self.token.matches(presented_token(conn.headers)):
-            return True
-        return any(check(conn) for check in self.authenticators)
-
     async def start(self) -> None:
         await self.store.open()
+        if self.identity.authn.legacy_token is not None:
+            log.warning(
+                "the legacy fleet token (MONITOR_TOKEN) is accepted with admin rights on every route; "
+                "enroll devices and create users and API keys, then set MONITOR_LEGACY_TOKEN=off "
+                "(docs/security.md)"
+            )
         await self.presence.rebuild()
         s = self.settings
         self._writer_task = asyncio.get_running_loop().create_task(self.writer.run())

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
-    # Dashboard: the session cookie is signed with this (generated and kept in the data folder if unset).
+    # Unused since sessions live in the store (kept so configurations that set it still start).
     session_secret: SecretStr | None = None
     session_lifetime: float = Field(12 * 3600.0, gt=0, description="seconds a dashboard login lasts")
     login_code_ttl: float = Field(600.0, gt=0, description="seconds a one-time login link stays valid")
@@ -67,6 +67,18 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(10, ge=1, description="wrong tokens per address per window (login form)")
     auth_failure_window: float = Field(60.0, gt=0, description="seconds over which failures are counted")
     auth_lockout: float = Field(30.0, gt=0, description="seconds an address is refused once over the limit")
+    # Failed logins per user name (any address): a short lockout, so guessing is slowed without
+    # letting an attacker keep the right user out for long; addresses that logged in as that name
+    # before are not subject to it.
+    login_name_max_failures: int = Field(5, ge=1, description="wrong passwords per user name per window")
+    login_name_lockout: float = Field(15.0, gt=0, description="seconds a user name is refused once over")
+
+    # Identity (DESIGN §10). The shared fleet token (MONITOR_TOKEN) is accepted as an admin
+    # principal unless this is "off".
+    legacy_token: Literal["on", "off"] = "on"  # noqa: S105 - a switch, not a secret
+    auth_cache_ttl: float = Field(
+        5.0, ge=0, description="seconds a looked-up credential is trusted before the store is asked again"
+    )
 
     @field_validator("ui_origins", mode="before")
     @classmethod
@@ -74,6 +86,10 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def legacy_token_on(self) -> bool:
+        return self.legacy_token == "on"  # noqa: S105 - a switch, not a secret
 
     @property
     def token_dir(self) -> Path:

@@ -18,7 +18,9 @@ class CloseCode(IntEnum):
     SERVICE_RESTART = 1012  # the closing side is restarting: reconnect with backoff
     OVERLOADED = 1013  # the agent did not read fast enough: reconnect
     REPLACED = 4000  # a newer connection of the same device took over
+    REVOKED = 4001  # the device's credential was revoked: do not reconnect with it
     DUPLICATE = 4002  # another agent instance holds this device id: back off for long
+    FORBIDDEN = 4003  # the credential belongs to another device than the hello names
 
 
 class UiCloseCode(IntEnum):
@@ -41,6 +43,7 @@ class ErrorCode(StrEnum):
     HELLO_TIMEOUT = "hello_timeout"
     UNSUPPORTED_PROTOCOL = "unsupported_protocol"
     DUPLICATE_DEVICE = "duplicate_device"
+    FORBIDDEN = "forbidden"  # a device credential used for another device
     PROTOCOL_ERROR = "protocol_error"
 
 

@@ -8,6 +8,8 @@ MonitorError
  +-- IllegalTransition          a command state change the lifecycle forbids (also a ValueError)
  +-- NotFound                   a device or command that does not exist (also a LookupError)
  +-- Conflict                   a request that contradicts stored state
+ +-- Unauthenticated            no valid credential was presented (also a PermissionError)
+ +-- Forbidden                  a valid credential that may not do this (also a PermissionError)
 """
 
 from __future__ import annotations
@@ -47,3 +49,11 @@ class NotFound(MonitorError, LookupError):
 
 class Conflict(MonitorError):
     """The request contradicts stored state (e.g. cancelling an acknowledged command)."""
+
+
+class Unauthenticated(MonitorError, PermissionError):
+    """No valid credential: a wrong, expired, revoked or used-up secret (HTTP 401)."""
+
+
+class Forbidden(MonitorError, PermissionError):
+    """The credential is valid but its role or device does not allow this (HTTP 403)."""

@@ -98,6 +98,12 @@ class HubSession:
         self.state = SessionState.CLOSED
         return CloseRequested(CloseCode.DUPLICATE, "device id held by another agent instance")
 
+    def forbidden(self, message: str) -> CloseRequested:
+        """The credential does not allow this hello (another device's id): refused, not retried."""
+        self._outgoing.append(encode(ErrorFrame(code=ErrorCode.FORBIDDEN, message=message)))
+        self.state = SessionState.CLOSED
+        return CloseRequested(CloseCode.FORBIDDEN, "forbidden: the credential is another device's")
+
     def welcome(self, welcome: Welcome) -> None:
         """Queue the welcome (its timings come from the hub's settings) and open the session."""
         if self.state is not SessionState.AWAITING_WELCOME:

@@ -1,28 +1,27 @@
-"""``/ws/agent``: the token is checked on the upgrade; everything after is ``AgentSocket``'s."""
+"""``/ws/agent``: the credential is checked on the upgrade; everything after is ``AgentSocket``'s.
+
+The legacy token, an operator's (or admin's) API key or a device credential may open it; a
+device credential only for its own device (checked against the hello, in ``AgentSocket``).
+"""
 
 from __future__ import annotations
 
 from starlette.websockets import WebSocket
 
 from monitor_server.agent_socket import AgentSocket
-from monitor_server.auth import presented_token
-from monitor_server.http import JSONResponse
-from monitor_server.hub import Hub
-from monitor_server.throttle import client_address, too_many_attempts
+from monitor_server.http import JSONResponse, hub_of
+from monitor_server.identity.authz import admit, refused
+from monitor_server.identity.principals import Role
 
 
 async def agent_socket(websocket: WebSocket) -> None:
-    hub: Hub = websocket.app.state.hub
-    client = client_address(websocket)
-    if wait := hub.throttle.retry_after(client, hub.settings.auth_max_failures):
-        await websocket.send_denial_response(too_many_attempts(wait))
+    principal, refusal = await admit(websocket)
+    if refusal is not None:
+        await websocket.send_denial_response(refusal)
         return
-    presented = presented_token(websocket.headers)
-    if not hub.token.matches(presented):
-        if presented is not None:  # a guess; no token at all is not
-            hub.throttle.failed(client)
-        detail = {"detail": "missing or invalid token (X-Auth-Token or Authorization: Bearer)"}
-        await websocket.send_denial_response(JSONResponse(detail, 401))
+    assert principal is not None
+    if (detail := refused(principal, Role.OPERATOR, True, None)) is not None:
+        await websocket.send_denial_response(JSONResponse({"detail": detail}, 403))
         return
     await websocket.accept()
-    await AgentSocket(hub, websocket).serve()
+    await AgentSocket(hub_of(websocket), websocket, principal).serve()

@@ -7,12 +7,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from monitor_server.commands import AlreadyExpired, CommandTooLarge
-from monitor_server.http import JSONResponse, hub_of, protected, read_model
+from monitor_server.http import JSONResponse, hub_of, read_model
+from monitor_server.identity.audit import AuditAction
+from monitor_server.identity.authz import principal_of, requires
+from monitor_server.identity.principals import Role
 from monitor_server.routes.params import command_id, device_id, int_param
+from monitor_server.throttle import client_address
 from protocol import CommandAckBody, CommandCreate, to_iso
 
 
-@protected
+@requires(Role.OPERATOR)
 async def enqueue(request: Request) -> Response:
     ident = device_id(request)
     body = await read_model(request, CommandCreate)
@@ -35,10 +39,13 @@ async def enqueue(request: Request) -> Response:
         raise HTTPException(413, str(exc)) from None
     except AlreadyExpired as exc:
         raise HTTPException(422, str(exc)) from None
+    if queued.created:
+        detail = {"command_id": queued.command.id, "command": body.command}
+        await _audit(request, AuditAction.COMMAND_ENQUEUED, ident, detail)
     return JSONResponse({"ok": True, **queued.to_json()})
 
 
-@protected
+@requires(Role.OPERATOR, device=True)
 async def next_command(request: Request) -> Response:
     command = await hub_of(request).commands.next_for(device_id(request))
     if command is None:
@@ -53,7 +60,7 @@ async def next_command(request: Request) -> Response:
     )
 
 
-@protected
+@requires(Role.OPERATOR, device=True)
 async def ack(request: Request) -> Response:
     ident, cid = device_id(request), command_id(request)
     body = await read_model(request, CommandAckBody)
@@ -63,14 +70,14 @@ async def ack(request: Request) -> Response:
     return JSONResponse({"ok": True, "ack_at": acked_at, "status": command.state.value})
 
 
-@protected
+@requires(Role.VIEWER)
 async def list_commands(request: Request) -> Response:
     ident = device_id(request)
     commands = await hub_of(request).commands.history(ident, int_param(request, "limit", 100, 1000))
     return JSONResponse({"device_id": ident, "commands": [c.to_json() for c in commands]})
 
 
-@protected
+@requires(Role.VIEWER)
 async def command_detail(request: Request) -> Response:
     ident, cid = device_id(request), command_id(request)
     command = await hub_of(request).commands.get(ident, cid)
@@ -79,7 +86,15 @@ async def command_detail(request: Request) -> Response:
     return JSONResponse(command.to_json())
 
 
-@protected
+@requires(Role.OPERATOR)
 async def cancel(request: Request) -> Response:
-    command = await hub_of(request).commands.cancel(device_id(request), command_id(request))
+    ident, cid = device_id(request), command_id(request)
+    command = await hub_of(request).commands.cancel(ident, cid)
+    detail = {"command_id": cid, "command": command.command}
+    await _audit(request, AuditAction.COMMAND_CANCELLED, ident, detail)
     return JSONResponse({"ok": True, **command.to_json()})
+
+
+async def _audit(request: Request, action: AuditAction, device: str, detail: dict[str, object]) -> None:
+    audit = hub_of(request).identity.audit
+    await audit.record(action, principal_of(request), device, client_address(request), detail)

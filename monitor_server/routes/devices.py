@@ -6,18 +6,20 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from monitor_server.http import JSONResponse, hub_of, protected
+from monitor_server.http import JSONResponse, hub_of
+from monitor_server.identity.authz import requires
+from monitor_server.identity.principals import Role
 from monitor_server.routes.params import device_id, float_param, int_param, time_param
 
 
-@protected
+@requires(Role.VIEWER)
 async def list_devices(request: Request) -> Response:
     hub = hub_of(request)
     devices = await hub.store.list_devices()
     return JSONResponse([hub.sessions.with_duplicate(d.to_json()) for d in devices])
 
 
-@protected
+@requires(Role.VIEWER)
 async def device_detail(request: Request) -> Response:
     hub = hub_of(request)
     found = await hub.store.get_device(device_id(request))
@@ -30,7 +32,7 @@ async def device_detail(request: Request) -> Response:
     return JSONResponse(hub.sessions.with_duplicate(body))
 
 
-@protected
+@requires(Role.VIEWER)
 async def device_metrics(request: Request) -> Response:
     ident = device_id(request)
     since, until = time_param(request, "since"), time_param(request, "until")
@@ -45,7 +47,7 @@ async def device_metrics(request: Request) -> Response:
     return JSONResponse(body)
 
 
-@protected
+@requires(Role.VIEWER)
 async def device_events(request: Request) -> Response:
     ident = device_id(request)
     events = await hub_of(request).store.presence_events(ident, int_param(request, "limit", 100, 1000))

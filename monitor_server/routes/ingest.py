@@ -10,7 +10,9 @@ from starlette.responses import Response
 
 from monitor_server import __version__
 from monitor_server.events import DeviceDetails
-from monitor_server.http import JSONResponse, hub_of, protected, read_ingest, unavailable
+from monitor_server.http import JSONResponse, hub_of, read_ingest, unavailable
+from monitor_server.identity.authz import own_device, principal_of, requires
+from monitor_server.identity.principals import Role
 from monitor_server.ingest import sample_from
 from protocol import to_iso
 
@@ -29,10 +31,11 @@ async def health(request: Request) -> Response:
     return JSONResponse(body, 200 if failure is None else 503)
 
 
-@protected
+@requires(Role.OPERATOR, device=True)
 async def ingest(request: Request) -> Response:
     hub = hub_of(request)
     device_id, payload, extra = await read_ingest(request)
+    own_device(principal_of(request), device_id)  # a device credential sends only its own samples
     now = time.time()
     sample = sample_from(device_id, payload, now, extra)
     if (failure := hub.writer.failure()) is not None:

@@ -5,7 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from monitor_server.store.records import Command, Device, PresenceEvent, Sample
+from monitor_server.store.records import (
+    ApiKey,
+    AuditEvent,
+    Command,
+    Device,
+    DeviceCredential,
+    EnrollmentToken,
+    PresenceEvent,
+    Sample,
+    User,
+    UserSession,
+)
+from protocol.identity import Role
 
 
 class Store(Protocol):
@@ -78,4 +90,98 @@ class Store(Protocol):
 
     async def cancel_command(self, device_id: str, command_id: int, at: float) -> Command:
         """Cancel an open command (again: no change); Conflict if already settled otherwise."""
+        ...
+
+    # identity: users and their sessions (DESIGN §10)
+    async def create_user(self, user: User) -> None:
+        """Conflict if the name is taken."""
+        ...
+
+    async def get_user(self, name: str) -> User | None: ...
+    async def list_users(self) -> list[User]: ...
+    async def update_user(
+        self, name: str, at: float, password_hash: str | None = None, role: Role | None = None
+    ) -> User:
+        """Change what is given (``changed_at`` = ``at``); NotFound if there is no such user."""
+        ...
+
+    async def delete_user(self, name: str) -> bool:
+        """Remove the user, their sessions and their API keys in one transaction; False if unknown."""
+        ...
+
+    async def create_session(self, session: UserSession) -> None: ...
+    async def get_session(self, id_hash: str) -> UserSession | None:
+        """The session with this digest, revoked or expired included (the caller decides)."""
+        ...
+
+    async def revoke_session(self, id_hash: str) -> bool: ...
+    async def revoke_user_sessions(self, user: str) -> int:
+        """Revoke every session of ``user``; how many were live."""
+        ...
+
+    # identity: API keys
+    async def create_api_key(self, key: ApiKey) -> None: ...
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The key with this digest, revoked or expired included."""
+        ...
+
+    async def list_api_keys(self, owner: str | None = None) -> list[ApiKey]:
+        """Keys not revoked (of one owner, or all), oldest first."""
+        ...
+
+    async def revoke_api_key(self, key_id: str) -> ApiKey | None:
+        """Revoke a live key and return it; None if unknown or already revoked."""
+        ...
+
+    # identity: enrollment tokens and device credentials
+    async def create_enrollment_token(self, token: EnrollmentToken) -> None: ...
+    async def list_enrollment_tokens(self) -> list[EnrollmentToken]:
+        """Tokens not revoked (expired and used-up ones included), oldest first."""
+        ...
+
+    async def revoke_enrollment_token(self, token_id: str) -> bool: ...
+    async def enroll_device(
+        self, token_hash: str, device_id: str, credential_hash: str, at: float
+    ) -> DeviceCredential:
+        """Spend one use of the token and store the device's credential, in one transaction.
+
+        Unauthenticated if the token is unknown, revoked, expired or used up; Conflict if the
+        device already has a credential (live or revoked: only a reset frees the id).
+        """
+        ...
+
+    async def get_device_credential(self, device_id: str) -> DeviceCredential | None: ...
+    async def find_device_credential(self, credential_hash: str) -> DeviceCredential | None:
+        """The credential whose live or pending digest this is (revoked included)."""
+        ...
+
+    async def revoke_device_credential(self, device_id: str, at: float) -> DeviceCredential | None:
+        """Mark the device's credential revoked (its pending one dropped); None if it has none."""
+        ...
+
+    async def reset_device_credential(self, device_id: str) -> bool:
+        """Forget the device's credential (revoked or not) so the id may enroll again."""
+        ...
+
+    async def stage_device_credential(self, device_id: str, pending_hash: str, at: float) -> DeviceCredential:
+        """Rotation, step 1: keep ``pending_hash`` beside the live credential (both work).
+
+        NotFound if the device has no credential, Conflict if it is revoked.
+        """
+        ...
+
+    async def confirm_device_credential(self, device_id: str, at: float) -> DeviceCredential:
+        """Rotation, step 2 (the agent stored the new one): pending becomes live, the old stops.
+
+        NotFound if the device has no credential, Conflict if nothing is pending or it is revoked.
+        """
+        ...
+
+    # identity: audit log
+    async def add_audit(self, event: AuditEvent) -> AuditEvent:
+        """Store an event; returned with its id."""
+        ...
+
+    async def list_audit(self, since: float | None, limit: int) -> list[AuditEvent]:
+        """Events at or after ``since``, newest first."""
         ...

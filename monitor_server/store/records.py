@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import CommandState, is_open, to_iso
+from protocol.identity import Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +125,139 @@ class PresenceEvent:
 
 def _iso(epoch: float | None) -> str | None:
     return to_iso(epoch) if epoch is not None else None
+
+
+# Identity (DESIGN §10). Secrets are never here: only their digests, which no JSON form includes.
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    password_hash: str  # Argon2id
+    role: Role
+    created_at: float
+    changed_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role.value,
+            "created_at": to_iso(self.created_at),
+            "changed_at": to_iso(self.changed_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UserSession:
+    """A dashboard login; the cookie holds the secret, the store its SHA-256 (``id_hash``)."""
+
+    id_hash: str
+    user: str
+    created_at: float
+    expires_at: float
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    owner: str
+    name: str
+    role: Role
+    key_hash: str
+    created_at: float
+    expires_at: float | None = None
+    revoked: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "name": self.name,
+            "role": self.role.value,
+            "created_at": to_iso(self.created_at),
+            "expires_at": _iso(self.expires_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentToken:
+    id: str
+    token_hash: str
+    created_by: str
+    created_at: float
+    expires_at: float
+    max_uses: int
+    uses: int = 0
+    tags: tuple[str, ...] = ()
+    revoked: bool = False
+
+    def usable(self, now: float) -> bool:
+        return not self.revoked and self.uses < self.max_uses and self.expires_at > now
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_by": self.created_by,
+            "created_at": to_iso(self.created_at),
+            "expires_at": to_iso(self.expires_at),
+            "max_uses": self.max_uses,
+            "uses": self.uses,
+            "tags": list(self.tags),
+            "revoked": self.revoked,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCredential:
+    """A device's credential: live until revoked; a rotated one is ``pending`` until confirmed.
+
+    A revoked row stays (so the id cannot be enrolled again) until an admin resets the device,
+    which deletes it.
+    """
+
+    device_id: str
+    credential_hash: str
+    issued_at: float
+    pending_hash: str | None = None
+    rotated_at: float | None = None
+    revoked: bool = False
+    tags: tuple[str, ...] = ()
+    enrollment_token: str | None = None  # the id of the token it was enrolled with
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "issued_at": to_iso(self.issued_at),
+            "rotated_at": _iso(self.rotated_at),
+            "rotation_pending": self.pending_hash is not None,
+            "revoked": self.revoked,
+            "tags": list(self.tags),
+            "enrollment_token": self.enrollment_token,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """Who (``actor_kind``/``actor``) did what (``action``) to what (``target``), from where, when."""
+
+    at: float
+    actor_kind: str
+    actor: str
+    action: str
+    target: str | None = None
+    address: str | None = None
+    detail: dict[str, Any] | None = None
+    id: int = 0  # assigned by the store
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": to_iso(self.at),
+            "actor_kind": self.actor_kind,
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "address": self.address,
+            "detail": self.detail,
+        }

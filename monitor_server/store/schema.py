@@ -66,6 +66,68 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE commands ADD COLUMN expires_at REAL;
     CREATE INDEX commands_expiry ON commands (state, expires_at);
     """,
+    # 3: identity (DESIGN §10). Secrets are stored only as digests: SHA-256 hex for random
+    # tokens, Argon2id for passwords. Times are epoch seconds like everywhere else.
+    """
+    CREATE TABLE users (
+        name          TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        role          TEXT NOT NULL,
+        created_at    REAL NOT NULL,
+        changed_at    REAL NOT NULL
+    );
+    CREATE TABLE user_sessions (
+        id_hash    TEXT PRIMARY KEY,
+        user_name  TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        revoked    INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX user_sessions_user ON user_sessions (user_name);
+    CREATE TABLE api_keys (
+        id         TEXT PRIMARY KEY,
+        owner      TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        role       TEXT NOT NULL,
+        key_hash   TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        expires_at REAL,
+        revoked    INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX api_keys_owner ON api_keys (owner);
+    CREATE TABLE enrollment_tokens (
+        id         TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        max_uses   INTEGER NOT NULL,
+        uses       INTEGER NOT NULL DEFAULT 0,
+        tags       TEXT NOT NULL DEFAULT '[]',
+        revoked    INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE device_credentials (
+        device_id        TEXT PRIMARY KEY,
+        credential_hash  TEXT NOT NULL UNIQUE,
+        pending_hash     TEXT UNIQUE,
+        issued_at        REAL NOT NULL,
+        rotated_at       REAL,
+        revoked          INTEGER NOT NULL DEFAULT 0,
+        tags             TEXT NOT NULL DEFAULT '[]',
+        enrollment_token TEXT
+    );
+    CREATE TABLE audit (
+        id         INTEGER PRIMARY KEY,
+        at         REAL NOT NULL,
+        actor_kind TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        target     TEXT,
+        address    TEXT,
+        detail     TEXT
+    );
+    CREATE INDEX audit_at ON audit (at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

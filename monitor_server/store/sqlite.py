@@ -7,6 +7,7 @@ half-finished transaction. Samples arrive in batches (see ``ingest.py``): one tr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,10 +16,22 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from monitor_server.store.records import Command, Device, PresenceEvent, Sample
+from monitor_server.store.records import (
+    ApiKey,
+    AuditEvent,
+    Command,
+    Device,
+    DeviceCredential,
+    EnrollmentToken,
+    PresenceEvent,
+    Sample,
+    User,
+    UserSession,
+)
 from monitor_server.store.schema import MIGRATIONS
 from protocol.commands import FINAL_STATES, OPEN_STATES, CommandState, sources_of, transition
-from protocol.errors import Conflict, IllegalTransition, NotFound
+from protocol.errors import Conflict, IllegalTransition, NotFound, Unauthenticated
+from protocol.identity import Role
 
 _PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000")
 _CMD_COLUMNS = (
@@ -393,6 +406,265 @@ class SQLiteStore:
             return latest
         raise _cannot_cancel(latest)
 
+    # identity: users and sessions
+
+    async def create_user(self, user: User) -> None:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "INSERT INTO users (name, password_hash, role, created_at, changed_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (user.name, user.password_hash, user.role.value, user.created_at, user.changed_at),
+            )
+            if cur.rowcount == 0:
+                raise Conflict(f"user {user.name!r} already exists")
+
+    async def get_user(self, name: str) -> User | None:
+        rows = await self._fetch(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (name,))
+        return _user(rows[0]) if rows else None
+
+    async def list_users(self) -> list[User]:
+        return [_user(r) for r in await self._fetch(f"SELECT {_USER_COLUMNS} FROM users ORDER BY name")]
+
+    async def update_user(
+        self, name: str, at: float, password_hash: str | None = None, role: Role | None = None
+    ) -> User:
+        async with (
+            self._tx() as db,
+            db.execute(
+                "UPDATE users SET password_hash = COALESCE(?, password_hash), role = COALESCE(?, role),"
+                f" changed_at = ? WHERE name = ? RETURNING {_USER_COLUMNS}",
+                (password_hash, role.value if role else None, at, name),
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"unknown user {name!r}")
+        return _user(row)
+
+    async def delete_user(self, name: str) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute("DELETE FROM users WHERE name = ?", (name,))
+            await db.execute("DELETE FROM user_sessions WHERE user_name = ?", (name,))
+            await db.execute("UPDATE api_keys SET revoked = 1 WHERE owner = ?", (name,))
+            return cur.rowcount > 0
+
+    async def create_session(self, session: UserSession) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO user_sessions (id_hash, user_name, created_at, expires_at, revoked)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (session.id_hash, session.user, session.created_at, session.expires_at, session.revoked),
+            )
+
+    async def get_session(self, id_hash: str) -> UserSession | None:
+        rows = await self._fetch(
+            "SELECT id_hash, user_name, created_at, expires_at, revoked FROM user_sessions WHERE id_hash = ?",
+            (id_hash,),
+        )
+        return UserSession(rows[0][0], rows[0][1], rows[0][2], rows[0][3], bool(rows[0][4])) if rows else None
+
+    async def revoke_session(self, id_hash: str) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE user_sessions SET revoked = 1 WHERE id_hash = ? AND revoked = 0", (id_hash,)
+            )
+            return cur.rowcount > 0
+
+    async def revoke_user_sessions(self, user: str) -> int:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE user_sessions SET revoked = 1 WHERE user_name = ? AND revoked = 0", (user,)
+            )
+            return cur.rowcount
+
+    # identity: API keys
+
+    async def create_api_key(self, key: ApiKey) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key.id,
+                    key.owner,
+                    key.name,
+                    key.role.value,
+                    key.key_hash,
+                    key.created_at,
+                    key.expires_at,
+                    int(key.revoked),
+                ),
+            )
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        rows = await self._fetch(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,))
+        return _api_key(rows[0]) if rows else None
+
+    async def list_api_keys(self, owner: str | None = None) -> list[ApiKey]:
+        rows = await self._fetch(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE revoked = 0 AND (?1 IS NULL OR owner = ?1)"
+            " ORDER BY created_at, id",
+            (owner,),
+        )
+        return [_api_key(r) for r in rows]
+
+    async def revoke_api_key(self, key_id: str) -> ApiKey | None:
+        async with (
+            self._tx() as db,
+            db.execute(
+                f"UPDATE api_keys SET revoked = 1 WHERE id = ? AND revoked = 0 RETURNING {_KEY_COLUMNS}",
+                (key_id,),
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        return _api_key(row) if row is not None else None
+
+    # identity: enrollment tokens and device credentials
+
+    async def create_enrollment_token(self, token: EnrollmentToken) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                f"INSERT INTO enrollment_tokens ({_ENROLL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    token.id,
+                    token.token_hash,
+                    token.created_by,
+                    token.created_at,
+                    token.expires_at,
+                    token.max_uses,
+                    token.uses,
+                    _dumps(list(token.tags)),
+                    int(token.revoked),
+                ),
+            )
+
+    async def list_enrollment_tokens(self) -> list[EnrollmentToken]:
+        rows = await self._fetch(
+            f"SELECT {_ENROLL_COLUMNS} FROM enrollment_tokens WHERE revoked = 0 ORDER BY created_at, id"
+        )
+        return [_enrollment_token(r) for r in rows]
+
+    async def revoke_enrollment_token(self, token_id: str) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE enrollment_tokens SET revoked = 1 WHERE id = ? AND revoked = 0", (token_id,)
+            )
+            return cur.rowcount > 0
+
+    async def enroll_device(
+        self, token_hash: str, device_id: str, credential_hash: str, at: float
+    ) -> DeviceCredential:
+        async with self._tx() as db:
+            async with db.execute(
+                f"SELECT {_ENROLL_COLUMNS} FROM enrollment_tokens WHERE token_hash = ?", (token_hash,)
+            ) as cur:
+                row = await cur.fetchone()
+            token = _enrollment_token(row) if row is not None else None
+            if token is None or not token.usable(at):
+                raise Unauthenticated("enrollment token unknown, expired, revoked or used up")
+            async with db.execute(
+                "SELECT revoked FROM device_credentials WHERE device_id = ?", (device_id,)
+            ) as cur:
+                held = await cur.fetchone()
+            if held is not None:
+                state = "revoked" if held[0] else "live"
+                raise Conflict(
+                    f"device {device_id!r} already has a {state} credential; an admin must reset it"
+                    " (POST /devices/{id}/reset) before it can enroll again"
+                )
+            await db.execute("UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?", (token.id,))
+            credential = DeviceCredential(
+                device_id, credential_hash, at, tags=token.tags, enrollment_token=token.id
+            )
+            await db.execute(
+                f"INSERT INTO device_credentials ({_CRED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _credential_row(credential),
+            )
+        return credential
+
+    async def get_device_credential(self, device_id: str) -> DeviceCredential | None:
+        rows = await self._fetch(
+            f"SELECT {_CRED_COLUMNS} FROM device_credentials WHERE device_id = ?", (device_id,)
+        )
+        return _credential(rows[0]) if rows else None
+
+    async def find_device_credential(self, credential_hash: str) -> DeviceCredential | None:
+        rows = await self._fetch(
+            f"SELECT {_CRED_COLUMNS} FROM device_credentials WHERE credential_hash = ?1"
+            f" UNION ALL SELECT {_CRED_COLUMNS} FROM device_credentials WHERE pending_hash = ?1",
+            (credential_hash,),
+        )
+        return _credential(rows[0]) if rows else None
+
+    async def revoke_device_credential(self, device_id: str, at: float) -> DeviceCredential | None:
+        async with (
+            self._tx() as db,
+            db.execute(
+                "UPDATE device_credentials SET revoked = 1, pending_hash = NULL WHERE device_id = ?"
+                f" RETURNING {_CRED_COLUMNS}",
+                (device_id,),
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        return _credential(row) if row is not None else None
+
+    async def reset_device_credential(self, device_id: str) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute("DELETE FROM device_credentials WHERE device_id = ?", (device_id,))
+            return cur.rowcount > 0
+
+    async def stage_device_credential(self, device_id: str, pending_hash: str, at: float) -> DeviceCredential:
+        async with self._tx() as db:
+            current = await _one_credential(db, device_id)
+            if current.revoked:
+                raise Conflict(f"device {device_id!r}: its credential is revoked; reset and enroll it")
+            await db.execute(
+                "UPDATE device_credentials SET pending_hash = ? WHERE device_id = ?",
+                (pending_hash, device_id),
+            )
+        return _replace_credential(current, pending_hash=pending_hash)
+
+    async def confirm_device_credential(self, device_id: str, at: float) -> DeviceCredential:
+        async with self._tx() as db:
+            current = await _one_credential(db, device_id)
+            if current.revoked or current.pending_hash is None:
+                raise Conflict(f"device {device_id!r}: no rotation is pending")
+            await db.execute(
+                "UPDATE device_credentials SET credential_hash = pending_hash, pending_hash = NULL,"
+                " rotated_at = ? WHERE device_id = ?",
+                (at, device_id),
+            )
+        return _replace_credential(
+            current, credential_hash=current.pending_hash, pending_hash=None, rotated_at=at
+        )
+
+    # identity: audit log
+
+    async def add_audit(self, event: AuditEvent) -> AuditEvent:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "INSERT INTO audit (at, actor_kind, actor, action, target, address, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.at,
+                    event.actor_kind,
+                    event.actor,
+                    event.action,
+                    event.target,
+                    event.address,
+                    _dumps(event.detail),
+                ),
+            )
+            assert cur.lastrowid is not None
+        return _replace_audit(event, id=cur.lastrowid)
+
+    async def list_audit(self, since: float | None, limit: int) -> list[AuditEvent]:
+        rows = await self._fetch(
+            "SELECT id, at, actor_kind, actor, action, target, address, detail FROM audit"
+            " WHERE at >= ? ORDER BY id DESC LIMIT ?",
+            (float("-inf") if since is None else since, limit),
+        )
+        return [AuditEvent(r[1], r[2], r[3], r[4], r[5], r[6], _loads(r[7]), id=r[0]) for r in rows]
+
 
 _UPDATE_LATEST = (
     "UPDATE devices SET last_sample_ts = ?, last_payload = ?, hostname = COALESCE(?, hostname),"
@@ -499,3 +771,55 @@ async def _returning(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) 
 
 def _cannot_cancel(command: Command) -> Conflict:
     return Conflict(f"command {command.id} is already {command.state}; it cannot be cancelled")
+
+
+_USER_COLUMNS = "name, password_hash, role, created_at, changed_at"
+_KEY_COLUMNS = "id, owner, name, role, key_hash, created_at, expires_at, revoked"
+_ENROLL_COLUMNS = "id, token_hash, created_by, created_at, expires_at, max_uses, uses, tags, revoked"
+_CRED_COLUMNS = (
+    "device_id, credential_hash, issued_at, pending_hash, rotated_at, revoked, tags, enrollment_token"
+)
+
+
+def _user(r: aiosqlite.Row) -> User:
+    return User(r[0], r[1], Role(r[2]), r[3], r[4])
+
+
+def _api_key(r: aiosqlite.Row) -> ApiKey:
+    return ApiKey(r[0], r[1], r[2], Role(r[3]), r[4], r[5], r[6], bool(r[7]))
+
+
+def _enrollment_token(r: aiosqlite.Row) -> EnrollmentToken:
+    return EnrollmentToken(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(_loads(r[7]) or ()), bool(r[8]))
+
+
+def _credential(r: aiosqlite.Row) -> DeviceCredential:
+    return DeviceCredential(r[0], r[1], r[2], r[3], r[4], bool(r[5]), tuple(_loads(r[6]) or ()), r[7])
+
+
+def _credential_row(c: DeviceCredential) -> tuple[Any, ...]:
+    tags = _dumps(list(c.tags))
+    return (
+        c.device_id,
+        c.credential_hash,
+        c.issued_at,
+        c.pending_hash,
+        c.rotated_at,
+        int(c.revoked),
+        tags,
+        c.enrollment_token,
+    )
+
+
+_replace_credential = dataclasses.replace
+_replace_audit = dataclasses.replace
+
+
+async def _one_credential(db: aiosqlite.Connection, device_id: str) -> DeviceCredential:
+    async with db.execute(
+        f"SELECT {_CRED_COLUMNS} FROM device_credentials WHERE device_id = ?", (device_id,)
+    ) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"device {device_id!r} has no credential")
+    return _credential(row)

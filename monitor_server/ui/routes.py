@@ -1,4 +1,4 @@
-"""``/ui``: the page or the login form, login by token or one-time link, logout, static assets."""
+"""``/ui``: the page or the login form, login by name and password, token or one-time link, logout."""
 
 from __future__ import annotations
 
@@ -10,44 +10,56 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from monitor_server.http import JSONResponse, hub_of, read_body
+from monitor_server.identity.accounts import Login, LoginThrottled
+from monitor_server.identity.authn import LEGACY_SESSION_USER
 from monitor_server.throttle import client_address
 from monitor_server.ui.dashboard import dashboard_of
 from monitor_server.ui.pages import SECURITY_HEADERS, dashboard_page, login_page
-from monitor_server.ui.session import COOKIE_NAME
+from monitor_server.ui.session import COOKIE_NAME, clear_session_cookie, set_session_cookie
 from monitor_server.ui.ui_ws import ui_socket
+from protocol.errors import Unauthenticated
 
 MAX_FORM_BYTES = 4096
 
 
 async def home(request: Request) -> Response:
-    if dashboard_of(request).has_session(request):
+    if await dashboard_of(request).principal(request) is not None:
         return dashboard_page()
     return login_page()
 
 
 async def session_state(request: Request) -> Response:
-    """Lets the page tell "logged out" from "hub unreachable" when its socket is refused."""
-    ok = dashboard_of(request).has_session(request)
-    return JSONResponse({"logged_in": ok}, 200 if ok else 401, headers={"Cache-Control": "no-store"})
+    """Lets the page tell "logged out" from "hub unreachable", and shows who is logged in (role)."""
+    principal = await dashboard_of(request).principal(request)
+    body = {"logged_in": principal is not None, "principal": principal.to_json() if principal else None}
+    return JSONResponse(body, 200 if principal else 401, headers={"Cache-Control": "no-store"})
 
 
 async def login_form(request: Request) -> Response:
-    """POST of the login form: the token, compared in constant time."""
+    """POST of the login form: ``name`` and ``password``, or the legacy ``token``."""
     if request.headers.get("origin") and not dashboard_of(request).origin_ok(request):
         return login_page("This login form was posted from another site.", 403)
     hub, client = hub_of(request), client_address(request)
     throttle = hub.throttle  # shared with the API and the sockets: one count per address
     if wait := throttle.retry_after(client, hub.settings.login_max_failures):
-        response = login_page(f"Too many wrong tokens. Try again in {wait:.0f} s.", 429)
-        response.headers["Retry-After"] = str(max(1, round(wait)))
-        return response
+        return _throttled(wait)
     body = await read_body(request, MAX_FORM_BYTES)
-    token = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
-    if not hub.token.matches(token.strip()):
+    form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    accounts = hub.identity.accounts
+    try:
+        if "name" in form:
+            login = await accounts.login(form["name"].strip(), form.get("password", ""), client)
+        elif hub.identity.authn.legacy_token is not None and hub.token.matches(form.get("token", "").strip()):
+            login = await accounts.open_session(LEGACY_SESSION_USER)
+        else:
+            raise Unauthenticated("wrong token")
+    except LoginThrottled as exc:
+        return _throttled(exc.retry_after)
+    except Unauthenticated:
         throttle.failed(client)
-        return login_page("Wrong token.", 401)
+        return login_page("Wrong name or password." if "name" in form else "Wrong token.", 401)
     throttle.succeeded(client)
-    return _logged_in(request)
+    return _logged_in(request, login)
 
 
 async def login_link(request: Request) -> Response:
@@ -57,38 +69,34 @@ async def login_link(request: Request) -> Response:
         return RedirectResponse("/ui", 303)
     if not dashboard_of(request).codes.redeem(code):
         return login_page("This login link has expired or was already used. Log in with the token.", 401)
-    return _logged_in(request)
+    try:
+        login = await hub_of(request).identity.accounts.open_session(LEGACY_SESSION_USER)
+    except Unauthenticated:
+        return login_page("Login links are off with the legacy token (MONITOR_LEGACY_TOKEN=off).", 401)
+    return _logged_in(request, login)
 
 
 async def logout(request: Request) -> Response:
     dashboard = dashboard_of(request)
     if request.headers.get("origin") and not dashboard.origin_ok(request):
         return login_page("This logout was posted from another site.", 403)
-    dashboard.signer.revoke(request.cookies.get(COOKIE_NAME))
+    hub = hub_of(request)
+    await hub.identity.accounts.logout(request.cookies.get(COOKIE_NAME), client_address(request))
     response = RedirectResponse("/ui", 303, headers=SECURITY_HEADERS)
-    response.delete_cookie(COOKIE_NAME, path="/", secure=_tls(request), httponly=True, samesite="strict")
+    clear_session_cookie(response, request, hub.settings)
     return response
 
 
-def _logged_in(request: Request) -> Response:
-    dashboard = dashboard_of(request)
+def _logged_in(request: Request, login: Login) -> Response:
     response = RedirectResponse("/ui", 303, headers=SECURITY_HEADERS)
-    response.set_cookie(
-        COOKIE_NAME,
-        dashboard.signer.issue(),
-        max_age=int(dashboard.signer.lifetime),
-        path="/",
-        secure=_tls(request),
-        httponly=True,
-        samesite="strict",
-    )
+    set_session_cookie(response, request, hub_of(request).settings, login)
     return response
 
 
-def _tls(request: Request) -> bool:
-    """Secure cookies over HTTPS, including behind a proxy known only from MONITOR_UI_ORIGINS."""
-    origins = dashboard_of(request).settings.ui_origins
-    return request.url.scheme == "https" or any(o.startswith("https://") for o in origins)
+def _throttled(wait: float) -> Response:
+    response = login_page(f"Too many failed logins. Try again in {wait:.0f} s.", 429)
+    response.headers["Retry-After"] = str(max(1, round(wait)))
+    return response
 
 
 def ui_routes() -> list[BaseRoute]:

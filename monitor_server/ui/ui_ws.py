@@ -20,6 +20,9 @@ from monitor_server.bus import Subscription
 from monitor_server.events import HubEvent
 from monitor_server.http import JSONResponse
 from monitor_server.hub import Hub
+from monitor_server.identity.events import IdentityEvent, SessionsEnded
+from monitor_server.identity.principals import Principal
+from monitor_server.identity.secrets import digest
 from monitor_server.throttle import client_address, too_many_attempts
 from monitor_server.ui.dashboard import Dashboard, dashboard_of
 from monitor_server.ui.events import coalesce
@@ -39,19 +42,24 @@ async def ui_socket(websocket: WebSocket) -> None:
     if wait := hub.throttle.retry_after(client_address(websocket), hub.settings.auth_max_failures):
         await websocket.send_denial_response(too_many_attempts(wait))
         return
-    refusal = _refusal(dashboard, websocket)
-    if refusal:
+    principal = await dashboard.principal(websocket)
+    refusal = _refusal(dashboard, websocket, principal)
+    if refusal or principal is None:
         await websocket.send_denial_response(JSONResponse({"detail": refusal}, 403))
         return
     # Subscribe before reading the snapshot so nothing that happens in between is lost.
     async with hub.bus.subscribe(hub.settings.ui_queue_size) as subscription:
         await websocket.accept()
-        browser = BrowserFeed(hub, dashboard, websocket, subscription)
-        await browser.serve()
+        browser = BrowserFeed(hub, dashboard, websocket, subscription, principal)
+        stop_listening = hub.identity.listeners.add(browser.on_identity_event)
+        try:
+            await browser.serve()
+        finally:
+            stop_listening()
 
 
-def _refusal(dashboard: Dashboard, websocket: WebSocket) -> str | None:
-    if not dashboard.has_session(websocket):
+def _refusal(dashboard: Dashboard, websocket: WebSocket, principal: Principal | None) -> str | None:
+    if principal is None:
         return "log in first: no valid session cookie"
     if not dashboard.origin_ok(websocket):
         return f"origin {websocket.headers.get('origin')!r} is not allowed"
@@ -62,23 +70,45 @@ class BrowserFeed:
     """One browser: its snapshot, then batches of events until it goes away or falls behind."""
 
     def __init__(
-        self, hub: Hub, dashboard: Dashboard, websocket: WebSocket, subscription: Subscription
+        self,
+        hub: Hub,
+        dashboard: Dashboard,
+        websocket: WebSocket,
+        subscription: Subscription,
+        principal: Principal,
     ) -> None:
         self.hub = hub
         self.dashboard = dashboard
         self.websocket = websocket
         self.subscription = subscription
-        self.cookie = websocket.cookies.get(COOKIE_NAME)
+        self.principal = principal
+        self.cookie = websocket.cookies.get(COOKIE_NAME, "")
+        self._session_hash = digest(self.cookie)
+        self._ended = asyncio.Event()
+
+    def on_identity_event(self, event: IdentityEvent) -> None:
+        """Logout, a password change or the user's removal ends this feed at once."""
+        if not isinstance(event, SessionsEnded):
+            return
+        if event.session_hash == self._session_hash or (
+            event.session_hash is None and event.user is not None and event.user == self.principal.user
+        ):
+            self._ended.set()
 
     async def serve(self) -> None:
         pump = asyncio.get_running_loop().create_task(self._pump())
         reader = asyncio.get_running_loop().create_task(self._read_until_closed())
+        ended = asyncio.get_running_loop().create_task(self._ended.wait())
         try:
-            await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({pump, reader, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if ended.done():
+                pump.cancel()
+                await asyncio.gather(pump, return_exceptions=True)  # no send in flight while closing
+                await self._close(UiCloseCode.SESSION_ENDED, "session ended")
         finally:
-            for task in (pump, reader):
+            for task in (pump, reader, ended):
                 task.cancel()
-            for outcome in await asyncio.gather(pump, reader, return_exceptions=True):
+            for outcome in await asyncio.gather(pump, reader, ended, return_exceptions=True):
                 if isinstance(outcome, Exception) and not isinstance(outcome, WebSocketDisconnect):
                     log.warning("dashboard socket ended with an error", exc_info=outcome)
 
@@ -95,7 +125,7 @@ class BrowserFeed:
                 )
                 await self._close(UiCloseCode.TOO_SLOW, "too slow: reconnect for a fresh snapshot")
                 return
-            if not self.dashboard.signer.valid(self.cookie):
+            if await self.hub.identity.authn.for_session(self.cookie) is None:
                 await self._close(UiCloseCode.SESSION_ENDED, "session ended")
                 return
             if not events:

@@ -1,4 +1,4 @@
-"""The dashboard's pure rules: session values, one-time codes, event coalescing."""
+"""The dashboard's pure rules: one-time codes, event coalescing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from monitor_server.events import CommandEvent, HubEvent, PresenceChanged, Sampl
 from monitor_server.store import Command, PresenceEvent, Sample
 from monitor_server.ui.events import coalesce
 from monitor_server.ui.login_codes import LoginCodes
-from monitor_server.ui.session import SessionSigner
 from protocol import CommandState
 
 
@@ -16,40 +15,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def test_session_value_is_valid_until_it_expires() -> None:
-    """A fresh value verifies; one second past its lifetime it does not."""
-    clock = Clock()
-    signer = SessionSigner(b"secret", "token", 60, clock)
-    value = signer.issue()
-    assert signer.valid(value)
-    clock.now += 61
-    assert not signer.valid(value)
-
-
-def test_session_value_is_bound_to_secret_and_token() -> None:
-    """Changing the session secret or the API token invalidates existing values."""
-    value = SessionSigner(b"secret", "token", 60).issue()
-    assert not SessionSigner(b"other", "token", 60).valid(value)
-    assert not SessionSigner(b"secret", "rotated", 60).valid(value)
-
-
-def test_tampered_or_garbage_values_are_refused() -> None:
-    """Editing the expiry breaks the signature; malformed strings are simply invalid."""
-    signer = SessionSigner(b"secret", "token", 60)
-    expires, nonce, signature = signer.issue().split(".")
-    assert not signer.valid(f"{int(expires) + 9999}.{nonce}.{signature}")
-    for junk in (None, "", ".", "..", "a.b.c", "token"):
-        assert not signer.valid(junk)
-
-
-def test_revoked_value_is_refused() -> None:
-    """Logout revokes that one value; others stay valid."""
-    signer = SessionSigner(b"secret", "token", 60)
-    kept, revoked = signer.issue(), signer.issue()
-    signer.revoke(revoked)
-    assert signer.valid(kept) and not signer.valid(revoked)
 
 
 def test_login_code_works_once_and_expires() -> None:
