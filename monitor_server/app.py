@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from monitor_server.http import EXCEPTION_HANDLERS, MIDDLEWARE
 from monitor_server.hub import Hub
 from monitor_server.openapi import openapi_routes
-from monitor_server.routes import commands, devices, ingest, params
+from monitor_server.routes import accounts, audit, commands, devices, enrollment, ingest, params
 from monitor_server.routes.agent_ws import agent_socket
 from monitor_server.settings import Settings
 from monitor_server.ui.dashboard import Dashboard
@@ -38,6 +38,32 @@ def api_routes() -> list[BaseRoute]:
         Route(cmd, commands.cancel, methods=["DELETE"]),
         Route(cmd + "/ack", commands.ack, methods=["POST"]),
         WebSocketRoute("/ws/agent", agent_socket),
+        *identity_routes(),
+    ]
+
+
+def identity_routes() -> list[BaseRoute]:
+    """DESIGN §10: enrollment, device credentials, users, sessions, API keys, audit."""
+    dev = "/devices/{device_id}"
+    return [
+        Route("/enrollment-tokens", enrollment.create_token, methods=["POST"]),
+        Route("/enrollment-tokens", enrollment.list_tokens),
+        Route("/enrollment-tokens/{token_id}", enrollment.delete_token, methods=["DELETE"]),
+        Route("/enroll", enrollment.enroll, methods=["POST"]),
+        Route(dev + "/credential", enrollment.credential_state),
+        Route(dev + "/revoke", enrollment.revoke, methods=["POST"]),
+        Route(dev + "/reset", enrollment.reset, methods=["POST"]),
+        Route("/users", accounts.create_user, methods=["POST"]),
+        Route("/users", accounts.list_users),
+        Route("/users/{name}", accounts.update_user, methods=["PATCH"]),
+        Route("/users/{name}", accounts.delete_user, methods=["DELETE"]),
+        Route("/login", accounts.login, methods=["POST"]),
+        Route("/logout", accounts.logout, methods=["POST"]),
+        Route("/me", accounts.me),
+        Route("/api-keys", accounts.create_api_key, methods=["POST"]),
+        Route("/api-keys", accounts.list_api_keys),
+        Route("/api-keys/{key_id}", accounts.delete_api_key, methods=["DELETE"]),
+        Route("/audit", audit.audit_log),
     ]
 
 

@@ -24,10 +24,15 @@ _HEADER_LINE = re.compile(rf"(?i)(?<![\w-])({_NAMES})(\s*:[ \t]*)([^\r\n]+)")
 _QUOTED_PAIR = re.compile(rf"""(?i)(?<![\w-])({_NAMES})(['"]\s*[:,]\s*b?(['"]))((?:\\.|(?!\3).)+)""")
 
 
+# The hub's own secrets carry a prefix (monitor_server/identity/secrets.py): masked wherever they appear.
+_PREFIXED = re.compile(r"(?<![A-Za-z0-9])(mdc_|mak_|met_|msess_)[A-Za-z0-9_-]{16,}")
+
+
 def redact(text: str) -> str:
-    """``text`` with the values of credential headers replaced by ``[redacted]``."""
+    """``text`` with credential header values and the hub's prefixed secrets replaced by ``[redacted]``."""
     text = _QUOTED_PAIR.sub(lambda m: f"{m[1]}{m[2]}{MASK}", text)
-    return _HEADER_LINE.sub(lambda m: f"{m[1]}{m[2]}{MASK}", text)
+    text = _HEADER_LINE.sub(lambda m: f"{m[1]}{m[2]}{MASK}", text)
+    return _PREFIXED.sub(lambda m: f"{m[1]}{MASK}", text)
 
 
 class RedactSecrets(logging.Filter):

@@ -24,6 +24,15 @@ from monitor_server.ui.pages import SECURITY_HEADERS
 from monitor_server.ui.session import COOKIE_NAME
 from protocol import CommandAckBody, CommandCreate, CommandState
 from protocol.frames import DEVICE_ID_PATTERN
+from protocol.identity import (
+    ApiKeyCreate,
+    EnrollmentTokenCreate,
+    EnrollRequest,
+    LoginRequest,
+    Role,
+    UserCreate,
+    UserUpdate,
+)
 from protocol.rest import IngestPayload
 from protocol.timestamps import LATEST
 
@@ -36,18 +45,22 @@ REST API of the monitoring hub: the original agent's `/ingest` and command polli
 and command queries for scripts and the dashboard. Agents that keep a connection use the
 WebSocket `/ws/agent` instead (docs/protocol.md); it is not described here.
 
-**Authentication.** Every endpoint except `/health`, `/openapi.json` and `/docs` needs the
-hub's token, as `X-Auth-Token: <token>` or `Authorization: Bearer <token>`; without it the
-answer is 401. The dashboard's session cookie is accepted too (writes then also need the
-`X-Monitor-UI: 1` header and a same-site `Origin`). This document and `/docs` are public.
+**Authentication.** Every endpoint except `/health`, `/enroll`, `/login`, `/logout`,
+`/openapi.json` and `/docs` needs a credential: an API key, a device credential or the legacy
+fleet token as `X-Auth-Token: <secret>` or `Authorization: Bearer <secret>`, or the session
+cookie `POST /login` sets (writes then also need the `X-Monitor-UI: 1` header and a same-site
+`Origin`). Without one the answer is 401; 403 when the role does not allow the operation
+(viewer: reads; operator: also commands; admin: also identity and audit) or a device
+credential is used for another device or a non-device route (docs/security.md).
 
 **Times** are ISO-8601 UTC strings (`2025-01-31T12:00:00.5Z`); time parameters accept
 ISO-8601 or epoch seconds.
 
 **Errors** are JSON `{"detail": "<what is wrong>"}`: 401 without a valid token (429 after
-too many wrong ones from one address), 404 for an unknown device, command or path, 405 for
-a method a path does not have, 409 for a command that cannot change state, 413 for a body
-over the hub's frame limit (`MONITOR_MAX_FRAME_BYTES`, 1 MiB by default), 422 for a
+too many wrong ones from one address), 403 when the credential may not do it, 404 for an
+unknown device, command or path, 405 for a method a path does not have, 409 for a command
+that cannot change state (or a taken name, an enrolled device), 413 for a body over the
+hub's frame limit (`MONITOR_MAX_FRAME_BYTES`, 1 MiB by default), 422 for a
 malformed body or parameter, 503 while the database fails (retry after `Retry-After`
 seconds). A bug answers 500 `{"detail": "internal error"}` and is logged by the hub.
 """
@@ -100,7 +113,16 @@ def _request_schemas() -> dict[str, Schema]:
         "description": "When the sample was taken (ISO-8601 or epoch seconds, 1970 to 2100);"
         " the time of receipt when absent.",
     }
-    for model in (CommandCreate, CommandAckBody):
+    for model in (
+        CommandCreate,
+        CommandAckBody,
+        EnrollmentTokenCreate,
+        EnrollRequest,
+        UserCreate,
+        UserUpdate,
+        LoginRequest,
+        ApiKeyCreate,
+    ):
         generated = model.model_json_schema(ref_template=REF.replace("{name}", "{model}"))
         schemas.update(generated.pop("$defs", {}))
         schemas[model.__name__] = generated
@@ -251,7 +273,111 @@ def _response_schemas() -> dict[str, Schema]:
             description="`status` is the command's state after the request: `acked`, or the final"
             " state it already had (a repeated ack, or one after cancel, changes nothing).",
         ),
-        "SessionState": _object({"logged_in": {"type": "boolean"}}),
+        "SessionState": _object(
+            {"logged_in": {"type": "boolean"}, "principal": _nullable(_ref("Principal"))},
+            required=["logged_in"],
+        ),
+        **_identity_schemas(),
+    }
+
+
+def _identity_schemas() -> dict[str, Schema]:
+    """Answers of the identity endpoints (DESIGN §10). Secrets appear only where they are issued."""
+    role: Schema = {"type": "string", "enum": [r.value for r in Role]}
+    user: dict[str, Schema] = {
+        "name": {"type": "string"},
+        "role": role,
+        "created_at": _TIME,
+        "changed_at": _TIME,
+    }
+    key: dict[str, Schema] = {
+        "id": {"type": "string"},
+        "owner": {"type": "string"},
+        "name": {"type": "string"},
+        "role": role,
+        "created_at": _TIME,
+        "expires_at": _TIME_OR_NULL,
+    }
+    token: dict[str, Schema] = {
+        "id": {"type": "string"},
+        "created_by": {"type": "string"},
+        "created_at": _TIME,
+        "expires_at": _TIME,
+        "max_uses": {"type": "integer"},
+        "uses": {"type": "integer"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "revoked": {"type": "boolean"},
+    }
+    credential: dict[str, Schema] = {
+        "device_id": {"type": "string"},
+        "issued_at": _TIME,
+        "rotated_at": _TIME_OR_NULL,
+        "rotation_pending": {"type": "boolean"},
+        "revoked": {"type": "boolean"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "enrollment_token": _STR_OR_NULL,
+    }
+    kinds = ["device", "user", "api_key", "legacy"]
+    return {
+        "User": _object(user),
+        "UserList": _object({"users": {"type": "array", "items": _ref("User")}}),
+        "UserDeleted": _object({"ok": {"const": True}, "name": {"type": "string"}}),
+        "Principal": _object(
+            {
+                "kind": {"type": "string", "enum": kinds},
+                "name": {"type": "string"},
+                "role": _nullable(role),
+                "device_id": _STR_OR_NULL,
+                "user": _STR_OR_NULL,
+            },
+            description="Who a credential belongs to; a device credential has no role.",
+        ),
+        "LoggedIn": _object(
+            {"name": {"type": "string"}, "role": _nullable(role), "expires_at": _TIME},
+            description="The session cookie is set (HttpOnly, SameSite=Strict, Secure over TLS).",
+        ),
+        "LoggedOut": _object({"ok": {"const": True}}),
+        "ApiKey": _object(key),
+        "ApiKeyCreated": _object(
+            {**key, "key": {"type": "string", "description": "The key itself: shown only in this answer."}}
+        ),
+        "ApiKeyList": _object({"api_keys": {"type": "array", "items": _ref("ApiKey")}}),
+        "Deleted": _object({"ok": {"const": True}, "id": {"type": "string"}}),
+        "EnrollmentToken": _object(token),
+        "EnrollmentTokenCreated": _object(
+            {
+                **token,
+                "token": {"type": "string", "description": "The token itself: shown only in this answer."},
+            }
+        ),
+        "EnrollmentTokenList": _object(
+            {"enrollment_tokens": {"type": "array", "items": _ref("EnrollmentToken")}}
+        ),
+        "Enrolled": _object(
+            {
+                "device_id": {"type": "string"},
+                "credential": {"type": "string", "description": "The device's credential: shown only here."},
+                "issued_at": _TIME,
+            }
+        ),
+        "DeviceCredential": _object(credential, required=["device_id"]),
+        "CredentialRevoked": _object({"ok": {"const": True}, **credential}),
+        "DeviceReset": _object(
+            {"ok": {"const": True}, "device_id": {"type": "string"}, "had_credential": {"type": "boolean"}}
+        ),
+        "AuditEvent": _object(
+            {
+                "id": {"type": "integer"},
+                "at": _TIME,
+                "actor_kind": {"type": "string", "enum": [*kinds, "anonymous"]},
+                "actor": {"type": "string"},
+                "action": {"type": "string"},
+                "target": _STR_OR_NULL,
+                "address": _STR_OR_NULL,
+                "detail": _OBJECT_OR_NULL,
+            }
+        ),
+        "AuditLog": _object({"events": {"type": "array", "items": _ref("AuditEvent")}}),
     }
 
 
@@ -265,6 +391,7 @@ def _ok(description: str, schema: Schema) -> Schema:
 
 _RESPONSES: dict[str, Schema] = {
     "Unauthorized": _error("No valid token (`X-Auth-Token` or `Authorization: Bearer`)."),
+    "Forbidden": _error("The credential's role (or device) does not allow this."),
     "NotFound": _error("Unknown device or command, or no such path."),
     "Conflict": _error("The command is already settled (acknowledged or expired)."),
     "TooLarge": _error("The body is over the hub's frame limit (1 MiB by default)."),
@@ -339,7 +466,12 @@ def _op(
     answers = dict(responses)
     if not public:
         answers.update(
-            {"401": _use("Unauthorized"), "429": _use("TooManyAttempts"), "503": _use("Unavailable")}
+            {
+                "401": _use("Unauthorized"),
+                "403": _use("Forbidden"),
+                "429": _use("TooManyAttempts"),
+                "503": _use("Unavailable"),
+            }
         )
     if body is not None:
         answers.update({"413": _use("TooLarge"), "422": _use("Invalid")})
@@ -512,6 +644,7 @@ def _paths() -> dict[str, Schema]:
                 tag="agents",
             )
         },
+        **_identity_paths(),
         "/ui/session": {
             "get": {
                 "summary": "Whether the request carries a dashboard session",
@@ -547,6 +680,203 @@ def _paths() -> dict[str, Schema]:
     }
 
 
+def _identity_paths() -> dict[str, Schema]:
+    """DESIGN §10. Roles: viewer reads, operator also commands, admin also everything here."""
+    device = _use_param("DeviceId")
+    invalid, not_found = _use("Invalid"), _use("NotFound")
+    by_device = {"404": not_found, "422": invalid}
+    conflict = _error("Contradicts stored state (a name taken, the last admin, an enrolled device).")
+
+    def named(name: str, description: str) -> Schema:
+        return {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": description,
+            "schema": {"type": "string"},
+        }
+
+    user, key, token = (
+        named("name", "A user's name."),
+        named("key_id", "The API key's id (not the key)."),
+        named("token_id", "The enrollment token's id (not the token)."),
+    )
+    throttled = {"429": _use("TooManyAttempts"), "503": _use("Unavailable")}
+    return {
+        "/enrollment-tokens": {
+            "post": _op(
+                "Create an enrollment token (admin)",
+                {"201": _ok("The token, shown only now.", _ref("EnrollmentTokenCreated"))},
+                description="Agents exchange it at `POST /enroll` for their own credential, until it"
+                " expires or has been used `max_uses` times.",
+                body="EnrollmentTokenCreate",
+                tag="identity",
+            ),
+            "get": _op(
+                "Enrollment tokens not deleted (admin)",
+                {
+                    "200": _ok(
+                        "Oldest first; the tokens themselves are never shown again.",
+                        _ref("EnrollmentTokenList"),
+                    )
+                },
+                tag="identity",
+            ),
+        },
+        "/enrollment-tokens/{token_id}": {
+            "delete": _op(
+                "Delete an enrollment token (admin)",
+                {"200": _ok("It enrolls nobody from now on.", _ref("Deleted")), "404": not_found},
+                parameters=[token],
+                tag="identity",
+            )
+        },
+        "/enroll": {
+            "post": _op(
+                "Exchange an enrollment token for this device's credential",
+                {
+                    "201": _ok("The device's credential, shown only now.", _ref("Enrolled")),
+                    "401": _error("The enrollment token is unknown, expired, deleted or used up."),
+                    "409": _error("The device already holds a credential; an admin must reset it first."),
+                    **throttled,
+                },
+                description="Needs no other credential. The agent presents the credential from then on"
+                " (`Authorization: Bearer`); it works only for this device's own routes.",
+                body="EnrollRequest",
+                public=True,
+                tag="identity",
+            )
+        },
+        "/devices/{device_id}/credential": {
+            "get": _op(
+                "A device's credential state (never the credential)",
+                {
+                    "200": _ok(
+                        "Issued/rotated times, revoked; `credential: null` if none.", {"type": "object"}
+                    ),
+                    **by_device,
+                },
+                parameters=[device],
+                tag="identity",
+            )
+        },
+        "/devices/{device_id}/revoke": {
+            "post": _op(
+                "Revoke a device's credential (admin)",
+                {
+                    "200": _ok("Refused from now on; re-enrolling needs a reset.", _ref("CredentialRevoked")),
+                    **by_device,
+                },
+                parameters=[device],
+                tag="identity",
+            )
+        },
+        "/devices/{device_id}/reset": {
+            "post": _op(
+                "Forget a device's credential so it may enroll again (admin)",
+                {
+                    "200": _ok("Done (also when it had none).", _ref("DeviceReset")),
+                    "422": invalid,
+                    "404": not_found,
+                },
+                parameters=[device],
+                tag="identity",
+            )
+        },
+        "/users": {
+            "post": _op(
+                "Create a user (admin)",
+                {"201": _ok("The user (never the password).", _ref("User")), "409": conflict},
+                body="UserCreate",
+                tag="identity",
+            ),
+            "get": _op("All users (admin)", {"200": _ok("By name.", _ref("UserList"))}, tag="identity"),
+        },
+        "/users/{name}": {
+            "patch": _op(
+                "Change a user's password or role (admin)",
+                {
+                    "200": _ok("The user; a new password ends their sessions.", _ref("User")),
+                    "404": not_found,
+                    "409": conflict,
+                },
+                parameters=[user],
+                body="UserUpdate",
+                tag="identity",
+            ),
+            "delete": _op(
+                "Remove a user, their sessions and API keys (admin)",
+                {"200": _ok("Removed.", _ref("UserDeleted")), "404": not_found, "409": conflict},
+                parameters=[user],
+                tag="identity",
+            ),
+        },
+        "/login": {
+            "post": _op(
+                "Log in by name and password: sets the session cookie",
+                {
+                    "200": _ok("Logged in.", _ref("LoggedIn")),
+                    "401": _error("Wrong name or password."),
+                    "403": _error("Posted from another site (`Origin`)."),
+                    **throttled,
+                },
+                description="Failures are throttled per address and, briefly, per user name.",
+                body="LoginRequest",
+                public=True,
+                tag="identity",
+            )
+        },
+        "/logout": {
+            "post": _op(
+                "End the session of the cookie sent (stays ended across restarts)",
+                {
+                    "200": _ok("Logged out (or was not logged in).", _ref("LoggedOut")),
+                    "403": _error("Posted from another site."),
+                },
+                public=True,
+                tag="identity",
+            )
+        },
+        "/me": {
+            "get": _op(
+                "Who this credential belongs to",
+                {"200": _ok("The principal.", _ref("Principal"))},
+                tag="identity",
+            )
+        },
+        "/api-keys": {
+            "post": _op(
+                "Create an API key (admin)",
+                {"201": _ok("The key, shown only now.", _ref("ApiKeyCreated")), "404": not_found},
+                description="For the caller's user, or for `owner`; its role is at most the owner's (403).",
+                body="ApiKeyCreate",
+                tag="identity",
+            ),
+            "get": _op(
+                "API keys not deleted (admin)",
+                {"200": _ok("Oldest first.", _ref("ApiKeyList"))},
+                tag="identity",
+            ),
+        },
+        "/api-keys/{key_id}": {
+            "delete": _op(
+                "Delete an API key (admin)",
+                {"200": _ok("Refused from now on.", _ref("Deleted")), "404": not_found},
+                parameters=[key],
+                tag="identity",
+            )
+        },
+        "/audit": {
+            "get": _op(
+                "The audit log (admin)",
+                {"200": _ok("Newest first.", _ref("AuditLog")), "422": invalid},
+                parameters=[_time_param("since", "Events at or after this time."), _limit(100, 1000)],
+                tag="identity",
+            )
+        },
+    }
+
+
 def _use_param(name: str) -> Schema:
     return {"$ref": f"#/components/parameters/{name}"}
 
@@ -561,6 +891,7 @@ def document() -> Schema:
             {"name": "agents", "description": "What the original HTTP agent calls."},
             {"name": "devices", "description": "What the hub knows of each device."},
             {"name": "commands", "description": "Commands for devices: queue, follow, cancel."},
+            {"name": "identity", "description": "Users, sessions, API keys, device credentials, audit."},
             {"name": "hub", "description": "The hub itself."},
         ],
         "paths": _paths(),
