@@ -91,10 +91,15 @@ def announce(hub: Hub) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["backup"]:  # the only subcommand; everything else is the server's flags
+    if args[:1] == ["backup"]:  # subcommands; everything else is the server's flags
         from monitor_server.backup import main as backup_main
 
         backup_main(args[1:])
+        return
+    if args[:1] in (["users"], ["enroll-token"]):  # work with the hub running or stopped (admin_cli.py)
+        from monitor_server.admin_cli import enroll_token_main, users_main
+
+        (users_main if args[0] == "users" else enroll_token_main)(args[1:])
         return
     settings = load_settings(args)
     lock = claim_database(settings)  # before the store, the token file, presence and the banner

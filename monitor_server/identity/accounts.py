@@ -10,7 +10,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from monitor_server.identity.audit import Audit, AuditAction
+from monitor_server.identity.audit import CLI, Audit, AuditAction
 from monitor_server.identity.authn import Authenticator
 from monitor_server.identity.events import IdentityListeners, SessionsEnded
 from monitor_server.identity.passwords import hash_password, verify_password
@@ -89,18 +89,18 @@ class Accounts:
         return await self.store.list_users()
 
     async def create_user(
-        self, actor: Principal, name: str, password: str, role: Role, address: str | None = None
+        self, actor: Principal | str, name: str, password: str, role: Role, address: str | None = None
     ) -> User:
-        """Conflict if the name is taken."""
+        """Conflict if the name is taken. ``actor``: a principal, or the OS user of the CLI."""
         now = time.time()
         user = User(name, await hash_password(password), role, now, now)
         await self.store.create_user(user)
-        await self.audit.record(AuditAction.USER_CREATED, actor, name, address, {"role": role.value})
+        await self.audit.record(AuditAction.USER_CREATED, actor, name, address, {"role": role.value}, CLI)
         return user
 
     async def update_user(
         self,
-        actor: Principal,
+        actor: Principal | str,
         name: str,
         password: str | None = None,
         role: Role | None = None,
@@ -116,7 +116,7 @@ class Accounts:
             await self._end_sessions(name)
         changed = [field for field, value in (("password", password), ("role", role)) if value is not None]
         detail: dict[str, object] = {"changed": changed, **({"role": role.value} if role else {})}
-        await self.audit.record(AuditAction.USER_UPDATED, actor, name, address, detail)
+        await self.audit.record(AuditAction.USER_UPDATED, actor, name, address, detail, CLI)
         return user
 
     async def delete_user(self, actor: Principal, name: str, address: str | None = None) -> None:

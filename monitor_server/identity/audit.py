@@ -16,6 +16,7 @@ from monitor_server.store import Store
 from monitor_server.store.records import AuditEvent
 
 ANONYMOUS = "anonymous"  # the actor kind of a failed login or an enrollment (no principal yet)
+CLI = "cli"  # the actor kind of `monitor-server users ...` / `enroll-token ...` (actor: the OS user)
 
 
 class AuditAction(StrEnum):
@@ -50,9 +51,10 @@ class Audit:
         target: str | None = None,
         address: str | None = None,
         detail: dict[str, Any] | None = None,
+        actor_kind: str = ANONYMOUS,
     ) -> AuditEvent:
-        """Store one event now. ``actor`` is a principal, or a bare name (kind ``anonymous``)."""
-        kind, name = (actor.kind.value, actor.name) if isinstance(actor, Principal) else (ANONYMOUS, actor)
+        """Store one event now. ``actor`` is a principal, or a bare name of ``actor_kind``."""
+        kind, name = (actor.kind.value, actor.name) if isinstance(actor, Principal) else (actor_kind, actor)
         event = AuditEvent(time.time(), kind, name, action.value, target, address, detail)
         return await self.store.add_audit(event)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from monitor_server.identity.audit import Audit, AuditAction
+from monitor_server.identity.audit import CLI, Audit, AuditAction
 from monitor_server.identity.authn import Authenticator
 from monitor_server.identity.events import DeviceRevoked, IdentityListeners
 from monitor_server.identity.principals import Principal
@@ -50,7 +50,7 @@ class Enrollment:
         )
         await self.store.create_enrollment_token(token)
         detail = {"max_uses": max_uses, "expires_in": expires_in, "tags": list(tags)}
-        await self.audit.record(AuditAction.ENROLLMENT_TOKEN_CREATED, actor, token.id, address, detail)
+        await self.audit.record(AuditAction.ENROLLMENT_TOKEN_CREATED, actor, token.id, address, detail, CLI)
         return token, secret
 
     async def list_tokens(self) -> list[EnrollmentToken]:
