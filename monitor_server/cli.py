@@ -78,11 +78,11 @@ def announce(hub: Hub) -> None:
     log.info(
         "monitor-server %s listening on %s://%s:%d (database %s)", __version__, scheme, s.host, s.port, s.db
     )
-    if token.source == "generated":
+    if token.source == "generated" and s.legacy_token_on:
         path = s.token_dir / "token"
         # Printed once, on the start that creates it; later starts reuse the file silently.
         print(f"Generated an API token (kept in {path}):\n\n    {token.value}\n", flush=True)
-    if token.insecure:
+    if token.insecure and s.legacy_token_on:
         log.warning(
             "the configured token is well known or short: anyone can use this hub. "
             "Set MONITOR_TOKEN to a long random value."
