@@ -306,3 +306,22 @@ async def test_removing_a_user_closes_their_dashboard_socket(hub: RunningHub, ap
             await feed.wait_closed()
         elapsed = time.monotonic() - started
     assert feed.close_code == 4401 and elapsed < t(1)
+
+
+async def test_revocation_closes_the_live_socket(
+    hub: RunningHub, api: httpx.AsyncClient, fleet: dict[str, str]
+) -> None:
+    """Revoking a connected device closes its socket with 4001 at once; other devices stay connected."""
+    a = await connect_agent(hub, "dev-a", token=fleet["dev-a"])
+    b = await connect_agent(hub, "dev-b", token=fleet["dev-b"])
+    started = time.monotonic()
+    assert (await api.post("/devices/dev-a/revoke")).status_code == 200
+    async with asyncio.timeout(t(1)):
+        await a.wait_closed()
+    elapsed = time.monotonic() - started
+    assert a.close_code == 4001 and elapsed < t(1)
+    await b.ping()
+    assert b.close_code is None
+    with pytest.raises(InvalidStatus):
+        await open_socket(hub, token=fleet["dev-a"])
+    await b.close()
