@@ -17,17 +17,27 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from monitor_server.auth import presented_token
 from monitor_server.events import DeviceDetails
 from monitor_server.identity.principals import Principal, PrincipalKind
-from monitor_server.ingest import sample_from
+from monitor_server.identity.secrets import digest, same
+from monitor_server.ingest import TRANSIENT_ERRORS, sample_from
 from monitor_server.keepalive import ABORT_EXTENSION, SERVER_SHUTDOWN_EXTENSION
 from monitor_server.store import Command
+from monitor_server.store.records import DeviceCredential
 from monitor_server.throttle import client_address
 from protocol.codec import AckIn, Samples, encode
 from protocol.codes import CloseCode, PresenceReason
-from protocol.errors import NotFound
+from protocol.errors import Conflict, NotFound
 from protocol.frames import Acked, CommandFrame, Hello, Welcome
-from protocol.hub_session import CloseRequested, HelloAccepted, HubEvent, HubSession
+from protocol.hub_session import (
+    CloseRequested,
+    CredentialStored,
+    HelloAccepted,
+    HubEvent,
+    HubSession,
+    SessionState,
+)
 from protocol.timestamps import to_iso
 
 if TYPE_CHECKING:
@@ -35,6 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("monitor_server.agent_socket")
 
+ACKS_QUEUED = 256  # acks read but not yet stored, per socket, before reading waits
 BACKLOG_PAGE = 32  # commands read from the store at a time when a socket opens
 CLOSE_GRACE = 2.0  # seconds the writer gets to send our close frame before it is cancelled
 _SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
@@ -67,6 +78,10 @@ class AgentSocket:
         self._pushed_while_syncing = False
         self._last_command_id = 0
         self._ended = False
+        # Rotation (DESIGN §10): the offer awaiting the agent's ``credential_saved``, with who asked.
+        self._rotation: asyncio.Future[DeviceCredential | None] | None = None
+        self._rotation_by: tuple[Principal | str | None, str | None] = (None, None)
+        self._acks: asyncio.Queue[AckIn] = asyncio.Queue(ACKS_QUEUED)
 
     # Lifecycle
 
@@ -80,12 +95,18 @@ class AgentSocket:
         previous = self.hub.sessions.register(self)
         if previous is not None:
             previous.abort(CloseCode.REPLACED, "replaced by a newer connection")
+        if not await self._credential_live():
+            self._ended = True
+            self.hub.sessions.unregister(self)
+            await self.websocket.close(CloseCode.REVOKED, "credential revoked")
+            return
         reason = PresenceReason.DISCONNECTED
         try:
             await self._open(hello)
             reason = await self._run()
         finally:
             self._ended = True
+            self._settle_rotation(None)
             self._outbox.clear()
             if self.hub.sessions.unregister(self):
                 await self.hub.presence.ws_disconnected(self.device_id, reason)
@@ -96,10 +117,12 @@ class AgentSocket:
         try:
             async with asyncio.TaskGroup() as tasks:
                 writer = tasks.create_task(self._write_loop(), name=f"writer {self.device_id}")
+                acker = tasks.create_task(self._ack_loop(), name=f"acks {self.device_id}")
                 reason = await self._read_loop()
                 if self.close_code is not None:  # let the writer send our close frame first
                     await asyncio.wait({writer}, timeout=CLOSE_GRACE)
                 writer.cancel()
+                acker.cancel()
         except* _SOCKET_GONE as group:
             log.debug("agent %s: socket gone while writing: %r", self.device_id, group.exceptions[0])
         return reason
@@ -162,6 +185,31 @@ class AgentSocket:
         await self._refuse(self.session.duplicate(self.hub.settings.duplicate_retry_after))
         return True
 
+    async def _credential_live(self) -> bool:
+        """False if the device credential was revoked since the upgrade (the registry missed it then).
+
+        Presenting the pending credential of a rotation proves the agent stored it (it presents
+        the newest it saved): the rotation is confirmed here, whether or not ``credential_saved``
+        reached the hub before a restart or a lost connection.
+        """
+        principal = self.principal
+        if principal is None or principal.kind is not PrincipalKind.DEVICE:
+            return True
+        enrollment = self.hub.identity.enrollment
+        found = await enrollment.credential(self.device_id)
+        if found is None or found.revoked or self.close_code == CloseCode.REVOKED:
+            log.warning("agent %s: credential revoked while it connected; closing", self.device_id)
+            return False
+        secret = presented_token(self.websocket.headers)
+        if secret and found.pending_hash is not None and same(digest(secret), found.pending_hash):
+            try:
+                await enrollment.confirm_rotation(self.device_id, address=client_address(self.websocket))
+            except (Conflict, NotFound) as exc:
+                log.warning("agent %s: rotation not confirmed: %s", self.device_id, exc)
+            else:
+                log.info("agent %s: rotation confirmed (it presented its new credential)", self.device_id)
+        return True
+
     async def _refuse(self, close: CloseRequested) -> None:
         for text in self.session.data_to_send():
             await self.websocket.send_text(text)
@@ -221,9 +269,13 @@ class AgentSocket:
         if isinstance(event, Samples):
             await self._store(event)
         elif isinstance(event, AckIn):
-            await self._ack(event)
+            # Stored by ``_ack_loop``: a commit that stalls must not stop this socket being read
+            # (uvicorn reads no pong while the app does not read, and the keepalive would fire).
+            await self._acks.put(event)
         elif isinstance(event, CloseRequested):
             self.abort(event.code, event.reason)
+        elif isinstance(event, CredentialStored):
+            await self._credential_stored()
 
     async def _store(self, samples: Samples) -> None:
         hub, now = self.hub, time.time()
@@ -244,6 +296,10 @@ class AgentSocket:
         self.session.committed(seq)
         self._wake.set()
 
+    async def _ack_loop(self) -> None:
+        while True:
+            await self._ack(await self._acks.get())
+
     async def _ack(self, ack: AckIn) -> None:
         frame = ack.frame
         try:
@@ -254,7 +310,56 @@ class AgentSocket:
             for event in self.session.unknown_command(frame.id, str(exc)):
                 await self._handle(event)
             return
+        except TRANSIENT_ERRORS as exc:  # not stored, so no ``acked``: the agent sends it again
+            self.hub.writer.note_failure(exc)
+            log.warning("agent %s: ack of command %d not stored (%s)", self.device_id, frame.id, exc)
+            return
         self.send(encode(Acked(id=frame.id)))
+
+    # Rotation
+
+    def rotation_refusal(self) -> str | None:
+        """Why a credential cannot be offered on this socket now, or None."""
+        principal = self.principal
+        if self.close_code is not None or self.session.state is not SessionState.OPEN:
+            return f"device {self.device_id!r} is not connected"
+        if principal is None or principal.kind is not PrincipalKind.DEVICE:
+            return f"device {self.device_id!r} is connected without its device credential: nothing to rotate"
+        if self._rotation is not None:
+            return f"a rotation of device {self.device_id!r} awaits the agent's answer"
+        return None
+
+    def offer_credential(
+        self, secret: str, actor: Principal | str | None = None, address: str | None = None
+    ) -> asyncio.Future[DeviceCredential | None]:
+        """Send the agent its new credential; the future holds the rotated credential once confirmed.
+
+        It holds None if the socket ended first (the agent confirms by presenting the new
+        credential when it connects again). Conflict if no offer can be made now.
+        """
+        if (refusal := self.rotation_refusal()) is not None:
+            raise Conflict(refusal)
+        self.session.offer_credential(secret)
+        self._rotation = asyncio.get_running_loop().create_future()
+        self._rotation_by = (actor, address)
+        self._wake.set()
+        return self._rotation
+
+    async def _credential_stored(self) -> None:
+        actor, address = self._rotation_by
+        try:
+            rotated = await self.hub.identity.enrollment.confirm_rotation(self.device_id, actor, address)
+        except (Conflict, NotFound) as exc:  # revoked, reset, or confirmed at a reconnect meanwhile
+            log.warning("agent %s: credential_saved, but no rotation to confirm: %s", self.device_id, exc)
+            self._settle_rotation(None)
+            return
+        log.info("agent %s: credential rotated", self.device_id)
+        self._settle_rotation(rotated)
+
+    def _settle_rotation(self, rotated: DeviceCredential | None) -> None:
+        future, self._rotation = self._rotation, None
+        if future is not None and not future.done():
+            future.set_result(rotated)
 
     # Writing
 
