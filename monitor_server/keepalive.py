@@ -50,6 +50,15 @@ class KeepaliveReportingProtocol(WebSocketsSansIOProtocol):
         super().send_receive_event_to_app()
 
     def keepalive_timeout(self) -> None:
+        if self.read_paused and not (self.close_sent or self.transport.is_closing()):
+            # The application is not reading (it holds back an agent while its samples wait for a
+            # commit): the pong may be waiting unread behind them. Give it another timeout.
+            assert self.ping_timeout is not None
+            self.pong_timer = self.loop.call_later(self.ping_timeout, self.keepalive_timeout)
+            return
+        self._report_timeout()
+
+    def _report_timeout(self) -> None:
         if not (self.close_sent or self.transport.is_closing()):
             self.queue.put_nowait(
                 {

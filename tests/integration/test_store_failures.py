@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 
 import httpx
 
 from tests.agentd import eventually
 from tests.agents import connect_agent, next_frame, send
+from tests.conftest import HubFactory
 from tests.hubs import RunningHub
 
 
@@ -40,3 +42,24 @@ async def test_ack_during_a_store_failure_is_not_confirmed_and_the_socket_stays(
         assert ws.close_code is None
     stored = (await api.get(f"/devices/ack-fail/commands/{queued['id']}")).json()
     assert acked["id"] == queued["id"] and stored["status"] == "acked"
+
+
+async def test_agent_held_back_by_a_stalled_store_keeps_its_socket(hub_factory: HubFactory) -> None:
+    """While its samples wait for a commit the hub stops reading the agent, yet the keepalive spares it."""
+    hub = await hub_factory(ping_interval=0.5, ping_timeout=0.5, batch_max_rows=10)
+    async with await connect_agent(hub, "held-back") as ws:
+        holder = sqlite3.connect(hub.db_path, timeout=10, isolation_level=None, check_same_thread=False)
+        try:
+            await asyncio.to_thread(holder.execute, "BEGIN IMMEDIATE")
+            now = time.time()
+            batch = [{"ts": now - i, "cpu": 1.0} for i in range(100)]  # past the backlog's 40 rows
+            await send(ws, {"type": "metrics_batch", "seq": 1, "samples": batch})
+            await send(ws, {"type": "heartbeat"})  # not read until a commit makes room
+            await asyncio.sleep(3)  # the stall itself: six keepalive periods with the socket unread
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                holder.execute("ROLLBACK")
+            holder.close()
+        await send(ws, {"type": "heartbeat"})
+        await ws.ping()
+        assert ws.close_code is None
