@@ -31,6 +31,14 @@ AGENT_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--restart-mode", {"choices": ["exec", "spawn"], "help": "how `restart` replaces the process"}),
     ("--ca-file", {"type": Path, "help": "PEM CA bundle to verify an https/wss hub (default: system store)"}),
     ("--pin-sha256", {"help": "accept only these hub certificate SHA-256 fingerprints (comma-separated)"}),
+    (
+        "--enrollment-token",
+        {
+            "help": "enroll with this token when no credential is kept "
+            "(prefer MONITOR_AGENT_ENROLLMENT_TOKEN: argv is public)"
+        },
+    ),
+    ("--enrollment-token-file", {"type": Path, "help": "read the enrollment token from this file"}),
 )
 
 
@@ -58,6 +66,24 @@ def _run(args: argparse.Namespace) -> int:
     from monitor_agent.daemon import run  # psutil and websockets load only when needed
 
     return run(config_from_args(args))
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from monitor_agent.enroll import enroll_command  # urllib and the identity only when needed
+
+    return enroll_command(config_from_args(args))
+
+
+def _add_enroll(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "enroll",
+        help="exchange an enrollment token for this device's credential",
+        description="POST /enroll with this device's id and hostname; the credential is kept in "
+        "<state-dir>/credential (mode 0600) and presented from then on. Give the token by "
+        "MONITOR_AGENT_ENROLLMENT_TOKEN or --enrollment-token-file rather than on the command line.",
+    )
+    add_agent_flags(parser)
+    parser.set_defaults(handler=_enroll)
 
 
 def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -152,6 +178,7 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 # Each entry adds one subcommand.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_run,
+    _add_enroll,
     _add_simulate,
 ]
 

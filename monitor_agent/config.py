@@ -225,6 +225,10 @@ class AgentConfig:
     connect_timeout: float = 10.0
     ca_file: Path | None = None  # trust only this CA for https/wss (default: the system store)
     pin_sha256: list[str] = field(default_factory=list)  # accepted certificate fingerprints
+    # Exchanged once for this device's credential (``monitor-agent enroll``, or at the first
+    # ``run`` without a kept credential); from the environment or a file: argv is public.
+    enrollment_token: str = field(default="", repr=False)
+    enrollment_token_file: Path | None = None
 
     CHECKS: ClassVar[dict[str, Check]] = {
         "server": _server,
@@ -247,6 +251,8 @@ class AgentConfig:
         "connect_timeout": _POSITIVE,
         "ca_file": _optional(_path),
         "pin_sha256": _names,
+        "enrollment_token": _text,
+        "enrollment_token_file": _optional(_path),
     }
 
     def __post_init__(self) -> None:
@@ -286,6 +292,19 @@ class AgentConfig:
                 raise ConfigError("ca_file and pin_sha256 need an https:// or wss:// server URL")
             return None
         return client_context(self.ca_file, self.pin_sha256)
+
+    def enrollment_secret(self) -> str:
+        """The enrollment token: given directly, else read from ``enrollment_token_file``; "" if none."""
+        if self.enrollment_token.strip():
+            return self.enrollment_token.strip()
+        if self.enrollment_token_file is None:
+            return ""
+        try:
+            return self.enrollment_token_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"enrollment_token_file: cannot read {self.enrollment_token_file}: {exc}"
+            ) from None
 
     def effective_poll_interval(self) -> float:
         """How often the HTTP transport asks for commands."""

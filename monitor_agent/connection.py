@@ -26,7 +26,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from monitor_agent.backoff import Backoff
-from monitor_agent.errors import DuplicateDevice, HandshakeFailed, HubUnreadable, TokenRejected
+from monitor_agent.credential import Credentials
+from monitor_agent.errors import (
+    CredentialRevoked,
+    DuplicateDevice,
+    HandshakeFailed,
+    HubUnreadable,
+    TokenRejected,
+)
 from monitor_agent.ports import AgentPorts
 from monitor_agent.tls import describe_failure
 from protocol.agent_session import (
@@ -34,6 +41,7 @@ from protocol.agent_session import (
     AgentEvent,
     AgentSession,
     CommandReceived,
+    CredentialReceived,
     GiveUp,
     HandshakeRefused,
     Refused,
@@ -95,6 +103,8 @@ class WsSettings:
     max_frame_bytes: int = 1 << 20
     ssl_context: ssl.SSLContext | None = None  # for wss://; None uses websockets' default
     ca_file: Path | None = None  # only named in TLS error messages
+    # The device credential kept in the state folder (DESIGN §10); None: the legacy ``token``.
+    credentials: Credentials | None = None
 
 
 class WsTransport:
@@ -111,6 +121,7 @@ class WsTransport:
         self.last_delay = 0.0
         self.last_failure = ""
         self.connected = asyncio.Event()
+        self.credentials = settings.credentials or Credentials(settings.token)
 
     def _set(self, target: LinkState) -> None:
         self.state = move(self.state, target)
@@ -137,7 +148,9 @@ class WsTransport:
         name = ports.identity.device_id
         try:
             await self._session(ports)
-        except TokenRejected as exc:
+        except (TokenRejected, CredentialRevoked) as exc:
+            if self.credentials.device_credential:
+                return self._fail(self._credential_refused(name, exc))
             self.last_failure = str(exc)
             delay = self.settings.auth_retry_delay * self.rng.uniform(0.8, 1.2)
             log.error(
@@ -181,6 +194,28 @@ class WsTransport:
         self.last_delay = self.backoff.next_delay()
         return self.last_delay
 
+    def _credential_refused(self, name: str, exc: TokenRejected | CredentialRevoked) -> float:
+        """The hub refused (or revoked) this device's credential: try the previous one at once,
+        else say so once (repeats go to DEBUG) and retry slowly: only an admin can fix it."""
+        if isinstance(exc, TokenRejected) and self.credentials.refused():
+            log.info("%s: the hub refused the newest credential (%s); trying the previous one", name, exc)
+            return 0.0
+        reason = "the hub refuses this device's credential (revoked, or reset for a new enrollment)"
+        delay = self.settings.auth_retry_delay * self.rng.uniform(0.8, 1.2)
+        level = logging.DEBUG if reason == self.last_failure else logging.ERROR
+        log.log(
+            level,
+            "%s: %s: %s at %s; an admin must reset the device, then enroll it again "
+            "(monitor-agent enroll); retrying in %.0fs",
+            name,
+            reason,
+            exc,
+            self.settings.url,
+            delay,
+        )
+        self.last_failure = reason
+        return delay
+
     def _tls_refused(self, name: str, exc: ssl.SSLCertVerificationError) -> float:
         """A hub we cannot trust: say why once, then retry slowly (only an operator can fix it)."""
         reason = describe_failure(exc, self.settings.url, self.settings.ca_file)
@@ -201,7 +236,7 @@ class WsTransport:
         return delay
 
     async def _session(self, ports: AgentPorts) -> None:
-        headers = {"X-Auth-Token": self.settings.token}
+        headers = self.credentials.headers()
         try:
             ws = await connect(
                 self.settings.url,
@@ -219,9 +254,11 @@ class WsTransport:
             if status in (401, 403):
                 raise TokenRejected(status) from None
             raise
-        link = _Connection(ws, ports, self.settings, self._count_heartbeat)
+        link = _Connection(ws, ports, self.settings, self._count_heartbeat, self.credentials)
         try:
             welcome = await link.handshake()
+            self.credentials.accepted()
+            self.last_failure = ""
             self._set(LinkState.CONNECTED)
             self.connections += 1
             self.backoff.reset()
@@ -235,6 +272,8 @@ class WsTransport:
             await link.serve(welcome)
             if ports.stop.stopping.is_set():
                 self._set(LinkState.CLOSED)
+            elif ws.close_code == CloseCode.REVOKED:
+                raise CredentialRevoked(f"the hub closed the connection with {CloseCode.REVOKED}")
             else:
                 log.warning(
                     "%s: hub closed the connection (code %s %s)",
@@ -285,8 +324,10 @@ class _Connection:
         ports: AgentPorts,
         settings: WsSettings,
         on_heartbeat: Callable[[], None],
+        credentials: Credentials | None = None,
     ) -> None:
         self.ws = ws
+        self.credentials = credentials
         self.ports = ports
         self.settings = settings
         ident = ports.identity
@@ -360,7 +401,29 @@ class _Connection:
             if refused is not None and (command_id := _command_id(raw)) is not None:
                 await self._refuse_command(command_id, f"its frame is invalid: {refused.message}")
             for event in events:
-                self._act(event)
+                if isinstance(event, CredentialReceived):
+                    await self._save_credential(event.credential)
+                else:
+                    self._act(event)
+
+    async def _save_credential(self, secret: str) -> None:
+        """Rotation: store the new credential durably, and only then tell the hub.
+
+        Not saved (no credential kept, a disk error): no answer, so the hub keeps the old
+        credential working.
+        """
+        if self.credentials is None or not self.credentials.device_credential:
+            log.error("%s: the hub sent a new credential, but this agent uses the legacy token", self._name)
+            return
+        try:
+            await asyncio.to_thread(self.credentials.save, secret)
+        except OSError as exc:
+            log.error(
+                "%s: could not store the new credential (%s); the old one stays in use", self._name, exc
+            )
+            return
+        log.info("%s: new credential stored (rotation); telling the hub", self._name)
+        await self._send(self.session.credential_saved())
 
     async def _refuse_command(self, command_id: int, reason: str, **extra: Any) -> None:
         """Ack as failed a command whose frame this agent cannot take; it is never run.

@@ -16,6 +16,8 @@ from monitor_agent.agent import Agent, ExitReason, Transport
 from monitor_agent.collector import Collector
 from monitor_agent.config import DEV_TOKEN, AgentConfig
 from monitor_agent.connection import WsSettings, WsTransport
+from monitor_agent.credential import Credentials
+from monitor_agent.errors import EnrollmentFailed
 from monitor_agent.identity import local_identity, stable_device_id
 from monitor_agent.journal import FileJournal
 from monitor_agent.spool import SqliteSpool
@@ -24,8 +26,11 @@ from protocol.codec import encode_json
 log = logging.getLogger("monitor_agent")
 
 
-def build_transport(config: AgentConfig) -> Transport:
-    """The WebSocket transport, or the seed's REST polling with ``transport = "http"``."""
+def build_transport(config: AgentConfig, credentials: Credentials | None = None) -> Transport:
+    """The WebSocket transport, or the seed's REST polling with ``transport = "http"``.
+
+    ``credentials``: the device credential kept in the state folder; None presents the legacy token.
+    """
     if config.transport == "http":
         from monitor_agent.http_transport import HttpSettings, HttpTransport  # only when chosen
 
@@ -38,6 +43,7 @@ def build_transport(config: AgentConfig) -> Transport:
                 backoff_cap=config.backoff_cap,
                 auth_retry_delay=config.auth_retry_delay,
                 timeout=config.connect_timeout,
+                credentials=credentials,
             )
         )
     return WsTransport(
@@ -51,6 +57,7 @@ def build_transport(config: AgentConfig) -> Transport:
             connect_timeout=config.connect_timeout,
             ssl_context=config.ssl_context(),
             ca_file=config.ca_file,
+            credentials=credentials,
         )
     )
 
@@ -76,10 +83,19 @@ def build_agent(config: AgentConfig) -> Agent:
 
 async def serve(config: AgentConfig) -> ExitReason:
     """Run until SIGTERM/SIGINT (exit) or the restart command (re-exec)."""
+    from monitor_agent.enroll import credentials_for  # enrolls when a token is given and none is kept
+
     agent = build_agent(config)
-    transport = build_transport(config)
+    try:
+        credentials = await credentials_for(config)
+    except EnrollmentFailed:
+        agent.close()
+        raise
+    transport = build_transport(config, credentials)
     _install_signal_handlers(agent)
-    if config.token == DEV_TOKEN:
+    if credentials.store is not None:
+        log.info("presenting the device credential kept in %s", credentials.store.path)
+    elif config.token == DEV_TOKEN:
         log.warning("using the development token; set --token or MONITOR_AGENT_TOKEN")
     log.info(
         "monitor-agent %s started: pid %d, device %s, %s transport to %s, state in %s",
@@ -151,7 +167,11 @@ def configure_logging(level: str, fmt: str) -> None:
 def run(config: AgentConfig) -> int:
     """Blocking entry point of ``monitor-agent run``; returns the exit status."""
     configure_logging(config.log_level, config.log_format)
-    reason = asyncio.run(serve(config))
+    try:
+        reason = asyncio.run(serve(config))
+    except EnrollmentFailed as exc:
+        log.error("%s", exc)
+        return 1
     if reason is ExitReason.RESTART:
         with contextlib.suppress(KeyboardInterrupt):
             restart_process(config.restart_mode)

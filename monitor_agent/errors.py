@@ -4,6 +4,8 @@ MonitorError
  +-- AgentError
       +-- ConfigError        the configuration cannot be used (also a ValueError)
       +-- TokenRejected      the hub refused our token during the handshake
+      +-- CredentialRevoked  the hub closed the socket with 4001: this device's credential was revoked
+      +-- EnrollmentFailed   ``POST /enroll`` did not give this device a credential
       +-- HandshakeFailed    the hub answered the hello with something other than welcome
       |    +-- DuplicateDevice  another instance of this device id is connected
       +-- HubUnreadable      the hub sent too many frames in a row the agent could not read
@@ -27,6 +29,18 @@ class TokenRejected(AgentError):
 
     def __init__(self, status: int) -> None:
         super().__init__(f"hub refused the token (HTTP {status})")
+        self.status = status
+
+
+class CredentialRevoked(AgentError):
+    """The hub closed the connection with 4001: the device's credential was revoked (or reset)."""
+
+
+class EnrollmentFailed(AgentError):
+    """The hub refused the enrollment (``status``: 401 bad token, 409 already enrolled) or was unreachable."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
         self.status = status
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from monitor_agent.backoff import Backoff
+from monitor_agent.credential import Credentials
 from monitor_agent.errors import TokenRejected
 from monitor_agent.ports import AgentPorts
 from monitor_agent.result import CommandResult
@@ -34,6 +35,8 @@ class HttpSettings:
     auth_retry_delay: float = 60.0
     timeout: float = 10.0
     max_commands_per_poll: int = 100
+    # The device credential kept in the state folder (DESIGN §10); None: the legacy ``token``.
+    credentials: Credentials | None = None
 
 
 class HttpStatusError(OSError):
@@ -52,6 +55,7 @@ class HttpTransport:
         self.backoff = Backoff(settings.backoff_base, settings.backoff_cap, rng or random.Random())
         self.connected = asyncio.Event()
         self.last_failure = ""
+        self.credentials = settings.credentials or Credentials(settings.token)
         self._device = ""
         self._name = ""
 
@@ -62,14 +66,23 @@ class HttpTransport:
             try:
                 await self._cycle(ports)
             except TokenRejected as exc:
+                if self.credentials.refused():
+                    log.info(
+                        "%s: the hub refused the newest credential (%s); trying the previous one",
+                        self._name,
+                        exc,
+                    )
+                    continue
+                repeated = self.last_failure == str(exc)
                 self._lost(str(exc))
                 delay = self.settings.auth_retry_delay * self.backoff.rng.uniform(0.8, 1.2)
-                log.error(
-                    "%s: %s at %s: the agent token is wrong or missing (check --token / "
-                    "MONITOR_AGENT_TOKEN); retrying in %.0fs",
+                log.log(
+                    logging.DEBUG if repeated else logging.ERROR,
+                    "%s: %s at %s: %s; retrying in %.0fs",
                     self._name,
                     exc,
                     self.settings.base_url,
+                    _refusal_hint(self.credentials),
                     delay,
                 )
                 await ports.wait_stopping(delay)
@@ -87,6 +100,8 @@ class HttpTransport:
                 await ports.wait_stopping(delay)
                 continue
             self.backoff.reset()
+            self.credentials.accepted()
+            self.last_failure = ""
             self.connected.set()
             await self._wait_for_work(ports)
         await self._flush(ports)
@@ -166,7 +181,7 @@ class HttpTransport:
             self.settings.base_url + path,
             data=data,
             method=method,
-            headers={"X-Auth-Token": self.settings.token, "Content-Type": "application/json"},
+            headers={**self.credentials.headers(), "Content-Type": "application/json"},
         )
         try:
             with urllib.request.urlopen(request, timeout=self.settings.timeout) as response:  # noqa: S310
@@ -176,3 +191,12 @@ class HttpTransport:
                 raise TokenRejected(exc.code) from None
             raise HttpStatusError(exc.code, exc.read()) from None
         return decode_json(payload) if payload else None
+
+
+def _refusal_hint(credentials: Credentials) -> str:
+    if credentials.device_credential:
+        return (
+            "the hub refuses this device's credential (revoked, or reset for a new enrollment); an admin "
+            "must reset the device, then enroll it again (monitor-agent enroll)"
+        )
+    return "the agent token is wrong or missing (check --token / MONITOR_AGENT_TOKEN)"

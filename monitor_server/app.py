@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from monitor_server.http import EXCEPTION_HANDLERS, MIDDLEWARE
 from monitor_server.hub import Hub
 from monitor_server.openapi import openapi_routes
-from monitor_server.routes import accounts, audit, commands, devices, enrollment, ingest, params
+from monitor_server.routes import accounts, audit, commands, devices, enrollment, ingest, params, rotation
 from monitor_server.routes.agent_ws import agent_socket
 from monitor_server.settings import Settings
 from monitor_server.ui.dashboard import Dashboard
@@ -53,6 +53,7 @@ def identity_routes() -> list[BaseRoute]:
         Route(dev + "/credential", enrollment.credential_state),
         Route(dev + "/revoke", enrollment.revoke, methods=["POST"]),
         Route(dev + "/reset", enrollment.reset, methods=["POST"]),
+        Route(dev + "/rotate", rotation.rotate, methods=["POST"]),
         Route("/users", accounts.create_user, methods=["POST"]),
         Route("/users", accounts.list_users),
         Route("/users/{name}", accounts.update_user, methods=["PATCH"]),

@@ -51,6 +51,8 @@ class Hub:
         bus = EventBus(settings.ui_queue_size)
         sessions = SessionRegistry()
         token = resolve_token(settings)
+        identity = Identity.build(store, settings, token.value if settings.legacy_token_on else None)
+        identity.listeners.add(sessions.on_identity_event)  # a revoked device's socket closes (4001)
         return cls(
             settings=settings,
             token=token,
@@ -60,7 +62,7 @@ class Hub:
             presence=Presence(store, bus, settings.http_offline_after),
             commands=CommandService(store, bus, sessions),
             writer=SampleWriter(store, settings.batch_max_rows),
-            identity=Identity.build(store, settings, token.value if settings.legacy_token_on else None),
+            identity=identity,
             throttle=Throttle(
                 max(settings.auth_max_failures, settings.login_max_failures),
                 settings.auth_failure_window,

@@ -362,6 +362,10 @@ def _identity_schemas() -> dict[str, Schema]:
         ),
         "DeviceCredential": _object(credential, required=["device_id"]),
         "CredentialRevoked": _object({"ok": {"const": True}, **credential}),
+        "CredentialRotated": _object(
+            {"ok": {"const": True}, "rotated": {"type": "boolean"}, **credential},
+            required=["ok", "rotated", "device_id"],
+        ),
         "DeviceReset": _object(
             {"ok": {"const": True}, "device_id": {"type": "string"}, "had_credential": {"type": "boolean"}}
         ),
@@ -767,6 +771,30 @@ def _identity_paths() -> dict[str, Schema]:
                     "200": _ok("Refused from now on; re-enrolling needs a reset.", _ref("CredentialRevoked")),
                     **by_device,
                 },
+                parameters=[device],
+                tag="identity",
+            )
+        },
+        "/devices/{device_id}/rotate": {
+            "post": _op(
+                "Rotate a connected device's credential (admin)",
+                {
+                    "200": _ok(
+                        "The agent stored the new credential; the old one stopped working.",
+                        _ref("CredentialRotated"),
+                    ),
+                    "202": _ok(
+                        "Sent; not confirmed yet: the old credential works until the agent confirms.",
+                        _ref("CredentialRotated"),
+                    ),
+                    "409": _error(
+                        "The device is not connected with its credential, is revoked, or a"
+                        " rotation awaits its answer."
+                    ),
+                    **by_device,
+                },
+                description="The new credential goes over the agent's socket (`credential` frame); the"
+                " agent stores it durably and answers `credential_saved`; only then is the old one retired.",
                 parameters=[device],
                 tag="identity",
             )

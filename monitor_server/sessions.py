@@ -10,7 +10,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from monitor_server.identity.events import DeviceRevoked, IdentityEvent
+from monitor_server.identity.principals import PrincipalKind
 from monitor_server.store import Command
+from protocol.codes import CloseCode
 from protocol.timestamps import to_iso
 
 if TYPE_CHECKING:
@@ -78,6 +81,20 @@ class SessionRegistry:
             return False
         del self._sessions[socket.device_id]
         return True
+
+    def on_identity_event(self, event: IdentityEvent) -> None:
+        """A revoked (or reset) device's live socket closes with 4001 now (``IdentityListeners``).
+
+        Only a socket opened with that device's credential: one opened with the legacy token or
+        an API key is not what was revoked.
+        """
+        if not isinstance(event, DeviceRevoked):
+            return
+        socket = self._sessions.get(event.device_id)
+        principal = socket.principal if socket is not None else None
+        if socket is None or principal is None or principal.kind is not PrincipalKind.DEVICE:
+            return
+        socket.abort(CloseCode.REVOKED, "credential reset" if event.reset else "credential revoked")
 
     def get(self, device_id: str) -> AgentSocket | None:
         return self._sessions.get(device_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -18,12 +18,14 @@ import msgspec
 
 from protocol.codec import decode_hub_frame, encode, encode_json, split_sample
 from protocol.codes import Capability, CloseCode, ErrorCode
-from protocol.errors import FrameValidationError, ProtocolError
+from protocol.errors import FrameValidationError, IllegalTransition, ProtocolError
 from protocol.frames import (
     MAX_BATCH,
     PROTOCOL_VERSION,
     Acked,
     CommandFrame,
+    CredentialFrame,
+    CredentialSaved,
     ErrorFrame,
     Heartbeat,
     Hello,
@@ -51,6 +53,13 @@ class Welcomed:
 @dataclass(frozen=True, slots=True)
 class CommandReceived:
     command: CommandFrame
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialReceived:
+    """Rotation: store ``credential`` durably, then send ``AgentSession.credential_saved()``."""
+
+    credential: str = field(repr=False)  # a secret: never in a log line or a traceback
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +102,16 @@ class GiveUp:
     reason: str
 
 
-AgentEvent = Welcomed | CommandReceived | AckConfirmed | SamplesDone[K] | Refused | HandshakeRefused | GiveUp
+AgentEvent = (
+    Welcomed
+    | CommandReceived
+    | CredentialReceived
+    | AckConfirmed
+    | SamplesDone[K]
+    | Refused
+    | HandshakeRefused
+    | GiveUp
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +138,7 @@ class AgentSession(Generic[K]):
         self._bad_in_a_row = 0
         self._next_seq = 1
         self._in_flight: dict[int, K] = {}  # seq -> spool key, sent but not yet stored
+        self._credentials_to_confirm = 0  # ``credential`` frames received, not yet answered
 
     def hello(self) -> str:
         return encode(self._hello)
@@ -184,6 +203,13 @@ class AgentSession(Generic[K]):
     def heartbeat(self) -> str:
         return encode(Heartbeat())
 
+    def credential_saved(self) -> str:
+        """The answer to a ``credential`` frame, once its credential is stored durably."""
+        if not self._credentials_to_confirm:
+            raise IllegalTransition("credential_saved without a credential received")
+        self._credentials_to_confirm -= 1
+        return encode(CredentialSaved())
+
     # Frames in
 
     def receive(self, data: bytes | str) -> list[AgentEvent[K]]:
@@ -202,6 +228,9 @@ class AgentSession(Generic[K]):
             return [AckConfirmed(frame.id)]
         if isinstance(frame, Stored):
             return self._stored(frame.seq)
+        if isinstance(frame, CredentialFrame):
+            self._credentials_to_confirm += 1
+            return [CredentialReceived(frame.credential)]
         if isinstance(frame, ErrorFrame):
             return self._error(frame)
         return [Refused(ErrorCode.UNEXPECTED_FRAME, f"unexpected {type(frame).__name__} frame")]

@@ -117,13 +117,18 @@ class Heartbeat(_Frame, tag="heartbeat", kw_only=True):
     """Sent when the agent has nothing else to say within the heartbeat interval."""
 
 
-AgentFrame = Hello | Metrics | MetricsBatch | Ack | Heartbeat
+class CredentialSaved(_Frame, tag="credential_saved", kw_only=True, forbid_unknown_fields=True):
+    """The credential of the last ``credential`` frame is stored durably: the hub may retire the old one."""
+
+
+AgentFrame = Hello | Metrics | MetricsBatch | Ack | Heartbeat | CredentialSaved
 AGENT_FRAME_TYPES: dict[str, type[AgentFrame]] = {
     "hello": Hello,
     "metrics": Metrics,
     "metrics_batch": MetricsBatch,
     "ack": Ack,
     "heartbeat": Heartbeat,
+    "credential_saved": CredentialSaved,
 }
 
 
@@ -165,11 +170,22 @@ class ErrorFrame(_Frame, tag="error", kw_only=True):
     retry_after: float | None = None  # seconds to wait before connecting again (``duplicate_device``)
 
 
-HubFrame = Welcome | CommandFrame | Acked | Stored | ErrorFrame
+class CredentialFrame(_Frame, tag="credential", kw_only=True):
+    """Rotation: this device's new credential. Store it durably, then answer ``credential_saved``.
+
+    The old credential keeps working until the hub has that answer, so an agent that dies
+    before it saved the new one is never locked out.
+    """
+
+    credential: Annotated[str, Meta(min_length=1, max_length=512)]
+
+
+HubFrame = Welcome | CommandFrame | Acked | Stored | ErrorFrame | CredentialFrame
 HUB_FRAME_TYPES: dict[str, type[HubFrame]] = {
     "welcome": Welcome,
     "command": CommandFrame,
     "acked": Acked,
     "stored": Stored,
     "error": ErrorFrame,
+    "credential": CredentialFrame,
 }

@@ -14,7 +14,16 @@ from enum import StrEnum
 from protocol.codec import AckIn, Samples, decode_agent_frame, encode
 from protocol.codes import Capability, CloseCode, ErrorCode
 from protocol.errors import IllegalTransition, ProtocolError
-from protocol.frames import PROTOCOL_VERSION, ErrorFrame, Heartbeat, Hello, Stored, Welcome
+from protocol.frames import (
+    PROTOCOL_VERSION,
+    CredentialFrame,
+    CredentialSaved,
+    ErrorFrame,
+    Heartbeat,
+    Hello,
+    Stored,
+    Welcome,
+)
 
 MAX_BAD_FRAMES = 10  # consecutive refused frames before the socket is closed for abuse
 
@@ -41,7 +50,12 @@ class CloseRequested:
     reason: str
 
 
-HubEvent = HelloAccepted | Samples | AckIn | CloseRequested
+@dataclass(frozen=True, slots=True)
+class CredentialStored:
+    """The agent stored the credential offered on this connection: retire its old one now."""
+
+
+HubEvent = HelloAccepted | Samples | AckIn | CloseRequested | CredentialStored
 
 
 class HubSession:
@@ -56,6 +70,7 @@ class HubSession:
         self._outgoing: list[str] = []
         self._committed = -1  # highest seq known committed
         self._acknowledged = -1  # highest seq sent in a ``stored`` frame
+        self.credential_offered = False  # a ``credential`` frame awaits its ``credential_saved``
 
     # Input
 
@@ -75,6 +90,8 @@ class HubSession:
             return self._refuse(ErrorCode.UNEXPECTED_FRAME, "hello was already received on this connection")
         if isinstance(frame, Samples):
             return self._samples(frame)
+        if isinstance(frame, CredentialSaved):
+            return self._credential_saved()
         self._bad_in_a_row = 0
         if isinstance(frame, AckIn):
             return [frame]
@@ -110,6 +127,18 @@ class HubSession:
             raise IllegalTransition(f"welcome in state {self.state}")
         self.state = SessionState.OPEN
         self._outgoing.append(encode(welcome))
+
+    def offer_credential(self, credential: str) -> None:
+        """Rotation: queue a ``credential`` frame; ``CredentialStored`` follows the agent's answer.
+
+        One offer at a time, on an open session only (IllegalTransition otherwise).
+        """
+        if self.state is not SessionState.OPEN:
+            raise IllegalTransition(f"credential offered in state {self.state}")
+        if self.credential_offered:
+            raise IllegalTransition("a credential offer already awaits its credential_saved")
+        self.credential_offered = True
+        self._outgoing.append(encode(CredentialFrame(credential=credential)))
 
     def unknown_command(self, command_id: int, message: str) -> list[HubEvent]:
         """The store has no such command for this device: tell the agent, so it stops re-sending."""
@@ -154,6 +183,13 @@ class HubSession:
         self.stored_acks = Capability.STORED_ACKS in frame.capabilities
         self.state = SessionState.AWAITING_WELCOME
         return [HelloAccepted(frame)]
+
+    def _credential_saved(self) -> list[HubEvent]:
+        if not self.credential_offered:
+            return self._refuse(ErrorCode.UNEXPECTED_FRAME, "credential_saved without a credential offered")
+        self.credential_offered = False
+        self._bad_in_a_row = 0
+        return [CredentialStored()]
 
     def _samples(self, samples: Samples) -> list[HubEvent]:
         for refused in samples.refused:
