@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from functools import cache
 from importlib import resources
 
@@ -32,7 +33,10 @@ def dashboard_page() -> HTMLResponse:
     return HTMLResponse(_document("index.html"), headers=SECURITY_HEADERS)
 
 
-def login_page(message: str = "", status_code: int = 200) -> HTMLResponse:
+def login_page(message: str = "", status_code: int = 200, legacy: bool = True) -> HTMLResponse:
+    """The login form (name and password), with the hub token form unless ``legacy`` is off."""
     notice = f'<p class="notice" role="alert">{html.escape(message)}</p>' if message else ""
     body = _document("login.html").replace("<!--message-->", notice)
+    if not legacy:
+        body = re.sub(r"<!--legacy-->.*<!--/legacy-->", "", body, flags=re.DOTALL)
     return HTMLResponse(body, status_code, headers=SECURITY_HEADERS)

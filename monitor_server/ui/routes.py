@@ -14,7 +14,8 @@ from monitor_server.identity.accounts import Login, LoginThrottled
 from monitor_server.identity.authn import LEGACY_SESSION_USER
 from monitor_server.throttle import client_address
 from monitor_server.ui.dashboard import dashboard_of
-from monitor_server.ui.pages import SECURITY_HEADERS, dashboard_page, login_page
+from monitor_server.ui.pages import SECURITY_HEADERS, dashboard_page
+from monitor_server.ui.pages import login_page as _login_page
 from monitor_server.ui.session import COOKIE_NAME, clear_session_cookie, set_session_cookie
 from monitor_server.ui.ui_ws import ui_socket
 from protocol.errors import Unauthenticated
@@ -25,7 +26,7 @@ MAX_FORM_BYTES = 4096
 async def home(request: Request) -> Response:
     if await dashboard_of(request).principal(request) is not None:
         return dashboard_page()
-    return login_page()
+    return login_page(request)
 
 
 async def session_state(request: Request) -> Response:
@@ -38,11 +39,11 @@ async def session_state(request: Request) -> Response:
 async def login_form(request: Request) -> Response:
     """POST of the login form: ``name`` and ``password``, or the legacy ``token``."""
     if request.headers.get("origin") and not dashboard_of(request).origin_ok(request):
-        return login_page("This login form was posted from another site.", 403)
+        return login_page(request, "This login form was posted from another site.", 403)
     hub, client = hub_of(request), client_address(request)
     throttle = hub.throttle  # shared with the API and the sockets: one count per address
     if wait := throttle.retry_after(client, hub.settings.login_max_failures):
-        return _throttled(wait)
+        return _throttled(request, wait)
     body = await read_body(request, MAX_FORM_BYTES)
     form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
     accounts = hub.identity.accounts
@@ -54,10 +55,10 @@ async def login_form(request: Request) -> Response:
         else:
             raise Unauthenticated("wrong token")
     except LoginThrottled as exc:
-        return _throttled(exc.retry_after)
+        return _throttled(request, exc.retry_after)
     except Unauthenticated:
         throttle.failed(client)
-        return login_page("Wrong name or password." if "name" in form else "Wrong token.", 401)
+        return login_page(request, "Wrong name or password." if "name" in form else "Wrong token.", 401)
     throttle.succeeded(client)
     return _logged_in(request, login)
 
@@ -68,18 +69,19 @@ async def login_link(request: Request) -> Response:
     if code is None:
         return RedirectResponse("/ui", 303)
     if not dashboard_of(request).codes.redeem(code):
-        return login_page("This login link has expired or was already used. Log in with the token.", 401)
+        return login_page(request, "This login link has expired or was already used. Log in below.", 401)
     try:
         login = await hub_of(request).identity.accounts.open_session(LEGACY_SESSION_USER)
     except Unauthenticated:
-        return login_page("Login links are off with the legacy token (MONITOR_LEGACY_TOKEN=off).", 401)
+        off = "Login links are off with the legacy token (MONITOR_LEGACY_TOKEN=off)."
+        return login_page(request, off, 401)
     return _logged_in(request, login)
 
 
 async def logout(request: Request) -> Response:
     dashboard = dashboard_of(request)
     if request.headers.get("origin") and not dashboard.origin_ok(request):
-        return login_page("This logout was posted from another site.", 403)
+        return login_page(request, "This logout was posted from another site.", 403)
     hub = hub_of(request)
     await hub.identity.accounts.logout(request.cookies.get(COOKIE_NAME), client_address(request))
     response = RedirectResponse("/ui", 303, headers=SECURITY_HEADERS)
@@ -93,8 +95,14 @@ def _logged_in(request: Request, login: Login) -> Response:
     return response
 
 
-def _throttled(wait: float) -> Response:
-    response = login_page(f"Too many failed logins. Try again in {wait:.0f} s.", 429)
+def login_page(request: Request, message: str = "", status_code: int = 200) -> Response:
+    """The login form; its hub-token part only while the legacy token is accepted."""
+    legacy = hub_of(request).identity.authn.legacy_token is not None
+    return _login_page(message, status_code, legacy)
+
+
+def _throttled(request: Request, wait: float) -> Response:
+    response = login_page(request, f"Too many failed logins. Try again in {wait:.0f} s.", 429)
     response.headers["Retry-After"] = str(max(1, round(wait)))
     return response
 

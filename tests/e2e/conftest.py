@@ -69,10 +69,18 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 
 
 async def log_in(page: Page, hub: RunningHub, token: str | None = None) -> None:
-    """Fill the login form the way an operator does."""
+    """Fill the hub token form the way an operator does."""
     await page.goto(hub.http_url + "/ui")
     await page.get_by_label("Hub token").fill(token if token is not None else hub.token)
-    await page.get_by_role("button", name="Log in").click()
+    await page.get_by_role("button", name="Log in with token").click()
+
+
+async def log_in_as(page: Page, hub: RunningHub, name: str, password: str) -> None:
+    """Fill the name and password form, as a user does."""
+    await page.goto(hub.http_url + "/ui")
+    await page.get_by_label("Name", exact=True).fill(name)
+    await page.get_by_label("Password", exact=True).fill(password)
+    await page.get_by_role("button", name="Log in", exact=True).click()
 
 
 @pytest.fixture

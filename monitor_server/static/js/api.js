@@ -1,6 +1,14 @@
 // REST calls from the page: the session cookie authenticates; X-Monitor-UI marks them as ours (CSRF).
+// The browser adds Origin to every write (POST, PATCH, DELETE); the hub checks both.
 
 const HEADERS = { "X-Monitor-UI": "1", Accept: "application/json" };
+
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
 
 async function call(method, path, body) {
   const init = { method, credentials: "same-origin", headers: { ...HEADERS } };
@@ -11,14 +19,16 @@ async function call(method, path, body) {
   const response = await fetch(path, init);
   if (response.status === 401) {
     location.reload();  // session gone: the hub serves the login form
-    throw new Error("logged out");
+    throw new ApiError("logged out", 401);
   }
   const data = await response.json().catch(() => null);
-  if (!response.ok) throw new Error(data?.detail ?? `${method} ${path}: HTTP ${response.status}`);
+  if (response.status === 403) window.dispatchEvent(new Event("monitor:forbidden"));  // role changed?
+  if (!response.ok) throw new ApiError(data?.detail ?? `${method} ${path}: HTTP ${response.status}`, response.status);
   return data;
 }
 
 const dev = (id) => `/devices/${encodeURIComponent(id)}`;
+const name = (value) => encodeURIComponent(value);
 
 export const api = {
   devices: () => call("GET", "/devices"),
@@ -28,4 +38,20 @@ export const api = {
   commands: (id) => call("GET", `${dev(id)}/commands?limit=200`),
   send: (id, command, args) => call("POST", `${dev(id)}/commands`, { command, args }),
   cancel: (id, cid) => call("DELETE", `${dev(id)}/commands/${cid}`),
+  // Identity (admin pages; the credential's state is readable by every role)
+  credential: (id) => call("GET", `${dev(id)}/credential`),
+  revoke: (id) => call("POST", `${dev(id)}/revoke`),
+  rotate: (id) => call("POST", `${dev(id)}/rotate`),
+  reset: (id) => call("POST", `${dev(id)}/reset`),
+  users: () => call("GET", "/users"),
+  createUser: (body) => call("POST", "/users", body),
+  updateUser: (user, body) => call("PATCH", `/users/${name(user)}`, body),
+  deleteUser: (user) => call("DELETE", `/users/${name(user)}`),
+  apiKeys: () => call("GET", "/api-keys"),
+  createApiKey: (body) => call("POST", "/api-keys", body),
+  deleteApiKey: (id) => call("DELETE", `/api-keys/${name(id)}`),
+  enrollmentTokens: () => call("GET", "/enrollment-tokens"),
+  createEnrollmentToken: (body) => call("POST", "/enrollment-tokens", body),
+  deleteEnrollmentToken: (id) => call("DELETE", `/enrollment-tokens/${name(id)}`),
+  audit: (sinceSeconds, limit) => call("GET", `/audit?limit=${limit}${sinceSeconds == null ? "" : `&since=${sinceSeconds}`}`),
 };

@@ -7,13 +7,15 @@ const RANK = { pending: 0, delivered: 1, acked: 2, cancelled: 2, expired: 2 };
 const OPEN = new Set(["pending", "delivered"]);
 
 export class CommandPanel {
-  constructor(root) {
+  constructor(root, role) {
     this.root = root;
+    this.role = role;  // cancel buttons only for operators and admins (the hub refuses others anyway)
     this.tbody = root.querySelector("#commands tbody");
     this.form = root.querySelector("#command-form");
     this.error = root.querySelector("#command-error");
     this.rows = new Map();
     this.deviceId = null;
+    role.onChange(() => { for (const row of this.rows.values()) showCancel(row, this.role); });
     this.form.addEventListener("submit", (event) => { event.preventDefault(); this.submitForm(); });
     for (const button of root.querySelectorAll("[data-command]")) {
       button.addEventListener("click", () => this.quick(button.dataset.command));
@@ -72,6 +74,7 @@ export class CommandPanel {
     }
     row.status = command.status;
     fillRow(row, command);
+    showCancel(row, this.role);
   }
 
   async cancel(id) {
@@ -110,5 +113,8 @@ function fillRow(row, command) {
   row.tr.dataset.status = command.status;
   const detail = [command.message, command.result == null ? "" : JSON.stringify(command.result)];
   result.textContent = detail.filter(Boolean).join(" ");
-  row.cancel.hidden = !OPEN.has(command.status);
+}
+
+function showCancel(row, role) {
+  row.cancel.hidden = !OPEN.has(row.status) || !role.may("operator");
 }

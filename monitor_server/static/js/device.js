@@ -2,13 +2,14 @@
 import { api } from "./api.js";
 import { LineChart } from "./chart.js";
 import { CommandPanel } from "./commands.js";
+import { CredentialPanel } from "./credential.js";
 import { ago, clock, dateTime, parseTime, percent, rate } from "./format.js";
 
 const pct = { max: 100, format: (v) => `${v.toFixed(0)}%` };
 
 export class DeviceView {
-  constructor(root, state, now) {
-    Object.assign(this, { root, state, now });
+  constructor(root, state, now, role) {
+    Object.assign(this, { root, state, now, role });
     this.deviceId = null;
     this.range = root.querySelector("#range");
     this.note = root.querySelector("#range-note");
@@ -22,7 +23,8 @@ export class DeviceView {
     };
     this.timeline = root.querySelector("#timeline");
     this.presence = [];
-    this.commands = new CommandPanel(root);
+    this.commands = new CommandPanel(root, role);
+    this.credential = new CredentialPanel(root);
     this.range.addEventListener("change", () => this.loadMetrics());
     state.subscribe((ids, events) => this.onEvents(ids, events));
     setInterval(() => this.slideWindow(), 5000);
@@ -32,7 +34,9 @@ export class DeviceView {
     this.deviceId = deviceId;
     this.root.querySelector("#device-title").textContent = deviceId;
     this.renderFacts();
-    await Promise.all([this.loadMetrics(), this.loadPresence(), this.commands.show(deviceId)]);
+    await Promise.all([
+      this.loadMetrics(), this.loadPresence(), this.commands.show(deviceId), this.credential.show(deviceId),
+    ]);
   }
 
   hide() { this.deviceId = null; }

@@ -1,33 +1,62 @@
-// Boot: live socket -> fleet state -> views; a hash router picks the fleet or a device page.
+// Boot: who is logged in (role), live socket -> fleet state -> views; a hash router picks the
+// fleet, a device page or an admin page.
 import { api } from "./api.js";
+import { ApiKeysView } from "./api-keys.js";
+import { AuditView } from "./audit.js";
 import { DeviceView } from "./device.js";
+import { EnrollmentView } from "./enrollment.js";
 import { FleetState } from "./fleet-state.js";
 import { FleetView } from "./fleet.js";
 import { Live } from "./live.js";
+import { Role } from "./role.js";
+import { UsersView } from "./users.js";
 
 const INFO_REFRESH_MS = 250;
 const BULK_REFRESH_OVER = 20;  // more unknown devices than this: one GET /devices instead of one each
 
+const role = new Role();
 const state = new FleetState();
 const live = new Live({
-  onSnapshot: (devices) => { state.reset(devices); deviceView.resync(); },
+  onSnapshot: (devices) => { state.reset(devices); deviceView.resync(); role.load(); },
   onEvents: (events) => state.apply(events),
   onStatus: showLinkState,
 });
 const now = () => live.serverNow();
 const fleetView = new FleetView(document.querySelector("#fleet-view"), state, now);
-const deviceView = new DeviceView(document.querySelector("#device-view"), state, now);
-window.monitorDashboard = { state, fleetView, live };  // for benchmarks and the curious, in devtools
+const deviceView = new DeviceView(document.querySelector("#device-view"), state, now, role);
+const section = (id) => document.querySelector(id);
+const adminViews = {
+  users: { title: "Users", view: new UsersView(section("#users-view"), role), root: section("#users-view") },
+  "api-keys": { title: "API keys", view: new ApiKeysView(section("#api-keys-view"), role), root: section("#api-keys-view") },
+  enrollment: { title: "Enrollment tokens", view: new EnrollmentView(section("#enrollment-view")), root: section("#enrollment-view") },
+  audit: { title: "Audit log", view: new AuditView(section("#audit-view")), root: section("#audit-view") },
+};
+window.monitorDashboard = { state, fleetView, live, role };  // for benchmarks and the curious, in devtools
 
 function route() {
-  const match = location.hash.match(/^#\/device\/(.+)$/);
-  const deviceId = match ? decodeURIComponent(match[1]) : null;
-  document.querySelector("#fleet-view").hidden = deviceId !== null;
-  document.querySelector("#device-view").hidden = deviceId === null;
-  document.title = deviceId ? `${deviceId} · Fleet monitor` : "Fleet monitor";
+  const device = location.hash.match(/^#\/device\/(.+)$/);
+  const admin = location.hash.match(/^#\/admin\/([a-z-]+)$/);
+  const deviceId = device ? decodeURIComponent(device[1]) : null;
+  const page = admin ? adminViews[admin[1]] : null;
+  const allowed = page && role.may("admin");
+  section("#fleet-view").hidden = deviceId !== null || admin !== null;
+  section("#device-view").hidden = deviceId === null;
+  section("#forbidden-view").hidden = !admin || allowed;
+  for (const other of Object.values(adminViews)) {
+    if (other !== page || !allowed) { other.root.hidden = true; other.view.hide(); }
+  }
+  for (const link of document.querySelectorAll("#admin-nav a")) {
+    if (link.getAttribute("href") === location.hash) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  document.title = `${deviceId ?? page?.title ?? "Fleet"} · Fleet monitor`;
   if (deviceId) deviceView.show(deviceId).catch(reportError);
   else deviceView.hide();
-  document.querySelector("#main").focus({ preventScroll: true });
+  if (allowed) {
+    page.root.hidden = false;
+    page.view.show().catch(reportError);
+  }
+  section("#main").focus({ preventScroll: true });
 }
 
 let bannerTimer = 0;
@@ -65,6 +94,9 @@ function reportError(error) {
 
 document.querySelector("#banner-retry").addEventListener("click", () => live.retryNow());
 window.addEventListener("hashchange", route);
+window.addEventListener("monitor:forbidden", () => role.load());  // refused: the role may have changed
 setInterval(() => refreshIncomplete().catch(reportError), INFO_REFRESH_MS);
+await role.load();  // before the first view: controls appear only for a role that may use them
+role.onChange(() => route());
 route();
 live.start();

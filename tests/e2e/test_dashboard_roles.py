@@ -1,0 +1,212 @@
+"""Users in the browser: login by name, the role decides the controls, admin pages, sessions that end."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Dialog, Page, WebSocket, expect
+
+from tests.agents import connect_agent, next_frame, send
+from tests.conftest import HubFactory
+from tests.e2e.conftest import ARTIFACTS, log_in_as, ms
+from tests.hubs import RunningHub
+from tests.timing import t
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "correct-horse-battery"
+# The page's own session cookie, with the header and Origin a page of the hub sends: only the role refuses.
+SEND_PING = """async (path) => (await fetch(path, {method: "POST", body: JSON.stringify({command: "ping"}),
+  headers: {"X-Monitor-UI": "1", "Content-Type": "application/json"}})).status"""
+
+
+async def add_user(api: httpx.AsyncClient, name: str, role: str) -> None:
+    response = await api.post("/users", json={"name": name, "password": PASSWORD, "role": role})
+    assert response.status_code == 201, response.text
+
+
+@pytest.fixture
+async def other_page(browser: Browser) -> AsyncIterator[Page]:
+    """A second browser with its own cookies (another person at another desk)."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(ms(10))
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()
+
+
+async def logged_in(page: Page, hub: RunningHub, name: str, role: str) -> Page:
+    await log_in_as(page, hub, name, PASSWORD)
+    await expect(page.locator("#whoami")).to_have_text(f"{name} · {role}")
+    await expect(page.locator("#link-state")).to_have_text("live", timeout=ms(10))
+    return page
+
+
+def accept_dialogs(page: Page) -> None:
+    async def accept(dialog: Dialog) -> None:
+        await dialog.accept()
+
+    page.on("dialog", accept)
+
+
+async def test_viewer_sees_no_command_controls_and_its_enqueue_is_refused(
+    page: Page, hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """A viewer's device page has no command or credential controls, no admin links; its POST is 403."""
+    await add_user(api, "vera", "viewer")
+    agent = await connect_agent(hub, "box-01")
+    await logged_in(page, hub, "vera", "viewer")
+    await expect(page.get_by_role("navigation", name="Administration")).to_be_hidden()
+    await expect(page.get_by_role("link", name="Users")).to_have_count(0)
+    await page.goto(hub.http_url + "/ui#/device/box-01")
+    await expect(page.locator("#device-facts")).to_contain_text("box-01.test")
+    await expect(page.locator("#credential-state")).to_contain_text("No device credential")
+    controls = ("Ping", "Echo", "Restart agent", "Send", "Revoke credential", "Rotate credential", "Reset")
+    for name in controls:
+        await expect(page.get_by_role("button", name=name)).to_have_count(0)
+    await expect(page.locator("#command-form")).to_be_hidden()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / "device-viewer.png", full_page=True)
+
+    assert await page.evaluate(SEND_PING, "/devices/box-01/commands") == 403
+    listed = await api.get("/devices/box-01/commands")
+    assert listed.json()["commands"] == []
+    await page.goto(hub.http_url + "/ui#/admin/users")
+    await expect(page.locator("#forbidden-view")).to_be_visible()
+    await expect(page.locator("#users-view")).to_be_hidden()
+    await agent.close()
+
+
+async def test_operator_queues_a_command_from_the_page(
+    page: Page, hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """An operator queues a ping from the device page and its row follows the ack; no admin controls."""
+    await add_user(api, "otto", "operator")
+    agent = await connect_agent(hub, "box-02")
+    await logged_in(page, hub, "otto", "operator")
+    await expect(page.get_by_role("link", name="Users")).to_have_count(0)
+    await page.goto(hub.http_url + "/ui#/device/box-02")
+    await expect(page.get_by_role("button", name="Revoke credential")).to_have_count(0)
+    await page.get_by_role("button", name="Ping").click()
+    command = await next_frame(agent, "command")
+    assert command["command"] == "ping"
+    await send(agent, {"type": "ack", "id": command["id"], "success": True, "message": "pong"})
+    await expect(page.locator("#commands tbody tr").first).to_contain_text("acked · ok")
+    audit = (await api.get("/audit")).json()["events"]
+    assert any(e["action"] == "command_enqueued" and e["actor"] == "otto" for e in audit)
+    await agent.close()
+
+
+async def test_admin_creates_a_user_and_an_enrollment_token(
+    page: Page, hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """An admin adds a user and an enrollment token from the pages; the token and its command show once."""
+    await add_user(api, "ada", "admin")
+    await logged_in(page, hub, "ada", "admin")
+    await page.get_by_role("link", name="Users").click()
+    form = page.locator("#user-form")
+    await form.get_by_label("Name").fill("newbie")
+    await form.get_by_label("Password").fill(PASSWORD)
+    await form.get_by_label("Role").select_option("operator")
+    await form.get_by_role("button", name="Add user").click()
+    await expect(page.locator("#users-status")).to_have_text("User newbie added as operator.")
+    await expect(page.get_by_label("Role of newbie")).to_have_value("operator")
+    users = {u["name"]: u["role"] for u in (await api.get("/users")).json()["users"]}
+    assert users == {"ada": "admin", "newbie": "operator"}
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / "admin-users.png", full_page=True)
+
+    await page.get_by_role("link", name="Enrollment").click()
+    form = page.locator("#enrollment-form")
+    await form.get_by_label("Devices (max uses)").fill("3")
+    await form.get_by_label("Tags").fill("site=lab, rack-4")
+    await form.get_by_role("button", name="Create token").click()
+    secret = page.locator("#enrollment-secret")
+    await expect(secret).to_have_value(re.compile(r"^met_\S{20,}$"))
+    token = await secret.input_value()
+    command = f"MONITOR_AGENT_ENROLLMENT_TOKEN={token} monitor-agent enroll --server {hub.http_url}"
+    await expect(page.locator("#enroll-command")).to_have_value(command)
+    await expect(page.locator("#enrollment-tokens tbody tr")).to_contain_text(["0 / 3"])
+    await expect(page.locator("#enrollment-tokens tbody tr")).to_contain_text(["site=lab, rack-4"])
+    await page.screenshot(path=ARTIFACTS / "admin-enrollment.png", full_page=True)
+
+    await page.get_by_role("link", name="Users").click()
+    await page.get_by_role("link", name="Enrollment").click()
+    await expect(page.locator("#enrollment-tokens tbody tr")).to_have_count(1)
+    await expect(page.locator("#enrollment-secret")).to_have_count(0)  # shown once: gone on the way back
+    assert token not in await page.content()
+    assert token not in (await api.get("/enrollment-tokens")).text
+    async with httpx.AsyncClient(base_url=hub.http_url) as anonymous:
+        enrolled = await anonymous.post("/enroll", json={"token": token, "device_id": "lab-01"})
+    assert enrolled.status_code == 201, enrolled.text
+
+
+async def test_removing_a_user_closes_their_dashboard(
+    page: Page, other_page: Page, hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """A user deleted on the Users page has their open socket closed within 1 s and sees the login form."""
+    await add_user(api, "ada", "admin")
+    await add_user(api, "vic", "viewer")
+    closed = asyncio.Event()
+    closed_at: list[float] = []
+
+    def watch(ws: WebSocket) -> None:
+        def on_close(_: WebSocket) -> None:
+            if not closed.is_set():
+                closed_at.append(time.monotonic())
+                closed.set()
+
+        ws.on("close", on_close)
+
+    other_page.on("websocket", watch)
+    await logged_in(other_page, hub, "vic", "viewer")
+    await logged_in(page, hub, "ada", "admin")
+    accept_dialogs(page)
+    await page.get_by_role("link", name="Users").click()
+    delete = page.get_by_role("button", name="Delete user vic")
+    await expect(delete).to_be_visible()
+    clicked = time.monotonic()
+    await delete.click()
+    async with asyncio.timeout(t(5)):
+        await closed.wait()
+    took = closed_at[0] - clicked  # click, confirm, DELETE, the hub closes the socket: ~30-60 ms here
+    assert took < t(1), f"the removed user's socket closed {took:.3f} s after the click"
+    await expect(other_page.get_by_label("Name", exact=True)).to_be_visible()
+    await expect(page.locator('#users tr[data-user="vic"]')).to_have_count(0)
+    await expect(page.locator("#link-state")).to_have_text("live")  # the admin's own page is untouched
+
+
+async def test_audit_page_lists_the_login(page: Page, hub: RunningHub, api: httpx.AsyncClient) -> None:
+    """A wrong password shows the error; after the right one the audit page lists both, newest first."""
+    await add_user(api, "ada", "admin")
+    await log_in_as(page, hub, "ada", "wrong-password")
+    await expect(page.get_by_role("alert")).to_have_text("Wrong name or password.")
+    await logged_in(page, hub, "ada", "admin")
+    await page.get_by_role("link", name="Audit log").click()
+    rows = page.locator("#audit tbody tr")
+    await expect(rows.first).to_have_attribute("data-action", "login")
+    await expect(rows.first).to_contain_text("ada (user)")
+    await expect(rows.first).to_contain_text("127.0.0.1")
+    await expect(page.locator('#audit tr[data-action="login_failed"]')).to_contain_text("127.0.0.1")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / "admin-audit.png", full_page=True)
+
+
+async def test_login_lockout_shows_the_wait(page: Page, hub_factory: HubFactory) -> None:
+    """Past the per-name failure limit the form answers 429 and says how long to wait."""
+    running = await hub_factory(login_name_max_failures=1, login_name_lockout=30.0)
+    async with httpx.AsyncClient(base_url=running.http_url, headers={"X-Auth-Token": running.token}) as api:
+        await add_user(api, "ada", "admin")
+    await log_in_as(page, running, "ada", "wrong-password")
+    await expect(page.get_by_role("alert")).to_have_text("Wrong name or password.")
+    async with page.expect_response(lambda r: r.url.endswith("/ui/login")) as answer:
+        await log_in_as(page, running, "ada", PASSWORD)
+    assert (await answer.value).status == 429
+    wait = re.compile(r"^Too many failed logins\. Try again in \d+ s\.$")
+    await expect(page.get_by_role("alert")).to_have_text(wait)
