@@ -1,12 +1,21 @@
-"""``make run``: the hub on ./data/monitor.db with its URL and token printed, ready to try."""
+"""``make run``: the hub on ./data/monitor.db with its URL and token printed, ready to try.
+
+The default path shows the identity model (DESIGN §10): an ``admin`` account is created on the
+first start (its random password is printed once), and the local agent enrolls with a one-use
+enrollment token passed in its environment (never argv: ``ps`` shows argv to every user), then
+presents its own device credential, kept in ``data/agent/credential``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from monitor_server.app import create_app
@@ -15,8 +24,67 @@ from monitor_server.hub import Hub
 from monitor_server.logs import configure
 from monitor_server.server import serve
 from monitor_server.ui.dashboard import Dashboard
+from protocol.errors import Conflict
+from protocol.identity import Role
 
 log = logging.getLogger(__name__)
+
+ADMIN = "admin"
+AGENT_STATE = Path("data/agent")
+ENROLLMENT_TTL = 3600.0  # the local agent's enrollment token, if it is not used at once
+
+
+@dataclass(frozen=True)
+class FirstStart:
+    """What ``prepare`` made: the admin's password (first start only) and the agent's enrollment token."""
+
+    admin_password: str | None
+    enrollment_token: str | None
+
+
+async def prepare(hub: Hub, agent_state: Path) -> FirstStart:
+    """Before serving: an admin account if there is no user, and an enrollment token for the local
+    agent unless it keeps a credential this hub knows (a stale one, say from a deleted database,
+    is removed so the agent enrolls again)."""
+    await hub.store.open()
+    try:
+        password = None
+        if not await hub.identity.accounts.list_users():
+            password = secrets.token_urlsafe(16)
+            try:
+                await hub.identity.accounts.create_user("make-run", ADMIN, password, Role.ADMIN)
+            except Conflict:
+                password = None
+        token = None
+        if not await _agent_credential_known(hub, agent_state):
+            for name in ("credential", "credential.previous"):
+                (agent_state / name).unlink(missing_ok=True)
+            _, token = await hub.identity.enrollment.create_token(
+                "make-run", ENROLLMENT_TTL, max_uses=1, tags=("make-run",)
+            )
+        return FirstStart(password, token)
+    finally:
+        await hub.store.close()
+
+
+async def _agent_credential_known(hub: Hub, agent_state: Path) -> bool:
+    try:
+        device_id = (agent_state / "device_id").read_text().strip()
+    except OSError:
+        return False
+    if not device_id or not (agent_state / "credential").exists():
+        return False
+    found = await hub.identity.enrollment.credential(device_id)
+    return found is not None and not found.revoked
+
+
+def account_lines(first: FirstStart) -> str:
+    if first.admin_password is None:
+        return "  Account:    log in with your account (created on the first `make run`)\n"
+    return (
+        f"  Account:    {ADMIN} / {first.admin_password}\n"
+        "              (shown only now; change it: monitor-server users set-password admin)\n"
+    )
 
 
 def banner(hub: Hub, dashboard: Dashboard) -> str:
@@ -48,10 +116,23 @@ def agent_command() -> list[str]:
 
 
 def start_agent(
-    server: str, token: str, state_dir: Path, ca_file: Path | None = None
+    server: str,
+    token: str | None,
+    state_dir: Path,
+    ca_file: Path | None = None,
+    enrollment_token: str | None = None,
 ) -> subprocess.Popen[bytes] | None:
-    """Start the local agent against ``server``; None (and a warning) if it cannot start."""
-    env = {**os.environ, "MONITOR_AGENT_TOKEN": token}  # not on the command line: ps shows argv
+    """Start the local agent against ``server``; None (and a warning) if it cannot start.
+
+    ``token``: the legacy fleet token (None: the agent presents its device credential);
+    ``enrollment_token``: exchanged for that credential at its first start. Both go in its
+    environment, never on the command line: ps shows argv.
+    """
+    env = dict(os.environ)
+    if token is not None:
+        env["MONITOR_AGENT_TOKEN"] = token
+    if enrollment_token is not None:
+        env["MONITOR_AGENT_ENROLLMENT_TOKEN"] = enrollment_token
     if ca_file is not None:
         env["MONITOR_AGENT_CA_FILE"] = str(ca_file)
     argv = [*agent_command(), "run", "--server", server, "--state-dir", str(state_dir)]
@@ -83,13 +164,18 @@ def main() -> None:
     app = create_app(settings)
     hub: Hub = app.state.hub
     announce(hub)
-    print(banner(hub, app.state.dashboard), flush=True)
+    first = asyncio.run(prepare(hub, AGENT_STATE))
+    print(banner(hub, app.state.dashboard) + account_lines(first), flush=True)
     # One local agent next to the hub, so the dashboard shows a device at once. It retries
     # with backoff until uvicorn listens, and gets SIGTERM (close 1000) when the hub stops.
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
     scheme = "https" if settings.tls_cert else "http"
     agent = start_agent(
-        f"{scheme}://{host}:{settings.port}", hub.token.value, Path("data/agent"), ca_file=settings.tls_cert
+        f"{scheme}://{host}:{settings.port}",
+        None,  # the agent presents its own device credential, not the fleet token
+        AGENT_STATE,
+        ca_file=settings.tls_cert,
+        enrollment_token=first.enrollment_token,
     )
     try:
         serve(app, settings)
