@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import shlex
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -104,9 +108,9 @@ async def test_operator_queues_a_command_from_the_page(
 
 
 async def test_admin_creates_a_user_and_an_enrollment_token(
-    page: Page, hub: RunningHub, api: httpx.AsyncClient
+    page: Page, hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    """An admin adds a user and an enrollment token from the pages; the token and its command show once."""
+    """An admin adds a user and an enrollment token from the pages; shown once, its command enrolls."""
     await add_user(api, "ada", "admin")
     await logged_in(page, hub, "ada", "admin")
     await page.get_by_role("link", name="Users").click()
@@ -142,9 +146,36 @@ async def test_admin_creates_a_user_and_an_enrollment_token(
     await expect(page.locator("#enrollment-secret")).to_have_count(0)  # shown once: gone on the way back
     assert token not in await page.content()
     assert token not in (await api.get("/enrollment-tokens")).text
-    async with httpx.AsyncClient(base_url=hub.http_url) as anonymous:
-        enrolled = await anonymous.post("/enroll", json={"token": token, "device_id": "lab-01"})
-    assert enrolled.status_code == 201, enrolled.text
+    status, output = await run_enroll_command(command, tmp_path / "agent", "lab-01")
+    assert status == 0, output
+    assert token not in output
+    credential = (await api.get("/devices/lab-01/credential")).json()
+    assert credential["revoked"] is False and credential["tags"] == ["site=lab", "rack-4"]
+
+
+async def run_enroll_command(command: str, state: Path, device_id: str) -> tuple[int, str]:
+    """The command as copied from the page (``VAR=token monitor-agent enroll --server URL``), run."""
+    assignment, program, *args = shlex.split(command)
+    name, value = assignment.split("=", 1)
+    assert program == "monitor-agent"
+    env = {k: v for k, v in os.environ.items() if "TOKEN" not in k} | {name: value}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor_agent",
+        *args,
+        "--state-dir",
+        str(state),
+        "--device-id",
+        device_id,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+    )  # a subprocess: the hub answers from this event loop
+    async with asyncio.timeout(t(20)):
+        out, _ = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
 
 
 async def test_removing_a_user_closes_their_dashboard(
@@ -210,3 +241,80 @@ async def test_login_lockout_shows_the_wait(page: Page, hub_factory: HubFactory)
     assert (await answer.value).status == 429
     wait = re.compile(r"^Too many failed logins\. Try again in \d+ s\.$")
     await expect(page.get_by_role("alert")).to_have_text(wait)
+
+
+async def test_admin_rotates_revokes_and_resets_a_device_from_its_page(
+    page: Page, hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """Rotate (the agent gets a new credential), revoke (its socket closes 4001) and reset, each confirmed."""
+    made = await api.post("/enrollment-tokens", json={"expires_in": 600})
+    async with httpx.AsyncClient(base_url=hub.http_url) as anonymous:
+        enrolled = await anonymous.post(
+            "/enroll", json={"token": made.json()["token"], "device_id": "cred-01"}
+        )
+    agent = await connect_agent(hub, "cred-01", token=enrolled.json()["credential"])
+    await add_user(api, "ada", "admin")
+    await logged_in(page, hub, "ada", "admin")
+    asked: list[str] = []
+
+    async def accept(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+
+    page.on("dialog", accept)
+    await page.goto(hub.http_url + "/ui#/device/cred-01")
+    state = page.locator("#credential-state")
+    await expect(state).to_contain_text("Live · issued")
+
+    await page.get_by_role("button", name="Rotate credential").click()
+    offer = await next_frame(agent, "credential")
+    assert offer["credential"].startswith("mdc_")
+    await send(agent, {"type": "credential_saved"})
+    await expect(page.locator("#credential-message")).to_contain_text("Rotated: the agent stored")
+
+    await page.get_by_role("button", name="Revoke credential").click()
+    await expect(page.locator("#credential-message")).to_have_text(
+        "Credential revoked; the agent was disconnected."
+    )
+    async with asyncio.timeout(t(5)):
+        await agent.wait_closed()
+    assert agent.close_code == 4001
+    await expect(state).to_contain_text("Revoked")
+    await expect(state).to_contain_text("rotated")
+    await page.get_by_role("button", name="Reset device").click()
+    await expect(state).to_contain_text("No device credential")
+    assert [m.split(" ", 1)[0] for m in asked] == ["Send", "Revoke", "Reset"]
+    actions = [e["action"] for e in (await api.get("/audit")).json()["events"]]
+    assert {"credential_rotated", "credential_revoked", "device_reset"} <= set(actions)
+
+
+async def test_admin_creates_an_api_key_shown_once(
+    page: Page, hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """A key created on the API keys page is shown once, works for its role, and is refused once deleted."""
+    await add_user(api, "ada", "admin")
+    await add_user(api, "rob", "operator")
+    await logged_in(page, hub, "ada", "admin")
+    accept_dialogs(page)
+    await page.get_by_role("link", name="API keys").click()
+    form = page.locator("#api-key-form")
+    await form.get_by_label("Name").fill("backup-script")
+    await form.get_by_label("Owner").select_option("rob")
+    await form.get_by_label("Role").select_option("viewer")
+    await form.get_by_role("button", name="Create key").click()
+    secret = page.locator("#api-key-secret")
+    await expect(secret).to_have_value(re.compile(r"^mak_\S{20,}$"))
+    key = await secret.input_value()
+    await expect(page.locator("#api-keys tbody tr")).to_contain_text(["backup-script"])
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / "admin-api-keys.png", full_page=True)
+    async with httpx.AsyncClient(base_url=hub.http_url, headers={"Authorization": f"Bearer {key}"}) as script:
+        assert (await script.get("/devices")).status_code == 200
+        assert (await script.post("/devices/x/commands", json={"command": "ping"})).status_code == 403
+        await page.get_by_role("button", name="Delete API key backup-script").click()
+        await expect(page.locator("#api-keys tbody tr")).to_have_count(0)
+        assert (await script.get("/devices")).status_code == 401
+    await page.get_by_role("link", name="Users").click()
+    await page.get_by_role("link", name="API keys").click()
+    await expect(page.locator("#api-key-secret")).to_have_count(0)
+    assert key not in await page.content()

@@ -11,8 +11,9 @@ const ACTIONS = {
   rotate: {
     ask: (id) => `Send ${id} a new credential? The old one keeps working until the agent confirms it stored the new one.`,
     run: async (id) => {
-      await api.rotate(id);
-      return "New credential sent; the old one stops working once the agent confirms.";
+      const { rotated } = await api.rotate(id);  // the hub waits a little for the agent's answer
+      return rotated ? "Rotated: the agent stored its new credential and the old one no longer works."
+        : "New credential sent; the agent has not confirmed yet, so the old one works until it does.";
     },
   },
   reset: {
