@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 NOTES = Path(__file__).resolve().parent / "notes.md"
-ORDER = ("push", "capacity", "ingest", "presence", "storm", "footprint", "decode")
+ORDER = ("push", "capacity", "ingest", "presence", "storm", "footprint", "decode", "revoke")
 
 
 def _fmt(value: Any) -> str:
@@ -189,6 +189,15 @@ def _decode(r: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _revoke(r: dict[str, Any]) -> list[str]:
+    c = r["revoke_to_close"]
+    return [
+        f"{r['what']}: p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms, max {c['max_ms']} ms (median of "
+        f"{len(r['runs'])} runs of {r['tries_per_run']} revocations, each of a freshly enrolled device).",
+        "",
+    ]
+
+
 RENDER = {
     "push": _push,
     "capacity": _capacity,
@@ -197,6 +206,7 @@ RENDER = {
     "storm": _storm,
     "footprint": _footprint,
     "decode": _decode,
+    "revoke": _revoke,
 }
 TITLES = {
     "push": "1. Push latency",
@@ -206,6 +216,7 @@ TITLES = {
     "storm": "5. Reconnect storm",
     "footprint": "6. Agent footprint",
     "decode": "7. Frame decoding",
+    "revoke": "8. Revocation",
 }
 
 
