@@ -51,7 +51,9 @@ def decode_json(data: bytes | str) -> Any:
     """Parse JSON text; raises FrameDecodeError."""
     try:
         return _any_decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bytes that are not UTF-8 too
+    except UnicodeDecodeError as exc:  # a binary frame or a body whose bytes are not UTF-8
+        raise FrameDecodeError(f"not valid UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except msgspec.DecodeError as exc:
         raise FrameDecodeError(f"not valid JSON: {exc}") from None
 
 
