@@ -13,8 +13,6 @@ from monitor_server.bus import EventBus
 from monitor_server.commands import CommandService
 from monitor_server.events import SampleEvent
 from monitor_server.identity import Identity
-from monitor_server.identity.events import DeviceRevoked, IdentityEvent
-from monitor_server.identity.principals import PrincipalKind
 from monitor_server.ingest import SampleWriter
 from monitor_server.presence import Presence
 from monitor_server.retention import run_retention
@@ -23,7 +21,6 @@ from monitor_server.settings import Settings
 from monitor_server.store import Sample, Store, open_store
 from monitor_server.throttle import Throttle
 from monitor_server.token import ResolvedToken, resolve_token
-from protocol.codes import CloseCode
 
 log = logging.getLogger("monitor_server")
 
@@ -75,21 +72,8 @@ class Hub:
         if self.bus.subscriber_count:
             self.bus.publish(SampleEvent.of(sample))
 
-    def on_identity_event(self, event: IdentityEvent) -> None:
-        """A revoked (or reset) device credential closes the socket it opened, with 4001, at once."""
-        if not isinstance(event, DeviceRevoked):
-            return
-        socket = self.sessions.get(event.device_id)
-        if (
-            socket is not None
-            and socket.principal is not None
-            and socket.principal.kind is PrincipalKind.DEVICE
-        ):
-            socket.abort(CloseCode.REVOKED, "credential revoked")
-
     async def start(self) -> None:
         await self.store.open()
-        self.identity.listeners.add(self.on_identity_event)
         if self.identity.authn.legacy_token is not None:
             log.warning(
                 "the legacy fleet token (MONITOR_TOKEN) is accepted with admin rights on every route; "
