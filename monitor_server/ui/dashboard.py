@@ -32,8 +32,9 @@ class Dashboard:
     def origin_ok(self, conn: HTTPConnection) -> bool:
         return origin_allowed(conn, self.settings.ui_origins)
 
-    def login_link(self, base_url: str) -> str:
-        return f"{base_url.rstrip('/')}/ui/login?otp={self.codes.issue()}"
+    def login_link(self, base_url: str, user: str = "") -> str:
+        """A one-time link that logs in as ``user`` (default: with the legacy token's rights)."""
+        return f"{base_url.rstrip('/')}/ui/login?otp={self.codes.issue(user)}"
 
 
 def dashboard_of(conn: HTTPConnection) -> Dashboard:

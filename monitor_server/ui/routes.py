@@ -11,6 +11,7 @@ from starlette.staticfiles import StaticFiles
 
 from monitor_server.http import JSONResponse, hub_of, read_body
 from monitor_server.identity.accounts import Login, LoginThrottled
+from monitor_server.identity.audit import AuditAction
 from monitor_server.identity.authn import LEGACY_SESSION_USER
 from monitor_server.throttle import client_address
 from monitor_server.ui.dashboard import dashboard_of
@@ -52,12 +53,16 @@ async def login_form(request: Request) -> Response:
             login = await accounts.login(form["name"].strip(), form.get("password", ""), client)
         elif hub.identity.authn.legacy_token is not None and hub.token.matches(form.get("token", "").strip()):
             login = await accounts.open_session(LEGACY_SESSION_USER)
+            await _audit_login(request, login, {"via": "token"})
         else:
             raise Unauthenticated("wrong token")
     except LoginThrottled as exc:
         return _throttled(request, exc.retry_after)
     except Unauthenticated:
         throttle.failed(client)
+        if "name" not in form:  # a wrong name or password is audited by accounts.login
+            via = {"via": "token"}
+            await hub.identity.audit.record(AuditAction.LOGIN_FAILED, "unknown", "legacy-token", client, via)
         return login_page(request, "Wrong name or password." if "name" in form else "Wrong token.", 401)
     throttle.succeeded(client)
     return _logged_in(request, login)
@@ -68,13 +73,15 @@ async def login_link(request: Request) -> Response:
     code = request.query_params.get("otp")
     if code is None:
         return RedirectResponse("/ui", 303)
-    if not dashboard_of(request).codes.redeem(code):
+    user = dashboard_of(request).codes.spend(code)
+    if user is None:
         return login_page(request, "This login link has expired or was already used. Log in below.", 401)
     try:
-        login = await hub_of(request).identity.accounts.open_session(LEGACY_SESSION_USER)
+        login = await hub_of(request).identity.accounts.open_session(user)
     except Unauthenticated:
-        off = "Login links are off with the legacy token (MONITOR_LEGACY_TOKEN=off)."
-        return login_page(request, off, 401)
+        why = "its account no longer exists" if user else "the legacy token is off (MONITOR_LEGACY_TOKEN=off)"
+        return login_page(request, f"This login link cannot log in: {why}.", 401)
+    await _audit_login(request, login, {"via": "login link"})
     return _logged_in(request, login)
 
 
@@ -87,6 +94,12 @@ async def logout(request: Request) -> Response:
     response = RedirectResponse("/ui", 303, headers=SECURITY_HEADERS)
     clear_session_cookie(response, request, hub.settings)
     return response
+
+
+async def _audit_login(request: Request, login: Login, via: dict[str, str]) -> None:
+    """Logins by name are audited by ``accounts.login``; by the token form and links, here."""
+    audit, principal = hub_of(request).identity.audit, login.principal
+    await audit.record(AuditAction.LOGIN, principal, principal.name, client_address(request), via)
 
 
 def _logged_in(request: Request, login: Login) -> Response:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Dialog, Page, WebSocket, expect
 
+from monitor_server.identity.principals import Role
 from tests.agents import connect_agent, next_frame, send
 from tests.conftest import HubFactory
 from tests.e2e.conftest import ARTIFACTS, log_in_as, ms
@@ -318,3 +319,25 @@ async def test_admin_creates_an_api_key_shown_once(
     await page.get_by_role("link", name="API keys").click()
     await expect(page.locator("#api-key-secret")).to_have_count(0)
     assert key not in await page.content()
+
+
+async def test_legacy_token_off_hides_the_token_form_and_user_links_still_work(
+    page: Page, hub_factory: HubFactory
+) -> None:
+    """With MONITOR_LEGACY_TOKEN=off the form asks only for name and password; a user's link logs them in."""
+    running = await hub_factory(legacy_token="off")
+    await running.hub.identity.accounts.create_user("test", "ada", PASSWORD, Role.ADMIN)
+    await page.goto(running.http_url + "/ui")
+    await expect(page.get_by_label("Name", exact=True)).to_be_visible()
+    await expect(page.get_by_label("Hub token")).to_have_count(0)
+    assert running.app is not None
+    dashboard = running.app.state.dashboard
+    await page.goto(dashboard.login_link(running.http_url))  # issued for no user: the legacy token's rights
+    await expect(page.get_by_role("alert")).to_contain_text("the legacy token is off")
+    await page.goto(dashboard.login_link(running.http_url, user="ada"))
+    await expect(page.locator("#whoami")).to_have_text("ada · admin")
+    assert page.url == running.http_url + "/ui"
+    events = await running.hub.identity.audit.recent()
+    assert (
+        events[0].action == "login" and events[0].actor == "ada" and events[0].detail == {"via": "login link"}
+    )
