@@ -309,6 +309,7 @@ class AgentSocket:
         except NotFound as exc:
             for event in self.session.unknown_command(frame.id, str(exc)):
                 await self._handle(event)
+            self._wake.set()  # the error frame the session queued
             return
         except TRANSIENT_ERRORS as exc:  # not stored, so no ``acked``: the agent sends it again
             self.hub.writer.note_failure(exc)
