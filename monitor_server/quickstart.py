@@ -36,8 +36,10 @@ ENROLLMENT_TTL = 3600.0  # the local agent's enrollment token, if it is not used
 
 @dataclass(frozen=True)
 class FirstStart:
-    """What ``prepare`` made: the admin's password (first start only) and the agent's enrollment token."""
+    """What ``prepare`` found or made: an admin to log in as, its password (first start only), and
+    the local agent's enrollment token (None when it keeps a credential this hub knows)."""
 
+    admin: str | None
     admin_password: str | None
     enrollment_token: str | None
 
@@ -49,12 +51,15 @@ async def prepare(hub: Hub, agent_state: Path) -> FirstStart:
     await hub.store.open()
     try:
         password = None
-        if not await hub.identity.accounts.list_users():
+        users = await hub.identity.accounts.list_users()
+        if not users:
             password = secrets.token_urlsafe(16)
             try:
                 await hub.identity.accounts.create_user("make-run", ADMIN, password, Role.ADMIN)
             except Conflict:
                 password = None
+            users = await hub.identity.accounts.list_users()
+        admin = next((u.name for u in users if u.role is Role.ADMIN), None)
         token = None
         if not await _agent_credential_known(hub, agent_state):
             for name in ("credential", "credential.previous"):
@@ -62,7 +67,7 @@ async def prepare(hub: Hub, agent_state: Path) -> FirstStart:
             _, token = await hub.identity.enrollment.create_token(
                 "make-run", ENROLLMENT_TTL, max_uses=1, tags=("make-run",)
             )
-        return FirstStart(password, token)
+        return FirstStart(admin, password, token)
     finally:
         await hub.store.close()
 
@@ -82,12 +87,13 @@ def account_lines(first: FirstStart) -> str:
     if first.admin_password is None:
         return "  Account:    log in with your account (created on the first `make run`)\n"
     return (
-        f"  Account:    {ADMIN} / {first.admin_password}\n"
-        "              (shown only now; change it: monitor-server users set-password admin)\n"
+        f"  Account:    {first.admin} / {first.admin_password}\n"
+        f"              (shown only now; change it: monitor-server users set-password {first.admin})\n"
     )
 
 
-def banner(hub: Hub, dashboard: Dashboard) -> str:
+def banner(hub: Hub, dashboard: Dashboard, admin: str | None = None) -> str:
+    """The URLs, a one-time login link (as ``admin`` when there is one), and the legacy token."""
     s = hub.settings
     host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host  # noqa: S104 - mapping, not binding
     base = f"{'https' if s.tls_cert else 'http'}://{host}:{s.port}"
@@ -96,10 +102,10 @@ def banner(hub: Hub, dashboard: Dashboard) -> str:
         "\n"
         f"  Hub:        {base}   (health: {base}/health)\n"
         f"  Dashboard:  {base}/ui\n"
-        f"  Log in:     {dashboard.login_link(base)}\n"
-        f"              (one-time link, valid {minutes} min; or log in with the token)\n"
+        f"  Log in:     {dashboard.login_link(base, admin or '')}\n"
+        f"              (one-time link{f' as {admin}' if admin else ''}, valid {minutes} min)\n"
         f"  Token:      {hub.token.value}\n"
-        f"              (kept in {s.token_dir / 'token'}; send it as X-Auth-Token)\n"
+        f"              (the legacy fleet token, kept in {s.token_dir / 'token'}; send it as X-Auth-Token)\n"
         f"  Try:        curl -H 'X-Auth-Token: {hub.token.value}' {base}/devices\n"
     )
 
@@ -165,7 +171,7 @@ def main() -> None:
     hub: Hub = app.state.hub
     announce(hub)
     first = asyncio.run(prepare(hub, AGENT_STATE))
-    print(banner(hub, app.state.dashboard) + account_lines(first), flush=True)
+    print(banner(hub, app.state.dashboard, first.admin) + account_lines(first), flush=True)
     # One local agent next to the hub, so the dashboard shows a device at once. It retries
     # with backoff until uvicorn listens, and gets SIGTERM (close 1000) when the hub stops.
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
