@@ -219,6 +219,8 @@ async def test_audit_page_lists_the_login(page: Page, hub: RunningHub, api: http
     await add_user(api, "ada", "admin")
     await log_in_as(page, hub, "ada", "wrong-password")
     await expect(page.get_by_role("alert")).to_have_text("Wrong name or password.")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / "login-wrong-password.png")
     await logged_in(page, hub, "ada", "admin")
     await page.get_by_role("link", name="Audit log").click()
     rows = page.locator("#audit tbody tr")

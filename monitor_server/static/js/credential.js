@@ -30,7 +30,8 @@ export class CredentialPanel {
     this.state = root.querySelector("#credential-state");
     this.status = root.querySelector("#credential-message");
     this.deviceId = null;
-    for (const control of root.querySelectorAll("[data-credential]")) {
+    this.buttons = [...root.querySelectorAll("[data-credential]")];
+    for (const control of this.buttons) {
       control.addEventListener("click", () => this.act(control.dataset.credential));
     }
   }
@@ -52,7 +53,12 @@ export class CredentialPanel {
     const id = this.deviceId;
     const { ask, run } = ACTIONS[action];
     if (!confirm(ask(id))) return;
-    await attempt(this.status, () => run(id));
+    for (const control of this.buttons) control.disabled = true;  // one change at a time
+    try {
+      await attempt(this.status, () => run(id), "Working…");  // rotation waits for the agent (up to 10 s)
+    } finally {
+      for (const control of this.buttons) control.disabled = false;
+    }
     if (id === this.deviceId) await this.load().catch(() => {});
   }
 }

@@ -49,9 +49,9 @@ export function secretField(label, value, id) {
   return h("div", { className: "secret-row" }, h("label", { htmlFor: id, text: label }), field, copy, note);
 }
 
-// The answer to a write: "" when it worked, the hub's reason otherwise (for the page's status line).
-export async function attempt(status, work) {
-  status.textContent = "";
+// Run a write, saying ``pending`` meanwhile, then its outcome (or the hub's reason) in ``status``.
+export async function attempt(status, work, pending = "") {
+  status.textContent = pending;
   status.classList.remove("error");
   try {
     const message = await work();
