@@ -269,7 +269,14 @@ class WsTransport:
                 welcome.ping_interval,
                 welcome.ping_timeout,
             )
-            await link.serve(welcome)
+            try:
+                await link.serve(welcome)
+            except ConnectionClosed:
+                if ws.close_code == CloseCode.REVOKED:  # a send noticed the close first
+                    raise CredentialRevoked(
+                        f"the hub closed the connection with {CloseCode.REVOKED}"
+                    ) from None
+                raise
             if ports.stop.stopping.is_set():
                 self._set(LinkState.CLOSED)
             elif ws.close_code == CloseCode.REVOKED:
@@ -359,6 +366,8 @@ class _Connection:
             if isinstance(event, HandshakeRefused):
                 if event.code == ErrorCode.DUPLICATE_DEVICE and event.retry_after:
                     raise DuplicateDevice(event.reason, event.retry_after)
+                if event.code == ErrorCode.FORBIDDEN:  # the credential is another device's: retry slowly
+                    raise TokenRejected(403, event.reason)
                 raise HandshakeFailed(event.reason)
             if isinstance(event, Welcomed):
                 welcome = event.welcome

@@ -27,8 +27,8 @@ class ConfigError(AgentError, ValueError):
 class TokenRejected(AgentError):
     """The hub answered the WebSocket upgrade (or a REST call) with 401/403."""
 
-    def __init__(self, status: int) -> None:
-        super().__init__(f"hub refused the token (HTTP {status})")
+    def __init__(self, status: int, detail: str = "") -> None:
+        super().__init__(f"hub refused the token (HTTP {status})" + (f": {detail}" if detail else ""))
         self.status = status
 
 

@@ -23,7 +23,7 @@ from monitor_agent.connection import LinkState, WsTransport
 from monitor_agent.credential import Credentials, CredentialStore
 from monitor_server.agent_socket import AgentSocket
 from protocol.errors import Conflict
-from tests.agentd import LocalAgent, eventually, start_local_agent, ws_transport
+from tests.agentd import LocalAgent, eventually, http_transport, start_local_agent, ws_transport
 from tests.agents import connect_agent
 from tests.hubs import RunningHub
 from tests.timing import t
@@ -247,5 +247,73 @@ async def test_rotation_survives_a_hub_restart_at_each_step(
             rotated = await admin.post("/devices/rh/rotate")  # and rotation still works afterwards
             assert rotated.status_code == 200, rotated.text
             assert await works(hub, "rh", store.newest() or "") and not await works(hub, "rh", expected)
+    finally:
+        await local.stop()
+
+
+async def test_agent_falls_back_to_its_previous_credential(
+    hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A newest credential the hub never took is refused: the previous one connects and stays."""
+    live = await enroll(api, "fb")
+    store = CredentialStore(tmp_path / "a")
+    store.keep(live)
+    store.save("mdc_" + "0" * 43)  # as if a rotation was saved but its staging was replaced since
+    transport = ws_transport(hub.ws_url, "unused-legacy", credentials=Credentials("", store))
+    local = start_local_agent(tmp_path / "a", transport, device_id="fb")
+    try:
+        await eventually(lambda: connected(hub, local, "fb"), what="connected on the previous credential")
+        assert (store.newest(), store.previous()) == (live, None)
+    finally:
+        await local.stop()
+
+
+async def test_http_agent_presents_its_credential_and_survives_revocation(
+    hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--transport http sends Bearer <credential>; revoked, it logs one error and keeps retrying slowly."""
+    caplog.set_level(logging.DEBUG, logger="monitor_agent")
+    secret = await enroll(api, "http-dev")
+    store = CredentialStore(tmp_path / "h")
+    store.keep(secret)
+    transport = http_transport(
+        hub.http_url, "unused-legacy", credentials=Credentials("", store), auth_retry_delay=0.1
+    )
+    local = start_local_agent(tmp_path / "h", transport, device_id="http-dev")
+    try:
+
+        async def sampled() -> bool:
+            return bool((await api.get("/devices/http-dev")).json().get("last_payload"))
+
+        await eventually(sampled, what="samples over REST with the credential")
+        assert (await api.post("/devices/http-dev/revoke")).status_code == 200
+        await eventually(_true(lambda: not transport.connected.is_set()), what="refused")
+        refusals = len([r for r in caplog.records if "refused the token" in r.message])
+        await eventually(
+            _true(
+                lambda: len([r for r in caplog.records if "refused the token" in r.message]) >= refusals + 2
+            ),
+            what="two more refused cycles",
+        )
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR and "credential" in r.message]
+        assert len(errors) == 1 and "reset the device" in errors[0].message, [r.message for r in errors]
+        assert secret not in caplog.text
+    finally:
+        await local.stop()
+
+
+async def test_agent_with_another_devices_credential_retries_slowly(
+    hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A hello for another device than the credential's (4003) is a refused credential, not a fast loop."""
+    secret = await enroll(api, "owner")
+    local, _ = agent_with_credential(hub, tmp_path / "o", "not-the-owner", secret, auth_retry_delay=30)
+    try:
+        transport: WsTransport = local.transport
+        await eventually(
+            _true(lambda: transport.attempts >= 1 and transport.last_delay >= 24), what="slow retry"
+        )
+        assert "HTTP 403" in transport.last_failure or "credential" in transport.last_failure
+        assert transport.attempts == 1
     finally:
         await local.stop()
