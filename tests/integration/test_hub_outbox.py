@@ -15,10 +15,10 @@ async def test_backlog_larger_than_the_outbox_is_delivered_in_order(hub_factory:
     hub = await hub_factory(outbox_size=16)
     headers = {"X-Auth-Token": hub.token}
     async with httpx.AsyncClient(base_url=hub.http_url, headers=headers) as api:
-        ids = [
-            (await api.post("/devices/away/commands", json={"command": "echo", "args": {"i": i}})).json()["id"]
-            for i in range(300)
-        ]
+        ids = []
+        for i in range(300):
+            queued = await api.post("/devices/away/commands", json={"command": "echo", "args": {"i": i}})
+            ids.append(queued.json()["id"])
         async with await connect_agent(hub, "away") as ws:
             received = [(await next_frame(ws, "command"))["id"] for _ in ids]
             assert ws.close_code is None
