@@ -1,9 +1,10 @@
 """Scenario 3, ingest: samples/s stored in SQLite through WebSockets, vs raw executemany; REST req/s.
 
-WebSocket load: virtual agents replaying a backlog, which is how an agent sends many samples: the
-real transport takes up to 500 spooled samples per ``metrics_batch`` frame, keeps a few frames in
-flight and forgets samples only on the hub's ``stored`` frame (sent after their commit). The spool here is endless (a bench-only ``Spool`` that makes samples as
-they are read), so the rate can be held for the whole window. Rows are counted in the database file.
+WebSocket load: virtual agents replaying a backlog, which is how an agent sends many samples:
+the real transport takes up to 500 spooled samples per ``metrics_batch`` frame, keeps a few
+frames in flight and forgets samples only on the hub's ``stored`` frame (sent after their
+commit). The spool here is endless (a bench-only ``Spool`` that makes samples as they are
+read), so the rate can be held for the whole window. Rows are counted in the database file.
 """
 
 from __future__ import annotations
