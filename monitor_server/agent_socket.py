@@ -97,7 +97,9 @@ class AgentSocket:
             previous.abort(CloseCode.REPLACED, "replaced by a newer connection")
         if not await self._credential_live():
             self._ended = True
-            self.hub.sessions.unregister(self)
+            # The socket this one replaced no longer counts itself: its device goes offline here.
+            if self.hub.sessions.unregister(self) and previous is not None:
+                await self.hub.presence.ws_disconnected(self.device_id, PresenceReason.DISCONNECTED)
             await self.websocket.close(CloseCode.REVOKED, "credential revoked")
             return
         reason = PresenceReason.DISCONNECTED

@@ -9,6 +9,7 @@ accepts, never locked out.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from pathlib import Path
@@ -117,6 +118,22 @@ async def test_revoked_credential_is_refused_on_every_way_in(hub: RunningHub, ap
     again = await api.post("/enroll", json={"token": token, "device_id": "gone"})
     assert again.status_code == 201 and await works(hub, "gone", again.json()["credential"])
     assert not await works(hub, "gone", secret)
+
+
+async def test_revocation_between_upgrade_and_hello_closes_with_4001(
+    hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """A socket admitted before the revocation but not yet registered is closed with 4001 at its hello."""
+    secret = await enroll(api, "racer")
+    ws = await connect(
+        hub.ws_url, additional_headers={"Authorization": f"Bearer {secret}"}, open_timeout=t(5)
+    )
+    assert (await api.post("/devices/racer/revoke")).status_code == 200
+    await ws.send(json.dumps({"type": "hello", "protocol": 1, "device_id": "racer"}))
+    async with asyncio.timeout(t(5)):
+        await ws.wait_closed()
+    assert ws.close_code == 4001
+    assert not (await api.get("/devices/racer")).json().get("connected")
 
 
 async def test_legacy_socket_of_a_revoked_device_stays_open(hub: RunningHub, api: httpx.AsyncClient) -> None:
