@@ -105,7 +105,7 @@ class Credentials:
     """What this agent presents: its kept credential (newest, then previous) or the legacy token.
 
     Files are read at each connection attempt, so ``monitor-agent enroll`` run beside a running
-    daemon takes effect at its next connection.
+    daemon (one that used the legacy token, too) takes effect at its next connection.
     """
 
     def __init__(self, legacy_token: str, store: CredentialStore | None = None) -> None:
@@ -115,7 +115,9 @@ class Credentials:
 
     @property
     def device_credential(self) -> bool:
-        return self.store is not None
+        """True when a device credential is kept (else the legacy token is presented)."""
+        store = self.store
+        return store is not None and (store.newest() is not None or store.previous() is not None)
 
     def current(self) -> str:
         if self.store is None:
@@ -127,13 +129,13 @@ class Credentials:
 
     def headers(self) -> dict[str, str]:
         """A device credential as ``Authorization: Bearer``; the legacy token as the seed sent it."""
-        if self.store is None:
+        if not self.device_credential:
             return {"X-Auth-Token": self.legacy_token}
         return {"Authorization": f"Bearer {self.current()}"}
 
     def refused(self) -> bool:
         """The hub refused what was presented; True if the previous credential is to be tried now."""
-        if self.store is None or self._fallback:
+        if self.store is None or self._fallback or not self.device_credential:
             self._fallback = False
             return False
         previous = self.store.previous()
@@ -150,7 +152,7 @@ class Credentials:
 
     def save(self, secret: str) -> None:
         """Keep a rotated credential (blocking: fsync); present it from the next connection on."""
-        if self.store is None:
+        if self.store is None or not self.device_credential:
             raise OSError("this agent uses the legacy token: it keeps no device credential")
         self.store.save(secret)
         self._fallback = False

@@ -93,7 +93,7 @@ async def serve(config: AgentConfig) -> ExitReason:
         raise
     transport = build_transport(config, credentials)
     _install_signal_handlers(agent)
-    if credentials.store is not None:
+    if credentials.device_credential and credentials.store is not None:
         log.info("presenting the device credential kept in %s", credentials.store.path)
     elif config.token == DEV_TOKEN:
         log.warning("using the development token; set --token or MONITOR_AGENT_TOKEN")

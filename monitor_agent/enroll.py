@@ -74,13 +74,14 @@ def enroll_and_keep(config: AgentConfig, token: str) -> tuple[str, CredentialSto
 
 async def credentials_for(config: AgentConfig) -> Credentials:
     """What ``run`` presents: the kept credential; else, with an enrollment token, a new one; else
-    the legacy token. Enrolling waits (with backoff) for a hub that is not up yet; a refusal raises."""
+    the legacy token (until ``monitor-agent enroll`` keeps a credential). Enrolling waits (with
+    backoff) for a hub that is not up yet; a refusal raises."""
     store = CredentialStore(config.state_dir)
     if store.newest() is not None or store.previous() is not None:
         return Credentials(config.token, store)
     token = config.enrollment_secret()
     if not token:
-        return Credentials(config.token)
+        return Credentials(config.token, store)  # the legacy token, until a credential is kept
     backoff = Backoff(config.backoff_base, config.backoff_cap)
     while True:
         try:

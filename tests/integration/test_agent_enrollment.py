@@ -20,7 +20,7 @@ import pytest
 from monitor_agent.credential import CredentialStore
 from monitor_server.identity.principals import PrincipalKind
 from protocol.errors import Conflict
-from tests.agentd import AgentProcess, eventually
+from tests.agentd import AgentProcess, eventually, spawn_agent
 from tests.hubs import RunningHub
 from tests.integration.test_credential_lifecycle import credential_state, live_socket, works
 from tests.timing import t
@@ -221,5 +221,27 @@ async def test_rotation_survives_agent_kill_9_at_each_step(
         if step != "before_frame":
             assert (await credential_state(api, device))["rotation_pending"] is False
             assert not await works(hub, device, old)
+    finally:
+        await stop(agent)
+
+
+async def test_legacy_agent_switches_to_its_credential_after_enroll(
+    hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """An agent on the legacy token presents the credential ``enroll`` kept, from its next connection."""
+    state = tmp_path / "state"
+    agent = spawn_agent(hub, state, "--device-id", "migrating", "--interval", "0.5")
+    try:
+
+        async def on_legacy() -> bool:
+            socket = hub.hub.sessions.get("migrating")
+            return bool(socket and socket.principal and socket.principal.kind is PrincipalKind.LEGACY)
+
+        await eventually(on_legacy, within=20, what="agent on the legacy token")
+        token = await enrollment_token(api)
+        status, output = await enroll_command(hub, state, "migrating", MONITOR_AGENT_ENROLLMENT_TOKEN=token)
+        assert status == 0, output
+        await hub.restart()  # the agent reconnects
+        await eventually(lambda: on_credential(hub, "migrating"), within=20, what="agent on its credential")
     finally:
         await stop(agent)

@@ -147,10 +147,13 @@ def test_both_refused_keeps_both(tmp_path: Path) -> None:
     assert (store.newest(), store.previous()) == ("mdc_new", "mdc_old")
 
 
-def test_legacy_token_without_a_store() -> None:
-    """No kept credential: the legacy token goes as X-Auth-Token, as the seed sent it."""
-    credentials = Credentials("dev-token")
-    assert credentials.headers() == {"X-Auth-Token": "dev-token"}
-    assert credentials.refused() is False
-    with pytest.raises(OSError, match="legacy token"):
-        credentials.save("mdc_new")
+def test_legacy_token_without_a_kept_credential(tmp_path: Path) -> None:
+    """No kept credential: the legacy token goes as X-Auth-Token, as the seed sent it, until one is kept."""
+    store = CredentialStore(tmp_path)
+    for credentials in (Credentials("dev-token"), Credentials("dev-token", store)):
+        assert credentials.headers() == {"X-Auth-Token": "dev-token"}
+        assert credentials.refused() is False and not credentials.device_credential
+        with pytest.raises(OSError, match="legacy token"):
+            credentials.save("mdc_new")
+    store.keep("mdc_enrolled")  # ``monitor-agent enroll`` beside a running agent
+    assert credentials.headers() == {"Authorization": "Bearer mdc_enrolled"}
