@@ -345,3 +345,28 @@ async def test_legacy_token_off_hides_the_token_form_and_user_links_still_work(
     assert (
         events[0].action == "login" and events[0].actor == "ada" and events[0].detail == {"via": "login link"}
     )
+
+
+async def test_admin_changes_a_role_and_a_password_from_the_users_page(
+    page: Page, other_page: Page, hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """A role change shows at vic's next login; a new password logs vic out; the last admin stays admin."""
+    await add_user(api, "ada", "admin")
+    await add_user(api, "vic", "viewer")
+    await logged_in(other_page, hub, "vic", "viewer")
+    await logged_in(page, hub, "ada", "admin")
+    await page.get_by_role("link", name="Users").click()
+    await page.get_by_label("Role of vic").select_option("operator")
+    await expect(page.locator("#users-status")).to_have_text("vic is now operator.")
+    await page.get_by_label("Role of ada").select_option("viewer")
+    await expect(page.locator("#users-status")).to_contain_text("only admin")
+    await expect(page.get_by_label("Role of ada")).to_have_value("admin")  # the list is re-read
+
+    await page.get_by_label("New password for vic").fill("a-new-password")
+    await page.get_by_role("button", name="Set the password of vic").click()
+    await expect(page.locator("#users-status")).to_contain_text("their sessions ended")
+    await expect(other_page.get_by_label("Name", exact=True)).to_be_visible()  # vic's page: back to login
+    await log_in_as(other_page, hub, "vic", PASSWORD)
+    await expect(other_page.get_by_role("alert")).to_have_text("Wrong name or password.")
+    await log_in_as(other_page, hub, "vic", "a-new-password")
+    await expect(other_page.locator("#whoami")).to_have_text("vic · operator")
