@@ -334,3 +334,21 @@ async def test_agent_with_another_devices_credential_retries_slowly(
         assert transport.attempts == 1
     finally:
         await local.stop()
+
+
+async def test_rotation_not_confirmed_is_202_and_keeps_the_old_credential(
+    hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No confirmation processed: 202, the old credential still works beside the new one."""
+    old = await enroll(api, "slow")
+    local, store = agent_with_credential(hub, tmp_path / "a", "slow", old)
+    try:
+        await eventually(lambda: connected(hub, local, "slow"), what="agent connected")
+        await _stall_confirmation(hub, monkeypatch)
+        answer = await api.post("/devices/slow/rotate")
+        assert answer.status_code == 202 and answer.json()["rotated"] is False, answer.text
+        new = store.newest() or ""
+        assert new != old and await works(hub, "slow", old) and await works(hub, "slow", new)
+        assert (await credential_state(api, "slow"))["rotation_pending"] is True
+    finally:
+        await local.stop()
