@@ -53,8 +53,6 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
-    # Unused since sessions live in the store (kept so configurations that set it still start).
-    session_secret: SecretStr | None = None
     session_lifetime: float = Field(12 * 3600.0, gt=0, description="seconds a dashboard login lasts")
     login_code_ttl: float = Field(600.0, gt=0, description="seconds a one-time login link stays valid")
     # Origins allowed to open /ws/ui and to send cookie-authenticated writes; empty = the hub's own.
