@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 NOTES = Path(__file__).resolve().parent / "notes.md"
-ORDER = ("push", "capacity", "ingest", "presence", "storm", "footprint", "decode", "revoke")
+ORDER = ("push", "capacity", "ingest", "presence", "storm", "footprint", "decode", "revoke", "identity")
 
 
 def _fmt(value: Any) -> str:
@@ -198,6 +198,69 @@ def _revoke(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _identity(r: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            f"REST /ingest, {w['mode']}",
+            w["run"],
+            w["requests_per_second"],
+            w["errors"],
+            w["hub_cpu_percent"],
+            w["load_generator_cpu_percent"],
+        ]
+        for w in r["ingest_runs"]
+    ]
+    rows += [
+        [
+            "POST /login",
+            w["run"],
+            w["requests_per_second"],
+            w["errors"],
+            w["hub_cpu_percent"],
+            w["load_generator_cpu_percent"],
+        ]
+        for w in r["login_runs"]
+    ]
+    rows += [
+        [
+            f"GET /devices, {w['mode']}",
+            w["run"],
+            w["requests_per_second"],
+            w["errors"],
+            w["hub_cpu_percent"],
+            w["load_generator_cpu_percent"],
+        ]
+        for w in r["devices_runs"]
+    ]
+    lines = _table(rows, ["figure", "run", "req/s", "errors", "hub CPU %", "load generator CPU %"])
+    ingest, login, alone, cold, get = (
+        r["ingest"],
+        r["login"],
+        r["login_alone"],
+        r["cold_lookup"],
+        r["devices"],
+    )
+    legacy, credential = ingest["legacy token"], ingest["device credential"]
+    cold_ms = {k: f"{cold[k]['p50_ms']} / {cold[k]['p99_ms']} ms" for k in ("cold", "cached", "legacy")}
+    lines.append(
+        f"Medians: REST `/ingest` ({r['clients']} keep-alive clients, one device each, "
+        f"{r['window_seconds']:g} s windows, interleaved) **{legacy['requests_per_second']:,.0f} req/s** "
+        f"with the legacy token, **{credential['requests_per_second']:,.0f} req/s** with each device's "
+        f"credential (median of the runs' ratios **{ingest['ratio']:.1%}**). Latency p50 / p99 of one "
+        f"request on an open connection ({cold['devices']} devices): a credential's first (cold "
+        f"lookup) {cold_ms['cold']}, the same again (cached) {cold_ms['cached']}, the legacy token "
+        f"{cold_ms['legacy']}. "
+        f"`POST /login` ({r['login_clients']} clients, {r['login_window_seconds']:g} s windows): "
+        f"**{login['requests_per_second']:g} logins/s**, latency p50 {login['p50_ms']} ms, p99 "
+        f"{login['p99_ms']} ms; one client alone p50 {alone['p50_ms']} ms. `GET /devices` "
+        f"({r['devices_listed']} devices, {r['clients']} clients): "
+        f"{get['session cookie']['requests_per_second']:,.0f} req/s with a session cookie, "
+        f"{get['legacy token']['requests_per_second']:,.0f} with the legacy token (median of the runs' "
+        f"ratios **{get['ratio']:.1%}**). Each run's two windows are back to back, their order alternating."
+    )
+    return [*lines, ""]
+
+
 RENDER = {
     "push": _push,
     "capacity": _capacity,
@@ -207,6 +270,7 @@ RENDER = {
     "footprint": _footprint,
     "decode": _decode,
     "revoke": _revoke,
+    "identity": _identity,
 }
 TITLES = {
     "push": "1. Push latency",
@@ -217,6 +281,7 @@ TITLES = {
     "footprint": "6. Agent footprint",
     "decode": "7. Frame decoding",
     "revoke": "8. Revocation",
+    "identity": "9. Identity: per-device credentials, logins, sessions",
 }
 
 
