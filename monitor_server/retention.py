@@ -1,4 +1,4 @@
-"""Raw samples older than the retention window are deleted on a schedule."""
+"""On a schedule: raw samples older than the retention window, and ended dashboard sessions, are deleted."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ async def run_retention(
             deleted = await store.delete_samples_before(cutoff(clock(), days))
             if deleted:
                 log.info("retention deleted %d samples older than %g days", deleted, days)
+            await store.delete_ended_sessions(clock())
         except Exception:
             log.exception("retention pass failed; retrying next interval")
         await asyncio.sleep(interval)

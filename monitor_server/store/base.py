@@ -115,6 +115,9 @@ class Store(Protocol):
         ...
 
     async def revoke_session(self, id_hash: str) -> bool: ...
+    async def delete_ended_sessions(self, now: float) -> int:
+        """Forget sessions that are revoked or expired (both are refused anyway); how many."""
+
     async def revoke_user_sessions(self, user: str) -> int:
         """Revoke every session of ``user``; how many were live."""
         ...

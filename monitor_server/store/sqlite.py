@@ -470,6 +470,11 @@ class SQLiteStore:
             )
             return cur.rowcount > 0
 
+    async def delete_ended_sessions(self, now: float) -> int:
+        async with self._tx() as db:
+            cur = await db.execute("DELETE FROM user_sessions WHERE revoked = 1 OR expires_at < ?", (now,))
+            return cur.rowcount
+
     async def revoke_user_sessions(self, user: str) -> int:
         async with self._tx() as db:
             cur = await db.execute(

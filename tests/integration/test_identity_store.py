@@ -64,6 +64,18 @@ async def test_sessions_revoke_one_or_all(store: SQLiteStore) -> None:
     assert all(s is not None and s.revoked for s in sessions)
 
 
+async def test_ended_sessions_are_deleted_live_ones_kept(store: SQLiteStore) -> None:
+    """Revoked and expired sessions are deleted; a live one stays."""
+    now = time.time()
+    await store.create_session(UserSession("live", "cy", now, now + 60))
+    await store.create_session(UserSession("old", "cy", now - 120, now - 60))
+    await store.create_session(UserSession("out", "cy", now, now + 60))
+    await store.revoke_session("out")
+    assert await store.delete_ended_sessions(now) == 2
+    assert await store.get_session("live") is not None
+    assert await store.get_session("old") is None and await store.get_session("out") is None
+
+
 async def test_api_keys_listed_until_revoked(store: SQLiteStore) -> None:
     """A key is found by its digest; revoked, it leaves the list but is still found (as revoked)."""
     key = ApiKey("k1", "ana", "ci", Role.VIEWER, "d1", time.time(), None)
