@@ -29,6 +29,12 @@ def _document(name: str) -> str:
     return resources.files("monitor_server").joinpath("static", name).read_text("utf-8")
 
 
+@cache
+def favicon_svg() -> bytes:
+    """The icon served at ``/favicon.ico``, read once from the package."""
+    return resources.files("monitor_server").joinpath("static", "favicon.svg").read_bytes()
+
+
 def dashboard_page() -> HTMLResponse:
     return HTMLResponse(_document("index.html"), headers=SECURITY_HEADERS)
 

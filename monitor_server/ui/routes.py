@@ -15,13 +15,23 @@ from monitor_server.identity.audit import AuditAction
 from monitor_server.identity.authn import LEGACY_SESSION_USER
 from monitor_server.throttle import client_address
 from monitor_server.ui.dashboard import dashboard_of
-from monitor_server.ui.pages import SECURITY_HEADERS, dashboard_page
+from monitor_server.ui.pages import SECURITY_HEADERS, dashboard_page, favicon_svg
 from monitor_server.ui.pages import login_page as _login_page
 from monitor_server.ui.session import COOKIE_NAME, clear_session_cookie, set_session_cookie
 from monitor_server.ui.ui_ws import ui_socket
 from protocol.errors import Unauthenticated
 
 MAX_FORM_BYTES = 4096
+
+
+async def root(request: Request) -> Response:
+    """``GET /``: the hub's address as the banner prints it leads to the dashboard."""
+    return RedirectResponse("/ui", 307)
+
+
+async def favicon(request: Request) -> Response:
+    """``GET /favicon.ico``: the hub's icon (SVG), so browsers asking for it get one."""
+    return Response(favicon_svg(), media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
 
 async def home(request: Request) -> Response:
@@ -122,6 +132,8 @@ def _throttled(request: Request, wait: float) -> Response:
 
 def ui_routes() -> list[BaseRoute]:
     return [
+        Route("/", root),
+        Route("/favicon.ico", favicon),
         Route("/ui", home),
         Route("/ui/", home),
         Route("/ui/login", login_form, methods=["POST"]),

@@ -59,7 +59,7 @@ CHECKS = [
 FRAMING_HEADERS = {"content-length", "transfer-encoding", "host", "connection", "upgrade", "te", "trailer"}
 # Not part of the REST API (the page and its form posts): the document leaves them out.
 UNDOCUMENTED = {("/ui", "GET"), ("/ui/", "GET"), ("/ui/login", "GET"), ("/ui/login", "POST")}
-UNDOCUMENTED |= {("/ui/logout", "POST")}
+UNDOCUMENTED |= {("/ui/logout", "POST"), ("/", "GET"), ("/favicon.ico", "GET")}
 
 
 def _openapi_path(route: Route) -> str:
