@@ -38,8 +38,21 @@ _FLAGS: tuple[tuple[str, type, str], ...] = (
 )
 
 
+_DESCRIPTION = "Run the hub. Flags override MONITOR_* environment variables, which override defaults."
+_SUBCOMMANDS = """subcommands (each with its own --help):
+  monitor-server backup DEST       online copy of the SQLite database while the hub runs
+  monitor-server users ...         dashboard and API users: add, set-password, list
+  monitor-server enroll-token ...  agent enrollment tokens
+"""
+
+
 def parse_args(argv: Sequence[str] | None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="monitor-server", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="monitor-server",
+        description=_DESCRIPTION,
+        epilog=_SUBCOMMANDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"monitor-server {__version__}")
     for flag, kind, text in _FLAGS:
         parser.add_argument(f"--{flag}", type=kind, help=text)
