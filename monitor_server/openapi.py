@@ -232,7 +232,13 @@ def _response_schemas() -> dict[str, Schema]:
                 "device_id": {"type": "string"},
                 "step": number_or_null,
                 "samples": {"type": "array", "items": _ref("Sample")},
-            }
+                "truncated": {"type": "boolean"},
+                "next_until": number_or_null,
+            },
+            description="`samples` are the newest `limit` of the range, oldest first. `truncated` is"
+            " true when the range holds older samples than these; `next_until` (epoch seconds) is then"
+            " the `until` that asks for the page before this one (same `since`, `limit`, `step`), and"
+            " null otherwise.",
         ),
         "PresenceEvent": _object(
             {
@@ -542,8 +548,9 @@ def _paths() -> dict[str, Schema]:
                     "200": _ok("Samples, oldest first (empty for an unknown device).", _ref("Metrics")),
                     **by_device,
                 },
-                description="The newest `limit` samples between `since` and `until`; with `step`, the"
-                " newest `limit` averages over `step`-second buckets instead.",
+                description="The newest `limit` samples between `since` and `until`, returned oldest"
+                " first; with `step`, the newest `limit` averages over `step`-second buckets instead."
+                " When the range holds more, `truncated` is true and `next_until` pages back in time.",
                 parameters=[
                     device,
                     _time_param("since", "Samples taken at or after this time."),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,12 +41,31 @@ async def device_metrics(request: Request) -> Response:
     limit = int_param(request, "limit", 1000, 10000)
     step = float_param(request, "step")
     store = hub_of(request).store
+    # One more than asked: if it comes back, the range holds older samples than this page.
     if step is None:
-        samples = await store.query_samples(ident, since, until, limit)
+        samples = await store.query_samples(ident, since, until, limit + 1)
     else:
-        samples = await store.query_buckets(ident, since, until, step, limit)
-    body = {"device_id": ident, "step": step, "samples": [s.to_json() for s in samples]}
+        samples = await store.query_buckets(ident, since, until, step, limit + 1)
+    truncated = len(samples) > limit
+    page = samples[1:] if truncated else samples
+    body = {
+        "device_id": ident,
+        "step": step,
+        "samples": [s.to_json() for s in page],
+        "truncated": truncated,
+        "next_until": _older_page(page[0].ts, step) if truncated else None,
+    }
     return JSONResponse(body)
+
+
+def _older_page(oldest: float, step: float | None) -> float:
+    """The ``until`` that asks for what precedes a page starting at ``oldest`` (``until`` is inclusive).
+
+    Raw samples have distinct times per device; a bucket spans ``[k*step, (k+1)*step)``, so the
+    next page ends just before the oldest bucket's start and holds no part of it.
+    """
+    start = oldest if step is None else math.floor(oldest / step) * step
+    return math.nextafter(start, -math.inf)
 
 
 @requires(Role.VIEWER)
