@@ -269,7 +269,8 @@ class AgentSocket:
 
     async def _handle(self, event: HubEvent) -> None:
         if isinstance(event, Samples):
-            await self._store(event)
+            if self.close_code != CloseCode.REMOVED:  # a removed device's last frames are not stored
+                await self._store(event)
         elif isinstance(event, AckIn):
             # Stored by ``_ack_loop``: a commit that stalls must not stop this socket being read
             # (uvicorn reads no pong while the app does not read, and the keepalive would fire).

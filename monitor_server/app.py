@@ -29,6 +29,7 @@ def api_routes() -> list[BaseRoute]:
         Route("/ingest", ingest.ingest, methods=["POST"]),
         Route("/devices", devices.list_devices),
         Route(dev, devices.device_detail),
+        Route(dev, devices.remove_device, methods=["DELETE"]),
         Route(dev + "/metrics", devices.device_metrics),
         Route(dev + "/events", devices.device_events),
         Route(dev + "/commands", commands.enqueue, methods=["POST"]),

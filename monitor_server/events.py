@@ -108,4 +108,14 @@ class CommandEvent:
         return {"type": "command", **self.command.to_json()}
 
 
-HubEvent = SampleEvent | PresenceChanged | CommandEvent
+@dataclass(frozen=True, slots=True)
+class DeviceRemoved:
+    """An admin removed the device and its history: ``{"type": "device_removed", "device_id"}``."""
+
+    device_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "device_removed", "device_id": self.device_id}
+
+
+HubEvent = SampleEvent | PresenceChanged | CommandEvent | DeviceRemoved

@@ -11,16 +11,20 @@ from typing import Any
 
 from monitor_server.bus import EventBus
 from monitor_server.commands import CommandService
-from monitor_server.events import SampleEvent
+from monitor_server.events import DeviceRemoved, SampleEvent
 from monitor_server.identity import Identity
+from monitor_server.identity.audit import AuditAction
+from monitor_server.identity.principals import Principal
 from monitor_server.ingest import SampleWriter
 from monitor_server.presence import Presence
 from monitor_server.retention import run_retention
 from monitor_server.sessions import SessionRegistry
 from monitor_server.settings import Settings
-from monitor_server.store import Sample, Store, open_store
+from monitor_server.store import RemovedDevice, Sample, Store, open_store
 from monitor_server.throttle import Throttle
 from monitor_server.token import ResolvedToken, resolve_token
+from protocol.codes import CloseCode
+from protocol.errors import NotFound
 
 log = logging.getLogger("monitor_server")
 
@@ -100,6 +104,32 @@ class Hub:
             await self._writer_task
         await self.writer.flush()
         await self.store.close()
+
+    async def remove_device(self, actor: Principal, device_id: str, address: str | None) -> RemovedDevice:
+        """Delete the device with its history and credential; close its socket; tell dashboards.
+
+        NotFound for a device the hub does not know. Its socket closes with 4004 and what it still
+        sends is dropped; samples already accepted are written first, so that they are deleted too.
+        """
+        if await self.store.get_device(device_id) is None and not await self.identity.enrollment.credential(
+            device_id
+        ):
+            raise NotFound(f"unknown device {device_id!r}")
+        self.presence.forget(device_id)
+        socket = self.sessions.forget(device_id)
+        if socket is not None:
+            socket.abort(CloseCode.REMOVED, "device removed")
+        await self.writer.flush()  # ahead of the delete on the store's one write lock
+        removed = await self.store.delete_device(device_id)
+        if removed is None:
+            raise NotFound(f"unknown device {device_id!r}")
+        self.identity.authn.forget_device(device_id)
+        self.bus.publish(DeviceRemoved(device_id))
+        await self.identity.audit.record(
+            AuditAction.DEVICE_REMOVED, actor, device_id, address, removed.to_json()
+        )
+        log.info("device %s removed by %s", device_id, actor.name)
+        return removed
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(work))

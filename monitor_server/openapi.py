@@ -372,6 +372,17 @@ def _identity_schemas() -> dict[str, Schema]:
             {"ok": {"const": True}, "rotated": {"type": "boolean"}, **credential},
             required=["ok", "rotated", "device_id"],
         ),
+        "DeviceRemoved": _object(
+            {
+                "ok": {"const": True},
+                "device_id": {"type": "string"},
+                "samples": {"type": "integer", "minimum": 0},
+                "presence_events": {"type": "integer", "minimum": 0},
+                "commands": {"type": "integer", "minimum": 0},
+                "credential": {"type": "boolean"},
+            },
+            description="Rows deleted per table; `credential` is true when the device had one.",
+        ),
         "DeviceReset": _object(
             {"ok": {"const": True}, "device_id": {"type": "string"}, "had_credential": {"type": "boolean"}}
         ),
@@ -539,7 +550,18 @@ def _paths() -> dict[str, Schema]:
                 {"200": _ok("The device.", _ref("DeviceDetail")), **by_device},
                 parameters=[device],
                 tag="devices",
-            )
+            ),
+            "delete": _op(
+                "Remove a device with its history (admin)",
+                {"200": _ok("Removed: what was deleted.", _ref("DeviceRemoved")), **by_device},
+                description="Deletes the device, its samples, presence events and commands, and its"
+                " credential, in one transaction; history is not kept (keep the device to keep it)."
+                " A connected agent is closed with 4004; dashboards get a `device_removed` event."
+                " An agent that still reports with another credential comes back as a new device."
+                " 404 when the hub knows neither the device nor a credential for it.",
+                parameters=[device],
+                tag="devices",
+            ),
         },
         "/devices/{device_id}/metrics": {
             "get": _op(

@@ -102,6 +102,11 @@ class Presence:
             self._online[device_id] = Online(HTTP, now)
             await self._record(device_id, True, PresenceReason.INGEST, HTTP, now, details)
 
+    def forget(self, device_id: str) -> None:
+        """A removed device: no longer online, and its socket's close records no transition."""
+        self._online.pop(device_id, None)
+        self._http_seen.pop(device_id, None)
+
     async def sweep(self) -> None:
         for device_id in expired(self._http_seen, self._clock(), self._window):
             del self._http_seen[device_id]

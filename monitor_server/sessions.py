@@ -96,6 +96,11 @@ class SessionRegistry:
             return
         socket.abort(CloseCode.REVOKED, "credential reset" if event.reset else "credential revoked")
 
+    def forget(self, device_id: str) -> AgentSocket | None:
+        """A removed device: drop its refused-duplicate note; return its live socket, if any."""
+        self._duplicates.pop(device_id, None)
+        return self._sessions.get(device_id)
+
     def get(self, device_id: str) -> AgentSocket | None:
         return self._sessions.get(device_id)
 

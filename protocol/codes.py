@@ -21,6 +21,7 @@ class CloseCode(IntEnum):
     REVOKED = 4001  # the device's credential was revoked: do not reconnect with it
     DUPLICATE = 4002  # another agent instance holds this device id: back off for long
     FORBIDDEN = 4003  # the credential belongs to another device than the hello names
+    REMOVED = 4004  # an admin removed the device and its history (``DELETE /devices/{id}``)
 
 
 class UiCloseCode(IntEnum):

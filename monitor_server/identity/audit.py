@@ -29,6 +29,7 @@ class AuditAction(StrEnum):
     CREDENTIAL_ROTATED = "credential_rotated"
     CREDENTIAL_REVOKED = "credential_revoked"
     DEVICE_RESET = "device_reset"
+    DEVICE_REMOVED = "device_removed"
     USER_CREATED = "user_created"
     USER_UPDATED = "user_updated"
     USER_DELETED = "user_deleted"

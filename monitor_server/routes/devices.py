@@ -9,9 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from monitor_server.http import JSONResponse, hub_of
-from monitor_server.identity.authz import requires
+from monitor_server.identity.authz import principal_of, requires
 from monitor_server.identity.principals import Role
 from monitor_server.routes.params import device_id, float_param, int_param, time_param
+from monitor_server.throttle import client_address
 
 
 @requires(Role.VIEWER)
@@ -32,6 +33,14 @@ async def device_detail(request: Request) -> Response:
     body["latest_sample"] = latest.to_json() if latest else None
     body["connected"] = found.device_id in hub.sessions
     return JSONResponse(hub.sessions.with_duplicate(body))
+
+
+@requires(Role.ADMIN)
+async def remove_device(request: Request) -> Response:
+    """Delete the device with its history (samples, presence, commands) and its credential."""
+    ident = device_id(request)
+    removed = await hub_of(request).remove_device(principal_of(request), ident, client_address(request))
+    return JSONResponse({"ok": True, **removed.to_json()})
 
 
 @requires(Role.VIEWER)

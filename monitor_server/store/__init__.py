@@ -5,10 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitor_server.store.base import Store
-from monitor_server.store.records import Command, Device, PresenceEvent, Sample
+from monitor_server.store.records import Command, Device, PresenceEvent, RemovedDevice, Sample
 from monitor_server.store.sqlite import SQLiteStore
 
-__all__ = ["Command", "Device", "PresenceEvent", "SQLiteStore", "Sample", "Store", "open_store"]
+__all__ = [
+    "Command",
+    "Device",
+    "PresenceEvent",
+    "RemovedDevice",
+    "SQLiteStore",
+    "Sample",
+    "Store",
+    "open_store",
+]
 
 
 def open_store(db: Path | str) -> Store:

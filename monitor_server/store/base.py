@@ -13,6 +13,7 @@ from monitor_server.store.records import (
     DeviceCredential,
     EnrollmentToken,
     PresenceEvent,
+    RemovedDevice,
     Sample,
     User,
     UserSession,
@@ -37,6 +38,12 @@ class Store(Protocol):
     ) -> list[Sample]: ...
     async def latest_sample(self, device_id: str) -> Sample | None: ...
     async def delete_samples_before(self, cutoff: float) -> int: ...
+    async def delete_device(self, device_id: str) -> RemovedDevice | None:
+        """Delete the device, its samples, presence events, commands and credential in one transaction.
+
+        None (and nothing deleted) when the hub has neither a device row nor a credential for it.
+        """
+        ...
 
     # presence
     async def set_presence(

@@ -32,6 +32,26 @@ class Sample:
 
 
 @dataclass(frozen=True, slots=True)
+class RemovedDevice:
+    """What ``Store.delete_device`` deleted for one device (rows per table)."""
+
+    device_id: str
+    samples: int
+    presence_events: int
+    commands: int
+    credential: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "samples": self.samples,
+            "presence_events": self.presence_events,
+            "commands": self.commands,
+            "credential": self.credential,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Device:
     device_id: str
     hostname: str | None

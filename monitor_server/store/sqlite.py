@@ -24,6 +24,7 @@ from monitor_server.store.records import (
     DeviceCredential,
     EnrollmentToken,
     PresenceEvent,
+    RemovedDevice,
     Sample,
     User,
     UserSession,
@@ -194,6 +195,23 @@ class SQLiteStore:
     async def latest_sample(self, device_id: str) -> Sample | None:
         found = await self.query_samples(device_id, None, None, 1)
         return found[0] if found else None
+
+    async def delete_device(self, device_id: str) -> RemovedDevice | None:
+        try:
+            return await self._delete_device(device_id)
+        except _NothingToRemove:
+            return None
+
+    async def _delete_device(self, device_id: str) -> RemovedDevice:
+        tables = ("devices", "device_credentials", "samples", "presence_events", "commands")
+        async with self._tx() as db:
+            counts = []
+            for table in tables:
+                cur = await db.execute(f"DELETE FROM {table} WHERE device_id = ?", (device_id,))
+                counts.append(cur.rowcount)
+            if counts[0] == 0 and counts[1] == 0:
+                raise _NothingToRemove  # rolls back: commands queued for an unknown id stay
+        return RemovedDevice(device_id, counts[2], counts[3], counts[4], counts[1] > 0)
 
     async def delete_samples_before(self, cutoff: float) -> int:
         async with self._tx() as db:
@@ -680,6 +698,12 @@ _UPDATE_LATEST = (
 
 
 BUCKET_FIELDS = ("net_rx_bps", "net_tx_bps", "disk_read_bps", "disk_write_bps", "load_1", "temp_max")
+
+
+class _NothingToRemove(Exception):
+    """``delete_device`` found neither a device row nor a credential: roll back, answer None."""
+
+
 _BUCKETS = (
     "SELECT MAX(ts), AVG(cpu), AVG(ram), AVG(disk), MAX(uptime_sec), "
     + ", ".join(f"AVG(json_extract(extra, '$.{f}'))" for f in BUCKET_FIELDS)
