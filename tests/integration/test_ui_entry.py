@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-
 import httpx
 
 from tests.hubs import RunningHub
@@ -24,4 +22,4 @@ async def test_favicon_is_served_without_auth(hub: RunningHub) -> None:
         response = await anonymous.get("/favicon.ico")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("image/svg+xml")
-    assert ET.fromstring(response.content).tag == "{http://www.w3.org/2000/svg}svg"
+    assert response.content.startswith(b"<svg") and b'xmlns="http://www.w3.org/2000/svg"' in response.content
