@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-quick clean
+.PHONY: run test test-js lint bench bench-quick clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,9 +27,14 @@ run: $(VENV)/.run-deps
 # Branch coverage of the three packages, measured in the pytest process only (hubs and agents that
 # tests start as subprocesses are not measured). CI sets a floor: make test COV_FAIL_UNDER=<n>.
 COV_FAIL_UNDER ?= 0
-test: $(VENV)/.test-deps
+test: $(VENV)/.test-deps test-js
 	$(BIN)/pytest --cov=protocol --cov=monitor_server --cov=monitor_agent --cov-branch \
 		--cov-report=term:skip-covered --cov-fail-under=$(COV_FAIL_UNDER)
+
+# The dashboard's pure ES modules (fleet state, sorting, formatting): Node's own test runner, no npm.
+test-js:
+	@command -v node >/dev/null 2>&1 || { echo "make test: node (Node.js 20 or newer) is required for tests/js; install it (Debian: apt-get install nodejs)" >&2; exit 1; }
+	node --test tests/js/
 
 # Formatting, lint, types, and the import contracts in pyproject.toml ([tool.importlinter]).
 lint: $(VENV)/.test-deps

@@ -1,20 +1,64 @@
+// @ts-check
 // What the page knows about every device, kept current from the snapshot and the event stream.
 import { parseTime } from "./format.js";
 
+/**
+ * One device as the page knows it; times are epoch milliseconds.
+ * @typedef {object} Device
+ * @property {string} device_id
+ * @property {string | null} [hostname]
+ * @property {string | null} [agent_version]
+ * @property {string | null} [platform]
+ * @property {boolean} online
+ * @property {string | null} [connection]
+ * @property {string | null} [presence_reason]
+ * @property {number | null} [presence_since]
+ * @property {number | null} [last_seen]
+ * @property {Record<string, any> | null} last_payload the newest sample
+ * @property {number | null} [sample_ts]
+ * @property {string | null} [status]
+ * @property {string | null} [last_error]
+ * @property {boolean} incomplete details still to be fetched
+ */
+
+/** @typedef {Record<string, any>} LiveEvent a presence or sample event from /ws/ui */
+/** @typedef {(ids: Set<string> | null, events: LiveEvent[]) => void} Listener null: everything changed */
+
 export class FleetState {
   constructor() {
+    /** @type {Map<string, Device>} */
     this.devices = new Map();
-    this.listeners = new Set();   // (deviceIds: Set|null, event?) => void; null means "everything"
+    /** @type {Set<Listener>} */
+    this.listeners = new Set();
   }
 
+  /**
+   * Calls `listener` after every change; returns the unsubscribe function.
+   * @param {Listener} listener
+   * @returns {() => boolean}
+   */
   subscribe(listener) { this.listeners.add(listener); return () => this.listeners.delete(listener); }
+
+  /**
+   * Tells every listener which devices changed.
+   * @param {Set<string> | null} ids
+   * @param {LiveEvent[]} events
+   */
   notify(ids, events) { for (const listener of this.listeners) listener(ids, events); }
 
+  /**
+   * Replaces everything with a snapshot (GET /devices shape).
+   * @param {Record<string, any>[]} snapshot
+   */
   reset(snapshot) {
     this.devices = new Map(snapshot.map((d) => [d.device_id, fromRest(d)]));
     this.notify(null, []);
   }
 
+  /**
+   * Applies live events in order; other event types are ignored.
+   * @param {LiveEvent[]} events
+   */
   apply(events) {
     const changed = new Set();
     for (const event of events) {
@@ -26,6 +70,10 @@ export class FleetState {
     this.notify(changed, events);
   }
 
+  /**
+   * Merges one device fetched over REST, keeping newer live sample and presence.
+   * @param {Record<string, any>} restDevice
+   */
   merge(restDevice) {
     const known = this.devices.get(restDevice.device_id);
     const fresh = fromRest(restDevice);
@@ -43,6 +91,11 @@ export class FleetState {
     this.notify(new Set([restDevice.device_id]), []);
   }
 
+  /**
+   * The device with this id, created (offline, incomplete) when unknown.
+   * @param {string} id
+   * @returns {Device}
+   */
   ensure(id) {
     let device = this.devices.get(id);
     if (!device) {
@@ -52,6 +105,10 @@ export class FleetState {
     return device;
   }
 
+  /**
+   * Applies a presence event.
+   * @param {LiveEvent} event
+   */
   presence(event) {
     const d = this.ensure(event.device_id);
     d.online = event.online;
@@ -66,10 +123,14 @@ export class FleetState {
     }
   }
 
+  /**
+   * Applies a sample event; an older one than the newest known only moves last_seen.
+   * @param {LiveEvent} event
+   */
   sample(event) {
     const d = this.ensure(event.device_id);
     const ts = parseTime(event.ts);
-    d.last_seen = Math.max(d.last_seen ?? 0, ts);
+    d.last_seen = Math.max(d.last_seen ?? 0, ts ?? 0);
     if (d.sample_ts != null && ts < d.sample_ts) return;  // a replayed old sample: history only
     d.last_payload = event;
     d.sample_ts = ts;
@@ -78,6 +139,10 @@ export class FleetState {
     reported(d, event, SAMPLE_DETAILS);  // the hub stores these from the newest sample too
   }
 
+  /**
+   * How many devices are online, offline and known.
+   * @returns {{ online: number, offline: number, total: number }}
+   */
   counts() {
     let online = 0;
     for (const d of this.devices.values()) if (d.online) online += 1;
@@ -88,10 +153,21 @@ export class FleetState {
 const DETAILS = ["hostname", "agent_version", "platform"];
 const SAMPLE_DETAILS = ["hostname", "agent_version"];
 
+/**
+ * Copies the fields the event reports (not null) onto the device.
+ * @param {Device} device
+ * @param {LiveEvent} event
+ * @param {string[]} fields
+ */
 function reported(device, event, fields) {
   for (const field of fields) if (event[field] != null) device[field] = event[field];
 }
 
+/**
+ * A device from its REST shape (ISO times) to the page's (epoch milliseconds).
+ * @param {Record<string, any>} d
+ * @returns {Device}
+ */
 function fromRest(d) {
   return {
     device_id: d.device_id, hostname: d.hostname, agent_version: d.agent_version, platform: d.platform,

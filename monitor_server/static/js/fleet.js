@@ -1,21 +1,10 @@
 // The fleet table: one row per device, updated in place; DOM work batched on animation frames.
-import { ago, clock, percent } from "./format.js";
+// Ordering and filtering rules live in fleet-sort.js (pure, unit-tested with node --test).
+import { ago, clock, count, percent } from "./format.js";
+import { compareDevices, matches, nextSort, readViewState, resort, writeViewState } from "./fleet-sort.js";
 
 const METRICS = ["cpu", "ram", "disk"];
-const LIVE_SORT_KEYS = new Set(["cpu", "ram", "disk", "last_seen"]);  // re-sorted at most every 2 s
-const LIVE_RESORT_MS = 2000;
-
-const SORT_VALUE = {
-  online: (d) => (d.online ? 0 : 1),
-  device_id: (d) => d.device_id,
-  hostname: (d) => d.hostname ?? "",
-  agent_version: (d) => d.agent_version ?? "",
-  last_seen: (d) => -(d.last_seen ?? 0),
-  cpu: (d) => -(d.last_payload?.cpu ?? -1),
-  ram: (d) => -(d.last_payload?.ram ?? -1),
-  disk: (d) => -(d.last_payload?.disk ?? -1),
-  last_error: (d) => d.last_error ?? "",
-};
+const FULL_SORT_OVER = 0.1;  // more changed rows than this share of the fleet: one full sort instead
 
 export class FleetView {
   constructor(root, state, now) {
@@ -30,10 +19,11 @@ export class FleetView {
     this.observer = new IntersectionObserver((entries) => this.seen(entries), { rootMargin: "300px" });
     this.everything = true;
     this.orderStale = true;
-    this.lastSort = 0;
+    this.order = [];             // device ids in sort order, matching the rows in the tbody
     this.frame = 0;
-    this.filter = { text: "", status: "all" };
-    this.sort = { key: "device_id", dir: 1 };
+    const saved = readViewState(location.search);  // sort and filter survive a reload
+    this.filter = { text: saved.filter.text.trim().toLowerCase(), status: saved.filter.status };
+    this.sort = saved.sort;
     this.stats = { flushes: 0, lastFlushMs: 0, maxFlushMs: 0 };
     state.subscribe((ids) => this.invalidate(ids));
     this.wireControls();
@@ -43,7 +33,15 @@ export class FleetView {
   wireControls() {
     const text = this.root.querySelector("#filter");
     const status = this.root.querySelector("#status-filter");
-    text.addEventListener("input", () => { this.filter.text = text.value.trim().toLowerCase(); this.refilter(); });
+    const saved = readViewState(location.search);
+    text.value = saved.filter.text;
+    status.value = saved.filter.status;
+    this.typed = saved.filter.text;
+    text.addEventListener("input", () => {
+      this.typed = text.value;
+      this.filter.text = text.value.trim().toLowerCase();
+      this.refilter();
+    });
     status.addEventListener("change", () => { this.filter.status = status.value; this.refilter(); });
     for (const th of this.root.querySelectorAll("th[data-sort]")) {
       th.querySelector("button").addEventListener("click", () => this.sortBy(th.dataset.sort));
@@ -52,10 +50,17 @@ export class FleetView {
   }
 
   sortBy(key) {
-    this.sort = { key, dir: this.sort.key === key ? -this.sort.dir : 1 };
+    this.sort = nextSort(this.sort, key);
     this.markSortHeader();
+    this.remember();
     this.orderStale = true;
     this.schedule();
+  }
+
+  // Keeps sort and filter in the query string (the hash is the router's), without a history entry.
+  remember() {
+    const search = writeViewState(location.search, this.sort, { ...this.filter, text: this.typed });
+    if (search !== location.search) history.replaceState(history.state, "", `${location.pathname}${search}${location.hash}`);
   }
 
   markSortHeader() {
@@ -66,7 +71,7 @@ export class FleetView {
     }
   }
 
-  refilter() { this.everything = true; this.schedule(); }
+  refilter() { this.remember(); this.everything = true; this.schedule(); }
 
   invalidate(ids, timeOnly = false) {
     if (ids === null) this.everything = this.everything || !timeOnly;
@@ -82,16 +87,16 @@ export class FleetView {
   flush() {
     this.frame = 0;
     const started = performance.now();
+    for (const id of this.everything ? [] : this.dirty) {
+      if (!this.state.devices.has(id)) { this.everything = true; break; }  // a device gone: rebuild
+    }
     const ids = this.everything ? [...this.state.devices.keys()] : [...this.dirty];
     if (this.everything) this.dropVanished();
     for (const id of ids) this.update(id);
     if (this.tickDue) this.tick();
-    if (ids.length && LIVE_SORT_KEYS.has(this.sort.key) && started - this.lastSort > LIVE_RESORT_MS) {
-      this.orderStale = true;
-    } else if (ids.length && !LIVE_SORT_KEYS.has(this.sort.key) && this.sort.key !== "device_id") {
-      this.orderStale = true;
-    }
-    if (this.orderStale) this.reorder(started);
+    // Every change is put in its place in the same frame: rows are never shown out of order.
+    if (this.orderStale || this.everything || ids.length > this.order.length * FULL_SORT_OVER) this.reorder();
+    else if (ids.length) this.reposition(ids);
     this.showCounts();
     this.dirty.clear();
     this.everything = this.tickDue = false;
@@ -132,13 +137,12 @@ export class FleetView {
       this.rows.set(id, row);
       this.tbody.append(row.tr);
       this.observer.observe(row.tr);
-      this.orderStale = true;
       fillDetails(row, device, this.now());
     }
     fillPresence(row, device);
     if (this.onScreen.has(id)) fillDetails(row, device, this.now());
     else this.stale.add(id);
-    const hidden = !this.matches(device);
+    const hidden = !matches(device, this.filter);
     if (row.tr.hidden !== hidden) row.tr.hidden = hidden;
   }
 
@@ -150,40 +154,42 @@ export class FleetView {
     }
   }
 
-  matches(d) {
-    const { text, status } = this.filter;
-    if (status === "online" && !d.online) return false;
-    if (status === "offline" && d.online) return false;
-    if (!text) return true;
-    return [d.device_id, d.hostname, d.agent_version, d.last_error, d.platform]
-      .some((field) => field && field.toLowerCase().includes(text));
-  }
-
-  reorder(started) {
+  // Sorts every row: on a new sort, a new filter, a snapshot, or many changes at once.
+  reorder() {
     this.orderStale = false;
-    this.lastSort = started;
-    const value = SORT_VALUE[this.sort.key];
-    const dir = this.sort.dir;
-    const devices = [...this.state.devices.values()];
-    devices.sort((a, b) => compare(value(a), value(b)) * dir || compare(a.device_id, b.device_id));
-    const inPlace = devices.every((d, i) => this.tbody.rows[i] === this.rows.get(d.device_id)?.tr);
+    const devices = [...this.state.devices.values()].sort(compareDevices(this.sort));
+    this.order = devices.map((d) => d.device_id);
+    const inPlace = this.order.every((id, i) => this.tbody.rows[i] === this.rows.get(id)?.tr);
     if (inPlace) return;
     const fragment = document.createDocumentFragment();
-    for (const d of devices) fragment.append(this.rows.get(d.device_id).tr);
+    for (const id of this.order) fragment.append(this.rows.get(id).tr);
     this.tbody.append(fragment);
+  }
+
+  // Moves only the changed rows to their new places (the rest of the table is already in order).
+  reposition(ids) {
+    const byDevice = compareDevices(this.sort);
+    const devices = this.state.devices;
+    const known = ids.filter((id) => devices.has(id) && this.rows.has(id));
+    resort(this.order, known, (a, b) => byDevice(devices.get(a), devices.get(b)));
+    const moved = new Set(known);
+    // Last to first: each changed row goes before its successor, which is already in place.
+    for (let i = this.order.length - 1; i >= 0; i -= 1) {
+      const id = this.order[i];
+      if (!moved.has(id)) continue;
+      const tr = this.rows.get(id).tr;
+      const next = i + 1 < this.order.length ? this.rows.get(this.order[i + 1]).tr : null;
+      if (tr.nextElementSibling !== next) this.tbody.insertBefore(tr, next);
+    }
   }
 
   showCounts() {
     const { online, offline, total } = this.state.counts();
     const shown = this.tbody.querySelectorAll("tr:not([hidden])").length;
-    const text = `${online} online · ${offline} offline · ${total} devices` + (shown < total ? ` (${shown} shown)` : "");
+    const text = `${online} online · ${offline} offline · ${count(total, "device")}` + (shown < total ? ` (${shown} shown)` : "");
     if (this.counts.textContent !== text) this.counts.textContent = text;
     this.empty.hidden = shown > 0 || total === 0;
   }
-}
-
-function compare(a, b) {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function buildRow(id) {
