@@ -69,3 +69,13 @@ test("a REST answer older than a live sample or presence event does not undo the
   assert.equal(a.online, false);
   assert.equal(a.last_seen, Date.parse(T1));
 });
+
+test("a removed device is forgotten and its id is reported as changed", () => {
+  const state = new FleetState();
+  state.reset([rest("a"), rest("b")]);
+  const seen = [];
+  state.subscribe((ids) => seen.push([...ids]));
+  state.apply([{ type: "device_removed", device_id: "a" }]);
+  assert.deepEqual([...state.devices.keys()], ["b"]);
+  assert.deepEqual(seen, [["a"]]);
+});

@@ -21,7 +21,7 @@ import { parseTime } from "./format.js";
  * @property {boolean} incomplete details still to be fetched
  */
 
-/** @typedef {Record<string, any>} LiveEvent a presence or sample event from /ws/ui */
+/** @typedef {Record<string, any>} LiveEvent a presence, sample or device_removed event from /ws/ui */
 /** @typedef {(ids: Set<string> | null, events: LiveEvent[]) => void} Listener null: everything changed */
 
 export class FleetState {
@@ -56,7 +56,7 @@ export class FleetState {
   }
 
   /**
-   * Applies live events in order; other event types are ignored.
+   * Applies live events in order (a removed device is forgotten); other event types are ignored.
    * @param {LiveEvent[]} events
    */
   apply(events) {
@@ -64,6 +64,7 @@ export class FleetState {
     for (const event of events) {
       if (event.type === "presence") this.presence(event);
       else if (event.type === "sample") this.sample(event);
+      else if (event.type === "device_removed") this.devices.delete(event.device_id);
       else continue;
       changed.add(event.device_id);
     }
