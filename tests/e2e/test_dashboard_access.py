@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.async_api import Page, Response, expect
 
+from tests.agentd import eventually
 from tests.e2e.conftest import COOKIE, log_in, ms
 from tests.hubs import RunningHub
 
@@ -42,7 +43,11 @@ async def test_logout_clears_the_session(dashboard: Page, hub: RunningHub) -> No
     """Log out drops the cookie, shows the login form, and a reload stays logged out."""
     await dashboard.get_by_role("button", name="Log out").click()
     await expect(dashboard.get_by_label("Hub token")).to_be_visible()
-    assert COOKIE not in {c["name"] for c in await dashboard.context.cookies()}
+
+    async def cookie_gone() -> bool:  # the browser's cookie store may lag the page by a moment
+        return COOKIE not in {c["name"] for c in await dashboard.context.cookies()}
+
+    await eventually(cookie_gone, within=5, what="session cookie cleared")
     await dashboard.reload()
     await expect(dashboard.get_by_label("Hub token")).to_be_visible()
 
