@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from monitor_server.http import EXCEPTION_HANDLERS, MIDDLEWARE
 from monitor_server.hub import Hub
 from monitor_server.openapi import openapi_routes
+from monitor_server.prometheus import HubMetrics, metrics
 from monitor_server.routes import accounts, audit, commands, devices, enrollment, ingest, params, rotation
 from monitor_server.routes.agent_ws import agent_socket
 from monitor_server.settings import Settings
@@ -26,6 +27,7 @@ def api_routes() -> list[BaseRoute]:
     cmd = dev + f"/commands/{{command_id:{params.ID64}}}"  # Starlette's int: a 500 past 4,300 digits
     return [
         Route("/health", ingest.health),
+        Route("/metrics", metrics),  # Prometheus text format (DESIGN §14)
         Route("/ingest", ingest.ingest, methods=["POST"]),
         Route("/devices", devices.list_devices),
         Route(dev, devices.device_detail),
@@ -87,5 +89,6 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.state.prometheus = HubMetrics(hub)
     app.state.dashboard = Dashboard.build(hub)
     return app

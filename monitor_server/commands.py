@@ -28,6 +28,7 @@ log = logging.getLogger("monitor_server.commands")
 # microseconds): a frame measured with them is never shorter than the one the hub will send.
 _WORST_ID = 2**63 - 1
 _WORST_CREATED_AT = "2000-01-01T00:00:00.000000Z"
+_MAX_TIMED_PUSHES = 10_000  # pushes awaiting their write, timed for /metrics; past it timing restarts
 
 
 class CommandTooLarge(ValueError):
@@ -80,6 +81,9 @@ class CommandService:
         self._clock = clock
         self._delivered: list[int] = []
         self._delivered_wake = asyncio.Event()
+        # Told the seconds from an enqueue to its frame written to the agent's socket (/metrics).
+        self.on_push: Callable[[float], None] | None = None
+        self._pushed_at: dict[int, float] = {}  # command id -> monotonic start of its enqueue
 
     async def enqueue(
         self,
@@ -103,7 +107,7 @@ class CommandService:
             size = framed_size(command, args)
             if size > max_frame_bytes:
                 raise CommandTooLarge(size, max_frame_bytes)
-        now = self._clock()
+        started, now = time.monotonic(), self._clock()
         device = await self._store.get_device(device_id)
         if expires_at is None and ttl is not None:
             expires_at = now + ttl
@@ -116,7 +120,10 @@ class CommandService:
         )
         if is_new:
             self._publish(created)
-            self._sessions.push(created)
+            if self._sessions.push(created) and self.on_push is not None:
+                if len(self._pushed_at) >= _MAX_TIMED_PUSHES:  # sockets that closed before writing
+                    self._pushed_at.clear()
+                self._pushed_at[created.id] = started
         online = device is not None and device.online
         return Enqueued(created, is_new, device_known=device is not None, device_online=online)
 
@@ -197,6 +204,9 @@ class CommandService:
         """Called by a session writer after a command frame left; stored in batches."""
         self._delivered.append(command_id)
         self._delivered_wake.set()
+        started = self._pushed_at.pop(command_id, None)
+        if started is not None and self.on_push is not None:
+            self.on_push(time.monotonic() - started)
 
     async def run_delivery_recorder(self) -> None:
         while True:

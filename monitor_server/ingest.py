@@ -76,6 +76,13 @@ class SampleWriter:
         self.rows_refused = 0
         self.failing: str | None = None  # the last commit error while commits fail
         self._noted: tuple[float, str] = (0.0, "")
+        # Told the seconds of every store write that worked (the /metrics commit-time histogram).
+        self.on_commit: Callable[[float], None] | None = None
+
+    @property
+    def pending(self) -> int:
+        """Rows submitted and not yet handed to the store (the backlog)."""
+        return len(self._pending)
 
     def submit(self, sample: Sample) -> asyncio.Future[None]:
         """Queue one sample; the future resolves when its batch is committed."""
@@ -158,6 +165,7 @@ class SampleWriter:
 
     async def _write_isolating(self, batch: list[Sample]) -> None:
         """Write ``batch``; a row the store refuses is found by halving and left out."""
+        started = time.perf_counter()
         try:
             await self._store.write_samples(batch, self._clock())
         except TRANSIENT_ERRORS:
@@ -172,3 +180,5 @@ class SampleWriter:
             await self._write_isolating(batch[middle:])
             return
         self.rows_written += len(batch)
+        if self.on_commit is not None:
+            self.on_commit(time.perf_counter() - started)

@@ -527,6 +527,22 @@ def _paths() -> dict[str, Schema]:
                 tag="hub",
             )
         },
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics (text format)",
+                {
+                    "200": {
+                        "description": "The hub's own figures (`monitor_hub_*`: sockets, devices online,"
+                        " samples written, backlog, commit time and command push latency histograms) and"
+                        " each device's latest core metrics (`monitor_device_*`, label `device`).",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+                description="Prometheus exposition format 0.0.4. Viewer role or above; a scraper sends"
+                " `Authorization: Bearer <API key>` (docs/operations.md).",
+                tag="hub",
+            )
+        },
         "/ingest": {
             "post": _op(
                 "Store one sample (the original HTTP agent)",
