@@ -37,7 +37,12 @@ async def favicon(request: Request) -> Response:
 async def home(request: Request) -> Response:
     if await dashboard_of(request).principal(request) is not None:
         return dashboard_page()
-    return login_page(request)
+    page = login_page(request)
+    if COOKIE_NAME in request.cookies:
+        # A cookie whose session ended (logout, a revoked user, or the page reloading on its
+        # socket's 4401 before the logout's own answer arrived) is useless: drop it.
+        clear_session_cookie(page, request, hub_of(request).settings)
+    return page
 
 
 async def session_state(request: Request) -> Response:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import trustme
 
+from monitor_server.ui.session import COOKIE_NAME
 from tests.conftest import HubFactory
 from tests.hubs import RunningHub
 
@@ -95,3 +96,16 @@ async def test_repeated_wrong_tokens_are_throttled(hub: RunningHub) -> None:
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) > 0
     assert "Try again" in refused.text
+
+
+async def test_login_page_drops_a_cookie_whose_session_ended(hub: RunningHub) -> None:
+    """The login page served for an ended session's cookie also deletes that cookie."""
+    async with httpx.AsyncClient(base_url=hub.http_url) as client:
+        await client.post("/ui/login", data={"token": hub.token})
+        assert COOKIE_NAME in client.cookies
+        cookie = client.cookies[COOKIE_NAME]
+        await client.post("/ui/logout")
+        client.cookies.set(COOKIE_NAME, cookie)  # a browser that never applied the logout's answer
+        page = await client.get("/ui")
+    assert page.status_code == 200 and "set-cookie" in page.headers
+    assert f"{COOKIE_NAME}=" in page.headers["set-cookie"] and "Max-Age=0" in page.headers["set-cookie"]
