@@ -34,11 +34,11 @@ import orjson
 import psutil
 
 from bench.common import TOKEN, HubProcess, Scale, median_of, running_hub, summary_ms
+from bench.ingest import LEGACY_HEADER, ingest_request
 
 CLIENTS = 32  # as bench/ingest.py's REST part
 LOGIN_CLIENTS = 8
 USER, PASSWORD = "bench-viewer", "bench password " + TOKEN[-8:]
-LEGACY_HEADER = f"X-Auth-Token: {TOKEN}"
 WITHIN_RATIO = 0.9  # credential ingest within 10 % of legacy-token ingest
 
 
@@ -47,28 +47,6 @@ class Tally:
     ok: int = 0
     errors: int = 0
     took: list[float] = field(default_factory=list)  # seconds per request, when timed
-
-
-def _ingest_request(device: str, auth: str) -> bytes:
-    """The original agent's ``/ingest`` request, ``auth`` one header line (no CRLF)."""
-    body = orjson.dumps(
-        {
-            "device_id": device,
-            "hostname": device,
-            "cpu": 12.5,
-            "ram": 40.1,
-            "disk": 55.0,
-            "uptime_sec": 12345,
-            "agent_version": "1.0.0",
-            "status": "ok",
-            "last_error": "",
-        }
-    )
-    head = (
-        f"POST /ingest HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
 
 
 def _login_request() -> bytes:
@@ -154,9 +132,9 @@ async def _ingest(
     hub: HubProcess, credentials: dict[str, str], window: float, runs: int
 ) -> list[dict[str, Any]]:
     requests = {
-        "legacy token": [_ingest_request(d, LEGACY_HEADER) for d in credentials],
+        "legacy token": [ingest_request(d, LEGACY_HEADER) for d in credentials],
         "device credential": [
-            _ingest_request(d, f"Authorization: Bearer {c}") for d, c in credentials.items()
+            ingest_request(d, f"Authorization: Bearer {c}") for d, c in credentials.items()
         ],
     }
 
@@ -178,8 +156,8 @@ async def _cold(hub: HubProcess, credentials: dict[str, str]) -> dict[str, dict[
     took: dict[str, list[float]] = {"cold": [], "cached": [], "legacy": []}
     for device, credential in credentials.items():
         legacy, own = (
-            _ingest_request(device, LEGACY_HEADER),
-            _ingest_request(device, f"Authorization: Bearer {credential}"),
+            ingest_request(device, LEGACY_HEADER),
+            ingest_request(device, f"Authorization: Bearer {credential}"),
         )
         reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
         try:

@@ -122,7 +122,11 @@ async def _ws_rate(hub: HubProcess, window: float, runs: int) -> list[dict[str, 
     return results
 
 
-def _request(device: str) -> bytes:
+LEGACY_HEADER = f"X-Auth-Token: {TOKEN}"
+
+
+def ingest_request(device: str, auth: str = LEGACY_HEADER) -> bytes:
+    """The original agent's ``/ingest`` request; ``auth`` is one header line (no CRLF)."""
     body = orjson.dumps(
         {
             "device_id": device,
@@ -137,7 +141,7 @@ def _request(device: str) -> bytes:
         }
     )
     head = (
-        f"POST /ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: {TOKEN}\r\n"
+        f"POST /ingest HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -146,7 +150,7 @@ def _request(device: str) -> bytes:
 async def _rest_client(port: int, device: str, until: float, counts: list[int]) -> None:
     """One keep-alive connection posting the original agent's payload back to back."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    request = _request(device)
+    request = ingest_request(device)
     try:
         while time.monotonic() < until:
             writer.write(request)

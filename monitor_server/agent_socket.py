@@ -219,14 +219,15 @@ class AgentSocket:
 
     async def _open(self, hello: Hello) -> None:
         hub, s = self.hub, self.hub.settings
+        details = DeviceDetails.of(hello)  # empty strings in hello mean "not reported"
         await hub.store.touch_device(
             self.device_id,
             time.time(),
-            hostname=hello.hostname or None,
-            agent_version=hello.agent_version or None,
-            platform=hello.platform or None,
+            hostname=details.hostname,
+            agent_version=details.agent_version,
+            platform=details.platform,
         )
-        await hub.presence.ws_connected(self.device_id, DeviceDetails.of(hello))
+        await hub.presence.ws_connected(self.device_id, details)
         self.session.welcome(
             Welcome(
                 protocol=hello.protocol,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -10,9 +9,12 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.agentd import eventually
 from tests.agents import connect_agent, next_frame
 from tests.hubs import RunningHub
 from tests.timing import t
+
+Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], float]  # (name, labels) -> value
 
 
 def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -24,7 +26,7 @@ def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-async def scrape(hub: RunningHub, key: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+async def scrape(hub: RunningHub, key: str) -> Scrape:
     """Scrape as Prometheus does: a bearer API key."""
     async with httpx.AsyncClient(base_url=hub.http_url) as client:
         answer = await client.get("/metrics", headers={"Authorization": f"Bearer {key}"})
@@ -75,11 +77,12 @@ async def test_push_latency_is_observed(hub: RunningHub, api: httpx.AsyncClient)
         made = await api.post("/devices/d1/commands", json={"command": "ping"})
         assert made.status_code in (200, 201), made.text
         assert (await next_frame(ws, "command"))["command"] == "ping"
-        for _ in range(100):  # delivered() runs once the hub's send returns: maybe after the read
+
+        async def pushed() -> Scrape | None:  # delivered() runs once the hub's send returns
             got = await scrape(hub, key)
-            if got[("monitor_hub_command_push_seconds_count", ())]:
-                break
-            await asyncio.sleep(0.02)
+            return got if got[("monitor_hub_command_push_seconds_count", ())] else None
+
+        got = await eventually(pushed, within=2, what="the push counted")
         assert got[("monitor_hub_command_push_seconds_count", ())] == 1
         assert 0 < got[("monitor_hub_command_push_seconds_sum", ())] < t(5)
     finally:
