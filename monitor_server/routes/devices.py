@@ -12,6 +12,7 @@ from monitor_server.http import JSONResponse, hub_of
 from monitor_server.identity.authz import principal_of, requires
 from monitor_server.identity.principals import Role
 from monitor_server.routes.params import device_id, float_param, int_param, time_param
+from monitor_server.store.records import tier_for, tier_step
 from monitor_server.throttle import client_address
 
 
@@ -45,6 +46,11 @@ async def remove_device(request: Request) -> Response:
 
 @requires(Role.VIEWER)
 async def device_metrics(request: Request) -> Response:
+    """Stored samples (or, with ``step``, aggregates per bucket), the newest ``limit``, oldest first.
+
+    A step of 60 s or more is answered from the one-minute tier, 3600 s or more from the one-hour
+    tier, and is then rounded down to a whole number of that tier's rows (the ``step`` answered).
+    """
     ident = device_id(request)
     since, until = time_param(request, "since"), time_param(request, "until")
     limit = int_param(request, "limit", 1000, 10000)
@@ -54,12 +60,15 @@ async def device_metrics(request: Request) -> Response:
     if step is None:
         samples = await store.query_samples(ident, since, until, limit + 1)
     else:
+        step = tier_step(step)
         samples = await store.query_buckets(ident, since, until, step, limit + 1)
     truncated = len(samples) > limit
     page = samples[1:] if truncated else samples
+    tier = tier_for(step)
     body = {
         "device_id": ident,
         "step": step,
+        "tier": "raw" if tier is None else tier.name,
         "samples": [s.to_json() for s in page],
         "truncated": truncated,
         "next_until": _older_page(page[0].ts, step) if truncated else None,

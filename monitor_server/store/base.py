@@ -15,6 +15,7 @@ from monitor_server.store.records import (
     PresenceEvent,
     RemovedDevice,
     Sample,
+    Tier,
     User,
     UserSession,
 )
@@ -35,9 +36,27 @@ class Store(Protocol):
     ) -> list[Sample]: ...
     async def query_buckets(
         self, device_id: str, since: float | None, until: float | None, step: float, limit: int
-    ) -> list[Sample]: ...
+    ) -> list[Sample]:
+        """Aggregates per bucket of ``tier_step(step)`` seconds, the newest ``limit``, oldest first.
+
+        From the coarsest history tier that fits in a bucket (``tier_for``), raw samples below a
+        minute; each bucket carries averages, ``count``, and ``min`` / ``max`` per metric.
+        """
+        ...
+
     async def latest_sample(self, device_id: str) -> Sample | None: ...
-    async def delete_samples_before(self, cutoff: float) -> int: ...
+    async def delete_samples_before(self, cutoff: float) -> int:
+        """Delete raw samples older than ``cutoff`` (only those already rolled up); how many."""
+        ...
+
+    async def roll_up(self, batch: int = 20_000) -> int:
+        """Fold the samples stored since the last call into every history tier; how many."""
+        ...
+
+    async def delete_rollups_before(self, tier: Tier, cutoff: float) -> int:
+        """Delete the tier's rows whose span ends at or before ``cutoff``; how many."""
+        ...
+
     async def delete_device(self, device_id: str) -> RemovedDevice | None:
         """Delete the device, its samples, presence events, commands and credential in one transaction.
 

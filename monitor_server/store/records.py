@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from monitor_server.store.schema import TIER_FIELDS_V4
 from protocol import CommandState, is_open, to_iso
 from protocol.identity import Role
 
@@ -281,3 +282,42 @@ class AuditEvent:
             "address": self.address,
             "detail": self.detail,
         }
+
+
+# History tiers (DESIGN §14). Every stored sample is folded into one row per device per minute and
+# per hour: for each of these metrics its count, sum, minimum and maximum, so the average of any
+# span of tier rows is exact (sum of sums over sum of counts), whatever the sampling interval.
+ROLLUP_FIELDS: tuple[str, ...] = TIER_FIELDS_V4
+"""Numeric sample fields kept in the rollups: the typed core columns, then fields of ``extra``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """A rollup table: rows of ``width`` seconds, kept ``keep_days`` days."""
+
+    name: str
+    table: str
+    width: int
+    keep_days: float
+
+
+MINUTE_TIER = Tier("minute", "rollup_minute", 60, 90.0)
+HOUR_TIER = Tier("hour", "rollup_hour", 3600, 730.0)
+TIERS: tuple[Tier, ...] = (MINUTE_TIER, HOUR_TIER)
+
+
+def tier_for(step: float | None) -> Tier | None:
+    """The coarsest tier whose rows fit in one bucket of ``step`` seconds; None: raw samples."""
+    if step is None:
+        return None
+    fitting = [tier for tier in TIERS if tier.width <= step]
+    return max(fitting, key=lambda tier: tier.width) if fitting else None
+
+
+def tier_step(step: float) -> float:
+    """The bucket width actually used for ``step``: a whole number of the serving tier's rows.
+
+    So every tier row falls in exactly one bucket and a bucket's samples all lie inside it.
+    """
+    tier = tier_for(step)
+    return step if tier is None else float(step // tier.width * tier.width)

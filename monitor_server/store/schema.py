@@ -2,6 +2,51 @@
 
 from __future__ import annotations
 
+# The metrics migration 4 gave columns in the tiers (a later field needs a migration adding them).
+TIER_FIELDS_V4: tuple[str, ...] = (
+    "cpu",
+    "ram",
+    "disk",
+    "load_1",
+    "load_5",
+    "load_15",
+    "mem_used",
+    "mem_total",
+    "swap_used",
+    "swap_total",
+    "disk_used",
+    "disk_total",
+    "disk_read_bps",
+    "disk_write_bps",
+    "net_rx_bps",
+    "net_tx_bps",
+    "procs",
+    "temp_max",
+    "agent_rss",
+)
+
+
+def _rollup_table(name: str) -> str:
+    """One row per device per tier bucket (``start``: epoch seconds, a multiple of the width).
+
+    ``n`` samples, the newest sample's time, the highest uptime, and for each metric of
+    ``TIER_FIELDS_V4`` how many samples had it, their sum, minimum and maximum.
+    """
+    metrics = "".join(
+        f", {m}_n INTEGER NOT NULL, {m}_sum REAL NOT NULL, {m}_min REAL, {m}_max REAL" for m in TIER_FIELDS_V4
+    )
+    return (
+        f"CREATE TABLE {name} (device_id TEXT NOT NULL, start INTEGER NOT NULL, n INTEGER NOT NULL,"
+        f" last_ts REAL NOT NULL, uptime_sec INTEGER{metrics}, PRIMARY KEY (device_id, start))"
+        f" WITHOUT ROWID; CREATE INDEX {name}_start ON {name} (start);"
+    )
+
+
+_ROLLUP_STATE = """
+    CREATE TABLE rollup_state (id INTEGER PRIMARY KEY CHECK (id = 1), watermark INTEGER NOT NULL);
+    INSERT INTO rollup_state (id, watermark) VALUES (1, 0);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE devices (
@@ -128,6 +173,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_at ON audit (at);
     """,
+    # 4: history tiers (DESIGN §14), filled by ``SQLiteStore.roll_up`` from the samples whose id is
+    # above ``rollup_state.watermark``; a database upgraded to 4 folds its stored samples on the
+    # first pass.
+    _rollup_table("rollup_minute") + _rollup_table("rollup_hour") + _ROLLUP_STATE,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

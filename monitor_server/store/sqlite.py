@@ -17,6 +17,8 @@ import aiosqlite
 import orjson
 
 from monitor_server.store.records import (
+    ROLLUP_FIELDS,
+    TIERS,
     ApiKey,
     AuditEvent,
     Command,
@@ -26,8 +28,11 @@ from monitor_server.store.records import (
     PresenceEvent,
     RemovedDevice,
     Sample,
+    Tier,
     User,
     UserSession,
+    tier_for,
+    tier_step,
 )
 from monitor_server.store.schema import MIGRATIONS
 from protocol.commands import FINAL_STATES, OPEN_STATES, CommandState, sources_of, transition
@@ -179,18 +184,59 @@ class SQLiteStore:
     async def query_buckets(
         self, device_id: str, since: float | None, until: float | None, step: float, limit: int
     ) -> list[Sample]:
-        """Averages per ``step`` seconds (newest ``limit`` buckets), for charts over long ranges."""
-        rows = await self._fetch(
-            _BUCKETS,
-            (
-                step,
-                device_id,
-                since if since is not None else float("-inf"),
-                until if until is not None else float("inf"),
-                limit,
-            ),
-        )
+        """Aggregates per ``step`` seconds (the newest ``limit`` buckets, oldest first).
+
+        A step of a minute or more reads the coarsest tier whose rows fit in a bucket (the step
+        is then a whole number of them, see ``tier_step``), plus the samples not folded yet, so
+        the answer is exact and current; a shorter step reads the raw samples.
+        """
+        tier = tier_for(step)
+        if tier is None:
+            rows = await self._fetch(
+                _RAW_BUCKETS,
+                (step, device_id, _lower(since), _upper(until), limit),
+            )
+        else:
+            lowest = float("-inf") if since is None else since // tier.width * tier.width
+            rows = await self._fetch(
+                _TIER_BUCKETS[tier.name],
+                (tier_step(step), device_id, lowest, _upper(until), limit),
+            )
         return [_bucket(device_id, r) for r in reversed(rows)]
+
+    async def roll_up(self, batch: int = 20_000) -> int:
+        """Fold the samples stored since the last call into every tier; how many were folded.
+
+        Samples are taken by id (the order they were stored, so late arrivals are not missed),
+        ``batch`` per transaction so ingest waits for the writer no longer than one batch.
+        """
+        folded = 0
+        while True:
+            async with self._tx() as db:
+                async with db.execute(
+                    "SELECT watermark, (SELECT COUNT(*) FROM (SELECT 1 FROM samples WHERE id >"
+                    " (SELECT watermark FROM rollup_state) ORDER BY id LIMIT ?1)),"
+                    " (SELECT MAX(id) FROM (SELECT id FROM samples WHERE id >"
+                    " (SELECT watermark FROM rollup_state) ORDER BY id LIMIT ?1)) FROM rollup_state",
+                    (batch,),
+                ) as cur:
+                    row = await cur.fetchone()
+                assert row is not None, "rollup_state has its row from migration 4"
+                low, count, high = int(row[0]), int(row[1]), row[2]
+                if not count:
+                    return folded
+                for tier in TIERS:
+                    await db.execute(_FOLD[tier.name], (low, high))
+                await db.execute("UPDATE rollup_state SET watermark = ?", (high,))
+            folded += count
+            if count < batch:
+                return folded
+
+    async def delete_rollups_before(self, tier: Tier, cutoff: float) -> int:
+        """Delete the tier's rows whose span ends at or before ``cutoff``; how many."""
+        async with self._tx() as db:
+            cur = await db.execute(f"DELETE FROM {tier.table} WHERE start + ? <= ?", (tier.width, cutoff))
+            return cur.rowcount
 
     async def latest_sample(self, device_id: str) -> Sample | None:
         found = await self.query_samples(device_id, None, None, 1)
@@ -211,11 +257,18 @@ class SQLiteStore:
                 counts.append(cur.rowcount)
             if counts[0] == 0 and counts[1] == 0:
                 raise _NothingToRemove  # rolls back: commands queued for an unknown id stay
+            for tier in TIERS:
+                await db.execute(f"DELETE FROM {tier.table} WHERE device_id = ?", (device_id,))
+            await db.execute(_CLAMP_WATERMARK)
         return RemovedDevice(device_id, counts[2], counts[3], counts[4], counts[1] > 0)
 
     async def delete_samples_before(self, cutoff: float) -> int:
+        """Delete raw samples older than ``cutoff`` that ``roll_up`` has already folded."""
         async with self._tx() as db:
-            cur = await db.execute("DELETE FROM samples WHERE ts < ?", (cutoff,))
+            cur = await db.execute(
+                "DELETE FROM samples WHERE ts < ? AND id <= (SELECT watermark FROM rollup_state)", (cutoff,)
+            )
+            await db.execute(_CLAMP_WATERMARK)
             return cur.rowcount
 
     # presence
@@ -697,24 +750,106 @@ _UPDATE_LATEST = (
 )
 
 
-BUCKET_FIELDS = ("net_rx_bps", "net_tx_bps", "disk_read_bps", "disk_write_bps", "load_1", "temp_max")
-
-
 class _NothingToRemove(Exception):
     """``delete_device`` found neither a device row nor a credential: roll back, answer None."""
 
 
-_BUCKETS = (
-    "SELECT MAX(ts), AVG(cpu), AVG(ram), AVG(disk), MAX(uptime_sec), "
-    + ", ".join(f"AVG(json_extract(extra, '$.{f}'))" for f in BUCKET_FIELDS)
-    + " FROM samples WHERE device_id = ?2 AND ts >= ?3 AND ts <= ?4"
-    " GROUP BY CAST(ts / ?1 AS INTEGER) ORDER BY 1 DESC LIMIT ?5"
+_TYPED_FIELDS = frozenset({"cpu", "ram", "disk"})
+
+
+def _value(field: str) -> str:
+    return field if field in _TYPED_FIELDS else f"json_extract(extra, '$.{field}')"
+
+
+# Per metric: how many samples had it, their sum, minimum and maximum (a "part" of a bucket).
+_PART_AGGREGATES = "".join(
+    f", COUNT({_value(m)}), TOTAL({_value(m)}), MIN({_value(m)}), MAX({_value(m)})" for m in ROLLUP_FIELDS
+)
+_NAMED_PART_AGGREGATES = "".join(
+    f", COUNT({_value(m)}) AS {m}_n, TOTAL({_value(m)}) AS {m}_sum, MIN({_value(m)}) AS {m}_min,"
+    f" MAX({_value(m)}) AS {m}_max"
+    for m in ROLLUP_FIELDS
+)
+_PART_COLUMNS = "".join(f", {m}_n, {m}_sum, {m}_min, {m}_max" for m in ROLLUP_FIELDS)
+# Parts of one bucket merged: the newest sample's time, how many samples, the highest uptime,
+# and per metric the average (NULL when no sample had it: x/0 is NULL), minimum and maximum.
+_BUCKET_AGGREGATES = "MAX(last_ts), SUM(n), MAX(uptime_sec)" + "".join(
+    f", SUM({m}_sum) / SUM({m}_n), MIN({m}_min), MAX({m}_max)" for m in ROLLUP_FIELDS
 )
 
 
+def _merge(column: str, function: str) -> str:
+    """An upsert's merge of a minimum or maximum column (SQLite's MIN(NULL, x) is NULL)."""
+    return f"{column} = COALESCE({function}({column}, excluded.{column}), {column}, excluded.{column})"
+
+
+def _fold(tier: Tier) -> str:
+    """Fold the samples with ids in ``(?1, ?2]`` into ``tier``: new rows, or merged into existing."""
+    merged = ["n = n + excluded.n", _merge("last_ts", "MAX"), _merge("uptime_sec", "MAX")]
+    for m in ROLLUP_FIELDS:
+        merged += [f"{m}_n = {m}_n + excluded.{m}_n", f"{m}_sum = {m}_sum + excluded.{m}_sum"]
+        merged += [_merge(f"{m}_min", "MIN"), _merge(f"{m}_max", "MAX")]
+    return (
+        f"INSERT INTO {tier.table} (device_id, start, n, last_ts, uptime_sec{_PART_COLUMNS})"
+        f" SELECT device_id, CAST(ts / {tier.width} AS INTEGER) * {tier.width}, COUNT(*), MAX(ts),"
+        f" MAX(uptime_sec){_PART_AGGREGATES} FROM samples WHERE id > ?1 AND id <= ?2 GROUP BY 1, 2"
+        f" ON CONFLICT (device_id, start) DO UPDATE SET {', '.join(merged)}"
+    )
+
+
+def _tier_buckets(tier: Tier) -> str:
+    """Buckets of ``?1`` seconds (a multiple of the width) from the tier's rows starting in
+    ``[?3, ?4]`` and the samples not folded yet in those rows' spans, newest ``?5`` buckets first.
+
+    The unfolded samples are found by id (unary ``+`` keeps the planner on the rowid range).
+    """
+    start = f"CAST(ts / {tier.width} AS INTEGER) * {tier.width}"
+    return (
+        f"SELECT {_BUCKET_AGGREGATES} FROM ("
+        f" SELECT start, n, last_ts, uptime_sec{_PART_COLUMNS} FROM {tier.table}"
+        "  WHERE device_id = ?2 AND start >= ?3 AND start <= ?4"
+        f" UNION ALL SELECT {start}, COUNT(*), MAX(ts), MAX(uptime_sec){_PART_AGGREGATES} FROM samples"
+        "  WHERE id > (SELECT watermark FROM rollup_state) AND +device_id = ?2"
+        f"  AND {start} >= ?3 AND {start} <= ?4 GROUP BY 1"
+        ") GROUP BY CAST(start / ?1 AS INTEGER) ORDER BY 1 DESC LIMIT ?5"
+    )
+
+
+_FOLD = {tier.name: _fold(tier) for tier in TIERS}
+_TIER_BUCKETS = {tier.name: _tier_buckets(tier) for tier in TIERS}
+_RAW_BUCKETS = (
+    f"SELECT {_BUCKET_AGGREGATES} FROM ("
+    f" SELECT CAST(ts / ?1 AS INTEGER) AS bucket, COUNT(*) AS n, MAX(ts) AS last_ts,"
+    f" MAX(uptime_sec) AS uptime_sec{_NAMED_PART_AGGREGATES}"
+    "  FROM samples WHERE device_id = ?2 AND ts >= ?3 AND ts <= ?4 GROUP BY bucket"
+    ") GROUP BY bucket ORDER BY 1 DESC LIMIT ?5"
+)
+# After deleting samples: the highest id left is at most the watermark when every one was folded,
+# and SQLite gives the next sample that id + 1, so no new sample hides under the watermark.
+_CLAMP_WATERMARK = (
+    "UPDATE rollup_state SET watermark = MIN(watermark, COALESCE((SELECT MAX(id) FROM samples), 0))"
+)
+
+
+def _lower(since: float | None) -> float:
+    return float("-inf") if since is None else since
+
+
+def _upper(until: float | None) -> float:
+    return float("inf") if until is None else until
+
+
 def _bucket(device_id: str, r: aiosqlite.Row) -> Sample:
-    extra = {f: v for f, v in zip(BUCKET_FIELDS, r[5:], strict=True) if v is not None}
-    return Sample(device_id, r[0], r[1], r[2], r[3], r[4], None, extra)
+    """A bucket as a sample: core averages in their columns, the other averages in ``extra``
+    beside ``count`` (samples in the bucket) and ``min`` / ``max`` per metric."""
+    averages, lows, highs = {}, {}, {}
+    for i, m in enumerate(ROLLUP_FIELDS):
+        avg, low, high = r[3 + 3 * i : 6 + 3 * i]
+        if avg is not None:
+            averages[m], lows[m], highs[m] = avg, low, high
+    core = [averages.pop(m, None) for m in ("cpu", "ram", "disk")]
+    extra: dict[str, Any] = {**averages, "count": r[1], "min": lows, "max": highs}
+    return Sample(device_id, r[0], core[0], core[1], core[2], r[2], None, extra)
 
 
 def _sample_row(s: Sample) -> tuple[Any, ...]:
