@@ -119,7 +119,12 @@ def load_decoder(code: Path | None) -> tuple[Decode, dict[str, Any]]:
     codec = importlib.import_module("protocol.codec")
     frames = importlib.import_module("protocol.frames")
     bases = {cls.__module__.split(".")[0] for cls in frames.SampleFields.__mro__}
-    library = "msgspec" if "msgspec" in bases else "pydantic" if "pydantic" in bases else "unknown"
+    if "pydantic" in bases:
+        library = "pydantic"
+    elif "msgspec" in bases or hasattr(codec, "struct_of"):  # structs, or generated from dataclasses
+        library = "msgspec"
+    else:
+        library = "unknown"
     decode: Decode = codec.decode_agent_frame
     about = {
         "frames_library": library,

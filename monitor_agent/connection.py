@@ -48,10 +48,10 @@ from protocol.agent_session import (
     SamplesDone,
     Welcomed,
 )
-from protocol.codec import parse_object
 from protocol.codes import CloseCode, ErrorCode
 from protocol.errors import IllegalTransition, ProtocolError
 from protocol.frames import PROTOCOL_VERSION, Hello, Welcome
+from protocol.plain import parse_object
 
 log = logging.getLogger(__name__)
 

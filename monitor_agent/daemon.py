@@ -21,7 +21,7 @@ from monitor_agent.errors import EnrollmentFailed
 from monitor_agent.identity import local_identity, stable_device_id
 from monitor_agent.journal import FileJournal
 from monitor_agent.spool import SqliteSpool
-from protocol.codec import encode_json
+from protocol.plain import encode_json
 
 log = logging.getLogger("monitor_agent")
 

@@ -21,7 +21,7 @@ from monitor_agent.config import AgentConfig
 from monitor_agent.credential import Credentials, CredentialStore
 from monitor_agent.errors import ConfigError, EnrollmentFailed
 from monitor_agent.identity import stable_device_id
-from protocol.codec import decode_json, encode_json
+from protocol.plain import decode_json, encode_json
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from monitor_agent.config import HostCommand, predefined_commands
 from monitor_agent.result import CommandResult, failure
-from protocol.codec import encode_json
+from protocol.plain import encode_json
 
 BUILTINS = ("ping", "echo", "collect", "restart")
 TRUNCATED_MARK = "\n[output truncated]"

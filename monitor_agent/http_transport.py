@@ -20,7 +20,7 @@ from monitor_agent.credential import Credentials
 from monitor_agent.errors import TokenRejected
 from monitor_agent.ports import AgentPorts
 from monitor_agent.result import CommandResult
-from protocol.codec import decode_json, encode_json
+from protocol.plain import decode_json, encode_json
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from monitor_agent.result import CommandResult
-from protocol.codec import decode_json, encode_json
 from protocol.errors import FrameDecodeError
+from protocol.plain import decode_json, encode_json
 
 
 class EntryState(StrEnum):

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from protocol.codec import decode_json, encode_json
+from protocol.plain import decode_json, encode_json
 
 Sample = dict[str, Any]
 NONE: frozenset[int] = frozenset()

@@ -285,7 +285,7 @@ class AgentSocket:
         hub, now = self.hub, time.time()
         done: asyncio.Future[None] | None = None
         for received in samples.valid:
-            sample = sample_from(self.device_id, received.fields, now, received.extra)
+            sample = sample_from(self.device_id, received.values, now, received.extra)
             done = hub.writer.submit(sample)
             hub.publish_sample(sample)
         if done is not None and samples.last_seq is not None:

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor_server.hub import Hub
 from monitor_server.ingest import TRANSIENT_ERRORS
-from protocol import Conflict, NotFound, ProtocolError, SampleFields, describe
+from protocol import Conflict, NotFound, ProtocolError, describe
 from protocol.errors import Forbidden, Unauthenticated
 from protocol.rest import parse_ingest
 
@@ -66,7 +66,7 @@ async def read_model(request: Request, model: type[M]) -> M:
     return parsed
 
 
-async def read_ingest(request: Request) -> tuple[str, SampleFields, Mapping[str, Any]]:
+async def read_ingest(request: Request) -> tuple[str, Mapping[str, Any], Mapping[str, Any]]:
     """The original agent's ``/ingest`` body: its device, the sample and the fields it does not name."""
     raw = await read_body(request, hub_of(request).settings.max_frame_bytes)
     if not raw.strip():

@@ -19,10 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import msgspec
-
 from monitor_server.store import Sample, Store
-from protocol.frames import SampleFields
 from protocol.timestamps import to_epoch
 
 log = logging.getLogger("monitor_server.ingest")
@@ -36,15 +33,27 @@ GIVE_UP_WHEN_CLOSING = 3  # attempts left for the last batch when the hub shuts 
 
 
 def sample_from(
-    device_id: str, fields: SampleFields, received_at: float, extra: Mapping[str, Any] | None = None
+    device_id: str, values: Mapping[str, Any], received_at: float, extra: Mapping[str, Any] | None = None
 ) -> Sample:
-    """Typed columns for the core metrics, everything else (non-null) kept in ``extra``."""
-    values = msgspec.structs.asdict(fields)
+    """Typed columns for the core metrics, everything else (non-null) kept in ``extra``.
+
+    ``values`` are a validated sample's named fields (``protocol.codec.ReceivedSample``).
+    """
     kept = {k: v for k, v in values.items() if v is not None and k not in _TYPED}
     if extra:
         kept.update((k, v) for k, v in extra.items() if k not in _TYPED)
-    ts = to_epoch(fields.ts) if fields.ts is not None else received_at
-    return Sample(device_id, ts, fields.cpu, fields.ram, fields.disk, fields.uptime_sec, fields.status, kept)
+    get = values.get
+    ts = get("ts")
+    return Sample(
+        device_id,
+        received_at if ts is None else to_epoch(ts),
+        get("cpu"),
+        get("ram"),
+        get("disk"),
+        get("uptime_sec"),
+        get("status"),
+        kept,
+    )
 
 
 class SampleWriter:

@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from protocol.codec import decode_agent_frame, decode_hub_frame, encode
+    from protocol.codec import decode_agent_frame, encode
     from protocol.codes import CloseCode, ErrorCode, PresenceReason
     from protocol.commands import CommandState, is_open, transition
     from protocol.errors import (
@@ -39,12 +39,14 @@ if TYPE_CHECKING:
         Stored,
         Welcome,
     )
+    from protocol.plain import decode_hub_frame
     from protocol.rest import CommandAckBody, CommandCreate, IngestPayload, describe
     from protocol.timestamps import to_epoch, to_iso
 
 # Public name -> the submodule that defines it.
 _WHERE = {
-    **dict.fromkeys(("decode_agent_frame", "decode_hub_frame", "encode"), "codec"),
+    **dict.fromkeys(("decode_agent_frame", "encode"), "codec"),
+    "decode_hub_frame": "plain",
     **dict.fromkeys(("CloseCode", "ErrorCode", "PresenceReason"), "codes"),
     **dict.fromkeys(("CommandState", "is_open", "transition"), "commands"),
     **dict.fromkeys(

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-import msgspec
-
-from protocol.codec import decode_hub_frame, encode, encode_json, split_sample
 from protocol.codes import Capability, CloseCode, ErrorCode
 from protocol.errors import FrameValidationError, IllegalTransition, ProtocolError
 from protocol.frames import (
@@ -32,6 +29,7 @@ from protocol.frames import (
     Stored,
     Welcome,
 )
+from protocol.plain import decode_hub_frame, encode, encode_json, split_sample
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +129,7 @@ class AgentSession(Generic[K]):
         if Capability.STORED_ACKS not in caps:
             caps.append(Capability.STORED_ACKS)
         # Every other field (instance_id, and any added later) is kept as the agent set it.
-        self._hello = msgspec.structs.replace(hello, protocol=PROTOCOL_VERSION, capabilities=caps)
+        self._hello = replace(hello, protocol=PROTOCOL_VERSION, capabilities=caps)
         self.state = AgentState.CONNECTING
         self.welcome: Welcome | None = None
         self._max_bad = max_bad_frames

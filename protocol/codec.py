@@ -1,49 +1,119 @@
-"""Frames to JSON and back, for both ends.
+"""Frames to JSON and back on the hub, with msgspec.
 
-Decoding takes a fast path (one msgspec call for the whole frame) and, when that fails, a
-slow path that says exactly what is wrong: bad JSON, an unknown ``type``, bad fields. The
-slow path is also how fields a sample or an ack does not name are kept (``extra``), and how
-one invalid sample of a batch is told apart from the valid ones.
+Decoding takes a fast path (one msgspec call for the whole frame, into structs generated from
+the dataclasses of ``protocol.frames``, bounds included) and, when that fails, a slow path that
+says exactly what is wrong: bad JSON, an unknown ``type``, bad fields. The slow path is also
+how fields a sample or an ack does not name are kept (``extra``), and how one invalid sample of
+a batch is told apart from the valid ones. Agents use ``protocol.plain`` (standard library
+only) against the same definitions.
 """
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 import msgspec
 
 from protocol.errors import FrameDecodeError, FrameValidationError, UnknownFrameError
 from protocol.frames import (
     AGENT_FRAME_TYPES,
-    HUB_FRAME_TYPES,
     MAX_BATCH,
     SAMPLE_FIELDS,
     Ack,
     AgentFrame,
-    HubFrame,
-    Metrics,
-    MetricsBatch,
+    Limit,
     SampleFields,
+    as_dict,
 )
+from protocol.plain import check_storable  # one check for both ends
 
 T = TypeVar("T")
 
+
+# Structs generated from the frame dataclasses: the same fields, bounds and defaults.
+
+
+def _meta(limit: Limit) -> msgspec.Meta:
+    names = ("ge", "le", "min_length", "max_length", "pattern")
+    return msgspec.Meta(**{n: getattr(limit, n) for n in names if getattr(limit, n) is not None})
+
+
+def hint_of(hint: Any) -> Any:
+    """A type hint of ``protocol.frames`` as msgspec checks it: ``Limit`` marks as ``Meta``, frame
+    dataclasses as structs (``DeviceId``, a field's hint...)."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Annotated:
+        marks = tuple(_meta(m) if isinstance(m, Limit) else m for m in args[1:])
+        inner = hint_of(args[0])
+        return Annotated[(inner, *marks)] if marks else inner
+    if origin is typing.Union or origin is types.UnionType:
+        return typing.Union[tuple(hint_of(a) for a in args)]  # noqa: UP007 - built from a tuple
+    if origin is list:
+        return list[hint_of(args[0])]  # type: ignore[misc]
+    if origin is dict:
+        return dict[hint_of(args[0]), hint_of(args[1])]  # type: ignore[misc]
+    if is_dataclass(hint):
+        return struct_of(hint, tagged=False)  # type: ignore[arg-type]
+    return hint
+
+
+_STRUCTS: dict[tuple[type[Any], bool], type[msgspec.Struct]] = {}
+
+
+def struct_of(kind: type[Any], tagged: bool = True) -> type[msgspec.Struct]:
+    """The msgspec struct that decodes frame dataclass ``kind`` (tagged with its ``type``)."""
+    if (kind, tagged) not in _STRUCTS:
+        _STRUCTS[kind, tagged] = _define(kind, tagged)
+    return _STRUCTS[kind, tagged]
+
+
+def _define(kind: type[Any], tagged: bool) -> type[msgspec.Struct]:
+    hints = typing.get_type_hints(kind, include_extras=True)
+    spec: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in fields(kind):
+        hint = hint_of(hints[f.name])
+        if f.default is not MISSING:
+            spec.append((f.name, hint, f.default))
+        elif f.default_factory is not MISSING:
+            spec.append((f.name, hint, msgspec.field(default_factory=f.default_factory)))
+        else:
+            spec.append((f.name, hint))
+    post_init = getattr(kind, "__post_init__", None)
+    return msgspec.defstruct(
+        kind.__name__,
+        spec,
+        module=__name__,
+        namespace={"__post_init__": post_init} if post_init else None,
+        kw_only=True,
+        omit_defaults=True,
+        forbid_unknown_fields=bool(getattr(kind, "STRICT", False)),
+        tag_field="type" if tagged else None,
+        tag=kind.TYPE if tagged else None,
+    )
+
+
+_SAMPLE = struct_of(SampleFields, tagged=False)
+_AGENT = {struct_of(kind): kind for kind in AGENT_FRAME_TYPES.values()}
+_METRICS = struct_of(AGENT_FRAME_TYPES["metrics"])
+_BATCH = struct_of(AGENT_FRAME_TYPES["metrics_batch"])
+_ACK = struct_of(Ack)
 _encoder = msgspec.json.Encoder()
-_agent_decoder = msgspec.json.Decoder(AgentFrame)
-_hub_decoder = msgspec.json.Decoder(HubFrame)
+_agent_decoder = msgspec.json.Decoder(typing.Union[tuple(_AGENT)])  # noqa: UP007 - built from a tuple
 _any_decoder = msgspec.json.Decoder()
-_ACK_FIELDS = frozenset(Ack.__struct_fields__) | {"type"}
+_ACK_FIELDS = frozenset(f.name for f in fields(Ack)) | {"type"}
 
 
-def encode(frame: msgspec.Struct) -> str:
+def encode(frame: Any) -> str:
     """The JSON text of a frame (fields left at their default are omitted)."""
-    return _encoder.encode(frame).decode()
+    return _encoder.encode(as_dict(frame)).decode()
 
 
 def encode_json(value: Any) -> bytes:
-    """JSON bytes of plain values (dicts of samples in the agent's spool)."""
+    """JSON bytes of plain values."""
     return _encoder.encode(value)
 
 
@@ -65,20 +135,26 @@ def parse_object(data: bytes | str) -> dict[str, Any]:
     return value
 
 
-def convert(value: Any, kind: type[T]) -> T:
-    """Validate plain values into ``kind``; raises FrameValidationError naming the field."""
+def convert(value: Any, kind: Any) -> Any:
+    """Validate plain values into ``kind``: a struct, or a type hint of ``protocol.frames`` (such as
+    ``DeviceId``) whose ``Limit`` marks are checked; raises FrameValidationError."""
     try:
-        converted: T = msgspec.convert(value, kind)
+        return msgspec.convert(value, hint_of(kind))
     except msgspec.ValidationError as exc:
         raise FrameValidationError(str(exc)) from None
-    return converted
+
+
+def _frame(struct: msgspec.Struct) -> Any:
+    """The frame dataclass of a decoded struct."""
+    return _AGENT[type(struct)](**msgspec.structs.asdict(struct))
 
 
 @dataclass(frozen=True, slots=True)
 class ReceivedSample:
-    """A valid sample as the hub received it, with its sequence number and unnamed fields."""
+    """A valid sample as the hub received it: its named fields (``None`` where absent, by name
+    of ``SampleFields``), its sequence number and the fields the protocol does not name."""
 
-    fields: SampleFields
+    values: Mapping[str, Any]
     seq: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -108,11 +184,8 @@ class AckIn:
     extra: Mapping[str, Any]
 
 
-MAX_EXTRA_DEPTH = 32
-
-
-def split_sample(values: Mapping[str, Any]) -> tuple[SampleFields, dict[str, Any]]:
-    """Validate a sample's named fields; return the struct and the other fields.
+def split_sample(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate a sample's named fields; return them (all of ``SampleFields``) and the others.
 
     The other fields are kept as they came, so they must be storable too: integers within
     signed 64 bits, nested at most ``MAX_EXTRA_DEPTH`` deep.
@@ -121,22 +194,7 @@ def split_sample(values: Mapping[str, Any]) -> tuple[SampleFields, dict[str, Any
     extra = {k: v for k, v in values.items() if k not in SAMPLE_FIELDS}
     for key, value in extra.items():
         check_storable(value, key, 0)
-    return convert(named, SampleFields), extra
-
-
-def check_storable(value: Any, where: str, depth: int) -> None:
-    """Raise FrameValidationError unless ``value`` (parsed JSON) can be stored and sent back."""
-    if isinstance(value, bool) or value is None or isinstance(value, str | float):
-        return
-    if isinstance(value, int):
-        if not -(2**63) <= value < 2**63:
-            raise FrameValidationError(f"{where}: integer outside signed 64 bits")
-        return
-    if depth >= MAX_EXTRA_DEPTH:
-        raise FrameValidationError(f"{where}: nested more than {MAX_EXTRA_DEPTH} deep")
-    items = value.items() if isinstance(value, dict) else enumerate(value)
-    for key, item in items:
-        check_storable(item, f"{where}.{key}", depth + 1)
+    return msgspec.structs.asdict(convert(named, _SAMPLE)), extra
 
 
 def decode_agent_frame(data: bytes | str) -> AgentFrame | Samples | AckIn:
@@ -145,26 +203,30 @@ def decode_agent_frame(data: bytes | str) -> AgentFrame | Samples | AckIn:
     Raises a ProtocolError subclass (its ``code`` goes into the error frame).
     """
     try:
-        frame: AgentFrame = _agent_decoder.decode(data)
+        struct = _agent_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return _decode_agent_slowly(data)
-    if isinstance(frame, Metrics):
-        return Samples([ReceivedSample(frame, frame.seq)], [], frame.seq)
-    if isinstance(frame, MetricsBatch):
-        return _batch(frame)
-    if isinstance(frame, Ack):
-        return AckIn(frame, {})
+    kind = type(struct)
+    if kind is _METRICS:
+        values = msgspec.structs.asdict(struct)
+        seq = values.pop("seq")
+        return Samples([ReceivedSample(values, seq)], [], seq)
+    if kind is _BATCH:
+        return _batch(struct.samples, struct.seq)
+    if kind is _ACK:
+        return AckIn(_frame(struct), {})
+    frame: AgentFrame = _frame(struct)
     return frame
 
 
-def _batch(frame: MetricsBatch) -> Samples:
-    first = frame.seq
-    if first is not None and first + len(frame.samples) > 2**63:
+def _batch(samples: list[msgspec.Struct], first: int | None) -> Samples:
+    if first is not None and first + len(samples) > 2**63:
         raise FrameValidationError("seq: the batch's sequence numbers pass 2**63-1")
+    asdict = msgspec.structs.asdict
     if first is None:
-        return Samples([ReceivedSample(s) for s in frame.samples], [], None)
-    valid = [ReceivedSample(s, first + i) for i, s in enumerate(frame.samples)]
-    return Samples(valid, [], first + len(frame.samples) - 1 if frame.samples else None)
+        return Samples([ReceivedSample(asdict(s)) for s in samples], [], None)
+    valid = [ReceivedSample(asdict(s), first + i) for i, s in enumerate(samples)]
+    return Samples(valid, [], first + len(samples) - 1 if samples else None)
 
 
 def _kind(obj: dict[str, Any], types: Mapping[str, type[Any]]) -> str:
@@ -186,9 +248,9 @@ def _decode_agent_slowly(data: bytes | str) -> AgentFrame | Samples | AckIn:
         for key, value in extra.items():
             check_storable(value, key, 0)  # kept as the command's result
         named = {k: v for k, v in obj.items() if k in _ACK_FIELDS}
-        return AckIn(convert(named, Ack), extra)
-    kind_type: type[AgentFrame] = AGENT_FRAME_TYPES[kind]
-    return convert(obj, kind_type)
+        return AckIn(_frame(convert(named, _ACK)), extra)
+    frame: AgentFrame = _frame(convert(obj, struct_of(AGENT_FRAME_TYPES[kind])))
+    return frame
 
 
 def _seq(obj: Mapping[str, Any]) -> int | None:
@@ -204,12 +266,12 @@ def _metrics(obj: dict[str, Any]) -> Samples:
     seq = _seq(obj)
     values = {k: v for k, v in obj.items() if k not in ("type", "seq")}
     try:
-        fields, extra = split_sample(values)
+        named, extra = split_sample(values)
     except FrameValidationError as exc:
         if seq is None:
             raise
         return Samples([], [RefusedSample(seq, str(exc))], seq)
-    return Samples([ReceivedSample(fields, seq, extra)], [], seq)
+    return Samples([ReceivedSample(named, seq, extra)], [], seq)
 
 
 def _samples_of_batch(obj: dict[str, Any]) -> Samples:
@@ -230,21 +292,10 @@ def _samples_of_batch(obj: dict[str, Any]) -> Samples:
         try:
             if not isinstance(values, dict):
                 raise FrameValidationError(f"samples[{index}]: expected an object")
-            fields, extra = split_sample(values)
+            named, extra = split_sample(values)
         except FrameValidationError as exc:
             refused.append(RefusedSample(seq, f"samples[{index}]: {exc}"))
             continue
-        valid.append(ReceivedSample(fields, seq, extra))
+        valid.append(ReceivedSample(named, seq, extra))
     last = None if first is None or not samples else first + len(samples) - 1
     return Samples(valid, refused, last)
-
-
-def decode_hub_frame(data: bytes | str) -> HubFrame:
-    """Decode what the hub sent (used by agents); raises a ProtocolError subclass."""
-    try:
-        frame: HubFrame = _hub_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
-        obj = parse_object(data)
-        kind_type: type[HubFrame] = HUB_FRAME_TYPES[_kind(obj, HUB_FRAME_TYPES)]
-        frame = convert(obj, kind_type)
-    return frame

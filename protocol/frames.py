@@ -1,42 +1,80 @@
 """Every frame of protocol version 1, defined once for the hub and the agent (docs/protocol.md).
 
-msgspec ``Struct`` types: decoding and validating a typical sample costs about 2.4 us against
-11 us with pydantic models, and importing msgspec costs the agent 1.2 MiB more than orjson
-alone (the measurements are in docs/benchmarks.md). Bounds are what the store can hold:
+Plain dataclasses with their bounds as ``Limit`` markers, so an agent imports nothing past the
+standard library to build, check and read frames (``protocol.plain``). The hub decodes the
+same definitions through msgspec structs generated from them (``protocol.codec``): a typical
+sample costs about 2.4 us there against 11 us with pydantic models, and the agent saves the
+1.3 MiB msgspec would cost it (docs/benchmarks.md). Bounds are what the store can hold:
 integers fit signed 64 bits, floats are finite, strings have a length limit.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
-
-from msgspec import Meta, Struct
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Annotated, Any, ClassVar, Literal
 
 from protocol.timestamps import check_timestamp
 
 PROTOCOL_VERSION = 1
 MAX_BATCH = 1000
 
-Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
-Finite = Annotated[float, Meta(ge=-1.7976931348623157e308, le=1.7976931348623157e308)]
-Seq = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """Bounds of a field, read by both validators (msgspec ``Meta`` on the hub, ``plain`` on agents)."""
+
+    ge: float | None = None
+    le: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+
+
+_FLOAT_MAX = 1.7976931348623157e308
+Int64 = Annotated[int, Limit(ge=-(2**63), le=2**63 - 1)]
+Finite = Annotated[float, Limit(ge=-_FLOAT_MAX, le=_FLOAT_MAX)]
+Seq = Annotated[int, Limit(ge=0, le=2**63 - 1)]
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
-DeviceId = Annotated[str, Meta(pattern=DEVICE_ID_PATTERN)]
-Name = Annotated[str, Meta(max_length=255)]
-Text = Annotated[str, Meta(max_length=65536)]
-CommandName = Annotated[str, Meta(min_length=1, max_length=128)]
+DeviceId = Annotated[str, Limit(pattern=DEVICE_ID_PATTERN)]
+Name = Annotated[str, Limit(max_length=255)]
+Text = Annotated[str, Limit(max_length=65536)]
+CommandName = Annotated[str, Limit(min_length=1, max_length=128)]
 
 
-class _Frame(Struct, kw_only=True, omit_defaults=True, tag_field="type"):
-    """Frames carry their ``type`` as the tag; fields left at their default are not sent."""
+class _Frame:
+    """A frame carries ``TYPE`` as its ``type`` field; fields left at their default are not sent.
+
+    ``STRICT`` frames refuse fields they do not name (the codecs keep a sample's or an ack's
+    unnamed fields beside the frame instead).
+    """
+
+    __slots__ = ()
+    TYPE: ClassVar[str] = ""
+    STRICT: ClassVar[bool] = False
 
 
-class SampleFields(Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+def as_dict(frame: Any) -> dict[str, Any]:
+    """The JSON object of a frame: its ``type`` (if it has one), then every field not at its default."""
+    body: dict[str, Any] = {"type": frame.TYPE} if getattr(frame, "TYPE", "") else {}
+    for spec in fields(frame):
+        value = getattr(frame, spec.name)
+        if spec.default is not MISSING and value == spec.default:
+            continue
+        if spec.default_factory is not MISSING and value == spec.default_factory():
+            continue
+        body[spec.name] = value
+    return body
+
+
+@dataclass(kw_only=True, slots=True)
+class SampleFields:
     """One metrics sample: the seed's flat fields plus the richer optional ones.
 
-    Fields this version does not name are kept by the codec beside the struct (``extra``);
-    ``forbid_unknown_fields`` only sends such samples down the slower path that collects them.
+    Fields this version does not name are kept by the codecs beside it (``extra``); on the hub,
+    ``STRICT`` only sends such samples down the slower path that collects them.
     """
+
+    STRICT: ClassVar[bool] = True
 
     ts: float | str | None = None
     hostname: Name | None = None
@@ -70,72 +108,91 @@ class SampleFields(Struct, kw_only=True, omit_defaults=True, forbid_unknown_fiel
         if self.ts is not None:
             try:
                 check_timestamp(self.ts)
-            except ValueError as exc:  # msgspec reports it as a ValidationError
+            except ValueError as exc:  # both validators report it as a field error
                 raise ValueError(f"ts: {exc}, got {self.ts!r:.40}") from None
 
 
-SAMPLE_FIELDS = frozenset(SampleFields.__struct_fields__)
+SAMPLE_FIELDS = frozenset(f.name for f in fields(SampleFields))
 
 
 # Agent -> hub
 
 
-class Hello(_Frame, tag="hello", kw_only=True):
+@dataclass(kw_only=True, slots=True)
+class Hello(_Frame):
+    TYPE: ClassVar[str] = "hello"
+
     protocol: int
     device_id: DeviceId
     agent_version: Name = ""
     hostname: Name = ""
     platform: Name = ""
-    capabilities: Annotated[list[Name], Meta(max_length=256)] = []
+    capabilities: Annotated[list[Name], Limit(max_length=256)] = field(default_factory=list)
     # Generated at the agent's first start and kept in its state folder: two machines cloned
     # with the same device id still differ here, so the hub can tell them apart.
-    instance_id: Annotated[str, Meta(max_length=64)] = ""
+    instance_id: Annotated[str, Limit(max_length=64)] = ""
 
 
-class Metrics(SampleFields, tag="metrics", tag_field="type", kw_only=True):
+@dataclass(kw_only=True, slots=True)
+class Metrics(SampleFields, _Frame):
     """One live sample; ``seq`` numbers it when the agent asked for ``stored`` acks."""
 
+    TYPE: ClassVar[str] = "metrics"
+
     seq: Seq | None = None
 
 
-class MetricsBatch(_Frame, tag="metrics_batch", kw_only=True, forbid_unknown_fields=True):
+@dataclass(kw_only=True, slots=True)
+class MetricsBatch(_Frame):
     """Many samples at once (a spool replay); sample ``i`` has sequence number ``seq + i``."""
 
-    samples: Annotated[list[SampleFields], Meta(max_length=MAX_BATCH)]
+    TYPE: ClassVar[str] = "metrics_batch"
+    STRICT: ClassVar[bool] = True
+
+    samples: Annotated[list[SampleFields], Limit(max_length=MAX_BATCH)]
     seq: Seq | None = None
 
 
-class Ack(_Frame, tag="ack", kw_only=True, forbid_unknown_fields=True):
+@dataclass(kw_only=True, slots=True)
+class Ack(_Frame):
     """The agent's result for a command; other fields (output, exit code...) are kept by the codec."""
+
+    TYPE: ClassVar[str] = "ack"
+    STRICT: ClassVar[bool] = True
 
     id: Int64
     success: bool
     message: Text = ""
 
 
-class Heartbeat(_Frame, tag="heartbeat", kw_only=True):
+@dataclass(kw_only=True, slots=True)
+class Heartbeat(_Frame):
     """Sent when the agent has nothing else to say within the heartbeat interval."""
 
+    TYPE: ClassVar[str] = "heartbeat"
 
-class CredentialSaved(_Frame, tag="credential_saved", kw_only=True, forbid_unknown_fields=True):
+
+@dataclass(kw_only=True, slots=True)
+class CredentialSaved(_Frame):
     """The credential of the last ``credential`` frame is stored durably: the hub may retire the old one."""
+
+    TYPE: ClassVar[str] = "credential_saved"
+    STRICT: ClassVar[bool] = True
 
 
 AgentFrame = Hello | Metrics | MetricsBatch | Ack | Heartbeat | CredentialSaved
 AGENT_FRAME_TYPES: dict[str, type[AgentFrame]] = {
-    "hello": Hello,
-    "metrics": Metrics,
-    "metrics_batch": MetricsBatch,
-    "ack": Ack,
-    "heartbeat": Heartbeat,
-    "credential_saved": CredentialSaved,
+    cls.TYPE: cls for cls in (Hello, Metrics, MetricsBatch, Ack, Heartbeat, CredentialSaved)
 }
 
 
 # Hub -> agent
 
 
-class Welcome(_Frame, tag="welcome", kw_only=True):
+@dataclass(kw_only=True, slots=True)
+class Welcome(_Frame):
+    TYPE: ClassVar[str] = "welcome"
+
     protocol: int
     device_id: str
     heartbeat_interval: float
@@ -145,24 +202,36 @@ class Welcome(_Frame, tag="welcome", kw_only=True):
     server_time: str
 
 
-class CommandFrame(_Frame, tag="command", kw_only=True):
+@dataclass(kw_only=True, slots=True)
+class CommandFrame(_Frame):
+    TYPE: ClassVar[str] = "command"
+
     id: int
     command: str
     args: dict[str, Any] | None = None
     created_at: str
 
 
-class Acked(_Frame, tag="acked", kw_only=True):
+@dataclass(kw_only=True, slots=True)
+class Acked(_Frame):
+    TYPE: ClassVar[str] = "acked"
+
     id: int
 
 
-class Stored(_Frame, tag="stored", kw_only=True):
+@dataclass(kw_only=True, slots=True)
+class Stored(_Frame):
     """Every sample this connection sent with a ``seq`` up to and including this one is committed."""
+
+    TYPE: ClassVar[str] = "stored"
 
     seq: int
 
 
-class ErrorFrame(_Frame, tag="error", kw_only=True):
+@dataclass(kw_only=True, slots=True)
+class ErrorFrame(_Frame):
+    TYPE: ClassVar[str] = "error"
+
     code: str
     message: str
     id: int | None = None  # the command an ``unknown_command`` error is about
@@ -170,22 +239,20 @@ class ErrorFrame(_Frame, tag="error", kw_only=True):
     retry_after: float | None = None  # seconds to wait before connecting again (``duplicate_device``)
 
 
-class CredentialFrame(_Frame, tag="credential", kw_only=True):
+@dataclass(kw_only=True, slots=True)
+class CredentialFrame(_Frame):
     """Rotation: this device's new credential. Store it durably, then answer ``credential_saved``.
 
     The old credential keeps working until the hub has that answer, so an agent that dies
     before it saved the new one is never locked out.
     """
 
-    credential: Annotated[str, Meta(min_length=1, max_length=512)]
+    TYPE: ClassVar[str] = "credential"
+
+    credential: Annotated[str, Limit(min_length=1, max_length=512)] = field(repr=False)
 
 
 HubFrame = Welcome | CommandFrame | Acked | Stored | ErrorFrame | CredentialFrame
 HUB_FRAME_TYPES: dict[str, type[HubFrame]] = {
-    "welcome": Welcome,
-    "command": CommandFrame,
-    "acked": Acked,
-    "stored": Stored,
-    "error": ErrorFrame,
-    "credential": CredentialFrame,
+    cls.TYPE: cls for cls in (Welcome, CommandFrame, Acked, Stored, ErrorFrame, CredentialFrame)
 }

@@ -22,33 +22,36 @@ from pydantic import (
     model_validator,
 )
 
-from protocol.codec import convert, parse_object, split_sample
+from protocol.codec import convert, hint_of, parse_object, split_sample, struct_of
 from protocol.errors import FrameValidationError
 from protocol.frames import DeviceId, SampleFields
 from protocol.timestamps import check_timestamp, to_epoch
 
-
-class IngestPayload(SampleFields, kw_only=True, forbid_unknown_fields=True):
-    """What the original HTTP agent POSTs to ``/ingest``: a flat sample naming its device."""
-
-    device_id: DeviceId
-
-
+# What the original HTTP agent POSTs to ``/ingest``: a flat sample naming its device.
+IngestPayload = msgspec.defstruct(
+    "IngestPayload",
+    [("device_id", hint_of(DeviceId))],
+    bases=(struct_of(SampleFields, tagged=False),),
+    module=__name__,
+    kw_only=True,
+    forbid_unknown_fields=True,
+)
 _ingest_decoder = msgspec.json.Decoder(IngestPayload)
 
 
-def parse_ingest(data: bytes) -> tuple[str, SampleFields, Mapping[str, Any]]:
-    """The device, the validated sample and its unnamed fields; raises a ProtocolError."""
+def parse_ingest(data: bytes) -> tuple[str, dict[str, Any], Mapping[str, Any]]:
+    """The device, the validated sample's named fields and its other fields; raises a ProtocolError."""
     try:
         payload = _ingest_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         obj = parse_object(data)
         if "device_id" not in obj:
             raise FrameValidationError("device_id: field required") from None
-        device = convert(obj.pop("device_id"), DeviceId)
-        fields, extra = split_sample(obj)
-        return device, fields, extra
-    return payload.device_id, payload, {}
+        device: str = convert(obj.pop("device_id"), DeviceId)
+        named, extra = split_sample(obj)
+        return device, named, extra
+    values = msgspec.structs.asdict(payload)
+    return values.pop("device_id"), values, {}
 
 
 def describe(error: ValidationError) -> str:

@@ -46,6 +46,6 @@ async def ingest(request: Request) -> Response:
             await asyncio.shield(hub.writer.submit(sample))
     except TimeoutError:  # stored later if the database recovers; the client may retry
         return unavailable(f"not stored within {hub.settings.ingest_wait:g} s; retry later")
-    details = DeviceDetails(hostname=payload.hostname, agent_version=payload.agent_version)
+    details = DeviceDetails(hostname=payload.get("hostname"), agent_version=payload.get("agent_version"))
     await hub.presence.http_seen(device_id, details)
     return JSONResponse({"ok": True, "ts_utc": to_iso(now)})

@@ -16,7 +16,8 @@ from protocol.frames import DeviceId
 def device_id(request: Request) -> str:
     raw = request.path_params["device_id"]
     try:
-        return convert(raw, DeviceId)
+        checked: str = convert(raw, DeviceId)
+        return checked
     except FrameValidationError as exc:
         raise HTTPException(422, f"invalid device id: {exc}") from None
 

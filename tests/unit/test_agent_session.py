@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
-
-import msgspec
 
 from protocol.agent_session import (
     AckConfirmed,
@@ -89,10 +88,10 @@ def test_hello_announces_stored_acks_once() -> None:
 
 def test_hello_keeps_every_field_the_agent_set() -> None:
     """Adding stored_acks keeps the agent's other hello fields, instance_id among them."""
-    mine = msgspec.structs.replace(hello("ping"), instance_id="inst-42")
+    mine = dataclasses.replace(hello("ping"), instance_id="inst-42")
     frame = decode_agent_frame(AgentSession[str](mine).hello())
     assert isinstance(frame, Hello)
-    assert msgspec.structs.replace(frame, capabilities=["ping"]) == mine
+    assert dataclasses.replace(frame, capabilities=["ping"]) == mine
 
 
 def test_welcome_opens_the_session() -> None:

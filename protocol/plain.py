@@ -1,0 +1,236 @@
+"""Frames to JSON and back with the standard library only: the agent's codec.
+
+The agent sends few frames and reads fewer, so it checks them in plain Python against the
+same definitions the hub decodes with msgspec (``protocol.codec``); importing msgspec would
+cost every agent 1.3 MiB. ``tests/unit/test_protocol.py`` holds the two validators to the
+same answers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, fields, is_dataclass
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+
+from protocol.errors import FrameDecodeError, FrameValidationError, UnknownFrameError
+from protocol.frames import HUB_FRAME_TYPES, SAMPLE_FIELDS, HubFrame, Limit, SampleFields, as_dict
+
+T = TypeVar("T")
+MAX_EXTRA_DEPTH = 32
+
+_decoder = json.JSONDecoder()
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+def encode(frame: Any) -> str:
+    """The JSON text of a frame (fields left at their default are omitted)."""
+    return _encode(as_dict(frame))
+
+
+def encode_json(value: Any) -> bytes:
+    """JSON bytes of plain values (dicts of samples in the agent's spool)."""
+    return _encode(value).encode()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_json(data: bytes | str) -> Any:
+    """Parse JSON text; raises FrameDecodeError (NaN and Infinity are not JSON either)."""
+    try:
+        text = data.decode() if isinstance(data, bytes | bytearray) else data
+        return json.loads(text, parse_constant=_refuse_constant)
+    except UnicodeDecodeError as exc:
+        raise FrameDecodeError(f"not valid UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except (ValueError, RecursionError) as exc:
+        raise FrameDecodeError(f"not valid JSON: {exc}") from None
+
+
+def parse_object(data: bytes | str) -> dict[str, Any]:
+    """Parse JSON that must be an object."""
+    value = decode_json(data)
+    if not isinstance(value, dict):
+        raise FrameDecodeError("a frame must be a JSON object")
+    return value
+
+
+def decode_hub_frame(data: bytes | str) -> HubFrame:
+    """Decode what the hub sent; raises a ProtocolError subclass."""
+    obj = parse_object(data)
+    kind = obj.get("type")
+    if not isinstance(kind, str) or kind not in HUB_FRAME_TYPES:
+        raise UnknownFrameError(f"unknown frame type {kind!r:.40}; expected one of {sorted(HUB_FRAME_TYPES)}")
+    frame: HubFrame = convert({k: v for k, v in obj.items() if k != "type"}, HUB_FRAME_TYPES[kind])
+    return frame
+
+
+def split_sample(values: Mapping[str, Any]) -> tuple[SampleFields, dict[str, Any]]:
+    """Validate a sample's named fields; return them and the other fields.
+
+    The other fields are kept as they came, so they must be storable too: integers within
+    signed 64 bits, nested at most ``MAX_EXTRA_DEPTH`` deep.
+    """
+    named = {k: v for k, v in values.items() if k in SAMPLE_FIELDS}
+    extra = {k: v for k, v in values.items() if k not in SAMPLE_FIELDS}
+    for key, value in extra.items():
+        check_storable(value, key, 0)
+    return convert(named, SampleFields), extra
+
+
+def check_storable(value: Any, where: str, depth: int) -> None:
+    """Raise FrameValidationError unless ``value`` (parsed JSON) can be stored and sent back."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+        return
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise FrameValidationError(f"{where}: integer outside signed 64 bits")
+        return
+    if depth >= MAX_EXTRA_DEPTH:
+        raise FrameValidationError(f"{where}: nested more than {MAX_EXTRA_DEPTH} deep")
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        check_storable(item, f"{where}.{key}", depth + 1)
+
+
+def convert(obj: Any, kind: type[T]) -> T:
+    """Validate a parsed JSON object into the frame dataclass ``kind``; raises FrameValidationError."""
+    return _check(obj, kind, "$")  # type: ignore[no-any-return]
+
+
+# The validator: one function per kind of type hint, chosen by the hint's shape.
+
+
+def _check(value: Any, hint: Any, where: str) -> Any:
+    if hint is Any:
+        return value
+    origin = get_origin(hint)
+    if origin is Annotated:
+        inner, *marks = get_args(hint)
+        checked = _check(value, inner, where)
+        for mark in marks:
+            if isinstance(mark, Limit):
+                _within(checked, mark, where)
+        return checked
+    if origin is typing.Union or origin is types.UnionType:
+        return _union(value, get_args(hint), where)
+    if origin is Literal:
+        if isinstance(value, str) and value in get_args(hint):
+            return value
+        raise _wrong(f"one of {', '.join(map(repr, get_args(hint)))}", value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise _wrong("array", value, where)
+        (item,) = get_args(hint)
+        return [_check(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise _wrong("object", value, where)
+        return value
+    if is_dataclass(hint):
+        return _dataclass(value, hint, where)  # type: ignore[arg-type]
+    return _SCALARS[hint](value, where)
+
+
+def _union(value: Any, options: tuple[Any, ...], where: str) -> Any:
+    if value is None and type(None) in options:
+        return None
+    errors: list[str] = []
+    for option in options:
+        if option is type(None):
+            continue
+        try:
+            return _check(value, option, where)
+        except FrameValidationError as exc:
+            errors.append(str(exc))
+    raise FrameValidationError(
+        errors[0] if len(errors) == 1 else f"Invalid value {value!r:.40} - at `{where}`"
+    )
+
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise _wrong("int", value, where)
+
+
+def _float(value: Any, where: str) -> float:
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            raise FrameValidationError(f"Number out of range - at `{where}`") from None
+    raise _wrong("float", value, where)
+
+
+def _str(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise _wrong("str", value, where)
+
+
+def _bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _wrong("bool", value, where)
+
+
+_SCALARS: dict[Any, Callable[[Any, str], Any]] = {int: _int, float: _float, str: _str, bool: _bool}
+
+
+def _within(value: Any, limit: Limit, where: str) -> None:
+    if limit.ge is not None and not value >= limit.ge:
+        raise FrameValidationError(f"Expected a value >= {limit.ge:g}, got {value!r:.40} - at `{where}`")
+    if limit.le is not None and not value <= limit.le:
+        raise FrameValidationError(f"Expected a value <= {limit.le:g}, got {value!r:.40} - at `{where}`")
+    if limit.min_length is not None and len(value) < limit.min_length:
+        raise FrameValidationError(f"Expected a length >= {limit.min_length} - at `{where}`")
+    if limit.max_length is not None and len(value) > limit.max_length:
+        raise FrameValidationError(f"Expected a length <= {limit.max_length} - at `{where}`")
+    if limit.pattern is not None and re.search(limit.pattern, value) is None:
+        raise FrameValidationError(f"Expected a string matching {limit.pattern!r} - at `{where}`")
+
+
+_SPECS: dict[type[Any], tuple[dict[str, Any], frozenset[str], bool]] = {}
+
+
+def _spec(kind: type[Any]) -> tuple[dict[str, Any], frozenset[str], bool]:
+    """Type hints, required field names and strictness of a frame dataclass."""
+    if kind not in _SPECS:
+        _SPECS[kind] = _read_spec(kind)
+    return _SPECS[kind]
+
+
+def _read_spec(kind: type[Any]) -> tuple[dict[str, Any], frozenset[str], bool]:
+    hints = typing.get_type_hints(kind, include_extras=True)
+    names = {f.name for f in fields(kind)}
+    required = frozenset(
+        f.name for f in fields(kind) if f.default is MISSING and f.default_factory is MISSING
+    )
+    return {n: hints[n] for n in names}, required, bool(getattr(kind, "STRICT", False))
+
+
+def _dataclass(value: Any, kind: type[Any], where: str) -> Any:
+    if not isinstance(value, dict):
+        raise _wrong("object", value, where)
+    hints, required, strict = _spec(kind)
+    if missing := sorted(required - value.keys()):
+        raise FrameValidationError(f"Object missing required field `{missing[0]}` - at `{where}`")
+    if strict and (unknown := sorted(value.keys() - hints.keys())):
+        raise FrameValidationError(f"Object contains unknown field `{unknown[0]}` - at `{where}`")
+    checked = {k: _check(v, hints[k], f"{where}.{k}") for k, v in value.items() if k in hints}
+    try:
+        return kind(**checked)
+    except ValueError as exc:  # __post_init__ (a sample's time)
+        raise FrameValidationError(f"{exc} - at `{where}`") from None
+
+
+def _wrong(expected: str, value: Any, where: str) -> FrameValidationError:
+    got = "null" if value is None else type(value).__name__
+    return FrameValidationError(f"Expected `{expected}`, got `{got}` - at `{where}`")
