@@ -1,4 +1,5 @@
-"""The fleet table: sort order and arrows agree, offline rows dimmed, sort and filter in the URL."""
+"""The fleet table: sort order and arrows agree, offline rows dimmed, sort and filter in the URL, and
+only the rows in view are in the DOM (virtualized)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from playwright.async_api import Page, expect
 from websockets.asyncio.client import ClientConnection
 
+from monitor_server.events import DeviceDetails
 from tests.agents import next_frame, open_socket, send
 from tests.hubs import RunningHub
 
@@ -184,3 +186,34 @@ async def test_one_device_is_counted_in_the_singular(dashboard: Page, hub: Runni
         await expect(dashboard.locator("#counts")).to_have_text("1 online · 0 offline · 1 device")
     finally:
         await ws.close()
+
+
+async def test_a_big_fleet_keeps_only_the_rows_in_view_in_the_dom(dashboard: Page, hub: RunningHub) -> None:
+    """300 devices: a screenful of rows is in the DOM; scrolling and sorting bring the others in."""
+    for n in range(300):
+        details = DeviceDetails(f"big-{n:03d}.lan", "1.0", "linux")
+        await hub.hub.presence.ws_connected(f"big-{n:03d}", details)
+    await expect(dashboard.locator("#counts")).to_have_text("300 online · 0 offline · 300 devices")
+    rows = dashboard.locator("#fleet tbody tr")
+    last = dashboard.locator('#fleet tr[data-device-id="big-299"]')
+    await expect(rows.first).to_have_attribute("data-device-id", "big-000")
+    in_dom = await rows.count()
+    assert 10 <= in_dom < 60, in_dom  # 900 px of viewport and a few rows of overscan, not 300
+    await expect(last).to_have_count(0)
+    height = await dashboard.evaluate("document.documentElement.scrollHeight")
+    assert height > 300 * 30, height  # the padding rows keep the page as tall as the whole list
+
+    await dashboard.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+    await expect(last).to_be_in_viewport()
+    await expect(dashboard.locator('#fleet tr[data-device-id="big-000"]')).to_have_count(0)
+    ids = await rows.evaluate_all("(trs) => trs.map((tr) => tr.dataset.deviceId)")
+    assert ids == [f"big-{n:03d}" for n in range(300 - len(ids), 300)], ids  # in order, up to the last
+    assert await last.get_attribute("aria-rowindex") == "301"  # the header is row 1
+
+    await dashboard.locator('#fleet th[data-sort="device_id"] button').click()  # descending
+    await dashboard.evaluate("window.scrollTo(0, 0)")
+    await expect(rows.first).to_have_attribute("data-device-id", "big-299")
+    await dashboard.get_by_label("Filter").fill("big-15")
+    await expect(dashboard.locator("#counts")).to_contain_text("(10 shown)")  # big-150 to big-159
+    shown = await rows.evaluate_all("(trs) => trs.map((tr) => tr.dataset.deviceId)")
+    assert shown == [f"big-{n}" for n in range(159, 149, -1)], shown

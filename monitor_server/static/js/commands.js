@@ -1,6 +1,7 @@
-// The device page's command panel: send, then watch each command move through its states.
+// The device page's command panel: send, then watch each command move through its states. A device
+// that is offline, or that the hub has never seen, gets a warning: its commands wait in the queue.
 import { api } from "./api.js";
-import { clock, parseTime } from "./format.js";
+import { ago, clock, parseTime } from "./format.js";
 
 // A command only moves forward; a late HTTP answer must not undo a newer pushed state.
 const RANK = { pending: 0, delivered: 1, acked: 2, cancelled: 2, expired: 2 };
@@ -13,6 +14,10 @@ export class CommandPanel {
     this.tbody = root.querySelector("#commands tbody");
     this.form = root.querySelector("#command-form");
     this.error = root.querySelector("#command-error");
+    this.warning = root.querySelector("#command-warning");
+    this.state = null;
+    this.ready = false;
+    this.queuedOffline = null;  // the last command queued while the device was away
     this.rows = new Map();
     this.deviceId = null;
     role.onChange(() => { for (const row of this.rows.values()) showCancel(row, this.role); });
@@ -22,11 +27,28 @@ export class CommandPanel {
     }
   }
 
+  // The fleet state tells whether the device is online; the warning follows its presence live.
+  watch(state, now) {
+    Object.assign(this, { state, now });
+    state.subscribe((ids) => {
+      if (ids === null) this.ready = true;  // a snapshot: from now on "unknown" means unknown
+      if (this.deviceId && (ids === null || ids.has(this.deviceId))) this.warn();
+    });
+  }
+
+  warn() {
+    const text = this.deviceId && this.ready ? awayNote(this.state?.devices.get(this.deviceId), this.deviceId, this.now?.()) : "";
+    this.warning.textContent = text && text + queuedNote(this.queuedOffline);
+    this.warning.hidden = !text;
+  }
+
   async show(deviceId) {
     this.deviceId = deviceId;
     this.rows.clear();
     this.tbody.replaceChildren();
     this.error.textContent = "";
+    this.queuedOffline = null;
+    this.warn();
     const { commands } = await api.commands(deviceId);
     if (this.deviceId !== deviceId) return;
     for (const command of commands.reverse()) this.upsert(command);
@@ -57,7 +79,10 @@ export class CommandPanel {
   async send(name, args) {
     this.error.textContent = "";
     try {
-      this.upsert(await api.send(this.deviceId, name, args));
+      const command = await api.send(this.deviceId, name, args);
+      if (!this.state?.devices.get(command.device_id)?.online) this.queuedOffline = command;
+      this.upsert(command);
+      this.warn();
     } catch (error) {
       this.error.textContent = error.message;
     }
@@ -73,6 +98,10 @@ export class CommandPanel {
       this.tbody.prepend(row.tr);
     }
     row.status = command.status;
+    if (this.queuedOffline?.id === command.id && !OPEN.has(command.status)) {
+      this.queuedOffline = null;  // no longer waiting
+      this.warn();
+    }
     fillRow(row, command);
     showCancel(row, this.role);
   }
@@ -90,7 +119,12 @@ function buildRow(command, onCancel) {
   const tr = document.createElement("tr");
   tr.dataset.commandId = String(command.id);
   for (let i = 0; i < 7; i += 1) tr.append(document.createElement("td"));
-  const [id, name, args, , queued, result, actions] = tr.children;
+  const [id, name, args, state, queued, result, actions] = tr.children;
+  // Narrow screens show each command as a block: the cells name themselves (app.css).
+  id.dataset.label = "#";
+  state.dataset.label = "state";
+  queued.dataset.label = "queued";
+  args.className = "args";
   id.textContent = String(command.id);
   name.textContent = command.command;
   args.textContent = command.args == null ? "" : JSON.stringify(command.args);
@@ -117,4 +151,19 @@ function fillRow(row, command) {
 
 function showCancel(row, role) {
   row.cancel.hidden = !OPEN.has(row.status) || !role.may("operator");
+}
+
+// Why a command may not run soon, or "" when the device is online.
+function awayNote(device, id, nowMs) {
+  if (!device) return `No device "${id}" has connected to this hub yet: a command waits in the queue until it does.`;
+  if (device.online) return "";
+  const since = device.presence_since ? ` since ${clock(device.presence_since)}` : "";
+  const seen = device.last_seen ? ` (last seen ${ago(device.last_seen, nowMs ?? Date.now())})` : "";
+  return `${id} is offline${since}${seen}: a command waits in the queue and is delivered when it reconnects.`;
+}
+
+function queuedNote(command) {
+  if (!command) return "";
+  const until = command.expires_at ? `; it expires at ${clock(parseTime(command.expires_at))} if still undelivered` : "";
+  return ` Command #${command.id} (${command.command}) is queued for it${until}.`;
 }

@@ -1,25 +1,34 @@
-// The fleet table: one row per device, updated in place; DOM work batched on animation frames.
-// Ordering and filtering rules live in fleet-sort.js (pure, unit-tested with node --test).
+// The fleet table, virtualized: the sorted, filtered list of every device is kept in memory, and only
+// the rows in or near the viewport exist in the DOM (two padding rows stand in for the others). DOM
+// work is batched on animation frames. Ordering and filtering rules live in fleet-sort.js, the
+// scroll arithmetic in fleet-window.js (both pure, unit-tested with node --test).
 import { ago, clock, count, percent } from "./format.js";
 import { compareDevices, matches, nextSort, readViewState, resort, writeViewState } from "./fleet-sort.js";
+import { rowWindow } from "./fleet-window.js";
 
 const METRICS = ["cpu", "ram", "disk"];
 const FULL_SORT_OVER = 0.1;  // more changed rows than this share of the fleet: one full sort instead
+const OVERSCAN = 8;          // rows rendered above and below the viewport, so a scroll shows no gap
+const ROW_HEIGHT_GUESS = 45; // px, until a rendered row has been measured
+const SPARE_ROWS = 64;       // row elements kept for reuse after scrolling out of view
 
 export class FleetView {
   constructor(root, state, now) {
     Object.assign(this, { root, state, now });
-    this.tbody = root.querySelector("#fleet tbody");
+    this.table = root.querySelector("#fleet");
+    this.tbody = this.table.tBodies[0];
+    this.padTop = root.querySelector("#fleet-pad-top");
+    this.padBottom = root.querySelector("#fleet-pad-bottom");
     this.counts = root.querySelector("#counts");
     this.empty = root.querySelector("#empty");
-    this.rows = new Map();
+    this.rows = new Map();       // device id -> rendered row (only rows in the window)
+    this.spare = [];             // rows scrolled out, to be rebound to another device
     this.dirty = new Set();
-    this.onScreen = new Set();   // rows near the viewport: only these get metric/text updates
-    this.stale = new Set();      // off-screen rows whose details wait until they scroll into view
-    this.observer = new IntersectionObserver((entries) => this.seen(entries), { rootMargin: "300px" });
     this.everything = true;
     this.orderStale = true;
-    this.order = [];             // device ids in sort order, matching the rows in the tbody
+    this.order = [];             // every device id, in sort order
+    this.shown = [];             // the ids of `order` that pass the filter
+    this.rowHeight = 0;          // measured; 0: measure again (after a resize)
     this.frame = 0;
     const saved = readViewState(location.search);  // sort and filter survive a reload
     this.filter = { text: saved.filter.text.trim().toLowerCase(), status: saved.filter.status };
@@ -27,6 +36,8 @@ export class FleetView {
     this.stats = { flushes: 0, lastFlushMs: 0, maxFlushMs: 0 };
     state.subscribe((ids) => this.invalidate(ids));
     this.wireControls();
+    addEventListener("scroll", () => this.schedule(), { passive: true });
+    addEventListener("resize", () => { this.rowHeight = 0; this.schedule(); });
     setInterval(() => this.invalidate(null, true), 1000);  // "last seen" keeps ticking
   }
 
@@ -80,27 +91,85 @@ export class FleetView {
     this.schedule();
   }
 
+  // The router calls this when the fleet view is shown again (nothing is drawn while it is hidden).
   schedule() {
     if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
   }
 
   flush() {
     this.frame = 0;
+    if (this.root.hidden) return;  // changes stay pending until the view is shown
     const started = performance.now();
-    for (const id of this.everything ? [] : this.dirty) {
-      if (!this.state.devices.has(id)) { this.everything = true; break; }  // a device gone: rebuild
-    }
-    const ids = this.everything ? [...this.state.devices.keys()] : [...this.dirty];
-    if (this.everything) this.dropVanished();
-    for (const id of ids) this.update(id);
-    if (this.tickDue) this.tick();
-    // Every change is put in its place in the same frame: rows are never shown out of order.
-    if (this.orderStale || this.everything || ids.length > this.order.length * FULL_SORT_OVER) this.reorder();
-    else if (ids.length) this.reposition(ids);
-    this.showCounts();
+    const changed = this.everything || this.orderStale || this.dirty.size > 0;
+    if (changed) this.arrange();
+    this.render();
+    if (changed || this.tickDue) this.showCounts();
     this.dirty.clear();
     this.everything = this.tickDue = false;
     this.record(performance.now() - started);
+  }
+
+  // Brings `order` and `shown` up to date: every change is in its place in the frame it is drawn.
+  arrange() {
+    const devices = this.state.devices;
+    if (!this.everything) {
+      for (const id of this.dirty) if (!devices.has(id)) { this.everything = true; break; }  // one removed
+    }
+    if (this.orderStale || this.everything || this.dirty.size > this.order.length * FULL_SORT_OVER) {
+      this.orderStale = false;
+      this.order = [...devices.values()].sort(compareDevices(this.sort)).map((d) => d.device_id);
+    } else {
+      const byDevice = compareDevices(this.sort);
+      resort(this.order, this.dirty, (a, b) => byDevice(devices.get(a), devices.get(b)));
+    }
+    const { text, status } = this.filter;
+    this.shown = text || status !== "all"
+      ? this.order.filter((id) => matches(devices.get(id), this.filter)) : this.order;
+  }
+
+  // Puts the rows of the window in the tbody, in order, and sizes the padding rows around them.
+  render() {
+    const height = this.rowHeight || ROW_HEIGHT_GUESS;
+    const listTop = this.padTop.getBoundingClientRect().top;  // where the list's first row starts
+    const win = rowWindow({
+      count: this.shown.length, rowHeight: height, listTop, viewHeight: innerHeight, overscan: OVERSCAN,
+    });
+    const ids = this.shown.slice(win.first, win.last);
+    const wanted = new Set(ids);
+    for (const [id, row] of this.rows) {
+      if (wanted.has(id)) continue;
+      row.tr.remove();
+      this.rows.delete(id);
+      if (this.spare.length < SPARE_ROWS) this.spare.push(row);
+    }
+    const now = this.now();
+    let next = null;  // last to first: each row goes before its successor, already in place
+    for (let i = ids.length - 1; i >= 0; i -= 1) {
+      const id = ids[i], device = this.state.devices.get(id);
+      let row = this.rows.get(id);
+      if (!row) {
+        row = bind(this.spare.pop() ?? buildRow(), id);
+        this.rows.set(id, row);
+        fill(row, device, now);
+      } else if (this.everything || this.dirty.has(id)) fill(row, device, now);
+      else if (this.tickDue) set(row, "seen", ago(device.last_seen, now));
+      row.tr.setAttribute("aria-rowindex", String(win.first + i + 2));  // the header is row 1
+      if (row.tr.nextElementSibling !== next || row.tr.parentNode !== this.tbody) this.tbody.insertBefore(row.tr, next);
+      next = row.tr;
+    }
+    setHeight(this.padTop, win.padTop);
+    setHeight(this.padBottom, win.padBottom);
+    this.table.setAttribute("aria-rowcount", String(this.shown.length + 1));
+    if (!this.rowHeight && ids.length) this.measure();
+  }
+
+  // One rendered row's height (the stylesheet makes them all equal); a change re-renders the window.
+  measure() {
+    const height = this.tbody.rows[0].getBoundingClientRect().height;
+    if (height > 0) {
+      this.rowHeight = height;
+      this.schedule();
+    }
   }
 
   record(ms) {
@@ -109,102 +178,31 @@ export class FleetView {
     this.stats.maxFlushMs = Math.max(this.stats.maxFlushMs, ms);
   }
 
-  seen(entries) {
-    for (const entry of entries) {
-      const id = entry.target.dataset.deviceId;
-      if (!entry.isIntersecting) { this.onScreen.delete(id); continue; }
-      this.onScreen.add(id);
-      if (this.stale.delete(id)) this.dirty.add(id);
-    }
-    this.schedule();
-  }
-
-  dropVanished() {
-    for (const [id, row] of this.rows) {
-      if (this.state.devices.has(id)) continue;
-      this.observer.unobserve(row.tr);
-      row.tr.remove();
-      this.rows.delete(id);
-    }
-  }
-
-  update(id) {
-    const device = this.state.devices.get(id);
-    if (!device) return;
-    let row = this.rows.get(id);
-    if (!row) {
-      row = buildRow(id);
-      this.rows.set(id, row);
-      this.tbody.append(row.tr);
-      this.observer.observe(row.tr);
-      fillDetails(row, device, this.now());
-    }
-    fillPresence(row, device);
-    if (this.onScreen.has(id)) fillDetails(row, device, this.now());
-    else this.stale.add(id);
-    const hidden = !matches(device, this.filter);
-    if (row.tr.hidden !== hidden) row.tr.hidden = hidden;
-  }
-
-  tick() {
-    const now = this.now();
-    for (const id of this.onScreen) {
-      const row = this.rows.get(id), device = this.state.devices.get(id);
-      if (row && device && !row.tr.hidden) set(row, "seen", ago(device.last_seen, now));
-    }
-  }
-
-  // Sorts every row: on a new sort, a new filter, a snapshot, or many changes at once.
-  reorder() {
-    this.orderStale = false;
-    const devices = [...this.state.devices.values()].sort(compareDevices(this.sort));
-    this.order = devices.map((d) => d.device_id);
-    const inPlace = this.order.every((id, i) => this.tbody.rows[i] === this.rows.get(id)?.tr);
-    if (inPlace) return;
-    const fragment = document.createDocumentFragment();
-    for (const id of this.order) fragment.append(this.rows.get(id).tr);
-    this.tbody.append(fragment);
-  }
-
-  // Moves only the changed rows to their new places (the rest of the table is already in order).
-  reposition(ids) {
-    const byDevice = compareDevices(this.sort);
-    const devices = this.state.devices;
-    const known = ids.filter((id) => devices.has(id) && this.rows.has(id));
-    resort(this.order, known, (a, b) => byDevice(devices.get(a), devices.get(b)));
-    const moved = new Set(known);
-    // Last to first: each changed row goes before its successor, which is already in place.
-    for (let i = this.order.length - 1; i >= 0; i -= 1) {
-      const id = this.order[i];
-      if (!moved.has(id)) continue;
-      const tr = this.rows.get(id).tr;
-      const next = i + 1 < this.order.length ? this.rows.get(this.order[i + 1]).tr : null;
-      if (tr.nextElementSibling !== next) this.tbody.insertBefore(tr, next);
-    }
-  }
-
   showCounts() {
     const { online, offline, total } = this.state.counts();
-    const shown = this.tbody.querySelectorAll("tr:not([hidden])").length;
+    const shown = this.shown.length;
     const text = `${online} online · ${offline} offline · ${count(total, "device")}` + (shown < total ? ` (${shown} shown)` : "");
     if (this.counts.textContent !== text) this.counts.textContent = text;
     this.empty.hidden = shown > 0 || total === 0;
   }
 }
 
-function buildRow(id) {
+function setHeight(padRow, px) {
+  const value = String(Math.round(px));
+  if (padRow.dataset.height === value) return;
+  padRow.dataset.height = value;
+  padRow.firstElementChild.style.height = `${value}px`;
+}
+
+function buildRow() {
   const tr = document.createElement("tr");
-  tr.dataset.deviceId = id;
   tr.innerHTML = `<td><span class="status"><span class="badge"></span><small></small></span></td>
     <td><a></a></td><td class="wide"></td><td class="wide"></td><td data-label="seen"></td>
     ${METRICS.map((m) => `<td data-label="${m}"><span class="metric"><span class="bar"><span class="fill"></span></span><span class="num"></span></span></td>`).join("")}
     <td class="err wide"></td>`;
   const cells = tr.children;
-  const link = cells[1].firstElementChild;
-  link.href = `#/device/${encodeURIComponent(id)}`;
-  link.textContent = id;
   return {
-    tr, last: {},
+    tr, last: {}, link: cells[1].firstElementChild,
     badge: cells[0].querySelector(".badge"), since: cells[0].querySelector("small"),
     host: cells[2], version: cells[3], seen: cells[4], err: cells[8],
     fills: METRICS.map((_, i) => cells[5 + i].querySelector(".fill")),
@@ -212,7 +210,20 @@ function buildRow(id) {
   };
 }
 
-// Presence is rare and drives counts and filters: applied to every row, on or off screen.
+// A row element (new or scrolled out) now shows this device; what it showed before is forgotten.
+function bind(row, id) {
+  row.tr.dataset.deviceId = id;
+  row.link.href = `#/device/${encodeURIComponent(id)}`;
+  row.link.textContent = id;
+  row.last = {};
+  return row;
+}
+
+function fill(row, d, now) {
+  fillPresence(row, d);
+  fillDetails(row, d, now);
+}
+
 function fillPresence(row, d) {
   const online = String(Boolean(d.online));
   if (row.tr.dataset.online !== online) row.tr.dataset.online = online;
@@ -221,7 +232,6 @@ function fillPresence(row, d) {
   set(row, "since", d.presence_since ? `since ${clock(d.presence_since)}${reason}` : reason.slice(3));
 }
 
-// Samples are frequent: applied only where the operator can see them.
 function fillDetails(row, d, now) {
   set(row, "host", d.hostname ?? "–");
   set(row, "version", d.agent_version ?? "–");

@@ -24,6 +24,7 @@ const live = new Live({
 const now = () => live.serverNow();
 const fleetView = new FleetView(document.querySelector("#fleet-view"), state, now);
 const deviceView = new DeviceView(document.querySelector("#device-view"), state, now, role);
+deviceView.commands.watch(state, now);  // warns when a command is queued for an absent device
 const section = (id) => document.querySelector(id);
 const adminViews = {
   users: { title: "Users", view: new UsersView(section("#users-view"), role), root: section("#users-view") },
@@ -52,6 +53,7 @@ function route() {
   document.title = `${deviceId ?? page?.title ?? "Fleet"} · Fleet monitor`;
   if (deviceId) deviceView.show(deviceId).catch(reportError);
   else deviceView.hide();
+  if (!deviceId && !admin) fleetView.schedule();  // nothing is drawn while the view is hidden
   if (allowed) {
     page.root.hidden = false;
     page.view.show().catch(reportError);
@@ -92,7 +94,15 @@ function reportError(error) {
   console.error(error);
 }
 
+// The presence strip's left end, under it: how far back the chosen range goes.
+function labelTimeline() {
+  const range = document.querySelector("#range");
+  section("#timeline-from").textContent = `${range.selectedOptions[0].textContent} ago`;
+}
+
 document.querySelector("#banner-retry").addEventListener("click", () => live.retryNow());
+document.querySelector("#range").addEventListener("change", labelTimeline);
+labelTimeline();
 window.addEventListener("hashchange", route);
 window.addEventListener("monitor:forbidden", () => role.load());  // refused: the role may have changed
 setInterval(() => refreshIncomplete().catch(reportError), INFO_REFRESH_MS);
