@@ -70,7 +70,7 @@ async def test_screenshots_of_fleet_and_device_page(
     await dashboard.screenshot(path=ARTIFACTS / "fleet.png", full_page=True)
 
     await dashboard.locator('#fleet tr[data-device-id="web-00"] a').click()
-    await dashboard.get_by_role("button", name="Ping").click()
+    await dashboard.get_by_role("button", name="Ping", exact=True).click()
     command = await next_frame(agents[0], "command")
     await send(agents[0], {"type": "ack", "id": command["id"], "success": True, "message": "pong"})
     await expect(dashboard.locator("#commands tbody tr").first).to_contain_text("acked")
