@@ -1,11 +1,35 @@
-// The device page: facts, metric charts over a range with live points, presence, commands.
+// The device page: facts (every metric the agent sends, with units), charts over a range up to a
+// year with live points and a hover readout, presence, the commands the device offers, commands.
 import { api } from "./api.js";
 import { LineChart } from "./chart.js";
 import { CommandPanel } from "./commands.js";
 import { CredentialPanel } from "./credential.js";
-import { ago, clock, dateTime, parseTime, percent, rate } from "./format.js";
+import {
+  ago, bytes, celsius, chartStep, clock, dateTime, decimal, duration, parseTime, percent, rate, usedOf,
+} from "./format.js";
 
-const pct = { max: 100, format: (v) => `${v.toFixed(0)}%` };
+const pct = { max: 100, format: (v) => `${v.toFixed(0)}%`, valueFormat: percent };
+const BLUE = "#2457c5", ORANGE = "#c2410c", PURPLE = "#7c3aed", TEAL = "#0f766e";
+// The ranges offered (seconds); the select in the page stays the one source of the choice.
+const RANGES = [
+  [900, "15 minutes", "15m"], [3600, "1 hour", "1h"], [21600, "6 hours", "6h"], [86400, "24 hours", "24h"],
+  [604800, "7 days", "7d"], [2592000, "30 days", "30d"], [31536000, "1 year", "1y"],
+];
+// Charts beyond the page's four: [key, caption, series [field, label, colour], options]
+const EXTRA_CHARTS = [
+  ["load", "Load average", [["load_1", "1 min", BLUE], ["load_5", "5 min", PURPLE], ["load_15", "15 min", ORANGE]],
+    { format: (v) => decimal(v, 1), valueFormat: (v) => decimal(v, 2) }],
+  ["memory", "Memory and swap used", [["mem_used", "memory", PURPLE], ["swap_used", "swap", ORANGE]], { format: bytes }],
+  ["diskio", "Disk I/O", [["disk_read_bps", "read", BLUE], ["disk_write_bps", "write", ORANGE]], { format: rate }],
+  ["temp", "Temperature", [["temp_max", "hottest sensor", ORANGE]], { format: (v) => `${v.toFixed(0)} °C`, valueFormat: celsius }],
+  ["procs", "Processes", [["procs", "processes", TEAL]], { format: (v) => v.toFixed(0), valueFormat: (v) => decimal(v, 1) }],
+];
+// Fields of each chart, in series order (the page's four charts first).
+const CHART_FIELDS = {
+  cpu: ["cpu"], ram: ["ram"], disk: ["disk"], net: ["net_rx_bps", "net_tx_bps"],
+  ...Object.fromEntries(EXTRA_CHARTS.map(([key, , series]) => [key, series.map(([field]) => field)])),
+};
+const LIVE_STEP_BELOW = 60;  // raw buckets: live samples are appended; coarser ranges reload each minute
 
 export class DeviceView {
   constructor(root, state, now, role) {
@@ -13,14 +37,23 @@ export class DeviceView {
     this.deviceId = null;
     this.range = root.querySelector("#range");
     this.note = root.querySelector("#range-note");
+    this.rangeButtons = rangeChoices(this.range);
     this.charts = {
-      cpu: new LineChart(root.querySelector("#chart-cpu"), { ...pct, series: [{ color: "#2457c5" }] }),
-      ram: new LineChart(root.querySelector("#chart-ram"), { ...pct, series: [{ color: "#7c3aed" }] }),
-      disk: new LineChart(root.querySelector("#chart-disk"), { ...pct, series: [{ color: "#0f766e" }] }),
+      cpu: new LineChart(root.querySelector("#chart-cpu"), { ...pct, series: [{ color: BLUE, label: "CPU" }] }),
+      ram: new LineChart(root.querySelector("#chart-ram"), { ...pct, series: [{ color: PURPLE, label: "RAM" }] }),
+      disk: new LineChart(root.querySelector("#chart-disk"), { ...pct, series: [{ color: TEAL, label: "Disk" }] }),
       net: new LineChart(root.querySelector("#chart-net"), {
-        format: rate, series: [{ color: "#2457c5" }, { color: "#c2410c" }],
+        format: rate, series: [{ color: BLUE, label: "rx" }, { color: ORANGE, label: "tx" }],
       }),
     };
+    const grid = root.querySelector(".charts");
+    for (const [key, caption, series, options] of EXTRA_CHARTS) {
+      const canvas = chartFigure(grid, key, caption, series);
+      this.charts[key] = new LineChart(canvas, { ...options, series: series.map(([, label, color]) => ({ color, label })) });
+    }
+    this.offered = offeredCommands(root);
+    this.step = chartStep(Number(this.range.value));
+    this.loadedAt = 0;
     this.timeline = root.querySelector("#timeline");
     this.presence = [];
     this.commands = new CommandPanel(root, role);
@@ -35,7 +68,8 @@ export class DeviceView {
     this.root.querySelector("#device-title").textContent = deviceId;
     this.renderFacts();
     await Promise.all([
-      this.loadMetrics(), this.loadPresence(), this.commands.show(deviceId), this.credential.show(deviceId),
+      this.loadMetrics(), this.loadPresence(), this.loadOffered(), this.commands.show(deviceId),
+      this.credential.show(deviceId),
     ]);
   }
 
@@ -49,13 +83,45 @@ export class DeviceView {
 
   async loadMetrics() {
     const id = this.deviceId;
+    if (!id) return;
     const to = this.now(), from = to - this.windowSeconds() * 1000;
-    // Averages over buckets: about 720 points whatever the range (1 h -> 5 s, 7 days -> 14 min).
-    const { samples } = await api.metrics(id, from / 1000, this.windowSeconds() / 720);
+    for (const button of this.rangeButtons) button.setAttribute("aria-pressed", String(button.value === this.range.value));
+    // Buckets of a listed step, at most 1000 whatever the range (1 h -> 5 s, 24 h -> 2 min,
+    // 1 year -> 12 h); from a minute up the hub reads its minute and hour rollups.
+    const step = chartStep(this.windowSeconds());
+    const { samples, step: answered } = await api.metrics(id, from / 1000, step);
     if (id !== this.deviceId) return;
+    this.step = answered ?? step;
+    this.loadedAt = to;
     const points = samples.map(toPoint);
     for (const [key, chart] of Object.entries(this.charts)) chart.setData(points.map((p) => p[key]), from, to);
-    this.note.textContent = `${samples.length} points`;
+    this.note.textContent = `${samples.length} points`
+      + (this.step >= LIVE_STEP_BELOW ? ` · ${duration(this.step)} averages` : "");
+  }
+
+  // The commands this device's agent announced in its hello (GET /devices/{id}: ``commands``,
+  // known while it is connected): listed for every role, and suggested by the command form's name.
+  async loadOffered() {
+    const id = this.deviceId;
+    let names = null;
+    try {
+      names = (await api.device(id)).commands ?? null;
+    } catch {
+      names = null;
+    }
+    if (id !== this.deviceId) return;
+    const { list, note, suggestions } = this.offered;
+    list.replaceChildren(...(names ?? []).map((name) => {
+      const li = document.createElement("li");
+      const code = document.createElement("code");
+      code.textContent = name;
+      li.append(code);
+      return li;
+    }));
+    suggestions.replaceChildren(...(names ?? []).map((name) => new Option(name)));
+    note.textContent = names === null
+      ? "Known while the agent is connected (it announces them when it connects)."
+      : names.length ? "" : "This agent announced no commands.";
   }
 
   async loadPresence() {
@@ -78,6 +144,7 @@ export class DeviceView {
   }
 
   addSample(sample) {
+    if (this.step >= LIVE_STEP_BELOW) return;  // one sample is not an average: the minute reload adds it
     const point = toPoint(sample);
     for (const [key, chart] of Object.entries(this.charts)) chart.push(point[key]);
   }
@@ -90,6 +157,7 @@ export class DeviceView {
   slideWindow() {
     if (!this.deviceId) return;
     const to = this.now();
+    if (this.step >= LIVE_STEP_BELOW && to - this.loadedAt >= 60_000) this.loadMetrics();
     for (const chart of Object.values(this.charts)) chart.setWindow(to - this.windowSeconds() * 1000, to);
     this.renderFacts();
     this.drawTimeline();
@@ -108,8 +176,18 @@ export class DeviceView {
     const facts = [
       ["Host", d.hostname], ["Platform", d.platform], ["Agent version", d.agent_version],
       ["Connection", d.connection], ["Last seen", ago(d.last_seen, this.now())],
+      ["Uptime", duration(p.uptime_sec)],
       ["CPU / RAM / Disk", `${percent(p.cpu)} / ${percent(p.ram)} / ${percent(p.disk)}`],
+      ["Load 1 / 5 / 15 min", `${decimal(p.load_1)} / ${decimal(p.load_5)} / ${decimal(p.load_15)}`],
+      ["Memory used", usedOf(p.mem_used, p.mem_total)],
+      ["Swap used", usedOf(p.swap_used, p.swap_total)],
+      ["Disk used", usedOf(p.disk_used, p.disk_total)],
+      ["Disk read / write", `${rate(p.disk_read_bps)} / ${rate(p.disk_write_bps)}`],
       ["Network rx / tx", `${rate(p.net_rx_bps)} / ${rate(p.net_tx_bps)}`],
+      ["Processes", p.procs == null ? "–" : String(p.procs)],
+      ["Temperature", celsius(p.temp_max)],
+      ["Agent memory (RSS)", bytes(p.agent_rss)],
+      ["Agent CPU time", p.agent_cpu_sec == null ? "–" : duration(p.agent_cpu_sec)],
       ["Health", d.status ?? "–"], ["Last error", d.last_error || "none"],
     ];
     if (d.duplicate) {
@@ -140,10 +218,79 @@ export class DeviceView {
 
 function toPoint(s) {
   const t = parseTime(s.ts);
-  return {
-    cpu: { t, v: [s.cpu] }, ram: { t, v: [s.ram] }, disk: { t, v: [s.disk] },
-    net: { t, v: [s.net_rx_bps ?? null, s.net_tx_bps ?? null] },
-  };
+  return Object.fromEntries(Object.entries(CHART_FIELDS).map(([key, fields]) => [key, { t, v: fields.map((f) => s[f] ?? null) }]));
+}
+
+// The page's range select gets the ranges up to a year, and a row of buttons that drive it
+// (a change event, so whatever else listens to the select follows).
+function rangeChoices(select) {
+  const chosen = select.value;
+  select.replaceChildren(...RANGES.map(([seconds, label]) => new Option(label, String(seconds))));
+  select.value = RANGES.some(([seconds]) => String(seconds) === chosen) ? chosen : "3600";
+  const group = document.createElement("div");
+  group.className = "range-buttons";
+  group.setAttribute("role", "group");
+  group.setAttribute("aria-label", "Range");
+  const buttons = RANGES.map(([seconds, label, short]) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.value = String(seconds);
+    button.textContent = short;
+    button.title = label;
+    button.setAttribute("aria-label", label);
+    button.setAttribute("aria-pressed", String(button.value === select.value));
+    button.addEventListener("click", () => {
+      if (select.value === button.value) return;
+      select.value = button.value;
+      select.dispatchEvent(new Event("change"));
+    });
+    return button;
+  });
+  group.append(...buttons);
+  const label = select.closest("label") ?? select;
+  label.classList.add("range-select");
+  label.after(group);
+  return buttons;
+}
+
+function chartFigure(grid, key, caption, series) {
+  const figure = document.createElement("figure");
+  const figcaption = document.createElement("figcaption");
+  figcaption.append(`${caption} (`);
+  series.forEach(([, label, color], i) => {
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = color;
+    figcaption.append(...(i ? [" / "] : []), swatch, label);
+  });
+  figcaption.append(")");
+  const canvas = document.createElement("canvas");
+  canvas.id = `chart-${key}`;
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-label", `${caption} chart`);
+  figure.append(figcaption, canvas);
+  grid.append(figure);
+  return canvas;
+}
+
+// "Offered by this device": a list above the command buttons, filled by loadOffered.
+function offeredCommands(root) {
+  const box = document.createElement("div");
+  box.className = "offered";
+  const heading = document.createElement("h3");
+  heading.textContent = "Offered by this device";
+  const list = document.createElement("ul");
+  list.id = "offered-commands";
+  list.className = "offered-list";
+  const note = document.createElement("p");
+  note.className = "muted";
+  const suggestions = document.createElement("datalist");
+  suggestions.id = "offered-command-names";
+  box.append(heading, list, note, suggestions);
+  const panel = root.querySelector("#commands")?.closest(".panel");
+  panel?.querySelector("h2")?.after(box);
+  root.querySelector("#command-name")?.setAttribute("list", suggestions.id);
+  return { list, note, suggestions };
 }
 
 function fact(term, value) {
