@@ -151,12 +151,23 @@ def _frame(struct: msgspec.Struct) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class ReceivedSample:
-    """A valid sample as the hub received it: its named fields (``None`` where absent, by name
-    of ``SampleFields``), its sequence number and the fields the protocol does not name."""
+    """A valid sample as the hub received it, with its sequence number and unnamed fields."""
 
-    values: Mapping[str, Any]
+    named: Any  # the struct the fast path decoded, or the slow path's dict: read ``values``
     seq: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """Every field of ``SampleFields`` by name, ``None`` where the sample did not set it.
+
+        Built when the sample is stored, not when it is decoded: one dict per sample, in C.
+        """
+        if isinstance(self.named, dict):
+            return self.named
+        values = msgspec.structs.asdict(self.named)
+        values.pop("seq", None)  # a ``metrics`` frame's own number, not a sample field
+        return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,9 +219,8 @@ def decode_agent_frame(data: bytes | str) -> AgentFrame | Samples | AckIn:
         return _decode_agent_slowly(data)
     kind = type(struct)
     if kind is _METRICS:
-        values = msgspec.structs.asdict(struct)
-        seq = values.pop("seq")
-        return Samples([ReceivedSample(values, seq)], [], seq)
+        seq = struct.seq
+        return Samples([ReceivedSample(struct, seq)], [], seq)
     if kind is _BATCH:
         return _batch(struct.samples, struct.seq)
     if kind is _ACK:
@@ -222,10 +232,9 @@ def decode_agent_frame(data: bytes | str) -> AgentFrame | Samples | AckIn:
 def _batch(samples: list[msgspec.Struct], first: int | None) -> Samples:
     if first is not None and first + len(samples) > 2**63:
         raise FrameValidationError("seq: the batch's sequence numbers pass 2**63-1")
-    asdict = msgspec.structs.asdict
     if first is None:
-        return Samples([ReceivedSample(asdict(s)) for s in samples], [], None)
-    valid = [ReceivedSample(asdict(s), first + i) for i, s in enumerate(samples)]
+        return Samples([ReceivedSample(s) for s in samples], [], None)
+    valid = [ReceivedSample(s, first + i) for i, s in enumerate(samples)]
     return Samples(valid, [], first + len(samples) - 1 if samples else None)
 
 
