@@ -49,7 +49,7 @@ class Store(Protocol):
         """Delete raw samples older than ``cutoff`` (only those already rolled up); how many."""
         ...
 
-    async def roll_up(self, batch: int = 20_000) -> int:
+    async def roll_up(self, batch: int = 5_000) -> int:
         """Fold the samples stored since the last call into every history tier; how many."""
         ...
 

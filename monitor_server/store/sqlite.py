@@ -204,7 +204,7 @@ class SQLiteStore:
             )
         return [_bucket(device_id, r) for r in reversed(rows)]
 
-    async def roll_up(self, batch: int = 20_000) -> int:
+    async def roll_up(self, batch: int = 5_000) -> int:
         """Fold the samples stored since the last call into every tier; how many were folded.
 
         Samples are taken by id (the order they were stored, so late arrivals are not missed),
@@ -225,8 +225,12 @@ class SQLiteStore:
                 low, count, high = int(row[0]), int(row[1]), row[2]
                 if not count:
                     return folded
+                # the batch per minute once (json_extract is the cost), then each tier from it
+                await db.execute(_BATCH_TABLE)
+                await db.execute(_FILL_BATCH, (low, high))
                 for tier in TIERS:
-                    await db.execute(_FOLD[tier.name], (low, high))
+                    await db.execute(_FOLD[tier.name])
+                await db.execute("DELETE FROM temp.rollup_batch")
                 await db.execute("UPDATE rollup_state SET watermark = ?", (high,))
             folded += count
             if count < batch:
@@ -784,17 +788,29 @@ def _merge(column: str, function: str) -> str:
 
 
 def _fold(tier: Tier) -> str:
-    """Fold the samples with ids in ``(?1, ?2]`` into ``tier``: new rows, or merged into existing."""
+    """Fold the batch (``temp.rollup_batch``, per minute) into ``tier``: new rows, or merged in."""
     merged = ["n = n + excluded.n", _merge("last_ts", "MAX"), _merge("uptime_sec", "MAX")]
     for m in ROLLUP_FIELDS:
         merged += [f"{m}_n = {m}_n + excluded.{m}_n", f"{m}_sum = {m}_sum + excluded.{m}_sum"]
         merged += [_merge(f"{m}_min", "MIN"), _merge(f"{m}_max", "MAX")]
+    parts = "".join(f", SUM({m}_n), SUM({m}_sum), MIN({m}_min), MAX({m}_max)" for m in ROLLUP_FIELDS)
     return (
         f"INSERT INTO {tier.table} (device_id, start, n, last_ts, uptime_sec{_PART_COLUMNS})"
-        f" SELECT device_id, CAST(ts / {tier.width} AS INTEGER) * {tier.width}, COUNT(*), MAX(ts),"
-        f" MAX(uptime_sec){_PART_AGGREGATES} FROM samples WHERE id > ?1 AND id <= ?2 GROUP BY 1, 2"
+        f" SELECT device_id, start / {tier.width} * {tier.width}, SUM(n), MAX(last_ts), MAX(uptime_sec)"
+        f"{parts} FROM temp.rollup_batch GROUP BY 1, 2"
         f" ON CONFLICT (device_id, start) DO UPDATE SET {', '.join(merged)}"
     )
+
+
+# The samples with ids in ``(?1, ?2]`` per device and finest tier row (every tier's width is a
+# multiple of it), in the writer connection's own temporary table.
+_BATCH_TABLE = "CREATE TEMP TABLE IF NOT EXISTS rollup_batch AS SELECT * FROM main.rollup_minute WHERE 0"
+_FILL_BATCH = (
+    f"INSERT INTO temp.rollup_batch (device_id, start, n, last_ts, uptime_sec{_PART_COLUMNS})"
+    f" SELECT device_id, CAST(ts / {TIERS[0].width} AS INTEGER) * {TIERS[0].width}, COUNT(*), MAX(ts),"
+    f" MAX(uptime_sec){_PART_AGGREGATES}"
+    " FROM samples WHERE id > ?1 AND id <= ?2 GROUP BY 1, 2"
+)
 
 
 def _tier_buckets(tier: Tier) -> str:
