@@ -6,10 +6,14 @@ Samples over two simulated days go in through the store (and a few through ``POS
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import random
+import sqlite3
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +21,9 @@ import pytest
 
 from monitor_server.retention import retention_pass
 from monitor_server.store import Sample, Store
+from monitor_server.store.schema import MIGRATIONS
 from protocol import to_epoch
+from tests.conftest import HubFactory
 from tests.hubs import RunningHub
 
 DAY = 86400
@@ -219,3 +225,36 @@ async def test_removed_device_leaves_no_rollups_and_its_new_samples_are_folded(
     body = await _metrics(api, "r6", step=HOUR, since=day0)
     assert [b["count"] for b in body["samples"]] == [4]
     assert math.isclose(body["samples"][0]["cpu"], sum(s.cpu or 0 for s in again) / 4)
+
+
+async def test_a_database_from_before_the_tiers_folds_its_stored_samples(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    """Schema 3 with samples in it: the hub migrates to 4 and the first fold takes them all."""
+    db = tmp_path / "hub0" / "monitor.db"  # where the factory's first hub keeps its database
+    db.parent.mkdir(parents=True)
+    day0 = _day_start()
+    old = _samples("r7", day0, 120, 60.0, seed=10)
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        for number, script in enumerate(MIGRATIONS[:3], start=1):
+            conn.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+        conn.executemany(
+            "INSERT INTO samples (device_id, ts, cpu, ram, disk, uptime_sec, status, extra)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (s.device_id, s.ts, s.cpu, s.ram, s.disk, s.uptime_sec, s.status, json.dumps(s.extra))
+                for s in old
+            ],
+        )
+        conn.commit()
+    hub = await hub_factory()
+    await _store(hub).roll_up()  # the hub's first retention pass may have folded them already
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        minutes = conn.execute("SELECT SUM(n) FROM rollup_minute WHERE device_id = 'r7'").fetchone()
+        hours = conn.execute("SELECT SUM(n) FROM rollup_hour WHERE device_id = 'r7'").fetchone()
+    assert minutes == hours == (len(old),)
+    async with httpx.AsyncClient(base_url=hub.http_url, headers={"X-Auth-Token": hub.token}) as api:
+        body = await _metrics(api, "r7", step=HOUR, since=day0)
+    assert body["tier"] == "hour"
+    for field in ("cpu", "load_1", "mem_used"):
+        _assert_same(_answered(body, field), _expected(old, HOUR, field))
