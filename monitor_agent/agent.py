@@ -44,6 +44,7 @@ class Identity:
     platform: str
     agent_version: str
     instance_id: str = ""  # generated at first start, kept in the state folder (see identity.py)
+    tags: tuple[str, ...] = ()  # from the config, reported in hello
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ AGENT_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--restart-mode", {"choices": ["exec", "spawn"], "help": "how `restart` replaces the process"}),
     ("--ca-file", {"type": Path, "help": "PEM CA bundle to verify an https/wss hub (default: system store)"}),
     ("--pin-sha256", {"help": "accept only these hub certificate SHA-256 fingerprints (comma-separated)"}),
+    ("--tags", {"help": "tags this device reports to the hub (comma-separated, e.g. env=prod,rack-4)"}),
     (
         "--enrollment-token",
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import ssl
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from monitor_agent.errors import ConfigError
 from monitor_agent.tls import client_context
+from protocol.frames import MAX_TAGS, TAG_PATTERN
 
 ENV_PREFIX = "MONITOR_AGENT_"
 # The seed server's default token, so a fresh install talks to a fresh hub; a warning is logged.
@@ -92,6 +94,18 @@ def _names(value: Any) -> list[str]:
     if not isinstance(value, list | tuple):
         raise ValueError(f"expected a list of strings, got {value!r}")
     return [_text(item) for item in value]
+
+
+def _tags(value: Any) -> list[str]:
+    """Tags the agent reports in hello: what the hub accepts (``protocol.frames.TAG_PATTERN``)."""
+    tags = list(dict.fromkeys(_names(value)))
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags, got {len(tags)}")
+    if bad := [t for t in tags if not re.match(TAG_PATTERN, t)]:
+        raise ValueError(
+            f"tags are letters, digits and ._:/=- (64 at most, starting alphanumeric), got {bad}"
+        )
+    return tags
 
 
 def _server(value: Any) -> str:
@@ -225,6 +239,7 @@ class AgentConfig:
     connect_timeout: float = 10.0
     ca_file: Path | None = None  # trust only this CA for https/wss (default: the system store)
     pin_sha256: list[str] = field(default_factory=list)  # accepted certificate fingerprints
+    tags: list[str] = field(default_factory=list)  # reported in hello; shown and filtered on
     # Exchanged once for this device's credential (``monitor-agent enroll``, or at the first
     # ``run`` without a kept credential); from the environment or a file: argv is public.
     enrollment_token: str = field(default="", repr=False)
@@ -251,6 +266,7 @@ class AgentConfig:
         "connect_timeout": _POSITIVE,
         "ca_file": _optional(_path),
         "pin_sha256": _names,
+        "tags": _tags,
         "enrollment_token": _text,
         "enrollment_token_file": _optional(_path),
     }

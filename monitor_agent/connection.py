@@ -346,6 +346,7 @@ class _Connection:
             platform=ident.platform,
             capabilities=list(ports.capabilities),
             instance_id=ident.instance_id,
+            tags=list(ident.tags),
         )
         self.session = AgentSession[int](hello)
         self.close_code = CloseCode.NORMAL

@@ -69,7 +69,7 @@ def build_agent(config: AgentConfig) -> Agent:
     device_id = config.device_id or stable_device_id(state)
     collector = Collector()
     return Agent(
-        identity=local_identity(device_id, state),
+        identity=local_identity(device_id, state, config.tags),
         sample_source=collector.sample,
         spool=SqliteSpool(state / "spool.sqlite3", config.spool_max_samples),
         journal=FileJournal(state / "journal.jsonl"),

@@ -7,7 +7,7 @@ import platform
 import re
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from monitor_agent import __version__
@@ -70,11 +70,12 @@ def stable_device_id(state_dir: Path) -> str:
     return _kept(state_dir / "device_id", lambda: derive_device_id(socket.gethostname(), fingerprint))
 
 
-def local_identity(device_id: str, state_dir: Path | None = None) -> Identity:
+def local_identity(device_id: str, state_dir: Path | None = None, tags: Sequence[str] = ()) -> Identity:
     return Identity(
         device_id=device_id,
         hostname=socket.gethostname(),
         platform=platform.platform(terse=True),
         agent_version=__version__,
         instance_id=instance_id(state_dir) if state_dir is not None else "",
+        tags=tuple(tags),
     )

@@ -9,6 +9,7 @@ holds them is answered with a ``stored`` frame, never before.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
@@ -226,6 +227,7 @@ class AgentSocket:
             hostname=details.hostname,
             agent_version=details.agent_version,
             platform=details.platform,
+            agent_tags=json.dumps(sorted(set(hello.tags))),  # what this agent reports, every hello
         )
         await hub.presence.ws_connected(self.device_id, details)
         self.session.welcome(

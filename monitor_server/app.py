@@ -13,7 +13,17 @@ from monitor_server.http import EXCEPTION_HANDLERS, MIDDLEWARE
 from monitor_server.hub import Hub
 from monitor_server.openapi import openapi_routes
 from monitor_server.prometheus import HubMetrics, metrics
-from monitor_server.routes import accounts, audit, commands, devices, enrollment, ingest, params, rotation
+from monitor_server.routes import (
+    accounts,
+    audit,
+    commands,
+    devices,
+    enrollment,
+    fleet,
+    ingest,
+    params,
+    rotation,
+)
 from monitor_server.routes.agent_ws import agent_socket
 from monitor_server.settings import Settings
 from monitor_server.ui.dashboard import Dashboard
@@ -32,6 +42,7 @@ def api_routes() -> list[BaseRoute]:
         Route("/devices", devices.list_devices),
         Route(dev, devices.device_detail),
         Route(dev, devices.remove_device, methods=["DELETE"]),
+        Route(dev, fleet.update_device, methods=["PATCH"]),
         Route(dev + "/metrics", devices.device_metrics),
         Route(dev + "/events", devices.device_events),
         Route(dev + "/commands", commands.enqueue, methods=["POST"]),
@@ -40,6 +51,8 @@ def api_routes() -> list[BaseRoute]:
         Route(cmd, commands.command_detail),
         Route(cmd, commands.cancel, methods=["DELETE"]),
         Route(cmd + "/ack", commands.ack, methods=["POST"]),
+        Route("/commands/bulk", fleet.enqueue_bulk, methods=["POST"]),
+        Route("/commands/bulk/{bulk_id}", fleet.bulk_status),
         WebSocketRoute("/ws/agent", agent_socket),
         *identity_routes(),
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from monitor_server.store import Command, PresenceEvent, Sample
+from monitor_server.store import Command, Device, PresenceEvent, Sample
 
 
 class _Reports(Protocol):
@@ -118,4 +118,18 @@ class DeviceRemoved:
         return {"type": "device_removed", "device_id": self.device_id}
 
 
-HubEvent = SampleEvent | PresenceChanged | CommandEvent | DeviceRemoved
+@dataclass(frozen=True, slots=True)
+class DeviceUpdated:
+    """An operator renamed or tagged the device: ``{"type": "device", **the device's REST record}``."""
+
+    device: Device
+
+    @property
+    def device_id(self) -> str:
+        return self.device.device_id
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "device", **self.device.to_json()}
+
+
+HubEvent = SampleEvent | PresenceChanged | CommandEvent | DeviceRemoved | DeviceUpdated

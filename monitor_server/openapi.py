@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from monitor_server import __version__
 from monitor_server.http import JSONResponse
+from monitor_server.routes.fleet import OUTCOMES as _OUTCOMES
 from monitor_server.ui.pages import SECURITY_HEADERS
 from monitor_server.ui.session import COOKIE_NAME
 from protocol import CommandAckBody, CommandCreate, CommandState
@@ -33,7 +34,7 @@ from protocol.identity import (
     UserCreate,
     UserUpdate,
 )
-from protocol.rest import IngestPayload
+from protocol.rest import BulkCommandCreate, DeviceUpdate, IngestPayload
 from protocol.timestamps import LATEST
 
 Schema = dict[str, Any]
@@ -115,6 +116,8 @@ def _request_schemas() -> dict[str, Schema]:
     }
     for model in (
         CommandCreate,
+        BulkCommandCreate,
+        DeviceUpdate,
         CommandAckBody,
         EnrollmentTokenCreate,
         EnrollRequest,
@@ -179,6 +182,17 @@ def _response_schemas() -> dict[str, Schema]:
         "presence_since": _TIME_OR_NULL,
         "offline_reason": _STR_OR_NULL,
         "first_seen": _TIME,
+        "name": {**_STR_OR_NULL, "description": "The display name an operator gave it."},
+        "tags": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Every tag: those operators set and those the agent reports.",
+        },
+        "agent_tags": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "The tags the agent reports in hello (from its config).",
+        },
     }
     number_or_null = _nullable({"type": "number"})
     return {
@@ -253,6 +267,20 @@ def _response_schemas() -> dict[str, Schema]:
             {"device_id": {"type": "string"}, "events": {"type": "array", "items": _ref("PresenceEvent")}}
         ),
         "Command": _object(command),
+        "DeviceUpdated": {"allOf": [_object({"ok": {"const": True}}), _ref("Device")]},
+        "BulkCommand": _object(
+            {
+                "ok": {"const": True},
+                "id": {"type": "string"},
+                "command": _STR_OR_NULL,
+                "total": {"type": "integer", "minimum": 0},
+                "counts": _object({k: {"type": "integer", "minimum": 0} for k in _OUTCOMES}),
+                "commands": {"type": "array", "items": _ref("Command")},
+            },
+            required=["id", "total", "counts", "commands"],
+            description="One command per device; `counts` by outcome (`acked` succeeded,"
+            " `failed` was acknowledged with `success: false`).",
+        ),
         "CommandCreated": _object(
             {"ok": {"const": True}, **command, "duplicate": {"type": "boolean"}},
             description="The command as stored; `duplicate` is true when an earlier request with the"
@@ -557,7 +585,61 @@ def _paths() -> dict[str, Schema]:
             "get": _op(
                 "All devices",
                 {"200": _ok("Every device, by id.", {"type": "array", "items": _ref("Device")})},
+                parameters=[
+                    {
+                        "name": "tag",
+                        "in": "query",
+                        "required": False,
+                        "description": "Only the devices with this tag (an operator's or the agent's).",
+                        "schema": {"type": "string"},
+                    }
+                ],
                 tag="devices",
+            )
+        },
+        "/commands/bulk": {
+            "post": _op(
+                "Queue one command on many devices",
+                {
+                    "200": _ok(
+                        "Queued on each device (pushed at once to connected agents).", _ref("BulkCommand")
+                    ),
+                    "409": _error("The `Idempotency-Key` was used before for a different command."),
+                },
+                description="The `devices` listed (each once), or every device with `tag`. Each device"
+                " gets an ordinary command; they share the Idempotency-Key `bulk:<id>`, so the same"
+                " request with the same `Idempotency-Key` header queues nothing twice.",
+                parameters=[
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "The bulk command's id (1-128 of letters, digits and `._:-`);"
+                        " a random one when absent.",
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+                    }
+                ],
+                body="BulkCommandCreate",
+                tag="commands",
+            )
+        },
+        "/commands/bulk/{bulk_id}": {
+            "get": _op(
+                "A bulk command's progress",
+                {
+                    "200": _ok("Counts by outcome and every device's command.", _ref("BulkCommand")),
+                    "404": not_found,
+                    "422": invalid,
+                },
+                parameters=[
+                    {
+                        "name": "bulk_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+                    }
+                ],
+                tag="commands",
             )
         },
         "/devices/{device_id}": {
@@ -565,6 +647,16 @@ def _paths() -> dict[str, Schema]:
                 "One device with its latest sample",
                 {"200": _ok("The device.", _ref("DeviceDetail")), **by_device},
                 parameters=[device],
+                tag="devices",
+            ),
+            "patch": _op(
+                "Rename or tag a device (operator)",
+                {"200": _ok("The device as stored now.", _ref("DeviceUpdated")), **by_device},
+                description='`name` sets the display name (`""` or null clears it); `tags` replaces'
+                " the tags operators set (the agent's own tags come from its hello). Dashboards get a"
+                " `device` event.",
+                parameters=[device],
+                body="DeviceUpdate",
                 tag="devices",
             ),
             "delete": _op(

@@ -39,6 +39,9 @@ DeviceId = Annotated[str, Limit(pattern=DEVICE_ID_PATTERN)]
 Name = Annotated[str, Limit(max_length=255)]
 Text = Annotated[str, Limit(max_length=65536)]
 CommandName = Annotated[str, Limit(min_length=1, max_length=128)]
+TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/=-]{0,63}$"
+Tag = Annotated[str, Limit(pattern=TAG_PATTERN)]  # e.g. ``rack-4``, ``env=prod``, ``site/paris``
+MAX_TAGS = 32
 
 
 class _Frame:
@@ -131,6 +134,9 @@ class Hello(_Frame):
     # Generated at the agent's first start and kept in its state folder: two machines cloned
     # with the same device id still differ here, so the hub can tell them apart.
     instance_id: Annotated[str, Limit(max_length=64)] = ""
+    # The agent's configured tags (``tags`` in its config): the hub shows them beside the tags
+    # operators set, and replaces them on every hello.
+    tags: Annotated[list[Tag], Limit(max_length=MAX_TAGS)] = field(default_factory=list)
 
 
 @dataclass(kw_only=True, slots=True)

@@ -8,7 +8,7 @@ rare and use pydantic, which gives readable messages for humans.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import msgspec
 from pydantic import (
@@ -24,7 +24,7 @@ from pydantic import (
 
 from protocol.codec import convert, hint_of, parse_object, split_sample, struct_of
 from protocol.errors import FrameValidationError
-from protocol.frames import DeviceId, SampleFields
+from protocol.frames import DEVICE_ID_PATTERN, MAX_TAGS, TAG_PATTERN, DeviceId, SampleFields
 from protocol.timestamps import check_timestamp, to_epoch
 
 # What the original HTTP agent POSTs to ``/ingest``: a flat sample naming its device.
@@ -104,6 +104,36 @@ class CommandCreate(BaseModel):
     def expires_epoch(self) -> float | None:
         """``expires_at`` in epoch seconds (``ttl`` is relative: the hub adds it to its clock)."""
         return None if self.expires_at is None else to_epoch(self.expires_at)
+
+
+MAX_BULK = 10_000  # devices one bulk command may address
+TagText = Annotated[str, Field(pattern=TAG_PATTERN)]
+
+
+class BulkCommandCreate(CommandCreate):
+    """One command for many devices: the ``devices`` listed, or every device with ``tag``."""
+
+    devices: list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]] | None = Field(
+        None, min_length=1, max_length=MAX_BULK
+    )
+    tag: TagText | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        if (self.devices is None) == (self.tag is None):
+            raise ValueError("give devices or tag, one of them")
+        return self
+
+
+class DeviceUpdate(BaseModel):
+    """What an operator may change on a device: its display name and its tags."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=128, description='display name; "" or null clears it')
+    tags: list[TagText] | None = Field(
+        None, max_length=MAX_TAGS, description="the tags operators set (the agent's own stay)"
+    )
 
 
 def _is_number(text: str) -> bool:

@@ -30,6 +30,8 @@ class AuditAction(StrEnum):
     CREDENTIAL_REVOKED = "credential_revoked"
     DEVICE_RESET = "device_reset"
     DEVICE_REMOVED = "device_removed"
+    DEVICE_UPDATED = "device_updated"
+    BULK_COMMAND_ENQUEUED = "bulk_command_enqueued"
     USER_CREATED = "user_created"
     USER_UPDATED = "user_updated"
     USER_DELETED = "user_deleted"

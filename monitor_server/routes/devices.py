@@ -12,6 +12,7 @@ from starlette.responses import Response
 from monitor_server.http import JSONResponse, hub_of
 from monitor_server.identity.authz import principal_of, requires
 from monitor_server.identity.principals import Role
+from monitor_server.routes.fleet import with_tag
 from monitor_server.routes.params import device_id, float_param, int_param, time_param
 from monitor_server.store.records import tier_for, tier_step
 from monitor_server.throttle import client_address
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 @requires(Role.VIEWER)
 async def list_devices(request: Request) -> Response:
     hub = hub_of(request)
-    devices = await hub.store.list_devices()
+    tag = request.query_params.get("tag") or None
+    devices = with_tag(await hub.store.list_devices(), tag)
     return JSONResponse([hub.sessions.with_duplicate(d.to_json()) for d in devices])
 
 

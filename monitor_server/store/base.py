@@ -28,7 +28,11 @@ class Store(Protocol):
 
     # devices and samples
     async def write_samples(self, samples: Sequence[Sample], seen_at: float) -> None: ...
-    async def touch_device(self, device_id: str, seen_at: float, **info: str | None) -> None: ...
+    async def touch_device(self, device_id: str, seen_at: float, **info: str | None) -> None:
+        """Create the device if new; set ``last_seen`` and what ``info`` reports (None keeps the
+        stored value): ``hostname``, ``agent_version``, ``platform``, ``agent_tags`` (a JSON array)."""
+        ...
+
     async def list_devices(self) -> list[Device]: ...
     async def get_device(self, device_id: str) -> Device | None: ...
     async def query_samples(
@@ -55,6 +59,14 @@ class Store(Protocol):
 
     async def delete_rollups_before(self, tier: Tier, cutoff: float) -> int:
         """Delete the tier's rows whose span ends at or before ``cutoff``; how many."""
+        ...
+
+    async def rename_device(self, device_id: str, name: str | None) -> Device | None:
+        """Set (or clear, with None) the display name; None if the device is unknown."""
+        ...
+
+    async def set_device_tags(self, device_id: str, tags: Sequence[str]) -> Device | None:
+        """Replace the tags operators set; None if the device is unknown."""
         ...
 
     async def delete_device(self, device_id: str) -> RemovedDevice | None:
@@ -86,6 +98,10 @@ class Store(Protocol):
 
     async def get_command(self, device_id: str, command_id: int) -> Command | None: ...
     async def list_commands(self, device_id: str, limit: int) -> list[Command]: ...
+    async def commands_with_key(self, idempotency_key: str) -> list[Command]:
+        """Every device's command queued with this Idempotency-Key (a bulk command's parts)."""
+        ...
+
     async def open_commands(
         self, device_id: str, after_id: int = 0, limit: int = -1, at: float | None = None
     ) -> list[Command]:

@@ -67,10 +67,19 @@ class Device:
     connection: str | None
     presence_reason: str | None
     presence_since: float | None
+    name: str | None = None  # the display name an operator gave it
+    tags: tuple[str, ...] = ()  # set by operators (dashboard, REST)
+    agent_tags: tuple[str, ...] = ()  # reported by the agent in hello (its config)
+
+    def all_tags(self) -> list[str]:
+        return sorted({*self.tags, *self.agent_tags})
 
     def to_json(self) -> dict[str, Any]:
         return {
             "device_id": self.device_id,
+            "name": self.name,
+            "tags": self.all_tags(),
+            "agent_tags": list(self.agent_tags),
             "hostname": self.hostname,
             "last_seen": to_iso(self.last_seen) if self.last_seen is not None else None,
             "online": self.online,

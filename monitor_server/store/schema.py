@@ -177,6 +177,15 @@ MIGRATIONS: tuple[str, ...] = (
     # above ``rollup_state.watermark``; a database upgraded to 4 folds its stored samples on the
     # first pass.
     _rollup_table("rollup_minute") + _rollup_table("rollup_hour") + _ROLLUP_STATE,
+    # 5: device lifecycle (issue 16): a display name, the tags operators set and the tags the agent
+    # reports in hello (JSON arrays of strings); a bulk command is one command per device sharing
+    # the Idempotency-Key ``bulk:<id>``, found across devices by this index.
+    """
+    ALTER TABLE devices ADD COLUMN display_name TEXT;
+    ALTER TABLE devices ADD COLUMN tags TEXT;
+    ALTER TABLE devices ADD COLUMN agent_tags TEXT;
+    CREATE INDEX commands_key ON commands (idempotency_key) WHERE idempotency_key IS NOT NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -46,7 +46,7 @@ _CMD_COLUMNS = (
 )
 _DEVICE_COLUMNS = (
     "device_id, hostname, agent_version, platform, status, last_error, first_seen, last_seen,"
-    " last_payload, online, connection, presence_reason, presence_since"
+    " last_payload, online, connection, presence_reason, presence_since, display_name, tags, agent_tags"
 )
 _SAMPLE_COLUMNS = "device_id, ts, cpu, ram, disk, uptime_sec, status, extra"
 
@@ -153,9 +153,16 @@ class SQLiteStore:
             )
             await db.execute(
                 "UPDATE devices SET last_seen = ?, hostname = COALESCE(?, hostname),"
-                " agent_version = COALESCE(?, agent_version), platform = COALESCE(?, platform)"
-                " WHERE device_id = ?",
-                (seen_at, info.get("hostname"), info.get("agent_version"), info.get("platform"), device_id),
+                " agent_version = COALESCE(?, agent_version), platform = COALESCE(?, platform),"
+                " agent_tags = COALESCE(?, agent_tags) WHERE device_id = ?",
+                (
+                    seen_at,
+                    info.get("hostname"),
+                    info.get("agent_version"),
+                    info.get("platform"),
+                    info.get("agent_tags"),
+                    device_id,
+                ),
             )
 
     async def list_devices(self) -> list[Device]:
@@ -245,6 +252,23 @@ class SQLiteStore:
     async def latest_sample(self, device_id: str) -> Sample | None:
         found = await self.query_samples(device_id, None, None, 1)
         return found[0] if found else None
+
+    async def rename_device(self, device_id: str, name: str | None) -> Device | None:
+        return await self._set_device(device_id, "display_name", name)
+
+    async def set_device_tags(self, device_id: str, tags: Sequence[str]) -> Device | None:
+        return await self._set_device(device_id, "tags", _dumps(sorted(set(tags))))
+
+    async def _set_device(self, device_id: str, column: str, value: str | None) -> Device | None:
+        async with (
+            self._tx() as db,
+            db.execute(
+                f"UPDATE devices SET {column} = ? WHERE device_id = ? RETURNING {_DEVICE_COLUMNS}",
+                (value, device_id),
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        return _device(row) if row is not None else None
 
     async def delete_device(self, device_id: str) -> RemovedDevice | None:
         try:
@@ -366,6 +390,13 @@ class SQLiteStore:
             (device_id, command_id),
         )
         return _command(rows[0]) if rows else None
+
+    async def commands_with_key(self, idempotency_key: str) -> list[Command]:
+        rows = await self._fetch(
+            f"SELECT {_CMD_COLUMNS} FROM commands WHERE idempotency_key = ? ORDER BY device_id",
+            (idempotency_key,),
+        )
+        return [_command(r) for r in rows]
 
     async def list_commands(self, device_id: str, limit: int) -> list[Command]:
         rows = await self._fetch(
@@ -906,6 +937,9 @@ def _device(r: aiosqlite.Row) -> Device:
         connection=r[10],
         presence_reason=r[11],
         presence_since=r[12],
+        name=r[13],
+        tags=tuple(_loads(r[14]) or ()),
+        agent_tags=tuple(_loads(r[15]) or ()),
     )
 
 

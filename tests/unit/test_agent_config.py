@@ -141,3 +141,19 @@ def test_bad_host_command_table_is_named(tmp_path: Path) -> None:
 def test_token_stays_out_of_the_repr() -> None:
     """Printing the config (a log line, a traceback) does not show the token."""
     assert "s3cret" not in repr(load_config({"token": "s3cret"}, environ={}))
+
+
+def test_tags_from_file_env_and_flag(tmp_path: Path) -> None:
+    """``tags`` is a list in the file, comma-separated in the environment and the flag; duplicates go."""
+    path = write(tmp_path, 'tags = ["env=prod", "rack-4", "env=prod"]\n')
+    assert load_config(NO_FLAGS, environ={}, config_path=path).tags == ["env=prod", "rack-4"]
+    from_env = load_config(NO_FLAGS, environ={"MONITOR_AGENT_TAGS": "site/paris, db"})
+    assert from_env.tags == ["site/paris", "db"]
+    assert load_config({"tags": "a,b"}, environ={}).tags == ["a", "b"]
+
+
+@pytest.mark.parametrize("tags", [["has space"], ["-lead"], ["x" * 65], [f"t{i}" for i in range(33)], [3]])
+def test_tags_the_hub_would_refuse_are_config_errors(tags: list[object]) -> None:
+    """A tag the hub's hello check refuses stops the agent at start, naming ``tags``."""
+    with pytest.raises(ConfigError, match="tags"):
+        AgentConfig(tags=tags)  # type: ignore[arg-type]
