@@ -71,9 +71,10 @@ export class LineChart {
     const y = (v) => PAD.top + (1 - v / top) * (height - PAD.top - PAD.bottom);
     this.grid(ctx, width, height, top, y);
     this.series.forEach((s, i) => this.line(ctx, x, y, i, s.color));
-    if (!this.points.length) {
+    if (!this.points.some((p) => p.v.some((v) => v != null))) {
       ctx.fillStyle = "#5d6676";
-      ctx.fillText("no samples in this range", PAD.left + 8, height / 2);
+      ctx.fillText(this.points.length ? "not reported by this agent in this range" : "no samples in this range",
+        PAD.left + 8, height / 2);
     }
     this.crosshair(ctx, width, height, x, y);
   }

@@ -221,8 +221,8 @@ function toPoint(s) {
   return Object.fromEntries(Object.entries(CHART_FIELDS).map(([key, fields]) => [key, { t, v: fields.map((f) => s[f] ?? null) }]));
 }
 
-// The page's range select gets the ranges up to a year, and a row of buttons that drive it
-// (a change event, so whatever else listens to the select follows).
+// The page's range select gets the ranges up to a year and is replaced on screen by a row of
+// buttons that drive it (a change event, so whatever else listens to the select follows).
 function rangeChoices(select) {
   const chosen = select.value;
   select.replaceChildren(...RANGES.map(([seconds, label]) => new Option(label, String(seconds))));
@@ -248,8 +248,8 @@ function rangeChoices(select) {
   });
   group.append(...buttons);
   const label = select.closest("label") ?? select;
-  label.classList.add("range-select");
   label.after(group);
+  label.hidden = true;  // the buttons are the control; the select keeps the value for other readers
   return buttons;
 }
 
