@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  COLUMNS, compareDevices, compareValues, insertionPoint, matches, nextSort, readViewState, resort, writeViewState,
+  COLUMNS, compareDevices, compareKeyed, compareValues, insertionPoint, matches, nextSort, readViewState, resort,
+  sortValue, writeViewState,
 } from "../../monitor_server/static/js/fleet-sort.js";
 
 const dev = (id, extra = {}) => ({ device_id: id, online: true, last_payload: null, incomplete: false, ...extra });
@@ -116,4 +117,15 @@ test("defaults leave the query string empty and bad values fall back to defaults
   assert.deepEqual(readViewState("?sort=__proto__&status=weird"), { sort: { key: "device_id", dir: 1 }, filter: { text: "", status: "all" } });
   assert.deepEqual(readViewState("?sort=cpu").sort, { key: "cpu", dir: -1 });
   assert.deepEqual(readViewState("?sort=cpu&dir=asc").sort, { key: "cpu", dir: 1 });
+});
+
+test("sorting by values computed once gives the same order as comparing devices", () => {
+  for (const key of Object.keys(COLUMNS)) {
+    for (const dir of [1, -1]) {
+      const value = sortValue({ key, dir });
+      const keyed = fleet.map((d) => ({ id: d.device_id, value: value(d) })).sort(compareKeyed(dir));
+      assert.deepEqual(keyed.map((k) => k.id), ids({ key, dir }), `${key} ${dir}`);
+    }
+  }
+  assert.equal(sortValue({ key: "nonsense", dir: 1 }), COLUMNS.device_id.value);
 });

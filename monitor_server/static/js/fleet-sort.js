@@ -67,22 +67,43 @@ export function compareValues(a, b) {
 }
 
 /**
+ * What a device is sorted by under a sort (an unknown column: the default one).
+ * @param {Sort} sort
+ * @returns {(d: Device) => SortValue}
+ */
+export function sortValue(sort) {
+  return COLUMNS[Object.hasOwn(COLUMNS, sort.key) ? sort.key : DEFAULT_SORT.key].value;
+}
+
+/** @typedef {{ id: string, value: SortValue }} Keyed a device id with its sort value, computed once */
+
+/**
+ * A comparator of devices by sort values already computed: missing values last either way, ties
+ * by device id. Sorting 10,000 devices this way computes each value once, not at every comparison.
+ * @param {Direction} dir
+ * @returns {(a: Keyed, b: Keyed) => number}
+ */
+export function compareKeyed(dir) {
+  return (a, b) => {
+    const va = a.value, vb = b.value;
+    if (va === null || vb === null) {
+      if (va !== vb) return va === null ? 1 : -1;
+    } else {
+      const order = compareValues(va, vb) * dir;
+      if (order) return order;
+    }
+    return compareValues(a.id, b.id);
+  };
+}
+
+/**
  * A comparator of devices for a sort: missing values last either way, ties by device id.
  * @param {Sort} sort
  * @returns {(a: Device, b: Device) => number}
  */
 export function compareDevices(sort) {
-  const value = COLUMNS[Object.hasOwn(COLUMNS, sort.key) ? sort.key : DEFAULT_SORT.key].value;
-  return (a, b) => {
-    const va = value(a), vb = value(b);
-    if (va === null || vb === null) {
-      if (va !== vb) return va === null ? 1 : -1;
-    } else {
-      const order = compareValues(va, vb) * sort.dir;
-      if (order) return order;
-    }
-    return compareValues(a.device_id, b.device_id);
-  };
+  const value = sortValue(sort), byKey = compareKeyed(sort.dir);
+  return (a, b) => byKey({ id: a.device_id, value: value(a) }, { id: b.device_id, value: value(b) });
 }
 
 /**

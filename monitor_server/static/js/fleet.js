@@ -3,7 +3,7 @@
 // work is batched on animation frames. Ordering and filtering rules live in fleet-sort.js, the
 // scroll arithmetic in fleet-window.js (both pure, unit-tested with node --test).
 import { ago, clock, count, percent } from "./format.js";
-import { compareDevices, matches, nextSort, readViewState, resort, writeViewState } from "./fleet-sort.js";
+import { compareKeyed, matches, nextSort, readViewState, resort, sortValue, writeViewState } from "./fleet-sort.js";
 import { rowWindow } from "./fleet-window.js";
 
 const METRICS = ["cpu", "ram", "disk"];
@@ -26,7 +26,9 @@ export class FleetView {
     this.dirty = new Set();
     this.everything = true;
     this.orderStale = true;
+    this.filterStale = false;
     this.order = [];             // every device id, in sort order
+    this.keyed = new Map();      // device id -> { id, value }: the sort value `order` was built with
     this.shown = [];             // the ids of `order` that pass the filter
     this.rowHeight = 0;          // measured; 0: measure again (after a resize)
     this.frame = 0;
@@ -82,7 +84,7 @@ export class FleetView {
     }
   }
 
-  refilter() { this.remember(); this.everything = true; this.schedule(); }
+  refilter() { this.remember(); this.filterStale = true; this.schedule(); }
 
   invalidate(ids, timeOnly = false) {
     if (ids === null) this.everything = this.everything || !timeOnly;
@@ -100,12 +102,12 @@ export class FleetView {
     this.frame = 0;
     if (this.root.hidden) return;  // changes stay pending until the view is shown
     const started = performance.now();
-    const changed = this.everything || this.orderStale || this.dirty.size > 0;
+    const changed = this.everything || this.orderStale || this.filterStale || this.dirty.size > 0;
     if (changed) this.arrange();
     this.render();
     if (changed || this.tickDue) this.showCounts();
     this.dirty.clear();
-    this.everything = this.tickDue = false;
+    this.everything = this.tickDue = this.filterStale = false;
     this.record(performance.now() - started);
   }
 
@@ -115,12 +117,27 @@ export class FleetView {
     if (!this.everything) {
       for (const id of this.dirty) if (!devices.has(id)) { this.everything = true; break; }  // one removed
     }
-    if (this.orderStale || this.everything || this.dirty.size > this.order.length * FULL_SORT_OVER) {
+    const value = sortValue(this.sort), byKey = compareKeyed(this.sort.dir);
+    // Only a device whose sort value changed can move (ties are broken by id, which never changes):
+    // sorted by name, a stream of samples moves nothing.
+    const moved = [];
+    if (!this.orderStale && !this.everything) {
+      for (const id of this.dirty) {
+        const v = value(devices.get(id));
+        if (this.keyed.get(id)?.value !== v) {
+          moved.push(id);
+          this.keyed.set(id, { id, value: v });
+        }
+      }
+    }
+    if (this.orderStale || this.everything || moved.length > this.order.length * FULL_SORT_OVER) {
       this.orderStale = false;
-      this.order = [...devices.values()].sort(compareDevices(this.sort)).map((d) => d.device_id);
-    } else {
-      const byDevice = compareDevices(this.sort);
-      resort(this.order, this.dirty, (a, b) => byDevice(devices.get(a), devices.get(b)));
+      const keyed = [...devices.values()].map((d) => ({ id: d.device_id, value: value(d) })).sort(byKey);
+      this.keyed = new Map(keyed.map((k) => [k.id, k]));
+      this.order = keyed.map((k) => k.id);
+    } else if (moved.length) {
+      const keys = this.keyed;
+      resort(this.order, moved, (a, b) => byKey(keys.get(a), keys.get(b)));
     }
     const { text, status } = this.filter;
     this.shown = text || status !== "all"
