@@ -1,10 +1,18 @@
 """Scenario 3, ingest: samples/s stored in SQLite through WebSockets, vs raw executemany; REST req/s.
 
-WebSocket load: virtual agents replaying a backlog, which is how an agent sends many samples:
-the real transport takes up to 500 spooled samples per ``metrics_batch`` frame, keeps a few
-frames in flight and forgets samples only on the hub's ``stored`` frame (sent after their
-commit). The spool here is endless (a bench-only ``Spool`` that makes samples as they are
-read), so the rate can be held for the whole window. Rows are counted in the database file.
+Headline (issue 11): live single-sample ``metrics`` frames from 1,000 agents, which is what a
+connected fleet sends (one frame per sample taken), from ``bench/live_load.py`` in its own
+process on the load core; in the same hub and run, the same generator sends ``metrics_batch``
+frames of 500 from 16 agents, so hub CPU per sample is compared path against path. Rows are
+counted in the database file; hub CPU is the hub process's own (its SQLite thread included).
+
+Second WebSocket load: virtual agents on the real agent transport replaying a backlog: up to
+500 spooled samples per ``metrics_batch`` frame, a few frames in flight, samples forgotten only
+on the hub's ``stored`` frame (sent after their commit). The spool here is endless (a bench-only
+``Spool`` that makes samples as they are read), so the rate can be held for the whole window.
+
+REST ``/ingest``: 32 keep-alive clients with one fixed device each, and the same with a device id
+never seen before in every request (a new device: presence and ``devices`` rows).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import itertools
 import json
 import random
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -26,6 +35,7 @@ import psutil
 
 from bench.common import (
     HUB_CORE,
+    LOAD_CORE,
     TOKEN,
     HubProcess,
     Scale,
@@ -40,6 +50,10 @@ from monitor_agent.simulator import SyntheticHost
 from monitor_agent.spool import Sample
 
 AGENTS = 16
+LIVE_AGENTS = 1000
+BATCH = 500
+LOAD_LIMIT = 90.0  # load generator CPU % from which a window is marked as bound by it
+HUB_LIMIT = 80.0  # hub CPU % (median of windows) from which it is marked as the limit
 
 
 class EndlessSpool:
@@ -147,12 +161,21 @@ def ingest_request(device: str, auth: str = LEGACY_HEADER) -> bytes:
     return head.encode() + body
 
 
-async def _rest_client(port: int, device: str, until: float, counts: list[int]) -> None:
-    """One keep-alive connection posting the original agent's payload back to back."""
+async def _rest_client(
+    port: int, device: str, until: float, counts: list[int], first_seen: bool = False
+) -> None:
+    """One keep-alive connection posting the original agent's payload back to back.
+
+    ``first_seen``: every request names a device the hub has never seen (``device``-N).
+    """
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     request = ingest_request(device)
+    n = 0
     try:
         while time.monotonic() < until:
+            if first_seen:
+                n += 1
+                request = ingest_request(f"{device}-{n:06d}")
             writer.write(request)
             status = await reader.readline()
             length = 0
@@ -168,17 +191,109 @@ async def _rest_client(port: int, device: str, until: float, counts: list[int]) 
         writer.close()
 
 
-async def _rest_rate(hub: HubProcess, window: float, runs: int, clients: int) -> list[dict[str, Any]]:
-    results = []
-    for _ in range(runs):
-        counts = [0, 0]
-        started = time.monotonic()
-        await asyncio.gather(
-            *(_rest_client(hub.port, f"rest-{i:03d}", started + window, counts) for i in range(clients))
+async def _rest_window(
+    hub: HubProcess, window: float, clients: int, prefix: str, first_seen: bool
+) -> dict[str, Any]:
+    counts = [0, 0]
+    proc, me = hub.process(), psutil.Process()
+    started, cpu0, load0 = time.monotonic(), sum(proc.cpu_times()[:2]), sum(me.cpu_times()[:2])
+    await asyncio.gather(
+        *(
+            _rest_client(hub.port, f"{prefix}{i:03d}", started + window, counts, first_seen)
+            for i in range(clients)
         )
-        elapsed = time.monotonic() - started
-        results.append({"requests_per_second": round(counts[0] / elapsed), "errors": counts[1]})
-    return results
+    )
+    elapsed = time.monotonic() - started
+    cpu1, load1 = sum(proc.cpu_times()[:2]), sum(me.cpu_times()[:2])
+    return {
+        "requests_per_second": round(counts[0] / elapsed),
+        "errors": counts[1],
+        "hub_cpu_percent": round(100 * (cpu1 - cpu0) / elapsed, 1),
+        "load_generator_cpu_percent": round(100 * (load1 - load0) / elapsed, 1),
+    }
+
+
+async def _rest_rate(
+    hub: HubProcess, window: float, runs: int, clients: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Fixed devices and first-seen devices, windows back to back, their order alternating."""
+    fixed: list[dict[str, Any]] = []
+    fresh: list[dict[str, Any]] = []
+    for n in range(runs):
+        order = (False, True) if n % 2 == 0 else (True, False)
+        for first_seen in order:
+            prefix = f"new{n}-" if first_seen else "rest-"
+            result = await _rest_window(hub, window, clients, prefix, first_seen)
+            (fresh if first_seen else fixed).append(result)
+    return fixed, fresh
+
+
+async def _light_window(
+    hub: HubProcess, agents: int, per_frame: int, window: float, prefix: str
+) -> dict[str, Any]:
+    """One window of ``bench/live_load.py``; the hub's rows and CPU over the generator's own window."""
+    command = [
+        *taskset(LOAD_CORE),
+        sys.executable,
+        "-m",
+        "bench.live_load",
+        hub.ws_url,
+        TOKEN,
+        str(agents),
+        str(per_frame),
+        str(window),
+        prefix,
+    ]
+    proc = hub.process()
+    loop = asyncio.get_running_loop()
+    gen = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    assert gen.stdout is not None
+    start: tuple[int, float, float] | None = None
+    end: tuple[int, float, float] | None = None
+    result: dict[str, Any] = {}
+    async with asyncio.timeout(window + 180):
+        while line := await gen.stdout.readline():
+            event = json.loads(line)
+            now = (
+                await loop.run_in_executor(None, _rows, hub.db),
+                time.monotonic(),
+                sum(proc.cpu_times()[:2]),
+            )
+            if event["event"] == "window_start":
+                start = now
+            elif event["event"] == "window_end":
+                end = now
+            else:
+                result = event
+        if await gen.wait() != 0 or start is None or end is None:
+            raise RuntimeError(f"bench.live_load failed: {command}")
+    rows, seconds, cpu = end[0] - start[0], end[1] - start[1], end[2] - start[2]
+    return {
+        "agents": agents,
+        "samples_per_frame": per_frame,
+        "samples_per_second": round(rows / seconds),
+        "hub_cpu_percent": round(100 * cpu / seconds, 1),
+        "hub_us_per_sample": round(1e6 * cpu / rows, 2) if rows else None,
+        "load_generator_cpu_percent": result.get("load_generator_cpu_percent"),
+        "samples_sent_per_second": result.get("samples_sent_per_second"),
+        "rows": rows,
+        "seconds": round(seconds, 2),
+    }
+
+
+async def _live_vs_batched(
+    hub: HubProcess, agents: int, window: float, runs: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Live single-sample frames from ``agents`` and batches of 500 from 16, order alternating."""
+    live, batched = [], []
+    for n in range(runs):
+        order = (1, BATCH) if n % 2 == 0 else (BATCH, 1)
+        for per_frame in order:
+            if per_frame == 1:
+                live.append(await _light_window(hub, agents, 1, window, f"live{n}-"))
+            else:
+                batched.append(await _light_window(hub, AGENTS, BATCH, window, f"batch{n}-"))
+    return live, batched
 
 
 def _raw(folder: Path, rows: int, runs: int) -> list[dict[str, Any]]:
@@ -195,37 +310,93 @@ def _raw(folder: Path, rows: int, runs: int) -> list[dict[str, Any]]:
     return results
 
 
+def _bound(windows: list[dict[str, Any]]) -> str:
+    """What limited the windows: the load generator at LOAD_LIMIT % of its core, the hub at
+    HUB_LIMIT % of its own, else neither (the agents' windows of unstored frames, commit latency)."""
+    load = max((w.get("load_generator_cpu_percent") or 0.0 for w in windows), default=0.0)
+    hub = statistics.median(w.get("hub_cpu_percent") or 0.0 for w in windows) if windows else 0.0
+    if load >= LOAD_LIMIT:
+        return f"load generator ({load:.0f} % of its core)"
+    if hub >= HUB_LIMIT:
+        return f"hub ({hub:.0f} % of its core)"
+    return f"neither (hub {hub:.0f} %, load generator {load:.0f} %)"
+
+
 async def run(folder: Path, scale: Scale) -> dict[str, Any]:
     window = scale.pick(2.0, 30.0)
+    live_agents = scale.pick(50, LIVE_AGENTS)
+    async with running_hub(folder / "live") as hub:
+        live_runs, batched_runs = await _live_vs_batched(hub, live_agents, scale.pick(2.0, 20.0), scale.runs)
     async with running_hub(folder / "ws") as hub:
         ws_runs = await _ws_rate(hub, window, scale.runs)
     async with running_hub(folder / "rest") as hub:
-        rest_runs = await _rest_rate(hub, scale.pick(1.0, 10.0), scale.runs, 32)
+        rest_runs, rest_new_runs = await _rest_rate(hub, scale.pick(1.0, 10.0), scale.runs, 32)
     raw_runs = _raw(folder, scale.pick(20_000, 600_000), scale.runs)
     ws = median_of(ws_runs, "samples_per_second")
     raw = median_of(raw_runs, "rows_per_second")
     ratio = round(ws / raw, 3) if raw else 0.0
+    live = median_of(live_runs, "samples_per_second")
+    batched = median_of(batched_runs, "samples_per_second")
+    live_us = median_of(live_runs, "hub_us_per_sample")
+    batched_us = median_of(batched_runs, "hub_us_per_sample")
+    cost_ratio = round(live_us / batched_us, 2) if batched_us else float("nan")
+    batched_ratio = round(batched / raw, 3) if raw else 0.0
+    rest_new = median_of(rest_new_runs, "requests_per_second")
     return {
         "scenario": "ingest",
         "agents": AGENTS,
+        "live_agents": live_agents,
         "window_seconds": window,
+        "live_runs": live_runs,
+        "light_batched_runs": batched_runs,
         "ws_runs": ws_runs,
         "raw_runs": raw_runs,
         "rest_runs": rest_runs,
+        "rest_first_seen_runs": rest_new_runs,
+        "live_samples_per_second": live,
+        "live_hub_us_per_sample": live_us,
+        "live_bound_by": _bound(live_runs),
+        "light_batched_samples_per_second": batched,
+        "light_batched_hub_us_per_sample": batched_us,
+        "light_batched_bound_by": _bound(batched_runs),
+        "live_over_batched_cost": cost_ratio,
+        "light_batched_ratio": batched_ratio,
         "ws_samples_per_second": ws,
+        "ws_bound_by": _bound(ws_runs),
         "raw_rows_per_second": raw,
         "ratio": ratio,
         "rest_requests_per_second": median_of(rest_runs, "requests_per_second"),
+        "rest_first_seen_requests_per_second": rest_new,
         "targets": {
-            "samples/s stored via WebSockets": {
+            f"live single-sample frames from {live_agents:,} agents, samples/s stored": {
+                "target": ">= 50000",
+                "achieved": live,
+                "met": live >= 50_000,
+            },
+            "hub CPU per live sample / per sample in batches of 500": {
+                "target": "<= 1.5x",
+                "achieved": f"{cost_ratio}x ({live_us} / {batched_us} us)",
+                "met": cost_ratio <= 1.5,
+            },
+            "batches of 500 (light generator, hub-bound): share of raw executemany": {
+                "target": ">= 60%",
+                "achieved": f"{batched_ratio:.0%}",
+                "met": batched_ratio >= 0.6,
+            },
+            "samples/s stored via WebSockets (agent transport replaying)": {
                 "target": ">= 20000",
                 "achieved": ws,
                 "met": ws >= 20_000,
             },
-            "share of raw executemany": {
+            "share of raw executemany (agent transport replaying)": {
                 "target": ">= 25%",
                 "achieved": f"{ratio:.0%}",
                 "met": ratio >= 0.25,
+            },
+            "REST /ingest, a first-seen device per request, req/s": {
+                "target": ">= 5000",
+                "achieved": rest_new,
+                "met": rest_new >= 5000,
             },
         },
     }
