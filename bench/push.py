@@ -1,7 +1,10 @@
 """Scenario 1, push latency: commands enqueued over REST reach WebSocket agents vs polling agents.
 
 N virtual agents hold WebSockets; a commander posts 10 commands/s to random ones and records when
-each REST call returned; the agent records when the command frame arrived. In the same run, polling
+each REST request was sent and when its call returned; the agent records when the command frame
+arrived. The headline is from the request being sent (the command's commit included: what an
+operator waits); "REST return -> frame" is secondary, near zero by construction (the hub pushes
+before it answers, so many frames arrive before the response and count as 0). In the same run, polling
 agents (the agent's own HTTP transport, polling ``/commands/next`` every 1 s and every 10 s) get
 commands too: their latency is what the original design paid.
 """
@@ -212,24 +215,25 @@ async def measure(folder: Path, agents: int, scale: Scale) -> dict[str, Any]:
 
 
 async def run(folder: Path, scale: Scale) -> dict[str, Any]:
-    sizes = scale.pick([20], [1000, 5000])
+    sizes = scale.pick([20], [1000, 5000, 10000])
     results = [await measure(folder / f"n{n}", n, scale) for n in sizes]
     largest = results[-1]
+    n = f"{largest['agents']:,}"
     return {
         "scenario": "push",
         "sizes": results,
         "targets": {
-            f"push p99 at {largest['agents']:,} agents, REST return -> frame (ms; the issue's measure)": {
+            f"push p99 at {n} agents, REST request sent -> frame (ms; headline)": {
+                "target": "<= 10",
+                "achieved": largest["push_from_request"]["p99_ms"],
+                "met": largest["push_from_request"]["p99_ms"] <= 10,
+            },
+            f"push p99 at {n} agents, REST return -> frame (ms; secondary, pushed before the answer)": {
                 "target": "<= 25",
                 "achieved": largest["push_after_return"]["p99_ms"],
                 "met": largest["push_after_return"]["p99_ms"] <= 25,
             },
-            f"push p99 at {largest['agents']:,} agents, REST request sent -> frame (ms; stricter)": {
-                "target": "<= 25",
-                "achieved": largest["push_from_request"]["p99_ms"],
-                "met": largest["push_from_request"]["p99_ms"] <= 25,
-            },
-            "1 s polling p99 / push p99 (push measured from the request: stricter)": {
+            "1 s polling p99 / push p99 (push from the request)": {
                 "target": ">= 20x",
                 "achieved": largest["ratio_vs_poll_1s_p99"],
                 "met": (largest["ratio_vs_poll_1s_p99"] or 0) >= 20,

@@ -46,6 +46,8 @@ def _push(r: dict[str, Any]) -> list[str]:
                 f"{size['poll_1s']['p50_ms']} / {size['poll_1s']['p99_ms']} / {size['poll_1s']['max_ms']}",
                 f"{size['poll_10s']['p50_ms']} / {size['poll_10s']['p99_ms']} / {size['poll_10s']['max_ms']}",
                 f"{size['ratio_vs_poll_1s_p50']}x / {size['ratio_vs_poll_1s_p99']}x",
+                f"{sum(w['arrived_before_return'] for w in size['runs'])} of "
+                f"{sum(w['n'] for w in size['runs'])}",
                 size["online_at_end"],
             ]
         )
@@ -53,11 +55,12 @@ def _push(r: dict[str, Any]) -> list[str]:
         rows,
         [
             "agents",
-            "push from REST request, ms p50/p99/max",
-            "push after REST return, ms",
+            "**push from REST request sent**, ms p50/p99/max",
+            "push after REST return (secondary), ms",
             "poll every 1 s, ms",
             "poll every 10 s, ms",
             "1 s poll / push (p50, p99)",
+            "frames before the REST response",
             "online at end",
         ],
     )
@@ -162,8 +165,15 @@ def _presence(r: dict[str, Any]) -> list[str]:
     return [
         f"Subscriber: {r['subscriber']}. Clean close -> offline event: p50 {c['p50_ms']} ms, "
         f"p99 {c['p99_ms']} ms, max {c['max_ms']} ms (median of {len(r['clean_close_runs'])} runs of "
-        f"{r['closes_per_run']} closes). SIGSTOPped agent -> offline with default timings: "
-        f"{', '.join(str(s) for s in r['sigstop_seconds'])} s.",
+        f"{r['closes_per_run']} closes). SIGSTOPped agent -> offline with default timings"
+        + (
+            f", frozen at a random phase (0-10 s after it came online) in {len(r['sigstop_seconds'])} "
+            f"agents: min **{r['sigstop_min_seconds']} s**, median **{r['sigstop_median_seconds']} s**, "
+            f"max **{r['sigstop_max_seconds']} s** (each: "
+            if "sigstop_min_seconds" in r
+            else ": ("
+        )
+        + f"{', '.join(str(s) for s in sorted(r['sigstop_seconds']))} s).",
         "",
     ]
 
