@@ -103,18 +103,20 @@ test("matches filters by status and by text in id, host, version, error and plat
 });
 
 test("sort and filter round-trip through the query string, other parameters kept", () => {
-  const search = writeViewState("?lang=en", { key: "cpu", dir: -1 }, { text: "Web 01", status: "offline" });
+  const search = writeViewState("?lang=en", { key: "cpu", dir: -1 }, { text: "Web 01", status: "offline", tag: "env=prod" });
   const params = new URLSearchParams(search);
   assert.equal(params.get("lang"), "en");
-  assert.deepEqual(readViewState(search), { sort: { key: "cpu", dir: -1 }, filter: { text: "Web 01", status: "offline" } });
+  assert.deepEqual(readViewState(search), {
+    sort: { key: "cpu", dir: -1 }, filter: { text: "Web 01", status: "offline", tag: "env=prod" },
+  });
   assert.deepEqual(readViewState(writeViewState("", { key: "hostname", dir: 1 }, { text: "", status: "all" })).sort,
     { key: "hostname", dir: 1 });
 });
 
 test("defaults leave the query string empty and bad values fall back to defaults", () => {
-  assert.equal(writeViewState("?sort=cpu&dir=desc&q=x&status=online", { key: "device_id", dir: 1 }, { text: "", status: "all" }), "");
-  assert.deepEqual(readViewState(""), { sort: { key: "device_id", dir: 1 }, filter: { text: "", status: "all" } });
-  assert.deepEqual(readViewState("?sort=__proto__&status=weird"), { sort: { key: "device_id", dir: 1 }, filter: { text: "", status: "all" } });
+  assert.equal(writeViewState("?sort=cpu&dir=desc&q=x&status=online&tag=t", { key: "device_id", dir: 1 }, { text: "", status: "all" }), "");
+  assert.deepEqual(readViewState(""), { sort: { key: "device_id", dir: 1 }, filter: { text: "", status: "all", tag: "" } });
+  assert.deepEqual(readViewState("?sort=__proto__&status=weird"), { sort: { key: "device_id", dir: 1 }, filter: { text: "", status: "all", tag: "" } });
   assert.deepEqual(readViewState("?sort=cpu").sort, { key: "cpu", dir: -1 });
   assert.deepEqual(readViewState("?sort=cpu&dir=asc").sort, { key: "cpu", dir: 1 });
 });
@@ -128,4 +130,14 @@ test("sorting by values computed once gives the same order as comparing devices"
     }
   }
   assert.equal(sortValue({ key: "nonsense", dir: 1 }), COLUMNS.device_id.value);
+});
+
+test("a tag filter keeps only the devices with that tag; text also finds names and tags", () => {
+  const tagged = { device_id: "n1", name: "Front web", tags: ["env=prod", "rack-4"], online: true, last_payload: null, incomplete: false };
+  const plain = { device_id: "n2", online: true, last_payload: null, incomplete: false };
+  assert.equal(matches(tagged, { text: "", status: "all", tag: "rack-4" }), true);
+  assert.equal(matches(plain, { text: "", status: "all", tag: "rack-4" }), false);
+  assert.equal(matches(tagged, { text: "front", status: "all" }), true);
+  assert.equal(matches(tagged, { text: "env=pr", status: "all" }), true);
+  assert.equal(matches(plain, { text: "env", status: "all" }), false);
 });

@@ -9,7 +9,7 @@
 /** @typedef {import("./fleet-state.js").Device} Device */
 /** @typedef {1 | -1} Direction 1 ascending, -1 descending */
 /** @typedef {{ key: string, dir: Direction }} Sort */
-/** @typedef {{ text: string, status: "all" | "online" | "offline" }} Filter */
+/** @typedef {{ text: string, status: "all" | "online" | "offline", tag?: string }} Filter tag "": any */
 /** @typedef {string | number | null} SortValue null: no value, sorted last */
 
 /** @type {Record<string, { value: (d: Device) => SortValue, first: Direction }>} */
@@ -28,7 +28,7 @@ export const COLUMNS = {
 /** @type {Sort} */
 export const DEFAULT_SORT = { key: "device_id", dir: 1 };
 /** @type {Filter} */
-export const DEFAULT_FILTER = { text: "", status: "all" };
+export const DEFAULT_FILTER = { text: "", status: "all", tag: "" };
 const STATUSES = ["all", "online", "offline"];
 
 /**
@@ -144,17 +144,19 @@ export function resort(order, changed, cmp) {
 }
 
 /**
- * Whether a device passes the fleet filter (status, then text in id, host, version, error, platform).
+ * Whether a device passes the fleet filter: status, tag, then text in id, name, host, version, error,
+ * platform or a tag.
  * @param {Device} d
  * @param {Filter} filter text already lower-cased
  * @returns {boolean}
  */
 export function matches(d, filter) {
-  const { text, status } = filter;
+  const { text, status, tag } = filter;
   if (status === "online" && !d.online) return false;
   if (status === "offline" && d.online) return false;
+  if (tag && !(d.tags ?? []).includes(tag)) return false;
   if (!text) return true;
-  return [d.device_id, d.hostname, d.agent_version, d.last_error, d.platform]
+  return [d.device_id, d.name, d.hostname, d.agent_version, d.last_error, d.platform, ...(d.tags ?? [])]
     .some((field) => field && field.toLowerCase().includes(text));
 }
 
@@ -177,6 +179,7 @@ export function readViewState(search) {
     filter: {
       text: params.get("q") ?? "",
       status: /** @type {Filter["status"]} */ (STATUSES.includes(status) ? status : "all"),
+      tag: params.get("tag") ?? "",
     },
   };
 }
@@ -191,13 +194,14 @@ export function readViewState(search) {
  */
 export function writeViewState(search, sort, filter) {
   const params = new URLSearchParams(search);
-  for (const name of ["sort", "dir", "q", "status"]) params.delete(name);
+  for (const name of ["sort", "dir", "q", "status", "tag"]) params.delete(name);
   if (sort.key !== DEFAULT_SORT.key || sort.dir !== DEFAULT_SORT.dir) {
     params.set("sort", sort.key);
     params.set("dir", sort.dir > 0 ? "asc" : "desc");
   }
   if (filter.text) params.set("q", filter.text);
   if (filter.status !== "all") params.set("status", filter.status);
+  if (filter.tag) params.set("tag", filter.tag);
   const text = params.toString();
   return text ? `?${text}` : "";
 }

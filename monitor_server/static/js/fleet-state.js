@@ -18,10 +18,13 @@ import { parseTime } from "./format.js";
  * @property {number | null} [sample_ts]
  * @property {string | null} [status]
  * @property {string | null} [last_error]
+ * @property {string | null} [name] the display name an operator gave it
+ * @property {string[]} [tags] every tag (operators' and the agent's)
+ * @property {string[]} [agent_tags] the tags the agent reports in hello
  * @property {boolean} incomplete details still to be fetched
  */
 
-/** @typedef {Record<string, any>} LiveEvent a presence, sample or device_removed event from /ws/ui */
+/** @typedef {Record<string, any>} LiveEvent a presence, sample, device or device_removed event from /ws/ui */
 /** @typedef {(ids: Set<string> | null, events: LiveEvent[]) => void} Listener null: everything changed */
 
 export class FleetState {
@@ -65,6 +68,7 @@ export class FleetState {
       if (event.type === "presence") this.presence(event);
       else if (event.type === "sample") this.sample(event);
       else if (event.type === "device_removed") this.devices.delete(event.device_id);
+      else if (event.type === "device") this.organised(event);
       else continue;
       changed.add(event.device_id);
     }
@@ -125,6 +129,15 @@ export class FleetState {
   }
 
   /**
+   * Applies a device event (renamed or tagged by an operator).
+   * @param {LiveEvent} event
+   */
+  organised(event) {
+    const d = this.ensure(event.device_id);
+    Object.assign(d, { name: event.name ?? null, tags: event.tags ?? [], agent_tags: event.agent_tags ?? [] });
+  }
+
+  /**
    * Applies a sample event; an older one than the newest known only moves last_seen.
    * @param {LiveEvent} event
    */
@@ -175,5 +188,6 @@ function fromRest(d) {
     online: d.online, connection: d.connection, presence_reason: d.presence_reason,
     presence_since: parseTime(d.presence_since), last_seen: parseTime(d.last_seen),
     last_payload: d.last_payload, status: d.status, last_error: d.last_error, incomplete: false,
+    name: d.name ?? null, tags: d.tags ?? [], agent_tags: d.agent_tags ?? [],
   };
 }
