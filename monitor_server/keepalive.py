@@ -6,6 +6,11 @@ closing politely needs the peer to read, and a peer that does not read is the on
 Stock uvicorn reports a keepalive ping timeout to the application as an anonymous 1005 once the
 transport is gone; presence needs to say ``timeout`` rather than ``disconnected``, so the
 timeout is reported as close code 1011 first.
+
+A ping is sent only when the peer has been silent for a whole ping interval: any bytes received
+(a sample, a heartbeat, the agent's own ping) prove it alive as well as a pong would. A silent
+peer is pinged at most ``ping_interval`` after the last thing it sent and dropped
+``ping_timeout`` later, the same worst case as pinging on a fixed clock, for fewer frames.
 """
 
 from __future__ import annotations
@@ -22,6 +27,21 @@ SERVER_SHUTDOWN_EXTENSION = "monitor.server.shutdown"
 
 
 class KeepaliveReportingProtocol(WebSocketsSansIOProtocol):
+    last_received = 0.0  # loop time of the last bytes read from the peer
+
+    def data_received(self, data: bytes) -> None:
+        self.last_received = self.loop.time()
+        super().data_received(data)
+
+    def send_keepalive_ping(self) -> None:
+        """Ping only a peer silent for a whole interval; otherwise look again an interval after it spoke."""
+        assert self.ping_interval is not None
+        due = self.last_received + self.ping_interval
+        if self.pending_ping_payload is None and due > self.loop.time():
+            self.ping_timer = self.loop.call_at(due, self.send_keepalive_ping)
+            return
+        super().send_keepalive_ping()
+
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)  # absent when the handshake was refused
