@@ -282,26 +282,32 @@ async def _light_window(
 
 
 async def _live_vs_batched(
-    hub: HubProcess, agents: int, window: float, runs: int
+    folder: Path, agents: int, window: float, runs: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Live single-sample frames from ``agents`` and batches of 500 from 16, order alternating."""
-    live, batched = [], []
+    """Live single-sample frames from ``agents`` and batches of 500 from 16, order alternating.
+
+    Each window gets a fresh hub and database: inserts get dearer as the indexes outgrow SQLite's
+    page cache, so a window on a database the previous one filled would not be comparable.
+    """
+    live: list[dict[str, Any]] = []
+    batched: list[dict[str, Any]] = []
     for n in range(runs):
         order = (1, BATCH) if n % 2 == 0 else (BATCH, 1)
         for per_frame in order:
-            if per_frame == 1:
-                live.append(await _light_window(hub, agents, 1, window, f"live{n}-"))
-            else:
-                batched.append(await _light_window(hub, AGENTS, BATCH, window, f"batch{n}-"))
+            async with running_hub(folder / f"run{n}-{per_frame}") as hub:
+                if per_frame == 1:
+                    live.append(await _light_window(hub, agents, 1, window, "live-"))
+                else:
+                    batched.append(await _light_window(hub, AGENTS, BATCH, window, "batch-"))
     return live, batched
 
 
-def _raw(folder: Path, rows: int, runs: int) -> list[dict[str, Any]]:
+def _raw(folder: Path, rows: int, runs: int, devices: int = AGENTS) -> list[dict[str, Any]]:
     results = []
     for n in range(runs):
-        db = folder / f"raw{n}.db"
+        db = folder / f"raw{n}-{devices}.db"
         out = subprocess.run(
-            [*taskset(HUB_CORE), sys.executable, "-m", "bench.raw_sqlite", str(db), str(rows)],
+            [*taskset(HUB_CORE), sys.executable, "-m", "bench.raw_sqlite", str(db), str(rows), str(devices)],
             check=True,
             capture_output=True,
             text=True,
@@ -325,13 +331,15 @@ def _bound(windows: list[dict[str, Any]]) -> str:
 async def run(folder: Path, scale: Scale) -> dict[str, Any]:
     window = scale.pick(2.0, 30.0)
     live_agents = scale.pick(50, LIVE_AGENTS)
-    async with running_hub(folder / "live") as hub:
-        live_runs, batched_runs = await _live_vs_batched(hub, live_agents, scale.pick(2.0, 20.0), scale.runs)
+    live_runs, batched_runs = await _live_vs_batched(
+        folder / "live", live_agents, scale.pick(2.0, 20.0), scale.runs
+    )
     async with running_hub(folder / "ws") as hub:
         ws_runs = await _ws_rate(hub, window, scale.runs)
     async with running_hub(folder / "rest") as hub:
         rest_runs, rest_new_runs = await _rest_rate(hub, scale.pick(1.0, 10.0), scale.runs, 32)
     raw_runs = _raw(folder, scale.pick(20_000, 600_000), scale.runs)
+    raw_many_runs = _raw(folder, scale.pick(20_000, 600_000), scale.runs, live_agents)
     ws = median_of(ws_runs, "samples_per_second")
     raw = median_of(raw_runs, "rows_per_second")
     ratio = round(ws / raw, 3) if raw else 0.0
@@ -351,6 +359,8 @@ async def run(folder: Path, scale: Scale) -> dict[str, Any]:
         "light_batched_runs": batched_runs,
         "ws_runs": ws_runs,
         "raw_runs": raw_runs,
+        "raw_many_devices_runs": raw_many_runs,
+        "raw_many_devices_rows_per_second": median_of(raw_many_runs, "rows_per_second"),
         "rest_runs": rest_runs,
         "rest_first_seen_runs": rest_new_runs,
         "live_samples_per_second": live,

@@ -1,6 +1,7 @@
 """The ingest baseline: plain ``sqlite3.executemany`` into the hub's own schema, no hub at all.
 
-Run as ``python -m bench.raw_sqlite DB ROWS`` (the runner pins it to the hub's core); prints JSON.
+Run as ``python -m bench.raw_sqlite DB ROWS [DEVICES]`` (rows round-robin over DEVICES, 16 by
+default; the runner pins it to the hub's core); prints JSON.
 Rows have the shape the hub stores (typed columns + the extra fields as JSON), built beforehand:
 only the inserts and commits are timed, so this is the ceiling for the same schema and batch size.
 """
@@ -45,12 +46,12 @@ def rows(count: int, devices: int = 16) -> list[tuple[object, ...]]:
     return out
 
 
-def main(db: Path, count: int) -> dict[str, float]:
+def main(db: Path, count: int, devices: int = 16) -> dict[str, float]:
     conn = sqlite3.connect(db, isolation_level=None)
     for pragma in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"):
         conn.execute(pragma)
     conn.executescript(f"BEGIN; {MIGRATIONS[0]}; COMMIT;")
-    data = rows(count)
+    data = rows(count, devices)
     started = time.perf_counter()
     for i in range(0, count, BATCH):
         conn.execute("BEGIN IMMEDIATE")
@@ -66,4 +67,4 @@ def main(db: Path, count: int) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(Path(sys.argv[1]), int(sys.argv[2]))))
+    print(json.dumps(main(Path(sys.argv[1]), int(sys.argv[2]), *(int(a) for a in sys.argv[3:4]))))

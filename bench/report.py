@@ -116,7 +116,9 @@ def _ingest(r: dict[str, Any]) -> list[str]:
             f"{r['light_batched_hub_us_per_sample']} us in batches of 500 "
             f"({r['light_batched_samples_per_second']:,.0f} samples/s, bound by: "
             f"{r['light_batched_bound_by']}) in the same hub and run: **{r['live_over_batched_cost']}x**. "
-            f"Batches of 500 reach {r['light_batched_ratio']:.0%} of raw `executemany`."
+            f"Batches of 500 reach {r['light_batched_ratio']:.0%} of raw `executemany` (16 devices); raw "
+            f"`executemany` of rows round-robin over {r['live_agents']:,} devices (the live load's index "
+            f"order): {r.get('raw_many_devices_rows_per_second', float('nan')):,.0f} rows/s."
         )
         lines.append("")
     rest_new = r.get("rest_first_seen_runs") or []
