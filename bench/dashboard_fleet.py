@@ -1,40 +1,46 @@
 """The dashboard with a big fleet, measured in the browser (headless system Chromium).
 
-Starts a real ``monitor-server`` process, connects N WebSocket agents from this process, logs a
-page in and reports:
+Starts a real ``monitor-server`` process (bench.common: pinned to core 0), connects N simulated
+agents (``monitor_agent.simulator``; this process pinned to core 1, the browser launched before
+that and not pinned) that report every ``--interval`` s, logs a page in with the hub token and
+reports, as JSON:
 
-- connect storm: N agents connecting while the page is open -> all N rows online (page clock);
-- snapshot render: page load -> N rows in the table (``performance.now()`` at that moment);
-- steady load: every agent sends metrics every ``--interval`` s; requestAnimationFrame intervals
-  (p50/p95/max), long tasks (>50 ms) and the fleet view's own flush time per frame;
-- presence latency: an agent's socket closes -> its row reads offline (MutationObserver, ms).
+- first render: page load (navigation start) -> the fleet table drawn with all N devices sorted
+  (the snapshot of every device is one frame over /ws/ui), for each of ``--loads`` loads;
+- rows in the DOM: the table is virtualized, so this is a screenful plus overscan, not N;
+- sort click: a header click -> the re-sorted rows painted (next frame), for six columns, both ways;
+- live updates: requestAnimationFrame intervals (p50/p95/max), long tasks (> 50 ms) and the fleet
+  view's own work per frame while samples stream in, first with the page still, then scrolling;
+- the page's socket stayed live throughout (a browser too slow to read is disconnected by the hub).
 
-    .venv/bin/python bench/dashboard_fleet.py --devices 1000
+    .venv/bin/python -m bench.dashboard_fleet --devices 10000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
-import random
-import socket
-import statistics
-import subprocess
+import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-from playwright.async_api import Page, async_playwright
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from playwright.async_api import Browser, Page, async_playwright
 
-TOKEN = "bench-token-8e1f4c2a90"  # noqa: S105 - a throwaway hub started by this script
+from bench.common import (
+    TOKEN,
+    fleet_for,
+    pin_load_generator,
+    raise_nofile,
+    running_fleet,
+    running_hub,
+    wait_for,
+)
+from monitor_agent.simulator import quiet_agents, tune_gc
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -43,137 +49,52 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
+SORTED_COLUMNS = ["cpu", "ram", "last_seen", "hostname", "online", "device_id"]
 
-# Collects rAF intervals and long tasks until window.__stop is set.
-FRAME_PROBE = """() => {
-  window.__frames = []; window.__long = [];
+# Resolves with performance.now() (ms since navigation start) once all n devices are in the table.
+# Polled in animation frames: the fleet view draws in its own frame callback, registered earlier.
+FIRST_RENDER = """(n) => new Promise((resolve) => {
+  const check = () => {
+    const view = window.monitorDashboard?.fleetView;
+    const drawn = view && view.shown.length >= n && document.querySelector("#fleet tbody tr");
+    if (drawn) resolve(performance.now()); else requestAnimationFrame(check);
+  };
+  check();
+})"""
+
+# A header click -> the frame that shows the new order has been rendered (a task after its rAF).
+SORT_CLICK = """async (key) => {
+  const view = window.monitorDashboard.fleetView;
+  const started = performance.now();
+  document.querySelector(`#fleet th[data-sort="${key}"] button`).click();
+  await new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
+  return { ms: performance.now() - started, flush_ms: view.stats.lastFlushMs,
+    first: document.querySelector("#fleet tbody tr").dataset.deviceId, dir: view.sort.dir };
+}"""
+
+DOM_COUNTS = """() => ({ rows: document.querySelectorAll("#fleet tbody tr").length,
+  elements: document.getElementsByTagName("*").length,
+  heap_mib: performance.memory ? performance.memory.usedJSHeapSize / 2 ** 20 : null })"""
+
+# Collects rAF intervals and long tasks until window.__stop is set; scrolls when asked.
+FRAME_PROBE = """(scroll) => {
+  window.__frames = []; window.__long = []; window.__stop = false;
+  window.monitorDashboard.fleetView.stats.maxFlushMs = 0;
   new PerformanceObserver((l) => window.__long.push(...l.getEntries().map((e) => e.duration)))
     .observe({ type: "longtask" });
-  let last = performance.now();
+  let last = performance.now(), down = true;
   const step = (now) => {
     window.__frames.push(now - last);
     last = now;
+    if (scroll) {
+      const bottom = document.documentElement.scrollHeight - innerHeight;
+      if (scrollY >= bottom - 10) down = false; else if (scrollY <= 10) down = true;
+      scrollBy(0, down ? 240 : -240);
+    }
     if (!window.__stop) requestAnimationFrame(step);
   };
   requestAnimationFrame(step);
 }"""
-
-WATCH_OFFLINE = """(id) => new Promise((resolve) => {
-  const tr = document.querySelector(`#fleet tr[data-device-id="${id}"]`);
-  new MutationObserver((_, observer) => {
-    if (tr.dataset.online === "false") { observer.disconnect(); resolve(Date.now()); }
-  }).observe(tr, { attributes: true, attributeFilter: ["data-online"] });
-  window.__watching = true;
-})"""
-
-ROWS_AT = """(n) => new Promise((resolve) => {
-  const check = () => document.querySelectorAll("#fleet tbody tr").length >= n
-    ? resolve(performance.now()) : requestAnimationFrame(check);
-  check();
-})"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_hub(port: int, folder: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "MONITOR_TOKEN": TOKEN,
-        "MONITOR_PORT": str(port),
-        "MONITOR_DB": str(folder / "monitor.db"),
-        "MONITOR_LOG_LEVEL": "warning",
-    }
-    return subprocess.Popen([sys.executable, "-m", "monitor_server"], env=env)
-
-
-async def wait_healthy(base: str) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(200):
-            try:
-                if (await client.get(base + "/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    raise SystemExit("hub did not start")
-
-
-async def agent(port: int, device_id: str, interval: float) -> ClientConnection:
-    """A minimal protocol-v1 agent that reports every ``interval`` s until its socket closes."""
-    ws = await connect(
-        f"ws://127.0.0.1:{port}/ws/agent",
-        additional_headers={"X-Auth-Token": TOKEN},
-        compression=None,
-        open_timeout=30,
-    )
-    await ws.send(
-        json.dumps(
-            {
-                "type": "hello",
-                "protocol": 1,
-                "device_id": device_id,
-                "agent_version": "bench",
-                "hostname": f"{device_id}.bench",
-                "platform": "linux",
-                "capabilities": [],
-            }
-        )
-    )
-    await ws.recv()
-    TASKS.add(asyncio.ensure_future(report_metrics(ws, interval)))
-    return ws
-
-
-TASKS: set[asyncio.Future[None]] = set()
-
-
-async def report_metrics(ws: ClientConnection, interval: float) -> None:
-    """Send metrics and read (and ignore) what the hub sends, so its outbox never fills."""
-    reader = asyncio.ensure_future(_drain(ws))
-    try:
-        await asyncio.sleep(random.random() * interval)  # spread the fleet over the interval
-        while True:
-            await ws.send(
-                json.dumps(
-                    {
-                        "type": "metrics",
-                        "cpu": random.uniform(0, 100),
-                        "ram": random.uniform(20, 90),
-                        "disk": random.uniform(40, 95),
-                    }
-                )
-            )
-            await asyncio.sleep(interval)
-    except ConnectionClosed:
-        pass
-    finally:
-        reader.cancel()
-
-
-async def _drain(ws: ClientConnection) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        async for _ in ws:
-            pass
-
-
-async def connect_fleet(port: int, count: int, interval: float) -> list[ClientConnection]:
-    sockets: list[ClientConnection] = []
-    for start in range(0, count, 100):  # 100 at a time: a storm, but not a SYN flood
-        batch = range(start, min(start + 100, count))
-        sockets += await asyncio.gather(*(agent(port, f"dev-{n:04d}", interval) for n in batch))
-    return sockets
-
-
-async def log_in(page: Page, base: str) -> None:
-    await page.goto(base + "/ui")
-    await page.get_by_label("Hub token").fill(TOKEN)
-    await page.get_by_role("button", name="Log in").click()
-    await page.wait_for_function("() => document.querySelector('#link-state').textContent === 'live'")
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -187,101 +108,114 @@ def summary(values: list[float]) -> dict[str, float]:
         "p50": round(pick(0.5), 1),
         "p95": round(pick(0.95), 1),
         "max": round(ordered[-1], 1),
-        "mean": round(statistics.fmean(values), 1),
     }
 
 
-async def storm(page: Page, port: int, count: int, interval: float) -> tuple[list[ClientConnection], float]:
-    started = time.perf_counter()
-    sockets = await connect_fleet(port, count, interval)
-    await page.wait_for_function(
-        "(n) => document.querySelectorAll('#fleet tr[data-online=true]').length >= n",
-        arg=count,
-        timeout=120_000,
-    )
-    return sockets, (time.perf_counter() - started) * 1000
+async def log_in(page: Page, base: str) -> None:
+    await page.goto(base + "/ui")
+    await page.get_by_label("Hub token").fill(TOKEN)
+    await page.get_by_role("button", name="Log in with token").click()
+    await page.locator("#link-state").filter(has_text="live").wait_for()
 
 
-async def steady(page: Page, seconds: float) -> dict[str, Any]:
-    await page.evaluate("window.monitorDashboard.fleetView.stats.maxFlushMs = 0")
-    await page.evaluate(FRAME_PROBE)
+async def frames(page: Page, seconds: float, scroll: bool) -> dict[str, Any]:
+    """Frame intervals and the table's own work per frame over ``seconds`` of live updates."""
+    flushes = await page.evaluate("window.monitorDashboard.fleetView.stats.flushes")
+    await page.evaluate(FRAME_PROBE, scroll)
     await asyncio.sleep(seconds)
     await page.evaluate("window.__stop = true")
-    frames: list[float] = await page.evaluate("window.__frames.slice(1)")
+    intervals: list[float] = await page.evaluate("window.__frames.slice(1)")
     long_tasks: list[float] = await page.evaluate("window.__long")
     stats = await page.evaluate("window.monitorDashboard.fleetView.stats")
     return {
-        "frame_interval_ms": summary(frames),
+        "frame_interval_ms": summary(intervals),
         "long_tasks": len(long_tasks),
         "longest_task_ms": round(max(long_tasks, default=0), 1),
-        "max_flush_ms": round(stats["maxFlushMs"], 1),
+        "table_flushes": stats["flushes"] - flushes,
+        "table_work_per_frame_max_ms": round(stats["maxFlushMs"], 1),
+        "rows_in_dom_at_end": (await page.evaluate(DOM_COUNTS))["rows"],
     }
 
 
-async def presence_latency(
-    page: Page, port: int, sockets: list[ClientConnection], rounds: int, interval: float
-) -> list[float]:
-    latencies = []
-    for n in range(rounds):
-        device_id = f"dev-{n:04d}"
-        flipped = asyncio.ensure_future(page.evaluate(WATCH_OFFLINE, device_id))
-        await page.wait_for_function("() => window.__watching === true")
-        await page.evaluate("window.__watching = false")
-        closed_at = time.time() * 1000
-        await sockets[n].close()
-        latencies.append(await flipped - closed_at)
-        sockets[n] = await agent(port, device_id, interval)
-        await page.wait_for_function(
-            "(id) => document.querySelector(`#fleet tr[data-device-id='${id}']`).dataset.online === 'true'",
-            arg=device_id,
-        )
-    return latencies
+async def sort_clicks(page: Page) -> dict[str, Any]:
+    clicks = []
+    for key in SORTED_COLUMNS:
+        for _ in range(2):
+            clicks.append(await page.evaluate(SORT_CLICK, key))
+    return {
+        "click_to_painted_ms": summary([c["ms"] for c in clicks]),
+        "table_work_ms": summary([c["flush_ms"] for c in clicks]),
+        "clicks": len(clicks),
+    }
+
+
+async def measure(args: argparse.Namespace, browser: Browser, base: str) -> dict[str, Any]:
+    page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
+    page.on("pageerror", lambda error: print("page error:", error, file=sys.stderr))
+    await log_in(page, base)
+    renders = []
+    for _ in range(args.loads):
+        await page.reload()
+        renders.append(await page.evaluate(FIRST_RENDER, args.devices))
+    dom = await page.evaluate(DOM_COUNTS)
+    still = await frames(page, args.seconds, scroll=False)
+    scrolling = await frames(page, args.seconds, scroll=True)
+    await page.evaluate("window.scrollTo(0, 0)")
+    sorting = await sort_clicks(page)
+    link = await page.locator("#link-state").text_content()
+    loads = await page.evaluate("performance.getEntriesByType('navigation').length")
+    return {
+        "first_render_ms": [round(ms) for ms in renders],
+        "rows_in_dom": dom["rows"],
+        "dom_elements": dom["elements"],
+        "js_heap_mib": round(dom["heap_mib"], 1) if dom["heap_mib"] else None,
+        "sort": sorting,
+        "live_updates_still": still,
+        "live_updates_scrolling": scrolling,
+        "socket_live_at_end": link == "live" and loads == 1,
+    }
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as folder:
-        hub = start_hub(port, Path(folder))
-        try:
-            await wait_healthy(base)
-            return await measure(args, port, base)
-        finally:
-            hub.terminate()
-            hub.wait(10)
-
-
-async def measure(args: argparse.Namespace, port: int, base: str) -> dict[str, Any]:
     async with async_playwright() as playwright:
+        # Launched before this process pins itself to the load core: the browser may use both cores
+        # (the hub is pinned to core 0), as an operator's browser would not share the agents' core.
         browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
-        page.on("pageerror", lambda error: print("page error:", error, file=sys.stderr))
-        await log_in(page, base)
-        sockets, storm_ms = await storm(page, port, args.devices, args.interval)
-        await page.reload()
-        render_ms = await page.evaluate(ROWS_AT, args.devices)
-        load = await steady(page, args.seconds)
-        latencies = await presence_latency(page, port, sockets, args.rounds, args.interval)
-        for task in TASKS:
-            task.cancel()
+        pinned = pin_load_generator()
+        with tempfile.TemporaryDirectory() as folder:
+            async with running_hub(Path(folder) / "hub") as hub:
+                fleet = fleet_for(hub, args.devices, interval=args.interval, ramp=args.ramp, prefix="dev-")
+                async with running_fleet(fleet):
+                    started = time.monotonic()
+                    await wait_for(lambda: fleet.connected() == args.devices, 600, "every agent online")
+                    online_s = time.monotonic() - started
+                    await asyncio.sleep(args.settle)  # the connect storm's tail, off the hub
+                    result = await measure(args, browser, hub.http_url)
         await browser.close()
     return {
+        "load_generator_pinned_to_core_1": pinned,
         "devices": args.devices,
         "metrics_interval_s": args.interval,
-        "connect_storm_to_all_rows_online_ms": round(storm_ms),
-        "snapshot_render_ms": round(render_ms),
-        "steady_load": load,
-        "presence_latency_ms": summary(latencies),
+        "samples_per_second": round(args.devices / args.interval),
+        "agents_online_after_s": round(online_s, 1),
+        **result,
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--devices", type=int, default=1000)
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between metrics per agent")
-    parser.add_argument("--seconds", type=float, default=10.0, help="steady-load measuring window")
-    parser.add_argument("--rounds", type=int, default=20, help="presence changes timed")
-    result = asyncio.run(run(parser.parse_args()))
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples per agent")
+    parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which the agents connect")
+    parser.add_argument("--seconds", type=float, default=10.0, help="each live-update measuring window")
+    parser.add_argument("--loads", type=int, default=5, help="page loads timed for the first render")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds between all online and the page")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    quiet_agents(logging.CRITICAL)
+    tune_gc()
+    raise_nofile()
+    result = asyncio.run(run(args))
     print(json.dumps(result, indent=2))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
