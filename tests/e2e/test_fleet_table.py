@@ -41,7 +41,7 @@ ARROW = {"ascending": "▲", "descending": "▼"}
 # Per visible row: what the operator reads in each sortable column (last seen from the page's state,
 # the cell only says "just now"). None: the cell shows no value.
 ROW_VALUES = """() => [...document.querySelectorAll('#fleet tbody tr:not([hidden])')].map((tr) => {
-  const id = tr.dataset.deviceId, cells = tr.children;
+  const id = tr.dataset.deviceId, cells = [...tr.children].slice(1);  // after the selection box
   const device = window.monitorDashboard.state.devices.get(id);
   const dash = '\\u2013';
   const text = (i) => { const t = cells[i].textContent.trim(); return t && t !== dash ? t : null; };

@@ -37,6 +37,9 @@ export const api = {
   events: (id) => call("GET", `${dev(id)}/events?limit=500`),
   commands: (id) => call("GET", `${dev(id)}/commands?limit=200`),
   send: (id, command, args) => call("POST", `${dev(id)}/commands`, { command, args }),
+  updateDevice: (id, body) => call("PATCH", dev(id), body),
+  sendBulk: (body) => call("POST", "/commands/bulk", body),
+  bulk: (bulkId) => call("GET", `/commands/bulk/${encodeURIComponent(bulkId)}`),
   cancel: (id, cid) => call("DELETE", `${dev(id)}/commands/${cid}`),
   // Identity (admin pages; the credential's state is readable by every role)
   credential: (id) => call("GET", `${dev(id)}/credential`),

@@ -3,6 +3,7 @@
 import { api } from "./api.js";
 import { LineChart } from "./chart.js";
 import { CommandPanel } from "./commands.js";
+import { DeviceMeta } from "./device-meta.js";
 import { CredentialPanel } from "./credential.js";
 import {
   ago, bytes, celsius, chartStep, clock, dateTime, decimal, duration, parseTime, percent, rate, usedOf,
@@ -57,6 +58,7 @@ export class DeviceView {
     this.timeline = root.querySelector("#timeline");
     this.presence = [];
     this.commands = new CommandPanel(root, role);
+    this.meta = new DeviceMeta(root, state);  // the title (display name), tags and their editor
     this.credential = new CredentialPanel(root);
     this.range.addEventListener("change", () => this.loadMetrics());
     state.subscribe((ids, events) => this.onEvents(ids, events));
@@ -65,7 +67,7 @@ export class DeviceView {
 
   async show(deviceId) {
     this.deviceId = deviceId;
-    this.root.querySelector("#device-title").textContent = deviceId;
+    this.meta.show(deviceId);
     this.renderFacts();
     await Promise.all([
       this.loadMetrics(), this.loadPresence(), this.loadOffered(), this.commands.show(deviceId),

@@ -5,6 +5,7 @@
 import { ago, clock, count, percent } from "./format.js";
 import { compareKeyed, matches, nextSort, readViewState, resort, sortValue, writeViewState } from "./fleet-sort.js";
 import { rowWindow } from "./fleet-window.js";
+import { Selection, tagCounts } from "./bulk-state.js";
 
 const METRICS = ["cpu", "ram", "disk"];
 const FULL_SORT_OVER = 0.1;  // more changed rows than this share of the fleet: one full sort instead
@@ -33,7 +34,10 @@ export class FleetView {
     this.rowHeight = 0;          // measured; 0: measure again (after a resize)
     this.frame = 0;
     const saved = readViewState(location.search);  // sort and filter survive a reload
-    this.filter = { text: saved.filter.text.trim().toLowerCase(), status: saved.filter.status };
+    this.filter = { text: saved.filter.text.trim().toLowerCase(), status: saved.filter.status, tag: saved.filter.tag };
+    this.selection = new Selection();  // ticked rows, for bulk commands and tagging (bulk.js)
+    this.onSelection = () => {};
+    this.tagList = "";
     this.sort = saved.sort;
     this.stats = { flushes: 0, lastFlushMs: 0, maxFlushMs: 0 };
     state.subscribe((ids) => this.invalidate(ids));
@@ -56,6 +60,20 @@ export class FleetView {
       this.refilter();
     });
     status.addEventListener("change", () => { this.filter.status = status.value; this.refilter(); });
+    this.tagSelect = this.root.querySelector("#tag-filter");
+    this.tagSelect.addEventListener("change", () => { this.filter.tag = this.tagSelect.value; this.refilter(); });
+    this.showTags();
+    this.pickAll = this.root.querySelector("#pick-shown");
+    this.pickAll.addEventListener("change", () => {
+      this.selection.setAll(this.shown, this.pickAll.checked);
+      this.selectionChanged();
+    });
+    this.tbody.addEventListener("change", (event) => {
+      const box = event.target;
+      if (!(box instanceof HTMLInputElement) || !box.classList.contains("pick")) return;
+      this.selection.set(box.closest("tr").dataset.deviceId, box.checked);
+      this.selectionChanged();
+    });
     for (const th of this.root.querySelectorAll("th[data-sort]")) {
       th.querySelector("button").addEventListener("click", () => this.sortBy(th.dataset.sort));
     }
@@ -86,6 +104,35 @@ export class FleetView {
 
   refilter() { this.remember(); this.filterStale = true; this.schedule(); }
 
+  // Ticks follow the selection (rows are reused while scrolling); the bulk panel hears of it.
+  selectionChanged() {
+    for (const [id, row] of this.rows) row.pick.checked = this.selection.ids.has(id);
+    this.pickAll.checked = this.selection.covers(this.shown);
+    this.onSelection(this.selection);
+  }
+
+  // The tag filter offers every tag of the fleet, with how many devices carry it.
+  showTags() {
+    const counts = tagCounts(this.state.devices.values());
+    const key = counts.map(([tag, n]) => `${tag}:${n}`).join(",");
+    if (key === this.tagList) return;
+    this.tagList = key;
+    const chosen = this.filter.tag;
+    const options = [new Option("any", "")];
+    for (const [tag, n] of counts) options.push(new Option(`${tag} (${n})`, tag));
+    if (chosen && !counts.some(([tag]) => tag === chosen)) options.push(new Option(`${chosen} (0)`, chosen));
+    this.tagSelect.replaceChildren(...options);
+    this.tagSelect.value = chosen;
+  }
+
+  afterArrange() {
+    this.showTags();
+    const before = this.selection.size;
+    this.selection.prune(this.state.devices);  // a removed device is no longer selected
+    this.pickAll.checked = this.selection.covers(this.shown);
+    if (this.selection.size !== before) this.onSelection(this.selection);
+  }
+
   invalidate(ids, timeOnly = false) {
     if (ids === null) this.everything = this.everything || !timeOnly;
     else for (const id of ids) this.dirty.add(id);
@@ -106,6 +153,7 @@ export class FleetView {
     if (changed) this.arrange();
     this.render();
     if (changed || this.tickDue) this.showCounts();
+    if (changed) this.afterArrange();
     this.dirty.clear();
     this.everything = this.tickDue = this.filterStale = false;
     this.record(performance.now() - started);
@@ -139,8 +187,8 @@ export class FleetView {
       const keys = this.keyed;
       resort(this.order, moved, (a, b) => byKey(keys.get(a), keys.get(b)));
     }
-    const { text, status } = this.filter;
-    this.shown = text || status !== "all"
+    const { text, status, tag } = this.filter;
+    this.shown = text || tag || status !== "all"
       ? this.order.filter((id) => matches(devices.get(id), this.filter)) : this.order;
   }
 
@@ -165,7 +213,7 @@ export class FleetView {
       const id = ids[i], device = this.state.devices.get(id);
       let row = this.rows.get(id);
       if (!row) {
-        row = bind(this.spare.pop() ?? buildRow(), id);
+        row = bind(this.spare.pop() ?? buildRow(), id, this.selection);
         this.rows.set(id, row);
         fill(row, device, now);
       } else if (this.everything || this.dirty.has(id)) fill(row, device, now);
@@ -213,13 +261,15 @@ function setHeight(padRow, px) {
 
 function buildRow() {
   const tr = document.createElement("tr");
-  tr.innerHTML = `<td><span class="status"><span class="badge"></span><small></small></span></td>
-    <td><a></a></td><td class="wide"></td><td class="wide"></td><td data-label="seen"></td>
+  tr.innerHTML = `<td class="pick"><input type="checkbox" class="pick"></td>
+    <td><span class="status"><span class="badge"></span><small></small></span></td>
+    <td class="device"><a></a><small class="id"></small><span class="tags"></span></td><td class="wide"></td><td class="wide"></td><td data-label="seen"></td>
     ${METRICS.map((m) => `<td data-label="${m}"><span class="metric"><span class="bar"><span class="fill"></span></span><span class="num"></span></span></td>`).join("")}
     <td class="err wide"></td>`;
-  const cells = tr.children;
+  const cells = [...tr.children].slice(1);  // after the selection box
   return {
-    tr, last: {}, link: cells[1].firstElementChild,
+    tr, last: {}, link: cells[1].firstElementChild, pick: tr.querySelector("input.pick"),
+    id: cells[1].querySelector(".id"), tags: cells[1].querySelector(".tags"),
     badge: cells[0].querySelector(".badge"), since: cells[0].querySelector("small"),
     host: cells[2], version: cells[3], seen: cells[4], err: cells[8],
     fills: METRICS.map((_, i) => cells[5 + i].querySelector(".fill")),
@@ -228,10 +278,11 @@ function buildRow() {
 }
 
 // A row element (new or scrolled out) now shows this device; what it showed before is forgotten.
-function bind(row, id) {
+function bind(row, id, selection) {
   row.tr.dataset.deviceId = id;
   row.link.href = `#/device/${encodeURIComponent(id)}`;
-  row.link.textContent = id;
+  row.pick.checked = selection.ids.has(id);
+  row.pick.setAttribute("aria-label", `Select ${id}`);
   row.last = {};
   return row;
 }
@@ -249,7 +300,15 @@ function fillPresence(row, d) {
   set(row, "since", d.presence_since ? `since ${clock(d.presence_since)}${reason}` : reason.slice(3));
 }
 
+// The display name (the id beside it, smaller) or the id, then the device's tags.
+function fillName(row, d) {
+  set(row, "link", d.name || d.device_id);
+  set(row, "id", d.name ? d.device_id : "");
+  set(row, "tags", (d.tags ?? []).join(" · "));
+}
+
 function fillDetails(row, d, now) {
+  fillName(row, d);
   set(row, "host", d.hostname ?? "–");
   set(row, "version", d.agent_version ?? "–");
   set(row, "seen", ago(d.last_seen, now));

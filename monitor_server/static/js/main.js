@@ -3,6 +3,7 @@
 import { api } from "./api.js";
 import { ApiKeysView } from "./api-keys.js";
 import { AuditView } from "./audit.js";
+import { BulkPanel } from "./bulk.js";
 import { DeviceView } from "./device.js";
 import { EnrollmentView } from "./enrollment.js";
 import { FleetState } from "./fleet-state.js";
@@ -23,6 +24,7 @@ const live = new Live({
 });
 const now = () => live.serverNow();
 const fleetView = new FleetView(document.querySelector("#fleet-view"), state, now);
+new BulkPanel(document.querySelector("#bulk"), document.querySelector("#bulk-progress"), fleetView, state, role);
 const deviceView = new DeviceView(document.querySelector("#device-view"), state, now, role);
 deviceView.commands.watch(state, now);  // warns when a command is queued for an absent device
 const section = (id) => document.querySelector(id);
