@@ -7,10 +7,13 @@ Stock uvicorn reports a keepalive ping timeout to the application as an anonymou
 transport is gone; presence needs to say ``timeout`` rather than ``disconnected``, so the
 timeout is reported as close code 1011 first.
 
-A ping is sent only when the peer has been silent for a whole ping interval: any bytes received
-(a sample, a heartbeat, the agent's own ping) prove it alive as well as a pong would. A silent
-peer is pinged at most ``ping_interval`` after the last thing it sent and dropped
-``ping_timeout`` later, the same worst case as pinging on a fixed clock, for fewer frames.
+A ping is sent only to a peer that has been silent a little longer than a ping interval: any
+bytes received (a sample, a heartbeat, the agent's own ping) prove it alive as well as a pong
+would. An agent heartbeats every interval (the hub's default heartbeat and ping intervals are
+equal), so its next frame lands just after the interval: ``SILENCE_GRACE`` of the interval is
+waited on top, and taken off the pong deadline, so a silent peer is still dropped at most
+``ping_interval + ping_timeout`` after the last thing it sent: the worst case of pinging on a
+fixed clock, for no ping at all to a live agent.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from protocol.codes import CloseCode
 
 # The ASGI scope extension through which the app drops a connection at once (buffers and all).
 ABORT_EXTENSION = "monitor.transport.abort"
+# Share of the ping interval a peer may be silent beyond it before it is pinged (see above).
+SILENCE_GRACE = 0.2
 # Present in the scope once the server closes the connection because it is shutting down.
 SERVER_SHUTDOWN_EXTENSION = "monitor.server.shutdown"
 
@@ -29,18 +34,27 @@ SERVER_SHUTDOWN_EXTENSION = "monitor.server.shutdown"
 class KeepaliveReportingProtocol(WebSocketsSansIOProtocol):
     last_received = 0.0  # loop time of the last bytes read from the peer
 
+    def _grace(self) -> float:
+        assert self.ping_interval is not None
+        return SILENCE_GRACE * min(self.ping_interval, self.ping_timeout or self.ping_interval)
+
     def data_received(self, data: bytes) -> None:
         self.last_received = self.loop.time()
         super().data_received(data)
 
     def send_keepalive_ping(self) -> None:
-        """Ping only a peer silent for a whole interval; otherwise look again an interval after it spoke."""
+        """Ping only a peer silent for an interval and a grace; else look again that long after it spoke."""
         assert self.ping_interval is not None
-        due = self.last_received + self.ping_interval
+        grace = self._grace()
+        due = self.last_received + self.ping_interval + grace
         if self.pending_ping_payload is None and due > self.loop.time():
             self.ping_timer = self.loop.call_at(due, self.send_keepalive_ping)
             return
         super().send_keepalive_ping()
+        if self.pong_timer is not None and self.ping_timeout is not None:
+            # The grace waited before this ping comes off its deadline: same worst case as before.
+            self.pong_timer.cancel()
+            self.pong_timer = self.loop.call_later(self.ping_timeout - grace, self.keepalive_timeout)
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
