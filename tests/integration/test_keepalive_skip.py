@@ -1,4 +1,4 @@
-"""The hub pings only a peer that has been silent for a whole ping interval (issue 11).
+"""The hub pings only a peer silent for a whole ping interval and a grace (issue 11).
 
 Frames from the agent prove it alive as well as a pong would, so a busy or heartbeating agent is
 not pinged; one that goes silent is pinged an interval after its last frame and dropped a ping
@@ -43,6 +43,19 @@ async def test_frames_spare_the_ping(hub_factory: HubFactory) -> None:
             await asyncio.sleep(0.1)  # the agent's own pace, not a wait for a result
         assert pings == []
         assert "keep-1" in hub.hub.sessions
+
+
+async def test_heartbeats_at_the_ping_interval_spare_the_ping(hub_factory: HubFactory) -> None:
+    """An agent heartbeating every ping interval (the defaults: both 5 s) is not pinged: its
+    frame lands a little after the interval, inside the grace."""
+    hub = await hub_factory(ping_interval=0.5, ping_timeout=0.5, heartbeat_interval=0.5)
+    async with await connect_agent(hub, "keep-4", ping_interval=None) as ws:
+        pings = count_pings(ws)
+        for _ in range(6):  # six intervals; pinging on a fixed clock sends about six pings
+            await send(ws, {"type": "heartbeat"})
+            await asyncio.sleep(0.5)  # the agent's own pace: one heartbeat per interval
+        assert len(pings) <= 1, f"{len(pings)} pings to an agent heartbeating every interval"
+        assert "keep-4" in hub.hub.sessions
 
 
 async def test_a_quiet_agent_is_pinged_and_kept(hub_factory: HubFactory) -> None:
