@@ -21,11 +21,13 @@ test("ascending puts the smallest value first on every column, descending the la
     online: ["b", "a", "c", "d"], device_id: ["a", "b", "c", "d"], hostname: ["a", "b", "c", "d"],
     agent_version: ["a", "b", "c", "d"], last_seen: ["a", "c", "b", "d"], cpu: ["a", "c", "b", "d"],
     ram: ["b", "c", "a", "d"], disk: ["a", "b", "c", "d"], last_error: ["c", "b", "a", "d"],
+    tags: ["a", "b", "c", "d"],  // none tagged here: all last, by id (grouping is tested below)
   };
   const descending = {  // missing values still last; equal values still by device id
     online: ["a", "c", "d", "b"], device_id: ["d", "c", "b", "a"], hostname: ["c", "b", "a", "d"],
     agent_version: ["c", "b", "a", "d"], last_seen: ["b", "c", "a", "d"], cpu: ["b", "c", "a", "d"],
     ram: ["a", "c", "b", "d"], disk: ["c", "b", "a", "d"], last_error: ["b", "c", "a", "d"],
+    tags: ["a", "b", "c", "d"],
   };
   assert.deepEqual(Object.keys(ascending).sort(), Object.keys(COLUMNS).sort());
   for (const key of Object.keys(COLUMNS)) {
@@ -140,4 +142,14 @@ test("a tag filter keeps only the devices with that tag; text also finds names a
   assert.equal(matches(tagged, { text: "front", status: "all" }), true);
   assert.equal(matches(tagged, { text: "env=pr", status: "all" }), true);
   assert.equal(matches(plain, { text: "env", status: "all" }), false);
+});
+
+test("grouping by tag puts devices with the same tags together, untagged last; names sort the device column", () => {
+  const d = (device_id, tags, name) => ({ device_id, tags, name, online: true, last_payload: null, incomplete: false });
+  const list = [d("a", ["web"]), d("b", []), d("c", ["db"]), d("d", ["web"]), d("e", ["db", "web"])];
+  const order = (sort) => [...list].sort(compareDevices(sort)).map((x) => x.device_id);
+  assert.deepEqual(order({ key: "tags", dir: 1 }), ["c", "e", "a", "d", "b"]);
+  assert.deepEqual(order({ key: "tags", dir: -1 }), ["a", "d", "e", "c", "b"]);
+  const named = [d("z-1", [], "Alpha"), d("a-1", [], null), d("m-1", [], "beta")];
+  assert.deepEqual([...named].sort(compareDevices({ key: "device_id", dir: 1 })).map((x) => x.device_id), ["a-1", "z-1", "m-1"]);
 });

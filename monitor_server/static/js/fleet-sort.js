@@ -15,7 +15,8 @@
 /** @type {Record<string, { value: (d: Device) => SortValue, first: Direction }>} */
 export const COLUMNS = {
   online: { value: (d) => (d.online ? 1 : 0), first: -1 },  // first click: online on top
-  device_id: { value: (d) => d.device_id, first: 1 },
+  device_id: { value: (d) => d.name || d.device_id, first: 1 },  // what the column shows: the name
+  tags: { value: (d) => (d.tags?.length ? d.tags.join(" ") : null), first: 1 },  // "group by tag"
   hostname: { value: (d) => d.hostname || null, first: 1 },
   agent_version: { value: (d) => d.agent_version || null, first: 1 },
   last_seen: { value: (d) => d.last_seen ?? null, first: -1 },  // first click: most recent on top

@@ -3,7 +3,7 @@
 // work is batched on animation frames. Ordering and filtering rules live in fleet-sort.js, the
 // scroll arithmetic in fleet-window.js (both pure, unit-tested with node --test).
 import { ago, clock, count, percent } from "./format.js";
-import { compareKeyed, matches, nextSort, readViewState, resort, sortValue, writeViewState } from "./fleet-sort.js";
+import { DEFAULT_SORT, compareKeyed, matches, nextSort, readViewState, resort, sortValue, writeViewState } from "./fleet-sort.js";
 import { rowWindow } from "./fleet-window.js";
 import { Selection, tagCounts } from "./bulk-state.js";
 
@@ -77,6 +77,9 @@ export class FleetView {
     for (const th of this.root.querySelectorAll("th[data-sort]")) {
       th.querySelector("button").addEventListener("click", () => this.sortBy(th.dataset.sort));
     }
+    // Devices with the same tags side by side (sorted by their tags; untagged last).
+    this.groupButton = this.root.querySelector("#group-by-tag");
+    this.groupButton.addEventListener("click", () => this.sortBy(this.sort.key === "tags" ? DEFAULT_SORT.key : "tags"));
     this.markSortHeader();
   }
 
@@ -95,6 +98,7 @@ export class FleetView {
   }
 
   markSortHeader() {
+    this.groupButton?.setAttribute("aria-pressed", String(this.sort.key === "tags"));
     for (const th of this.root.querySelectorAll("th[data-sort]")) {
       if (th.dataset.sort === this.sort.key) {
         th.setAttribute("aria-sort", this.sort.dir > 0 ? "ascending" : "descending");
