@@ -74,7 +74,8 @@ def _capacity(r: dict[str, Any]) -> list[str]:
     lines = _table(rows, ["agents", "s to connect the step", "hub sessions", "hub RSS MiB", "hub fds"])
     lines.append(
         f"Hub RSS with no agent: {r['hub_rss_empty_mib']} MiB. Idle hub CPU with {r['connected']:,} "
-        f"agents (heartbeat every 5 s, ping each way every 5 s): **{r['idle_cpu_percent']} %** of one "
+        f"agents (heartbeat every 5 s and the agent's ping every 5 s; the hub pings only an agent silent "
+        f"for 6 s): **{r['idle_cpu_percent']} %** of one "
         f"core (median of {len(r['runs'])} windows of {r['window_seconds']:g} s); reconnects during "
         f"the windows: {r['reconnects_during_idle']}.{' Failure: ' + r['failure'] if r['failure'] else ''}"
     )
