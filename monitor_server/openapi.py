@@ -238,13 +238,18 @@ def _response_schemas() -> dict[str, Schema]:
                 "status": _STR_OR_NULL,
             },
             description="A stored sample: the core metrics, then every other field it was sent with."
-            " Averaged buckets (`step`) carry the averages of the core metrics and of"
-            " `net_rx_bps`, `net_tx_bps`, `disk_read_bps`, `disk_write_bps`, `load_1`, `temp_max`.",
+            " A bucket (`step`) carries the averages of the numeric metrics the tiers keep (docs/api.md:"
+            " the core ones, load, memory, swap and disk bytes, disk and network rates, processes,"
+            " temperature, agent RSS), `count` (its samples) and `min` / `max` (objects by field).",
         ),
         "Metrics": _object(
             {
                 "device_id": {"type": "string"},
-                "step": number_or_null,
+                "step": {
+                    **number_or_null,
+                    "description": "The bucket width answered: from 60 s up, whole rows of the tier read.",
+                },
+                "tier": {"enum": ["raw", "minute", "hour", "6h"], "description": "Where buckets came from."},
                 "samples": {"type": "array", "items": _ref("Sample")},
                 "truncated": {"type": "boolean"},
                 "next_until": number_or_null,

@@ -312,7 +312,8 @@ class Tier:
 
 MINUTE_TIER = Tier("minute", "rollup_minute", 60, 90.0)
 HOUR_TIER = Tier("hour", "rollup_hour", 3600, 730.0)
-TIERS: tuple[Tier, ...] = (MINUTE_TIER, HOUR_TIER)
+SIX_HOUR_TIER = Tier("6h", "rollup_6h", 21600, 1830.0)  # five years: 7,300 rows per device
+TIERS: tuple[Tier, ...] = (MINUTE_TIER, HOUR_TIER, SIX_HOUR_TIER)
 
 
 def tier_for(step: float | None) -> Tier | None:

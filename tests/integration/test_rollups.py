@@ -21,7 +21,7 @@ import pytest
 
 from monitor_server.retention import retention_pass
 from monitor_server.store import Sample, Store
-from monitor_server.store.schema import MIGRATIONS
+from monitor_server.store.schema import MIGRATIONS, TIER_FIELDS_V4
 from protocol import to_epoch
 from tests.conftest import HubFactory
 from tests.hubs import RunningHub
@@ -131,9 +131,9 @@ async def test_hour_step_matches_averages_min_and_max_over_two_days(
     assert times == sorted(times)  # oldest first
     assert body["samples"][-1]["uptime_sec"] == max(s.uptime_sec or 0 for s in samples)
 
-    # a day per bucket, still from the hour tier
+    # a day per bucket, from the six-hour tier
     daily = await _metrics(api, "r1", step=DAY, since=day0)
-    assert daily["tier"] == "hour" and len(daily["samples"]) == 2
+    assert daily["tier"] == "6h" and len(daily["samples"]) == 2
     _assert_same(_answered(daily, "cpu"), _expected(samples, DAY, "cpu"))
 
 
@@ -168,8 +168,11 @@ async def test_minute_tier_serves_steps_from_60_to_3599(hub: RunningHub, api: ht
     raw = await _metrics(api, "r3", step=59, since=day0, limit=10_000)
     assert (raw["tier"], raw["step"]) == ("raw", 59)
     _assert_same(_answered(raw, "cpu"), _expected(samples, 59, "cpu"))
-    year = await _metrics(api, "r3", step=365 * DAY / 1000)  # what a one-year chart asks
-    assert (year["tier"], year["step"]) == ("hour", 8 * HOUR)
+    eight_hours = await _metrics(api, "r3", step=365 * DAY / 1000)
+    assert (eight_hours["tier"], eight_hours["step"]) == ("6h", 6 * HOUR)
+    year = await _metrics(api, "r3", step=12 * HOUR)  # what a one-year chart asks (730 buckets)
+    assert (year["tier"], year["step"]) == ("6h", 12 * HOUR)
+    _assert_same(_answered(year, "cpu"), _expected(samples, 12 * HOUR, "cpu"))
 
 
 async def test_limit_on_a_tier_pages_back_over_whole_buckets(hub: RunningHub, api: httpx.AsyncClient) -> None:
@@ -207,6 +210,7 @@ async def test_retention_keeps_each_tier_its_own_age(hub: RunningHub, api: httpx
     assert [await buckets(n) for n in ages] == [0, 0, 0]  # raw: all older than 7 days
     assert [await buckets(n, step=60) for n in ages] == [30, 0, 0]  # minutes: 90 days
     assert [await buckets(n, step=HOUR) for n in ages] == [30, 30, 0]  # hours: 2 years
+    assert [await buckets(n, step=6 * HOUR) for n in ages] == [30, 30, 30]  # six hours: 5 years
 
 
 async def test_removed_device_leaves_no_rollups_and_its_new_samples_are_folded(
@@ -258,3 +262,36 @@ async def test_a_database_from_before_the_tiers_folds_its_stored_samples(
     assert body["tier"] == "hour"
     for field in ("cpu", "load_1", "mem_used"):
         _assert_same(_answered(body, field), _expected(old, HOUR, field))
+
+
+async def test_the_six_hour_tier_is_filled_from_the_hour_tier_on_upgrade(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    """Schema 5 with folded hours (and their samples gone): migration 6 builds six-hour rows from them."""
+    db = tmp_path / "hub0" / "monitor.db"
+    db.parent.mkdir(parents=True)
+    day0 = _day_start()
+    fields = TIER_FIELDS_V4
+    columns = ", ".join(f"{m}_n, {m}_sum, {m}_min, {m}_max" for m in fields)
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        for number, script in enumerate(MIGRATIONS[:5], start=1):
+            conn.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+        rows = []
+        for hour in range(12):  # two six-hour spans; cpu averages 10 * hour over 2 samples an hour
+            metrics: list[float | int | None] = []
+            for m in fields:
+                metrics += [2, 20.0 * hour, 5.0 * hour, 15.0 * hour] if m == "cpu" else [0, 0.0, None, None]
+            rows.append(("old-1", day0 + hour * HOUR, 2, day0 + hour * HOUR + 60, 100 + hour, *metrics))
+        marks = ", ".join("?" * (5 + 4 * len(fields)))
+        conn.executemany(
+            f"INSERT INTO rollup_hour (device_id, start, n, last_ts, uptime_sec, {columns}) VALUES ({marks})",  # noqa: S608 - schema names
+            rows,
+        )
+        conn.commit()
+    hub = await hub_factory()
+    async with httpx.AsyncClient(base_url=hub.http_url, headers={"X-Auth-Token": hub.token}) as api:
+        body = await _metrics(api, "old-1", step=6 * HOUR, since=day0)
+    assert body["tier"] == "6h"
+    assert [b["count"] for b in body["samples"]] == [12, 12]
+    assert [b["cpu"] for b in body["samples"]] == [25.0, 85.0]  # (0+...+5)*10/6, (6+...+11)*10/6
+    assert [(b["min"]["cpu"], b["max"]["cpu"]) for b in body["samples"]] == [(0.0, 75.0), (30.0, 165.0)]
