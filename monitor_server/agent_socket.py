@@ -28,7 +28,7 @@ from monitor_server.store import Command
 from monitor_server.store.records import DeviceCredential
 from monitor_server.throttle import client_address
 from protocol.codec import AckIn, Samples, encode
-from protocol.codes import CloseCode, PresenceReason
+from protocol.codes import CloseCode, PresenceReason, offered_commands
 from protocol.errors import Conflict, NotFound
 from protocol.frames import Acked, CommandFrame, Hello, Welcome
 from protocol.hub_session import (
@@ -228,6 +228,7 @@ class AgentSocket:
             agent_version=details.agent_version,
             platform=details.platform,
             agent_tags=json.dumps(sorted(set(hello.tags))),  # what this agent reports, every hello
+            commands=json.dumps(offered_commands(hello.capabilities)),
         )
         await hub.presence.ws_connected(self.device_id, details)
         self.session.welcome(

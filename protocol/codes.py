@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum, StrEnum
 
 
@@ -65,3 +66,9 @@ class Capability(StrEnum):
     """Protocol features an agent announces in ``hello.capabilities`` (beside its command names)."""
 
     STORED_ACKS = "stored_acks"  # number samples with ``seq``; the hub answers ``stored``
+
+
+def offered_commands(capabilities: Iterable[str]) -> list[str]:
+    """The command names among a hello's capabilities (protocol features left out), sorted."""
+    features = {feature.value for feature in Capability}
+    return sorted({name for name in capabilities if name not in features})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -16,10 +15,6 @@ from monitor_server.routes.fleet import with_tag
 from monitor_server.routes.params import device_id, float_param, int_param, time_param
 from monitor_server.store.records import tier_for, tier_step
 from monitor_server.throttle import client_address
-from protocol.codes import Capability
-
-if TYPE_CHECKING:
-    from monitor_server.agent_socket import AgentSocket
 
 
 @requires(Role.VIEWER)
@@ -40,20 +35,9 @@ async def device_detail(request: Request) -> Response:
     body = found.to_json()
     body["latest_sample"] = latest.to_json() if latest else None
     body["connected"] = found.device_id in hub.sessions
-    body["commands"] = _offered_commands(hub.sessions.get(found.device_id))
+    # What its agent announced in its last hello (kept while it is away); None: never over WebSocket.
+    body["commands"] = None if found.commands is None else list(found.commands)
     return JSONResponse(hub.sessions.with_duplicate(body))
-
-
-def _offered_commands(socket: AgentSocket | None) -> list[str] | None:
-    """The command names the connected agent announced in its hello (protocol features left out).
-
-    None while the device has no live socket: the hub does not store a hello's capabilities.
-    """
-    hello = socket.session.hello if socket is not None else None
-    if hello is None:
-        return None
-    features = {feature.value for feature in Capability}
-    return sorted(name for name in hello.capabilities if name not in features)
 
 
 @requires(Role.ADMIN)

@@ -30,7 +30,8 @@ class Store(Protocol):
     async def write_samples(self, samples: Sequence[Sample], seen_at: float) -> None: ...
     async def touch_device(self, device_id: str, seen_at: float, **info: str | None) -> None:
         """Create the device if new; set ``last_seen`` and what ``info`` reports (None keeps the
-        stored value): ``hostname``, ``agent_version``, ``platform``, ``agent_tags`` (a JSON array)."""
+        stored value): ``hostname``, ``agent_version``, ``platform``, and ``agent_tags`` and
+        ``commands`` as JSON arrays."""
         ...
 
     async def list_devices(self) -> list[Device]: ...

@@ -70,6 +70,7 @@ class Device:
     name: str | None = None  # the display name an operator gave it
     tags: tuple[str, ...] = ()  # set by operators (dashboard, REST)
     agent_tags: tuple[str, ...] = ()  # reported by the agent in hello (its config)
+    commands: tuple[str, ...] | None = None  # offered in its last hello; None: never connected (ws)
 
     def all_tags(self) -> list[str]:
         return sorted({*self.tags, *self.agent_tags})

@@ -198,6 +198,8 @@ MIGRATIONS: tuple[str, ...] = (
     # 6: a six-hour tier, so a one-year chart (12 h buckets) reads about 1,500 rows instead of
     # 8,760 hour rows; filled from the hour tier, then folded like the others.
     _coarser_tier("rollup_6h", "rollup_hour", 21600),
+    # 7: the commands the agent offered in its last hello (a JSON array), shown while it is away.
+    "ALTER TABLE devices ADD COLUMN commands TEXT;",
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -46,7 +46,8 @@ _CMD_COLUMNS = (
 )
 _DEVICE_COLUMNS = (
     "device_id, hostname, agent_version, platform, status, last_error, first_seen, last_seen,"
-    " last_payload, online, connection, presence_reason, presence_since, display_name, tags, agent_tags"
+    " last_payload, online, connection, presence_reason, presence_since, display_name, tags, agent_tags,"
+    " commands"
 )
 _SAMPLE_COLUMNS = "device_id, ts, cpu, ram, disk, uptime_sec, status, extra"
 
@@ -154,13 +155,14 @@ class SQLiteStore:
             await db.execute(
                 "UPDATE devices SET last_seen = ?, hostname = COALESCE(?, hostname),"
                 " agent_version = COALESCE(?, agent_version), platform = COALESCE(?, platform),"
-                " agent_tags = COALESCE(?, agent_tags) WHERE device_id = ?",
+                " agent_tags = COALESCE(?, agent_tags), commands = COALESCE(?, commands) WHERE device_id = ?",
                 (
                     seen_at,
                     info.get("hostname"),
                     info.get("agent_version"),
                     info.get("platform"),
                     info.get("agent_tags"),
+                    info.get("commands"),
                     device_id,
                 ),
             )
@@ -940,6 +942,7 @@ def _device(r: aiosqlite.Row) -> Device:
         name=r[13],
         tags=tuple(_loads(r[14]) or ()),
         agent_tags=tuple(_loads(r[15]) or ()),
+        commands=None if r[16] is None else tuple(_loads(r[16])),
     )
 
 

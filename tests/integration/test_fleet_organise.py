@@ -213,3 +213,28 @@ async def test_a_real_agent_reports_its_configured_tags(
         assert entry is not None and entry["agent_tags"] == ["env=prod", "rack-4"]
     finally:
         agent.terminate_all()
+
+
+async def test_offered_commands_are_kept_while_the_agent_is_away(
+    hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """The commands of the last hello stay listed after the socket closes; never connected: null."""
+    ws = await open_socket(hub)
+    hello = {
+        "type": "hello",
+        "protocol": 1,
+        "device_id": "cmds-1",
+        "capabilities": ["stored_acks", "ping", "collect"],
+    }
+    await send(ws, hello)
+    assert (await next_frame(ws))["type"] == "welcome"
+    assert (await api.get("/devices/cmds-1")).json()["commands"] == ["collect", "ping"]
+    await ws.close()
+
+    async def offline() -> bool:
+        return not (await api.get("/devices/cmds-1")).json()["online"]
+
+    await eventually(offline, what="the device offline")
+    assert (await api.get("/devices/cmds-1")).json()["commands"] == ["collect", "ping"]
+    await _seen(api, "http-only")
+    assert (await api.get("/devices/http-only")).json()["commands"] is None

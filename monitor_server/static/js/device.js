@@ -122,7 +122,7 @@ export class DeviceView {
     }));
     suggestions.replaceChildren(...(names ?? []).map((name) => new Option(name)));
     note.textContent = names === null
-      ? "Known while the agent is connected (it announces them when it connects)."
+      ? "Not known yet: an agent announces them when it connects over WebSocket."
       : names.length ? "" : "This agent announced no commands.";
   }
 
