@@ -5,8 +5,8 @@ agents (``monitor_agent.simulator``; this process pinned to core 1, the browser 
 that and not pinned) that report every ``--interval`` s, logs a page in with the hub token and
 reports, as JSON:
 
-- first render: page load (navigation start) -> the fleet table drawn with all N devices sorted
-  (the snapshot of every device is one frame over /ws/ui), for each of ``--loads`` loads;
+- first render: page load (navigation start) -> the fleet table drawn with all N devices sorted,
+  and -> the snapshot of every device (the first frame over /ws/ui) received, for ``--loads`` loads;
 - rows in the DOM: the table is virtualized, so this is a screenful plus overscan, not N;
 - sort click: a header click -> the re-sorted rows painted (next frame), for six columns, both ways;
 - live updates: requestAnimationFrame intervals (p50/p95/max), long tasks (> 50 ms) and the fleet
@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -61,6 +62,17 @@ FIRST_RENDER = """(n) => new Promise((resolve) => {
   };
   check();
 })"""
+
+# Before the page's scripts: note when the first frame of /ws/ui (the snapshot) arrives.
+FIRST_FRAME = """(() => {
+  const Native = WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", () => { window.__snapshotAt ??= performance.now(); }, { once: true });
+    }
+  };
+})();"""
 
 # A header click -> the frame that shows the new order has been rendered (a task after its rAF).
 SORT_CLICK = """async (key) => {
@@ -152,11 +164,13 @@ async def sort_clicks(page: Page) -> dict[str, Any]:
 async def measure(args: argparse.Namespace, browser: Browser, base: str) -> dict[str, Any]:
     page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
     page.on("pageerror", lambda error: print("page error:", error, file=sys.stderr))
+    await page.add_init_script(FIRST_FRAME)
     await log_in(page, base)
-    renders = []
+    renders, snapshots = [], []
     for _ in range(args.loads):
         await page.reload()
         renders.append(await page.evaluate(FIRST_RENDER, args.devices))
+        snapshots.append(await page.evaluate("window.__snapshotAt ?? null"))
     dom = await page.evaluate(DOM_COUNTS)
     still = await frames(page, args.seconds, scroll=False)
     scrolling = await frames(page, args.seconds, scroll=True)
@@ -166,6 +180,7 @@ async def measure(args: argparse.Namespace, browser: Browser, base: str) -> dict
     loads = await page.evaluate("performance.getEntriesByType('navigation').length")
     return {
         "first_render_ms": [round(ms) for ms in renders],
+        "snapshot_received_ms": [None if ms is None else round(ms) for ms in snapshots],
         "rows_in_dom": dom["rows"],
         "dom_elements": dom["elements"],
         "js_heap_mib": round(dom["heap_mib"], 1) if dom["heap_mib"] else None,
@@ -177,6 +192,7 @@ async def measure(args: argparse.Namespace, browser: Browser, base: str) -> dict
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    load = os.getloadavg()  # the machine may be shared: say how busy it was
     async with async_playwright() as playwright:
         # Launched before this process pins itself to the load core: the browser may use both cores
         # (the hub is pinned to core 0), as an operator's browser would not share the agents' core.
@@ -193,6 +209,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     result = await measure(args, browser, hub.http_url)
         await browser.close()
     return {
+        "load_average_at_start": [round(x, 2) for x in load],
         "load_generator_pinned_to_core_1": pinned,
         "devices": args.devices,
         "metrics_interval_s": args.interval,
