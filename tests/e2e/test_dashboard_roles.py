@@ -98,7 +98,7 @@ async def test_operator_queues_a_command_from_the_page(
     await expect(page.get_by_role("link", name="Users")).to_have_count(0)
     await page.goto(hub.http_url + "/ui#/device/box-02")
     await expect(page.get_by_role("button", name="Revoke credential")).to_have_count(0)
-    await page.get_by_role("button", name="Ping").click()
+    await page.get_by_role("button", name="Ping", exact=True).click()
     command = await next_frame(agent, "command")
     assert command["command"] == "ping"
     await send(agent, {"type": "ack", "id": command["id"], "success": True, "message": "pong"})
