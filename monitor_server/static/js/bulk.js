@@ -39,6 +39,7 @@ export class BulkPanel {
   update() {
     const n = this.fleetView.selection.size;
     this.count.textContent = n ? `${n} selected` : "Tick devices to act on several at once.";
+    this.form.toggleAttribute("data-empty", n === 0);  // only the hint and "Select all shown" then
     const allowed = this.role.may("operator");
     for (const button of this.buttons) button.disabled = !allowed || n === 0;
     this.form.querySelector("#bulk-clear").disabled = n === 0;
