@@ -246,6 +246,11 @@ def _decode(r: dict[str, Any]) -> list[str]:
         f"{r['runs']} passes over {r['metrics']['frames']:,} distinct frames (batches: "
         f"{r['metrics_batch']['frames']})."
     )
+    lines += [
+        "",
+        'The before/after comparison with the pydantic frames is in "Before and after one frame definition',
+        'and stored acknowledgements" below.',
+    ]
     return [*lines, ""]
 
 
