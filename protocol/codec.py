@@ -29,7 +29,7 @@ from protocol.frames import (
     SampleFields,
     as_dict,
 )
-from protocol.plain import check_storable  # one check for both ends
+from protocol.plain import as_object, check_storable  # one check for both ends
 
 T = TypeVar("T")
 
@@ -129,10 +129,7 @@ def decode_json(data: bytes | str) -> Any:
 
 def parse_object(data: bytes | str) -> dict[str, Any]:
     """Parse JSON that must be an object."""
-    value = decode_json(data)
-    if not isinstance(value, dict):
-        raise FrameDecodeError("a frame must be a JSON object")
-    return value
+    return as_object(decode_json(data))
 
 
 def convert(value: Any, kind: Any) -> Any:

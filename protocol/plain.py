@@ -53,7 +53,11 @@ def decode_json(data: bytes | str) -> Any:
 
 def parse_object(data: bytes | str) -> dict[str, Any]:
     """Parse JSON that must be an object."""
-    value = decode_json(data)
+    return as_object(decode_json(data))
+
+
+def as_object(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object; raises FrameDecodeError (both codecs' frames are objects)."""
     if not isinstance(value, dict):
         raise FrameDecodeError("a frame must be a JSON object")
     return value

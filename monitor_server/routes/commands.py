@@ -6,8 +6,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from monitor_server.commands import AlreadyExpired, CommandTooLarge
+from monitor_server.commands import AlreadyExpired, CommandTooLarge, Enqueued
 from monitor_server.http import JSONResponse, hub_of, read_model
+from monitor_server.hub import Hub
 from monitor_server.identity.audit import AuditAction
 from monitor_server.identity.authz import principal_of, requires
 from monitor_server.identity.principals import Role
@@ -23,9 +24,17 @@ async def enqueue(request: Request) -> Response:
     key = request.headers.get("idempotency-key") or None
     if key is not None and len(key) > 200:
         raise HTTPException(422, "Idempotency-Key must be at most 200 characters")
-    hub = hub_of(request)
+    queued = await queue_command(hub_of(request), ident, body, key)
+    if queued.created:
+        detail = {"command_id": queued.command.id, "command": body.command}
+        await _audit(request, AuditAction.COMMAND_ENQUEUED, ident, detail)
+    return JSONResponse({"ok": True, **queued.to_json()})
+
+
+async def queue_command(hub: Hub, ident: str, body: CommandCreate, key: str | None) -> Enqueued:
+    """Queue (and push) one command with the hub's limits; 413 if it could never reach the agent."""
     try:
-        queued = await hub.commands.enqueue(
+        return await hub.commands.enqueue(
             ident,
             body.command,
             body.args,
@@ -39,10 +48,6 @@ async def enqueue(request: Request) -> Response:
         raise HTTPException(413, str(exc)) from None
     except AlreadyExpired as exc:
         raise HTTPException(422, str(exc)) from None
-    if queued.created:
-        detail = {"command_id": queued.command.id, "command": body.command}
-        await _audit(request, AuditAction.COMMAND_ENQUEUED, ident, detail)
-    return JSONResponse({"ok": True, **queued.to_json()})
 
 
 @requires(Role.OPERATOR, device=True)

@@ -17,13 +17,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from monitor_server.commands import AlreadyExpired, CommandTooLarge
 from monitor_server.events import DeviceUpdated
 from monitor_server.http import JSONResponse, hub_of, read_model
 from monitor_server.hub import Hub
 from monitor_server.identity.audit import AuditAction
 from monitor_server.identity.authz import principal_of, requires
 from monitor_server.identity.principals import Role
+from monitor_server.routes.commands import queue_command
 from monitor_server.routes.params import device_id
 from monitor_server.store import Command, Device
 from monitor_server.throttle import client_address
@@ -71,8 +71,8 @@ async def enqueue_bulk(request: Request) -> Response:
     bulk_id = _bulk_id(request)
     hub = hub_of(request)
     targets = await _targets(hub, body)
-    for ident in targets:
-        await _enqueue_one(hub, ident, body, BULK_PREFIX + bulk_id)
+    for ident in targets:  # the same body for each: a 413 or 422 comes before the first is queued
+        await queue_command(hub, ident, body, BULK_PREFIX + bulk_id)
     detail = {"bulk_id": bulk_id, "command": body.command, "devices": len(targets)}
     await hub.identity.audit.record(
         AuditAction.BULK_COMMAND_ENQUEUED, principal_of(request), None, client_address(request), detail
@@ -108,24 +108,6 @@ async def _targets(hub: Hub, body: BulkCommandCreate) -> list[str]:
     if not tagged:
         raise HTTPException(422, f"no device has the tag {body.tag!r}")
     return [d.device_id for d in tagged]
-
-
-async def _enqueue_one(hub: Hub, ident: str, body: BulkCommandCreate, key: str) -> None:
-    try:
-        await hub.commands.enqueue(
-            ident,
-            body.command,
-            body.args,
-            key,
-            max_frame_bytes=hub.settings.max_frame_bytes,
-            ttl=body.ttl,
-            expires_at=body.expires_epoch(),
-            unseen_ttl=hub.settings.unseen_command_ttl,
-        )
-    except CommandTooLarge as exc:  # the same for every device: refused before the first is queued
-        raise HTTPException(413, str(exc)) from None
-    except AlreadyExpired as exc:
-        raise HTTPException(422, str(exc)) from None
 
 
 def outcome(command: Command) -> str:
