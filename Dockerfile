@@ -15,8 +15,9 @@ COPY protocol ./protocol
 COPY monitor_server ./monitor_server
 COPY monitor_agent ./monitor_agent
 # pip builds our wheel in an isolated environment (setuptools from pyproject's build-system),
-# then fetches wheels of every runtime dependency so the final stage installs offline.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# then fetches wheels of every runtime dependency, the hub's extra included, so the final stage
+# installs offline.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[hub]'
 
 # ---- runtime: install the built wheel, not the source tree ----
 FROM ${PYTHON_IMAGE} AS runtime
@@ -39,7 +40,7 @@ RUN groupadd --system --gid 10001 monitor \
  && chown monitor:monitor /data
 # The wheels are bind-mounted from the builder for this one step, so they never land in a layer.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels /wheels/monitor-*.whl
+    pip install --no-cache-dir --no-index --find-links=/wheels "$(find /wheels -name 'monitor-*.whl')[hub]"
 # Numeric, so Kubernetes' runAsNonRoot can check it without an /etc/passwd lookup.
 USER 10001:10001
 WORKDIR /data

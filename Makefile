@@ -10,15 +10,15 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.run-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[hub]'
 	touch $@
 
 $(VENV)/.bench-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/pip install -q -e '.[hub,test,bench]'
 	touch $@ $(VENV)/.test-deps $(VENV)/.run-deps
 
 $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[hub,test]'
 	touch $@ $(VENV)/.run-deps
 
 run: $(VENV)/.run-deps

@@ -1,3 +1,3 @@
-from monitor_server.cli import main
+from monitor_server.launch import main
 
 main()

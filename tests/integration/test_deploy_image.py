@@ -42,7 +42,10 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (wheel,) = wheels.glob("monitor-*.whl")
     venv = root / "venv"
     _run([sys.executable, "-m", "venv", str(venv)])
-    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", str(wheel)])
+    # As the runtime stage does: the wheel with the hub's extra.
+    _run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", f"{wheel}[hub]"]
+    )
     return venv
 
 
