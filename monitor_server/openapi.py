@@ -34,7 +34,7 @@ from protocol.identity import (
     UserCreate,
     UserUpdate,
 )
-from protocol.rest import BulkCommandCreate, DeviceUpdate, IngestPayload
+from protocol.rest import MAX_BULK, BulkCommandCreate, DeviceUpdate, IngestPayload
 from protocol.timestamps import LATEST
 
 Schema = dict[str, Any]
@@ -281,6 +281,7 @@ def _response_schemas() -> dict[str, Schema]:
                 "total": {"type": "integer", "minimum": 0},
                 "counts": _object({k: {"type": "integer", "minimum": 0} for k in _OUTCOMES}),
                 "commands": {"type": "array", "items": _ref("Command")},
+                "truncated": {"type": "boolean"},
             },
             required=["id", "total", "counts", "commands"],
             description="One command per device; `counts` by outcome (`acked` succeeded,"
@@ -642,7 +643,12 @@ def _paths() -> dict[str, Schema]:
                         "in": "path",
                         "required": True,
                         "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
-                    }
+                    },
+                    {
+                        **_limit(MAX_BULK, MAX_BULK),
+                        "description": "At most this many commands, failed and still open ones first"
+                        " (`truncated` says when some were left out); the counts cover every part.",
+                    },
                 ],
                 tag="commands",
             )

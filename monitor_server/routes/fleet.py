@@ -24,11 +24,11 @@ from monitor_server.identity.audit import AuditAction
 from monitor_server.identity.authz import principal_of, requires
 from monitor_server.identity.principals import Role
 from monitor_server.routes.commands import queue_command
-from monitor_server.routes.params import device_id
+from monitor_server.routes.params import device_id, int_param
 from monitor_server.store import Command, Device
 from monitor_server.throttle import client_address
 from protocol import CommandState
-from protocol.rest import BulkCommandCreate, DeviceUpdate
+from protocol.rest import MAX_BULK, BulkCommandCreate, DeviceUpdate
 
 BULK_PREFIX = "bulk:"
 _BULK_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -82,11 +82,16 @@ async def enqueue_bulk(request: Request) -> Response:
 
 @requires(Role.VIEWER)
 async def bulk_status(request: Request) -> Response:
-    """``GET /commands/bulk/{bulk_id}``: the counts per outcome and every device's command."""
+    """``GET /commands/bulk/{bulk_id}``: the counts per outcome and the devices' commands.
+
+    ``limit`` keeps that many commands, the ones that need a look first (failed, then still open,
+    then the others), so a dashboard following 10,000 devices does not fetch them all each time.
+    """
     bulk_id = request.path_params["bulk_id"]
     if not _BULK_ID.match(bulk_id):
         raise HTTPException(422, "invalid bulk id")
-    summary = await _summary(hub_of(request), bulk_id)
+    limit = int_param(request, "limit", MAX_BULK, MAX_BULK)
+    summary = await _summary(hub_of(request), bulk_id, limit)
     if not summary["total"]:
         raise HTTPException(404, f"no bulk command {bulk_id!r}")
     return JSONResponse(summary)
@@ -117,13 +122,19 @@ def outcome(command: Command) -> str:
     return command.state.value
 
 
-async def _summary(hub: Hub, bulk_id: str) -> dict[str, Any]:
+# Which parts a limited answer shows first: what needs a look, then what is still moving.
+_FIRST = {"failed": 0, "expired": 1, "pending": 2, "delivered": 2, "cancelled": 3, "acked": 4}
+
+
+async def _summary(hub: Hub, bulk_id: str, limit: int = MAX_BULK) -> dict[str, Any]:
     parts = await hub.store.commands_with_key(BULK_PREFIX + bulk_id)
     counts = Counter(outcome(c) for c in parts)
+    shown = parts if limit >= len(parts) else sorted(parts, key=lambda c: _FIRST[outcome(c)])[:limit]
     return {
         "id": bulk_id,
         "command": parts[0].command if parts else None,
         "total": len(parts),
         "counts": {name: counts.get(name, 0) for name in OUTCOMES},
-        "commands": [c.to_json() for c in parts],
+        "commands": [c.to_json() for c in shown],
+        "truncated": len(shown) < len(parts),
     }

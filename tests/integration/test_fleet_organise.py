@@ -154,6 +154,15 @@ async def test_bulk_command_by_tag_is_idempotent_and_counts_failures(
     await asyncio.gather(*(_ack_commands(ws, 1) for ws in online))  # args set: these agents fail it
     status = await _settled(api, "rollout-42", 2)
     assert (status["counts"]["failed"], status["counts"]["pending"]) == (2, 1)
+    first = (await api.get("/commands/bulk/rollout-42", params={"limit": 2})).json()
+    assert first["truncated"] is True and first["total"] == 3 and first["counts"] == status["counts"]
+    assert [c["device_id"].startswith("edge-") and c["status"] for c in first["commands"]] == [
+        "acked",
+        "acked",
+    ]
+    assert all(c["success"] is False for c in first["commands"])  # the failed ones come first
+    assert (await api.get("/commands/bulk/rollout-42", params={"limit": 0})).status_code == 422
+    assert (await api.get("/commands/bulk/rollout-42")).json()["truncated"] is False
     assert (await api.get("/devices/core-1/commands")).json()["commands"] == []
     for ws in online:
         await ws.close()

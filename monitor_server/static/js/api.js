@@ -39,7 +39,7 @@ export const api = {
   send: (id, command, args) => call("POST", `${dev(id)}/commands`, { command, args }),
   updateDevice: (id, body) => call("PATCH", dev(id), body),
   sendBulk: (body) => call("POST", "/commands/bulk", body),
-  bulk: (bulkId) => call("GET", `/commands/bulk/${encodeURIComponent(bulkId)}`),
+  bulk: (bulkId, limit) => call("GET", `/commands/bulk/${encodeURIComponent(bulkId)}?limit=${limit}`),
   cancel: (id, cid) => call("DELETE", `${dev(id)}/commands/${cid}`),
   // Identity (admin pages; the credential's state is readable by every role)
   credential: (id) => call("GET", `${dev(id)}/credential`),

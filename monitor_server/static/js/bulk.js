@@ -9,6 +9,7 @@ const REFRESH_MS = 250;  // at most this often while command events stream in
 // Also read again this long after the last read while parts are open: events that arrived before
 // the bulk request returned (fast agents) were not yet known to be about it.
 const SAFETY_MS = 2000;
+const ROWS = 200;  // devices listed in the progress table (failed and waiting ones first); counts cover all
 
 export class BulkPanel {
   constructor(form, progress, fleetView, state, role) {
@@ -111,7 +112,7 @@ export class BulkPanel {
     this.timer = 0;
     if (!this.bulk) return;
     const id = this.bulk.id;
-    const summary = await api.bulk(id).catch(() => null);
+    const summary = await api.bulk(id, ROWS).catch(() => null);
     if (summary && this.bulk?.id === id) this.show(summary);
   }
 
@@ -133,7 +134,19 @@ export class BulkPanel {
       tr.dataset.outcome = outcome;
       return tr;
     });
+    if (summary.truncated) rows.push(moreRow(summary.total - summary.commands.length));
     this.progress.querySelector("#bulk-results tbody").replaceChildren(...rows);
     if (!finished(summary)) this.later(SAFETY_MS);
   }
+}
+
+// The last row of a limited table: how many devices it does not list (all counted above).
+function moreRow(hidden) {
+  const tr = document.createElement("tr");
+  const td = document.createElement("td");
+  td.colSpan = 3;
+  td.className = "muted";
+  td.textContent = `and ${hidden} more (counted above; failed and waiting ones are listed first)`;
+  tr.append(td);
+  return tr;
 }
