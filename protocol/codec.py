@@ -22,14 +22,13 @@ from protocol.errors import FrameDecodeError, FrameValidationError, UnknownFrame
 from protocol.frames import (
     AGENT_FRAME_TYPES,
     MAX_BATCH,
-    SAMPLE_FIELDS,
     Ack,
     AgentFrame,
     Limit,
     SampleFields,
     as_dict,
 )
-from protocol.plain import as_object, check_storable  # one check for both ends
+from protocol.plain import as_object, check_storable, partition  # the same checks at both ends
 
 T = TypeVar("T")
 
@@ -42,9 +41,18 @@ def _meta(limit: Limit) -> msgspec.Meta:
     return msgspec.Meta(**{n: getattr(limit, n) for n in names if getattr(limit, n) is not None})
 
 
+_HINTS: dict[Any, Any] = {}  # translated once: routes check every path's DeviceId with it
+
+
 def hint_of(hint: Any) -> Any:
     """A type hint of ``protocol.frames`` as msgspec checks it: ``Limit`` marks as ``Meta``, frame
     dataclasses as structs (``DeviceId``, a field's hint...)."""
+    if hint not in _HINTS:
+        _HINTS[hint] = _translate(hint)
+    return _HINTS[hint]
+
+
+def _translate(hint: Any) -> Any:
     origin, args = get_origin(hint), get_args(hint)
     if origin is Annotated:
         marks = tuple(_meta(m) if isinstance(m, Limit) else m for m in args[1:])
@@ -193,15 +201,9 @@ class AckIn:
 
 
 def split_sample(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Validate a sample's named fields; return them (all of ``SampleFields``) and the others.
-
-    The other fields are kept as they came, so they must be storable too: integers within
-    signed 64 bits, nested at most ``MAX_EXTRA_DEPTH`` deep.
-    """
-    named = {k: v for k, v in values.items() if k in SAMPLE_FIELDS}
-    extra = {k: v for k, v in values.items() if k not in SAMPLE_FIELDS}
-    for key, value in extra.items():
-        check_storable(value, key, 0)
+    """Validate a sample's named fields; return them (all of ``SampleFields``) and the others
+    (``protocol.plain.partition``: the same split as the agent's)."""
+    named, extra = partition(values)
     return msgspec.structs.asdict(convert(named, _SAMPLE)), extra
 
 

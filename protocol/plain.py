@@ -74,16 +74,22 @@ def decode_hub_frame(data: bytes | str) -> HubFrame:
 
 
 def split_sample(values: Mapping[str, Any]) -> tuple[SampleFields, dict[str, Any]]:
-    """Validate a sample's named fields; return them and the other fields.
+    """Validate a sample's named fields; return them and the other fields (``partition``)."""
+    named, extra = partition(values)
+    return convert(named, SampleFields), extra
+
+
+def partition(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A sample's fields named by ``SampleFields`` (not checked yet) and the others.
 
     The other fields are kept as they came, so they must be storable too: integers within
-    signed 64 bits, nested at most ``MAX_EXTRA_DEPTH`` deep.
+    signed 64 bits, nested at most ``MAX_EXTRA_DEPTH`` deep. Both codecs split samples here.
     """
     named = {k: v for k, v in values.items() if k in SAMPLE_FIELDS}
     extra = {k: v for k, v in values.items() if k not in SAMPLE_FIELDS}
     for key, value in extra.items():
         check_storable(value, key, 0)
-    return convert(named, SampleFields), extra
+    return named, extra
 
 
 def check_storable(value: Any, where: str, depth: int) -> None:

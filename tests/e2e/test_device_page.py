@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import Page, expect
 from websockets.asyncio.client import ClientConnection
 
-from tests.agents import next_frame, open_socket, send
+from tests.agents import connect_agent, next_frame, send
 from tests.e2e.conftest import ARTIFACTS
 from tests.hubs import RunningHub
 
@@ -50,18 +50,7 @@ def recent(count: int) -> list[dict[str, Any]]:
 
 async def agent_with_history(hub: RunningHub, device_id: str, samples: int) -> ClientConnection:
     """An agent offering ping and echo whose recent history the hub has stored (its ``stored`` ack)."""
-    ws = await open_socket(hub)
-    hello = {
-        "type": "hello",
-        "protocol": 1,
-        "device_id": device_id,
-        "agent_version": "test",
-        "hostname": f"{device_id}.test",
-        "platform": "linux",
-        "capabilities": ["ping", "echo", "stored_acks"],
-    }
-    await send(ws, hello)
-    assert (await next_frame(ws))["type"] == "welcome"
+    ws = await connect_agent(hub, device_id, capabilities=["ping", "echo", "stored_acks"])
     await send(ws, {"type": "metrics_batch", "seq": 1, "samples": recent(samples)})
     await next_frame(ws, "stored")
     return ws

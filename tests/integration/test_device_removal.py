@@ -8,10 +8,9 @@ import json
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import connect
 
 from tests.agentd import eventually
-from tests.agents import connect_agent, send
+from tests.agents import connect_agent, send, ui_feed
 from tests.hubs import RunningHub
 from tests.timing import t
 
@@ -100,13 +99,7 @@ async def test_removal_closes_the_socket_forgets_the_credential_and_tells_dashbo
         return list((await api.get("/devices/live/metrics")).json()["samples"])
 
     await eventually(stored, what="the agent's sample stored")
-    async with httpx.AsyncClient(base_url=hub.http_url) as browser:
-        assert (await browser.post("/ui/login", data={"token": hub.token})).status_code == 303
-        cookie = browser.cookies["monitor_session"]
-    ui_url = hub.ws_url.replace("/ws/agent", "/ws/ui")
-    headers = {"Cookie": f"monitor_session={cookie}", "Origin": hub.http_url}
-    async with connect(ui_url, additional_headers=headers, open_timeout=t(5)) as feed:
-        snapshot = json.loads(await feed.recv())
+    async with ui_feed(hub) as (feed, snapshot):
         assert "live" in [d["device_id"] for d in snapshot["devices"]]
         removed = await api.delete("/devices/live")
         assert removed.status_code == 200 and removed.json()["credential"] is True

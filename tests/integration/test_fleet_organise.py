@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from tests.agentd import device, eventually, spawn_agent
-from tests.agents import next_frame, open_socket, send
+from tests.agents import next_frame, open_socket, send, ui_feed
 from tests.hubs import RunningHub
 from tests.timing import t
 
@@ -129,12 +129,12 @@ async def test_bulk_command_to_listed_devices_and_its_progress(
 
 async def _settled(api: httpx.AsyncClient, bulk_id: str, acked: int) -> dict[str, Any]:
     """The bulk status once ``acked`` commands are acknowledged (acks are committed before ``acked``)."""
-    async with asyncio.timeout(t(5)):
-        while True:
-            status = (await api.get(f"/commands/bulk/{bulk_id}")).json()
-            if status["counts"]["acked"] + status["counts"]["failed"] >= acked:
-                return dict(status)
-            await asyncio.sleep(0.05)
+
+    async def answered() -> dict[str, Any]:
+        status: dict[str, Any] = (await api.get(f"/commands/bulk/{bulk_id}")).json()
+        return status if status["counts"]["acked"] + status["counts"]["failed"] >= acked else {}
+
+    return await eventually(answered, within=5, what=f"{acked} parts of {bulk_id} acknowledged")
 
 
 async def test_bulk_command_by_tag_is_idempotent_and_counts_failures(
@@ -190,13 +190,7 @@ async def test_bad_bulk_requests(api: httpx.AsyncClient) -> None:
 async def test_dashboards_hear_of_renames(hub: RunningHub, api: httpx.AsyncClient) -> None:
     """/ws/ui gets ``{"type": "device", ...}`` with the new name and tags."""
     await _seen(api, "shown")
-    async with httpx.AsyncClient(base_url=hub.http_url) as browser:
-        assert (await browser.post("/ui/login", data={"token": hub.token})).status_code == 303
-        cookie = browser.cookies["monitor_session"]
-    ui_url = hub.ws_url.replace("/ws/agent", "/ws/ui")
-    headers = {"Cookie": f"monitor_session={cookie}", "Origin": hub.http_url}
-    async with connect(ui_url, additional_headers=headers, open_timeout=t(5)) as feed:
-        json.loads(await feed.recv())  # the snapshot
+    async with ui_feed(hub) as (feed, _):
         assert (await api.patch("/devices/shown", json={"name": "Shown", "tags": ["t1"]})).status_code == 200
         async with asyncio.timeout(t(2)):
             while True:

@@ -4,6 +4,7 @@
 // move as agents acknowledge.
 import { api } from "./api.js";
 import { finished, parseTags, progressText } from "./bulk-state.js";
+import { parseArgs } from "./json-args.js";
 
 const REFRESH_MS = 250;  // at most this often while command events stream in
 // Also read again this long after the last read while parts are open: events that arrived before
@@ -62,14 +63,9 @@ export class BulkPanel {
   }
 
   parseArgs() {
-    const text = this.form.querySelector("#bulk-args").value.trim();
-    if (!text) return null;
-    try {
-      const args = JSON.parse(text);
-      if (args && typeof args === "object" && !Array.isArray(args)) return args;
-    } catch { /* reported below */ }
-    this.error.textContent = "Arguments must be a JSON object";
-    return undefined;
+    const args = parseArgs(this.form.querySelector("#bulk-args").value);
+    if (args === undefined) this.error.textContent = "Arguments must be a JSON object";
+    return args;
   }
 
   // Adds (or removes) the typed tags on each ticked device: its operators' tags, PATCHed one by one.

@@ -2,6 +2,7 @@
 // that is offline, or that the hub has never seen, gets a warning: its commands wait in the queue.
 import { api } from "./api.js";
 import { ago, clock, parseTime } from "./format.js";
+import { parseArgs } from "./json-args.js";
 
 // A command only moves forward; a late HTTP answer must not undo a newer pushed state.
 const RANK = { pending: 0, delivered: 1, acked: 2, cancelled: 2, expired: 2 };
@@ -66,14 +67,9 @@ export class CommandPanel {
   }
 
   parseArgs() {
-    const raw = this.form.args.value.trim();
-    if (!raw) return null;
-    try {
-      const value = JSON.parse(raw);
-      if (value && typeof value === "object" && !Array.isArray(value)) return value;
-    } catch { /* reported below */ }
-    this.error.textContent = "Arguments must be a JSON object, e.g. {\"text\": \"hi\"}";
-    return undefined;
+    const args = parseArgs(this.form.args.value);
+    if (args === undefined) this.error.textContent = "Arguments must be a JSON object, e.g. {\"text\": \"hi\"}";
+    return args;
   }
 
   async send(name, args) {
