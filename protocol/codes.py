@@ -59,6 +59,7 @@ class PresenceReason(StrEnum):
     AGENT_RESTART = "agent_restart"  # the agent closed with 1012: it is re-executing itself
     HUB_SHUTDOWN = "hub_shutdown"
     HUB_RESTART = "hub_restart"
+    HUB_LOST = "hub_lost"  # its hub stopped heartbeating; a surviving hub marked it (DESIGN §13)
     OVERLOADED = "overloaded"
 
 
