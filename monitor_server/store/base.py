@@ -79,9 +79,26 @@ class Store(Protocol):
 
     # presence
     async def set_presence(
-        self, device_id: str, online: bool, reason: str, connection: str | None, at: float
-    ) -> PresenceEvent: ...
-    async def set_presence_many(self, events: Sequence[PresenceEvent]) -> None: ...
+        self,
+        device_id: str,
+        online: bool,
+        reason: str,
+        connection: str | None,
+        at: float,
+        hub: str | None = None,
+    ) -> PresenceEvent | None:
+        """Store a transition and return it. Online: ``hub`` holds the session now. Offline from
+        ``hub``: None and nothing changed when another hub holds the session (it took over)."""
+        ...
+
+    async def set_presence_many(self, events: Sequence[PresenceEvent]) -> None:
+        """Store many transitions in one transaction (offline ones release the holding hub)."""
+        ...
+
+    async def mark_hub_lost(self, hub: str, at: float) -> list[PresenceEvent]:
+        """Every device online through ``hub`` goes offline (``hub_lost``) in one transaction."""
+        ...
+
     async def presence_events(self, device_id: str, limit: int) -> list[PresenceEvent]: ...
 
     # commands

@@ -71,6 +71,7 @@ class Device:
     tags: tuple[str, ...] = ()  # set by operators (dashboard, REST)
     agent_tags: tuple[str, ...] = ()  # reported by the agent in hello (its config)
     commands: tuple[str, ...] | None = None  # offered in its last hello; None: never connected (ws)
+    hub_id: str | None = None  # the hub holding its session while online (several hubs, DESIGN §13)
 
     def all_tags(self) -> list[str]:
         return sorted({*self.tags, *self.agent_tags})

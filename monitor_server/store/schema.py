@@ -200,6 +200,12 @@ MIGRATIONS: tuple[str, ...] = (
     _coarser_tier("rollup_6h", "rollup_hour", 21600),
     # 7: the commands the agent offered in its last hello (a JSON array), shown while it is away.
     "ALTER TABLE devices ADD COLUMN commands TEXT;",
+    # 8: the hub that holds an online device's session (DESIGN §13): a hub's late "offline" for a
+    # device another hub took over changes nothing, and a lost hub's devices are found by it.
+    """
+    ALTER TABLE devices ADD COLUMN hub_id TEXT;
+    CREATE INDEX devices_hub ON devices (hub_id) WHERE hub_id IS NOT NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -35,6 +35,7 @@ from monitor_server.store.records import (
     tier_step,
 )
 from monitor_server.store.schema import MIGRATIONS
+from protocol.codes import PresenceReason
 from protocol.commands import FINAL_STATES, OPEN_STATES, CommandState, sources_of, transition
 from protocol.errors import Conflict, IllegalTransition, NotFound, Unauthenticated
 from protocol.identity import Role
@@ -47,7 +48,7 @@ _CMD_COLUMNS = (
 _DEVICE_COLUMNS = (
     "device_id, hostname, agent_version, platform, status, last_error, first_seen, last_seen,"
     " last_payload, online, connection, presence_reason, presence_since, display_name, tags, agent_tags,"
-    " commands"
+    " commands, hub_id"
 )
 _SAMPLE_COLUMNS = "device_id, ts, cpu, ram, disk, uptime_sec, status, extra"
 
@@ -304,29 +305,44 @@ class SQLiteStore:
     # presence
 
     async def set_presence(
-        self, device_id: str, online: bool, reason: str, connection: str | None, at: float
-    ) -> PresenceEvent:
+        self,
+        device_id: str,
+        online: bool,
+        reason: str,
+        connection: str | None,
+        at: float,
+        hub: str | None = None,
+    ) -> PresenceEvent | None:
+        """Store one transition; an offline from ``hub`` while another hub holds the session: None."""
         event = PresenceEvent(device_id, online, reason, connection, at)
-        await self.set_presence_many([event])
+        async with self._tx() as db:
+            await _add_devices(db, [event])
+            if not online and hub is not None:
+                async with db.execute("SELECT hub_id FROM devices WHERE device_id = ?", (device_id,)) as cur:
+                    row = await cur.fetchone()
+                if row is not None and row[0] not in (None, hub):
+                    return None
+            await _store_presence(db, [event], hub, claim=True)
         return event
 
     async def set_presence_many(self, events: Sequence[PresenceEvent]) -> None:
         """Store many transitions in one transaction (a restart marks thousands offline at once)."""
         async with self._tx() as db:
-            await db.executemany(
-                "INSERT INTO devices (device_id, first_seen) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [(e.device_id, e.at) for e in events],
-            )
-            await db.executemany(
-                "UPDATE devices SET online = ?, connection = ?, presence_reason = ?,"
-                " presence_since = ? WHERE device_id = ?",
-                [(int(e.online), e.connection, e.reason, e.at, e.device_id) for e in events],
-            )
-            await db.executemany(
-                "INSERT INTO presence_events (device_id, online, reason, connection, at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(e.device_id, int(e.online), e.reason, e.connection, e.at) for e in events],
-            )
+            await _add_devices(db, events)
+            await _store_presence(db, events)
+
+    async def mark_hub_lost(self, hub: str, at: float) -> list[PresenceEvent]:
+        """Every device online through ``hub`` goes offline (``hub_lost``), in one transaction."""
+        async with self._tx() as db:
+            async with db.execute(
+                "SELECT device_id, connection FROM devices WHERE online = 1 AND hub_id = ?"
+                " ORDER BY device_id",
+                (hub,),
+            ) as cur:
+                rows = await cur.fetchall()
+            events = [PresenceEvent(r[0], False, PresenceReason.HUB_LOST, r[1], at) for r in rows]
+            await _store_presence(db, events)
+        return events
 
     async def presence_events(self, device_id: str, limit: int) -> list[PresenceEvent]:
         rows = await self._fetch(
@@ -787,6 +803,29 @@ _UPDATE_LATEST = (
 )
 
 
+async def _add_devices(db: aiosqlite.Connection, events: Sequence[PresenceEvent]) -> None:
+    await db.executemany(
+        "INSERT INTO devices (device_id, first_seen) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        [(e.device_id, e.at) for e in events],
+    )
+
+
+async def _store_presence(
+    db: aiosqlite.Connection, events: Sequence[PresenceEvent], hub: str | None = None, claim: bool = False
+) -> None:
+    """Set each device's presence and record the events. Offline releases the holding hub; online
+    makes ``hub`` the holder when ``claim``, otherwise the holder stays."""
+    await db.executemany(
+        "UPDATE devices SET online = ?1, connection = ?2, presence_reason = ?3, presence_since = ?4,"
+        " hub_id = CASE WHEN NOT ?1 THEN NULL WHEN ?5 THEN ?6 ELSE hub_id END WHERE device_id = ?7",
+        [(int(e.online), e.connection, e.reason, e.at, int(claim), hub, e.device_id) for e in events],
+    )
+    await db.executemany(
+        "INSERT INTO presence_events (device_id, online, reason, connection, at) VALUES (?, ?, ?, ?, ?)",
+        [(e.device_id, int(e.online), e.reason, e.connection, e.at) for e in events],
+    )
+
+
 class _NothingToRemove(Exception):
     """``delete_device`` found neither a device row nor a credential: roll back, answer None."""
 
@@ -943,6 +982,7 @@ def _device(r: aiosqlite.Row) -> Device:
         tags=tuple(_loads(r[14]) or ()),
         agent_tags=tuple(_loads(r[15]) or ()),
         commands=None if r[16] is None else tuple(_loads(r[16])),
+        hub_id=r[17],
     )
 
 
