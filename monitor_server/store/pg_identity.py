@@ -84,7 +84,7 @@ CREATE TABLE audit (
     action     TEXT NOT NULL,
     target     TEXT,
     address    TEXT,
-    detail     JSONB
+    detail     TEXT
 );
 CREATE INDEX audit_at ON audit (at);
 """
@@ -96,8 +96,8 @@ _ENROLL_COLUMNS = "id, token_hash, created_by, created_at, expires_at, max_uses,
 _CRED_COLUMNS = (
     "device_id, credential_hash, issued_at, pending_hash, rotated_at, revoked, tags, enrollment_token"
 )
-# detail is read as text and written from text, whatever JSON codec a connection may have.
-_AUDIT_COLUMNS = "id, at, actor_kind, actor, action, target, address, detail::text"
+# detail is JSON text, as in SQLite: the same dict back, and "\u0000" (which JSONB refuses) kept.
+_AUDIT_COLUMNS = "id, at, actor_kind, actor, action, target, address, detail"
 
 
 class PgIdentity:
@@ -120,6 +120,8 @@ class PgIdentity:
             raise Conflict(f"user {user.name!r} already exists")
 
     async def get_user(self, name: str) -> User | None:
+        if _unstorable(name):
+            return None
         row = await self._pool.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE name = $1", name)
         return _user(row) if row is not None else None
 
@@ -131,19 +133,15 @@ class PgIdentity:
     async def update_user(
         self, name: str, at: float, password_hash: str | None = None, role: Role | None = None
     ) -> User:
-        row = await self._pool.fetchrow(
-            "UPDATE users SET password_hash = COALESCE($1, password_hash), role = COALESCE($2, role),"
-            f" changed_at = $3 WHERE name = $4 RETURNING {_USER_COLUMNS}",
-            password_hash,
-            role.value if role else None,
-            at,
-            name,
-        )
+        values = (password_hash, role.value if role else None, at, name)
+        row = None if _unstorable(name) else await self._pool.fetchrow(_UPDATE_USER, *values)
         if row is None:
             raise NotFound(f"unknown user {name!r}")
         return _user(row)
 
     async def delete_user(self, name: str) -> bool:
+        if _unstorable(name):
+            return False
         async with self._pool.acquire() as conn, conn.transaction():
             status = await conn.execute("DELETE FROM users WHERE name = $1", name)
             await conn.execute("DELETE FROM user_sessions WHERE user_name = $1", name)
@@ -177,6 +175,8 @@ class PgIdentity:
         return _count(status)
 
     async def revoke_user_sessions(self, user: str) -> int:
+        if _unstorable(user):
+            return 0
         status = await self._pool.execute(
             "UPDATE user_sessions SET revoked = TRUE WHERE user_name = $1 AND NOT revoked", user
         )
@@ -210,6 +210,8 @@ class PgIdentity:
         return [_api_key(r) for r in rows]
 
     async def revoke_api_key(self, key_id: str) -> ApiKey | None:
+        if _unstorable(key_id):
+            return None
         row = await self._pool.fetchrow(
             f"UPDATE api_keys SET revoked = TRUE WHERE id = $1 AND NOT revoked RETURNING {_KEY_COLUMNS}",
             key_id,
@@ -240,6 +242,8 @@ class PgIdentity:
         return [_enrollment_token(r) for r in rows]
 
     async def revoke_enrollment_token(self, token_id: str) -> bool:
+        if _unstorable(token_id):
+            return False
         status = await self._pool.execute(
             "UPDATE enrollment_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked", token_id
         )
@@ -324,13 +328,9 @@ class PgIdentity:
         return int(
             await self._pool.fetchval(
                 "INSERT INTO audit (at, actor_kind, actor, action, target, address, detail)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb) RETURNING id",
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
                 event.at,
-                event.actor_kind,
-                event.actor,
-                event.action,
-                event.target,
-                event.address,
+                *map(_storable, (event.actor_kind, event.actor, event.action, event.target, event.address)),
                 _dumps(event.detail),
             )
         )
@@ -344,6 +344,10 @@ class PgIdentity:
         return [AuditEvent(r[1], r[2], r[3], r[4], r[5], r[6], _loads(r[7]), id=r[0]) for r in rows]
 
 
+_UPDATE_USER = (
+    "UPDATE users SET password_hash = COALESCE($1, password_hash), role = COALESCE($2, role),"
+    f" changed_at = $3 WHERE name = $4 RETURNING {_USER_COLUMNS}"
+)
 _SPEND_USE = (
     "UPDATE enrollment_tokens SET uses = uses + 1"
     " WHERE token_hash = $1 AND NOT revoked AND uses < max_uses AND expires_at > $2"
@@ -358,6 +362,16 @@ _INSERT_CREDENTIAL = (
 def _count(status: str) -> int:
     """Rows a command touched, from its status tag (``UPDATE 2``, ``INSERT 0 1``)."""
     return int(status.rsplit(" ", 1)[-1])
+
+
+def _unstorable(key: str) -> bool:
+    """PostgreSQL text cannot hold NUL, so no row has such a key (names from URLs and logins)."""
+    return "\x00" in key
+
+
+def _storable(text: str | None) -> str | None:
+    """Audit text as PostgreSQL can hold it: NUL (from a login name, say) becomes U+FFFD."""
+    return None if text is None else text.replace("\x00", "\ufffd")
 
 
 def _dumps(value: Any) -> str | None:
