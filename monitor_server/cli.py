@@ -43,6 +43,7 @@ _SUBCOMMANDS = """subcommands (each with its own --help):
   monitor-server backup DEST       online copy of the SQLite database while the hub runs
   monitor-server users ...         dashboard and API users: add, set-password, list
   monitor-server enroll-token ...  agent enrollment tokens
+  monitor-server releases ...      agent release keys and bundle signatures (keygen, sign)
 """
 
 
@@ -108,6 +109,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         from monitor_server.backup import main as backup_main
 
         backup_main(args[1:])
+        return
+    if args[:1] == ["releases"]:  # files only: no database, no settings (releases_cli.py)
+        from monitor_server.releases_cli import main as releases_main
+
+        releases_main(args[1:])
         return
     if args[:1] in (["users"], ["enroll-token"]):  # work with the hub running or stopped (admin_cli.py)
         from monitor_server.admin_cli import enroll_token_main, users_main
