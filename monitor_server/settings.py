@@ -38,6 +38,10 @@ class Settings(BaseSettings):
         description="commands for a device never seen expire after this many seconds (0 = never)",
     )
     expiry_check_interval: float = Field(5.0, gt=0, description="how often expired commands are marked")
+    # Several hubs on PostgreSQL (DESIGN §13): each heartbeats this often; a hub silent for longer
+    # than hub_lost_after has its devices marked offline (hub_lost) by a survivor.
+    hub_heartbeat: float = Field(2.0, gt=0, description="seconds between a hub's heartbeats (PostgreSQL)")
+    hub_lost_after: float = Field(10.0, gt=0, description="a hub silent this long is taken for dead")
 
     max_frame_bytes: int = Field(1 << 20, ge=1024)
     outbox_size: int = Field(1024, ge=1, description="frames queued per socket before it is dropped")
