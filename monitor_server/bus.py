@@ -8,7 +8,7 @@ typed ones of ``monitor_server.events``; publishers build them there, never as a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from monitor_server.events import HubEvent
@@ -45,8 +45,12 @@ class EventBus:
     def __init__(self, default_maxsize: int = 1024) -> None:
         self._subscribers: set[Subscription] = set()
         self._default_maxsize = default_maxsize
+        # Told every event published here (several hubs: passed on to the others, DESIGN §13).
+        self.tap: Callable[[HubEvent], None] | None = None
 
     def publish(self, event: HubEvent) -> None:
+        if self.tap is not None:
+            self.tap(event)
         for subscription in list(self._subscribers):
             if not subscription.offer(event):
                 self._subscribers.discard(subscription)

@@ -8,6 +8,7 @@ published like any other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor_server.bus import EventBus
+from monitor_server.cluster import Exclusive
 from monitor_server.events import CommandEvent
 from monitor_server.sessions import SessionRegistry
 from monitor_server.store import Command, Store
@@ -182,11 +184,15 @@ class CommandService:
             self._publish(command)
         return len(expired)
 
-    async def run_expiry_sweeper(self, interval: float) -> None:
-        """Mark expired commands every ``interval`` seconds, so they show (and are published) unread."""
+    async def run_expiry_sweeper(self, interval: float, exclusive: Exclusive | None = None) -> None:
+        """Mark expired commands every ``interval`` seconds, so they show (and are published) unread.
+
+        With several hubs, one of them at a time sweeps (``exclusive``).
+        """
         while True:
             try:
-                count = await self.expire_due()
+                async with exclusive("expiry") if exclusive else contextlib.nullcontext(True) as mine:
+                    count = await self.expire_due() if mine else 0
                 if count:
                     log.info("%d commands expired unacknowledged", count)
             except Exception:

@@ -132,4 +132,18 @@ class DeviceUpdated:
         return {"type": "device", **self.device.to_json()}
 
 
-HubEvent = SampleEvent | PresenceChanged | CommandEvent | DeviceRemoved | DeviceUpdated
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """An event another hub published (several hubs, DESIGN §13), passed on to this hub's dashboards.
+
+    ``body`` is that event's ``to_json()`` as the other hub built it.
+    """
+
+    device_id: str
+    body: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.body
+
+
+HubEvent = SampleEvent | PresenceChanged | CommandEvent | DeviceRemoved | DeviceUpdated | Relayed

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor_server.bus import EventBus
+from monitor_server.cluster import Cluster, open_cluster
+from monitor_server.cluster.relay import Relay
 from monitor_server.commands import CommandService
 from monitor_server.events import DeviceRemoved, SampleEvent
 from monitor_server.identity import Identity
@@ -41,14 +43,18 @@ class Hub:
     writer: SampleWriter
     # Principals, sessions, API keys, device credentials and the audit log (DESIGN §10).
     identity: Identity
+    # The other hubs on the same database (DESIGN §13); alone on SQLite.
+    cluster: Cluster
     # Failed authentication per client address, shared by every way in.
     throttle: Throttle = field(default_factory=Throttle)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _writer_task: asyncio.Task[None] | None = None
+    _relay: Relay | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Hub:
         store = open_store(settings.db)
+        cluster = open_cluster(settings.db, store, settings.hub_heartbeat, settings.hub_lost_after)
         bus = EventBus(settings.ui_queue_size)
         sessions = SessionRegistry()
         token = resolve_token(settings)
@@ -60,10 +66,11 @@ class Hub:
             store=store,
             bus=bus,
             sessions=sessions,
-            presence=Presence(store, bus, settings.http_offline_after),
+            presence=Presence(store, bus, settings.http_offline_after, hub_id=cluster.hub_id),
             commands=CommandService(store, bus, sessions),
             writer=SampleWriter(store, settings.batch_max_rows),
             identity=identity,
+            cluster=cluster,
             throttle=Throttle(
                 max(settings.auth_max_failures, settings.login_max_failures),
                 settings.auth_failure_window,
@@ -72,7 +79,9 @@ class Hub:
         )
 
     def publish_sample(self, sample: Sample) -> None:
-        """Tell dashboards about a sample as it arrives (only when someone watches)."""
+        """Tell dashboards about a sample as it arrives (only when someone watches, here or elsewhere)."""
+        if self._relay is not None:
+            self._relay.note_sample(sample)
         if self.bus.subscriber_count:
             self.bus.publish(SampleEvent.of(sample))
 
@@ -84,13 +93,27 @@ class Hub:
                 "enroll devices and create users and API keys, then set MONITOR_LEGACY_TOKEN=off "
                 "(docs/security.md)"
             )
-        await self.presence.rebuild()
+        await self._join_cluster()
+        await self.presence.rebuild(frozenset(await self.cluster.other_hubs()))
         s = self.settings
         self._writer_task = asyncio.get_running_loop().create_task(self.writer.run())
         self._spawn(self.commands.run_delivery_recorder())
         self._spawn(self.presence.run_sweeper(s.presence_check_interval))
-        self._spawn(run_retention(self.store, s.retention_days, s.retention_check_interval))
-        self._spawn(self.commands.run_expiry_sweeper(s.expiry_check_interval))
+        exclusive = self.cluster.exclusive
+        self._spawn(
+            run_retention(self.store, s.retention_days, s.retention_check_interval, exclusive=exclusive)
+        )
+        self._spawn(self.commands.run_expiry_sweeper(s.expiry_check_interval, exclusive))
+
+    async def _join_cluster(self) -> None:
+        """Several hubs: tell the others what happens here and act on what they tell (DESIGN §13)."""
+        if self.cluster.hub_id is None:
+            return
+        relay = self._relay = Relay(self, self.cluster)
+        await self.cluster.start(relay.on_notice, relay.on_takeover)
+        self.bus.tap = relay.on_bus_event
+        self.identity.listeners.add(relay.on_identity_event)
+        self._spawn(relay.run_samples())
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -103,6 +126,7 @@ class Hub:
             self.writer.close()  # let the batch in flight commit: cancelling would lose it
             await self._writer_task
         await self.writer.flush()
+        await self.cluster.stop()
         await self.store.close()
 
     async def remove_device(self, actor: Principal, device_id: str, address: str | None) -> RemovedDevice:

@@ -36,9 +36,17 @@ def expired(last_seen: dict[str, float], now: float, window: float) -> list[str]
 
 class Presence:
     def __init__(
-        self, store: Store, bus: EventBus, http_window: float, clock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        bus: EventBus,
+        http_window: float,
+        clock: Callable[[], float] = time.time,
+        hub_id: str | None = None,
     ) -> None:
         self._store = store
+        # Several hubs (DESIGN §13): the sessions this hub records are its own; it records a device
+        # offline only while no other hub has recorded it online since.
+        self._hub_id = hub_id
         self._bus = bus
         self._window = http_window
         self._clock = clock
@@ -52,12 +60,15 @@ class Presence:
     def online_count(self) -> int:
         return len(self._online)
 
-    async def rebuild(self) -> None:
-        """After a restart no WebSocket session survives; HTTP devices keep their window."""
+    async def rebuild(self, live_hubs: frozenset[str] = frozenset()) -> None:
+        """After a restart no WebSocket session survives; HTTP devices keep their window.
+
+        Devices online on another hub still alive (``live_hubs``) are theirs, and left alone.
+        """
         now = self._clock()
         gone: list[PresenceEvent] = []
         for device in await self._store.list_devices():
-            if not device.online:
+            if not device.online or device.hub_id in live_hubs:
                 continue
             if device.connection == HTTP and device.last_seen and now - device.last_seen <= self._window:
                 self._online[device.device_id] = Online(HTTP, device.presence_since or now)
@@ -131,6 +142,9 @@ class Presence:
         details: DeviceDetails | None = None,
     ) -> None:
         async with self._lock:
-            event = await self._store.set_presence(device_id, online, reason, connection, at)
+            event = await self._store.set_presence(device_id, online, reason, connection, at, self._hub_id)
+        if event is None:
+            log.debug("device %s: offline here, online on another hub", device_id)
+            return
         log.info("device %s %s (%s)", device_id, "online" if online else "offline", reason)
         self._bus.publish(PresenceChanged.of(event, details))

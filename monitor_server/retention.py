@@ -9,10 +9,12 @@ sessions are deleted. The fold runs first, and the store never deletes a sample 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 
+from monitor_server.cluster import Exclusive
 from monitor_server.store import Store
 from monitor_server.store.records import TIERS
 
@@ -51,16 +53,19 @@ async def run_retention(
     interval: float,
     clock: Callable[[], float] = time.time,
     rollup_interval: float = ROLLUP_INTERVAL,
+    exclusive: Exclusive | None = None,
 ) -> None:
+    """Fold and delete on schedule; with several hubs, one of them at a time (``exclusive``)."""
     next_retention = 0.0
     while True:
         now = clock()
         try:
-            if now >= next_retention:
-                next_retention = now + interval
-                await retention_pass(store, days, now)
-            else:
-                await roll_up(store)
+            async with exclusive("retention") if exclusive else contextlib.nullcontext(True) as mine:
+                if mine and now >= next_retention:
+                    next_retention = now + interval
+                    await retention_pass(store, days, now)
+                elif mine:
+                    await roll_up(store)
         except Exception:
             log.exception("retention pass failed; retrying next interval")
         await asyncio.sleep(min(rollup_interval, interval))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from monitor_server.identity.audit import CLI, Audit, AuditAction
 from monitor_server.identity.authn import Authenticator
-from monitor_server.identity.events import IdentityListeners, SessionsEnded
+from monitor_server.identity.events import CredentialsChanged, IdentityListeners, SessionsEnded
 from monitor_server.identity.passwords import hash_password, verify_password
 from monitor_server.identity.principals import Principal
 from monitor_server.identity.secrets import SecretKind, digest, kind_of, new_id, new_secret
@@ -112,6 +112,7 @@ class Accounts:
         hashed = await hash_password(password) if password is not None else None
         user = await self.store.update_user(name, time.time(), hashed, role)
         self.authn.forget_user(name)  # a new role applies to cached sessions and keys at once
+        self.listeners.emit(CredentialsChanged(user=name))  # ...on every hub (DESIGN §13)
         if password is not None:
             await self._end_sessions(name)
         changed = [field for field, value in (("password", password), ("role", role)) if value is not None]
@@ -219,6 +220,7 @@ class Accounts:
         if revoked is None:
             raise NotFound(f"unknown API key {key_id!r}")
         self.authn.forget_key(key_id)
+        self.listeners.emit(CredentialsChanged(key_id=key_id))
         detail = {"name": revoked.name, "owner": revoked.owner}
         await self.audit.record(AuditAction.API_KEY_DELETED, actor, key_id, address, detail)
         return revoked

@@ -32,7 +32,19 @@ class DeviceRevoked:
     reset: bool = False
 
 
-IdentityEvent = SessionsEnded | DeviceRevoked
+@dataclass(frozen=True, slots=True)
+class CredentialsChanged:
+    """What a user's sessions and keys may do changed (a new role), or one API key was revoked.
+
+    This hub dropped its cached answers already; other hubs sharing the database do the same
+    when they are told (DESIGN §13).
+    """
+
+    user: str | None = None
+    key_id: str | None = None
+
+
+IdentityEvent = SessionsEnded | DeviceRevoked | CredentialsChanged
 Listener = Callable[[IdentityEvent], None]
 
 

@@ -131,7 +131,13 @@ class TransitionStore:
     """Just what ``Presence`` needs of a store to record a transition: it echoes the record."""
 
     async def set_presence(
-        self, device_id: str, online: bool, reason: str, connection: str | None, at: float
+        self,
+        device_id: str,
+        online: bool,
+        reason: str,
+        connection: str | None,
+        at: float,
+        hub: str | None = None,
     ) -> PresenceEvent:
         return PresenceEvent(device_id, online, reason, connection, at)
 
