@@ -1,8 +1,7 @@
-"""The identity tables of the SQLite store, and the identity services over them, on a real file."""
+"""The identity services over a real SQLite file (the store's own tests: tests/store/test_identity.py)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,8 +13,7 @@ from monitor_server.identity.principals import LEGACY, Principal, PrincipalKind,
 from monitor_server.identity.secrets import digest
 from monitor_server.settings import Settings
 from monitor_server.store import SQLiteStore
-from monitor_server.store.records import ApiKey, AuditEvent, EnrollmentToken, User, UserSession
-from protocol.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from protocol.errors import Conflict, Forbidden, Unauthenticated
 
 LEGACY_TOKEN = "legacy-token-for-tests-123"
 
@@ -33,104 +31,6 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
 def identity(store: SQLiteStore, tmp_path: Path) -> Identity:
     """The identity services over ``store``, accepting the legacy token."""
     return Identity.build(store, Settings(db=tmp_path / "monitor.db"), LEGACY_TOKEN)
-
-
-async def test_users_round_trip_and_reopen(store: SQLiteStore, tmp_path: Path) -> None:
-    """A user is stored, changed, listed, survives reopening the file, and is deleted with its sessions."""
-    now = time.time()
-    await store.create_user(User("ana", "$argon2id$x", Role.ADMIN, now, now))
-    with pytest.raises(Conflict):
-        await store.create_user(User("ana", "$argon2id$y", Role.VIEWER, now, now))
-    await store.create_session(UserSession("h1", "ana", now, now + 60))
-    changed = await store.update_user("ana", now + 1, role=Role.OPERATOR)
-    assert changed.role is Role.OPERATOR and changed.password_hash == "$argon2id$x"
-    await store.close()
-    await store.open()
-    assert [u.name for u in await store.list_users()] == ["ana"]
-    assert await store.get_session("h1") == UserSession("h1", "ana", now, now + 60)
-    assert await store.delete_user("ana") and await store.get_session("h1") is None
-    with pytest.raises(NotFound):
-        await store.update_user("ana", now, role=Role.VIEWER)
-
-
-async def test_sessions_revoke_one_or_all(store: SQLiteStore) -> None:
-    """Revoking one session leaves the others; revoking a user's sessions reports how many were live."""
-    now = time.time()
-    for key in ("a", "b", "c"):
-        await store.create_session(UserSession(key, "bo", now, now + 60))
-    assert await store.revoke_session("a") and not await store.revoke_session("a")
-    assert await store.revoke_user_sessions("bo") == 2
-    sessions = [await store.get_session(k) for k in "abc"]
-    assert all(s is not None and s.revoked for s in sessions)
-
-
-async def test_ended_sessions_are_deleted_live_ones_kept(store: SQLiteStore) -> None:
-    """Revoked and expired sessions are deleted; a live one stays."""
-    now = time.time()
-    await store.create_session(UserSession("live", "cy", now, now + 60))
-    await store.create_session(UserSession("old", "cy", now - 120, now - 60))
-    await store.create_session(UserSession("out", "cy", now, now + 60))
-    await store.revoke_session("out")
-    assert await store.delete_ended_sessions(now) == 2
-    assert await store.get_session("live") is not None
-    assert await store.get_session("old") is None and await store.get_session("out") is None
-
-
-async def test_api_keys_listed_until_revoked(store: SQLiteStore) -> None:
-    """A key is found by its digest; revoked, it leaves the list but is still found (as revoked)."""
-    key = ApiKey("k1", "ana", "ci", Role.VIEWER, "d1", time.time(), None)
-    await store.create_api_key(key)
-    assert await store.find_api_key("d1") == key and await store.list_api_keys("ana") == [key]
-    assert await store.revoke_api_key("k1") is not None and await store.revoke_api_key("k1") is None
-    assert await store.list_api_keys() == [] and (await store.find_api_key("d1")).revoked  # type: ignore[union-attr]
-
-
-async def test_enrollment_uses_expiry_conflict_and_reset(store: SQLiteStore) -> None:
-    """A token enrolls max_uses devices, then 401; an enrolled id is 409 (revoked too) until reset."""
-    now = time.time()
-    await store.create_enrollment_token(EnrollmentToken("t1", "th", "ana", now, now + 60, 2, 0, ("lab",)))
-    await store.create_enrollment_token(EnrollmentToken("t2", "old", "ana", now - 120, now - 60, 5))
-    first = await store.enroll_device("th", "dev-a", "c1", now)
-    assert first.tags == ("lab",) and first.enrollment_token == "t1"
-    with pytest.raises(Conflict):
-        await store.enroll_device("th", "dev-a", "c2", now)
-    await store.enroll_device("th", "dev-b", "c3", now)
-    with pytest.raises(Unauthenticated):
-        await store.enroll_device("th", "dev-c", "c4", now)  # used up
-    with pytest.raises(Unauthenticated):
-        await store.enroll_device("old", "dev-c", "c4", now)  # expired
-    assert {t.id: t.uses for t in await store.list_enrollment_tokens()} == {"t1": 2, "t2": 0}
-    assert (await store.revoke_device_credential("dev-a", now)).revoked  # type: ignore[union-attr]
-    await store.create_enrollment_token(EnrollmentToken("t3", "fresh", "ana", now, now + 60, 5))
-    with pytest.raises(Conflict):
-        await store.enroll_device("fresh", "dev-a", "c5", now)
-    assert await store.reset_device_credential("dev-a")
-    assert (await store.enroll_device("fresh", "dev-a", "c5", now)).credential_hash == "c5"
-
-
-async def test_rotation_keeps_both_until_confirmed(store: SQLiteStore) -> None:
-    """A staged credential is found beside the live one; confirming retires the old digest."""
-    now = time.time()
-    await store.create_enrollment_token(EnrollmentToken("t", "th", "ana", now, now + 60, 1))
-    await store.enroll_device("th", "dev", "old", now)
-    with pytest.raises(Conflict):
-        await store.confirm_device_credential("dev", now)  # nothing pending
-    await store.stage_device_credential("dev", "new", now)
-    assert (await store.find_device_credential("old")) is not None
-    assert (await store.find_device_credential("new")) is not None
-    confirmed = await store.confirm_device_credential("dev", now + 1)
-    assert confirmed.credential_hash == "new" and confirmed.rotated_at == now + 1
-    assert await store.find_device_credential("old") is None
-    with pytest.raises(NotFound):
-        await store.stage_device_credential("nobody", "x", now)
-
-
-async def test_audit_newest_first_since(store: SQLiteStore) -> None:
-    """Audit events come back newest first, from ``since`` on, with their detail."""
-    for i in range(3):
-        await store.add_audit(AuditEvent(100.0 + i, "user", "ana", "login", "ana", "10.0.0.1", {"n": i}))
-    events = await store.list_audit(since=101.0, limit=10)
-    assert [e.detail for e in events] == [{"n": 2}, {"n": 1}] and events[0].id == 3
 
 
 async def test_accounts_login_sessions_and_events(identity: Identity, store: SQLiteStore) -> None:

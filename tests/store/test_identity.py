@@ -341,3 +341,23 @@ async def test_names_holding_nul_are_simply_unknown(store: Store) -> None:
     )
     [event] = await store.list_audit(None, 10)
     assert event.action == "login_failed" and event.actor.startswith("ana") and event.detail == {"s": "\x00"}
+
+
+async def test_identity_survives_reopening(store: Store) -> None:
+    """Users, sessions, keys, tokens, credentials and the audit log are all there after a reopen."""
+    await store.create_user(user("ana", Role.ADMIN))
+    await store.create_session(UserSession("s", "ana", NOW, NOW + 60))
+    await store.create_api_key(ApiKey("k", "ana", "ci", Role.VIEWER, "d", NOW))
+    credential = await enrolled(store)
+    event = await store.add_audit(AuditEvent(NOW, "user", "ana", "login"))
+    before = (await store.list_users(), await store.list_api_keys(), await store.list_enrollment_tokens())
+    await store.close()
+    await store.open()
+    assert (
+        await store.list_users(),
+        await store.list_api_keys(),
+        await store.list_enrollment_tokens(),
+    ) == before
+    assert await store.get_session("s") == UserSession("s", "ana", NOW, NOW + 60)
+    assert await store.find_device_credential("old") == credential
+    assert await store.list_audit(None, 10) == [event]
