@@ -20,9 +20,9 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 
@@ -32,32 +32,49 @@ from monitor_server.store import Store
 
 log = logging.getLogger("monitor_server.cluster")
 
-T = TypeVar("T")
-
 BATCH = 400  # notices per NOTIFY: 400 ids of up to 19 digits stay under the 8,000-byte payload limit
 OUTBOX_LIMIT = 100_000  # notices waiting for the database; past it the oldest are dropped (logged)
 KEEP_NOTICES = 600.0  # seconds a notice row is kept (catch-up reaches back far less)
 CATCH_UP_MARGIN = 10.0  # seconds the catch-up query reaches back past the last contact
 PROBE_TIMEOUT = 3.0
+WRITE_TIMEOUT = 6.0
 _SERVER_SETTINGS = {
     "tcp_keepalives_idle": "5",
     "tcp_keepalives_interval": "2",
     "tcp_keepalives_count": "3",
     "application_name": "monitor-hub",
 }
-_NOW = "extract(epoch from clock_timestamp())"
-_INSERT = f"""
+_INSERT = """
     WITH ins AS (
         INSERT INTO hub_events (hub_id, kind, device_id, body, at)
-        SELECT $1, u.kind, u.device_id, u.body, {_NOW}
+        SELECT $1, u.kind, u.device_id, u.body, extract(epoch from clock_timestamp())
         FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u(kind, device_id, body, n)
         ORDER BY u.n
         RETURNING id)
     SELECT pg_notify($5, string_agg(id::text, ',' ORDER BY id)) FROM ins
 """
-_SELECT = "SELECT id, hub_id, kind, device_id, body, at FROM hub_events"
-_RECENT = f"{_SELECT} WHERE at >= $1 AND hub_id <> $2 ORDER BY id"
-_BY_ID = f"{_SELECT} WHERE id = ANY($1::bigint[]) AND hub_id <> $2 ORDER BY id"
+_RECENT = (
+    "SELECT id, hub_id, kind, device_id, body, at FROM hub_events WHERE at >= $1 AND hub_id <> $2 ORDER BY id"
+)
+_BY_ID = (
+    "SELECT id, hub_id, kind, device_id, body, at FROM hub_events"
+    " WHERE id = ANY($1::bigint[]) AND hub_id <> $2 ORDER BY id"
+)
+_CLOCK = "SELECT extract(epoch from clock_timestamp())"
+_CLEAN_UP = "DELETE FROM hub_events WHERE at < extract(epoch from clock_timestamp()) - $1"
+_BEAT = (
+    "INSERT INTO hubs (hub_id, address, started_at, heartbeat_at)"
+    " VALUES ($1, $2, extract(epoch from clock_timestamp()), extract(epoch from clock_timestamp()))"
+    " ON CONFLICT (hub_id) DO UPDATE SET heartbeat_at = extract(epoch from clock_timestamp())"
+    " RETURNING (xmax = 0) AS inserted"
+)
+_LOST = (
+    "SELECT hub_id FROM hubs WHERE heartbeat_at < extract(epoch from clock_timestamp()) - $1 AND hub_id <> $2"
+)
+_ALIVE = (
+    "SELECT hub_id FROM hubs"
+    " WHERE heartbeat_at >= extract(epoch from clock_timestamp()) - $1 AND hub_id <> $2"
+)
 
 
 class PgCluster:
@@ -105,7 +122,7 @@ class PgCluster:
         self._writer = await self._connect()
         self._schema = str(await self._writer.fetchval("SELECT current_schema()"))
         self._channel = f"monitor_{self._schema}"[:63]
-        self._since = float(await self._writer.fetchval(f"SELECT {_NOW}"))
+        self._since = float(await self._writer.fetchval(_CLOCK))
         await self._beat()
         await self._listen()
         loop = asyncio.get_running_loop()
@@ -127,7 +144,7 @@ class PgCluster:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         with contextlib.suppress(Exception):
-            await self._write(lambda c: c.execute("DELETE FROM hubs WHERE hub_id = $1", self.hub_id))
+            await self._write("execute", "DELETE FROM hubs WHERE hub_id = $1", self.hub_id)
         for conn in (self._listener, self._writer):
             if conn is not None:
                 with contextlib.suppress(Exception):
@@ -162,9 +179,7 @@ class PgCluster:
             kinds = [n.kind for n in batch]
             devices = [n.device_id for n in batch]
             bodies = [n.body_text() for n in batch]
-            await self._write(
-                lambda c: c.execute(_INSERT, self.hub_id, kinds, devices, bodies, self._channel)
-            )
+            await self._write("execute", _INSERT, self.hub_id, kinds, devices, bodies, self._channel)
             del self._outbox[: len(batch)]
 
     # Receiving
@@ -202,13 +217,13 @@ class PgCluster:
     async def _receive(self, ids: list[int] | None) -> None:
         fresh = [i for i in ids or () if i not in self._seen]
         if fresh:
-            rows = await self._read(lambda c: c.fetch(_BY_ID, fresh, self.hub_id))
+            rows = await self._read("fetch", _BY_ID, fresh, self.hub_id)
             await self._dispatch(rows)
 
     async def _catch_up(self) -> None:
         """Handle every recent notice not handled yet (after a reconnect, and as the slow poll)."""
-        now = float(await self._read(lambda c: c.fetchval(f"SELECT {_NOW}")))
-        rows = await self._read(lambda c: c.fetch(_RECENT, self._since - CATCH_UP_MARGIN, self.hub_id))
+        now = float(await self._read("fetchval", _CLOCK))
+        rows = await self._read("fetch", _RECENT, self._since - CATCH_UP_MARGIN, self.hub_id)
         await self._dispatch(rows)
         self._since = now
         horizon = now - 2 * CATCH_UP_MARGIN - self._poll
@@ -243,7 +258,7 @@ class PgCluster:
                     next_poll = loop.time() + self._poll
                     await self._catch_up()
                 else:
-                    await self._read(lambda c: c.fetchval("SELECT 1"))
+                    await self._read("fetchval", "SELECT 1")
             except Exception as exc:
                 log.warning("hub %s: listener not available (%s); retrying", self.hub_id, exc)
                 self._relisten.set()
@@ -259,20 +274,12 @@ class PgCluster:
                 await self._take_over_lost()
                 async with self.exclusive("hub_events_cleanup") as mine:
                     if mine:
-                        await self._write(
-                            lambda c: c.execute(
-                                f"DELETE FROM hub_events WHERE at < {_NOW} - $1", KEEP_NOTICES
-                            )
-                        )
+                        await self._write("execute", _CLEAN_UP, KEEP_NOTICES)
             except Exception as exc:
                 log.warning("hub %s: heartbeat failed (%s); retrying", self.hub_id, exc)
 
     async def _beat(self) -> None:
-        sql = (
-            f"INSERT INTO hubs (hub_id, address, started_at, heartbeat_at) VALUES ($1, $2, {_NOW}, {_NOW})"
-            f" ON CONFLICT (hub_id) DO UPDATE SET heartbeat_at = {_NOW} RETURNING (xmax = 0) AS inserted"
-        )
-        inserted = await self._write(lambda c: c.fetchval(sql, self.hub_id, self._address))
+        inserted = await self._write("fetchval", _BEAT, self.hub_id, self._address)
         if inserted and self._tasks:
             log.error(
                 "hub %s: another hub took this one for dead (no heartbeat for %gs)",
@@ -282,13 +289,12 @@ class PgCluster:
 
     async def _take_over_lost(self) -> None:
         """Devices of hubs silent past ``lost_after`` go offline (``hub_lost``); then the hub's row goes."""
-        sql = f"SELECT hub_id FROM hubs WHERE heartbeat_at < {_NOW} - $1 AND hub_id <> $2"
-        lost = await self._write(lambda c: c.fetch(sql, self._lost_after, self.hub_id))
+        lost = await self._write("fetch", _LOST, self._lost_after, self.hub_id)
         for row in lost:
             hub = row["hub_id"]
-            at = float(await self._write(lambda c: c.fetchval(f"SELECT {_NOW}")))
+            at = float(await self._write("fetchval", _CLOCK))
             events = await self._store.mark_hub_lost(hub, at)
-            await self._write(lambda c: c.execute("DELETE FROM hubs WHERE hub_id = $1", hub))
+            await self._write("execute", "DELETE FROM hubs WHERE hub_id = $1", hub)
             log.warning(
                 "hub %s silent for over %gs: %d of its devices offline (hub_lost)",
                 hub,
@@ -299,8 +305,7 @@ class PgCluster:
                 self._on_takeover(events)
 
     async def other_hubs(self) -> set[str]:
-        sql = f"SELECT hub_id FROM hubs WHERE heartbeat_at >= {_NOW} - $1 AND hub_id <> $2"
-        rows = await self._write(lambda c: c.fetch(sql, self._lost_after, self.hub_id))
+        rows = await self._write("fetch", _ALIVE, self._lost_after, self.hub_id)
         return {str(row["hub_id"]) for row in rows}
 
     # Singletons
@@ -308,24 +313,24 @@ class PgCluster:
     @asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[bool]:
         key = f"{self._schema}:{name}"
-        mine = bool(await self._write(lambda c: c.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key)))
+        mine = bool(await self._write("fetchval", "SELECT pg_try_advisory_lock(hashtext($1))", key))
         try:
             yield mine
         finally:
             if mine:
                 with contextlib.suppress(Exception):
-                    await self._write(lambda c: c.execute("SELECT pg_advisory_unlock(hashtext($1))", key))
+                    await self._write("execute", "SELECT pg_advisory_unlock(hashtext($1))", key)
 
     # Connections
 
-    async def _write(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """Run ``work`` on the writing connection, reconnecting once if it was lost."""
+    async def _write(self, method: str, sql: str, *args: Any) -> Any:
+        """Run ``sql`` with the connection's ``method`` on the writing connection (reconnecting once)."""
         async with self._write_lock:
             for attempt in (1, 2):
                 if self._writer is None or self._writer.is_closed():
                     self._writer = await self._connect()
                 try:
-                    return await asyncio.wait_for(work(self._writer), PROBE_TIMEOUT * 2)
+                    return await asyncio.wait_for(getattr(self._writer, method)(sql, *args), WRITE_TIMEOUT)
                 except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError, TimeoutError):
                     self._writer.terminate()
                     self._writer = None
@@ -333,11 +338,11 @@ class PgCluster:
                         raise
             raise AssertionError("unreachable")
 
-    async def _read(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _read(self, method: str, sql: str, *args: Any) -> Any:
         async with self._read_lock:
             if self._listener is None or self._listener.is_closed():
                 raise ConnectionError("listener connection is closed")
-            return await asyncio.wait_for(work(self._listener), PROBE_TIMEOUT)
+            return await asyncio.wait_for(getattr(self._listener, method)(sql, *args), PROBE_TIMEOUT)
 
 
 def _body(text: str | None) -> dict[str, Any]:
