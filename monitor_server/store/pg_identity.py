@@ -27,10 +27,11 @@ from protocol.errors import Conflict, NotFound, Unauthenticated
 from protocol.identity import Role
 
 # Secrets are stored only as digests: SHA-256 hex for random tokens, Argon2id for passwords.
-# Unqualified names: the connection's search_path chooses the schema.
+# Unqualified names: the connection's search_path chooses the schema. Names and ids are
+# COLLATE "C": compared and ordered by bytes, as SQLite does.
 IDENTITY_DDL = """
 CREATE TABLE users (
-    name          TEXT PRIMARY KEY,
+    name          TEXT COLLATE "C" PRIMARY KEY,
     password_hash TEXT NOT NULL,
     role          TEXT NOT NULL,
     created_at    DOUBLE PRECISION NOT NULL,
@@ -38,15 +39,15 @@ CREATE TABLE users (
 );
 CREATE TABLE user_sessions (
     id_hash    TEXT PRIMARY KEY,
-    user_name  TEXT NOT NULL,
+    user_name  TEXT COLLATE "C" NOT NULL,
     created_at DOUBLE PRECISION NOT NULL,
     expires_at DOUBLE PRECISION NOT NULL,
     revoked    BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX user_sessions_user ON user_sessions (user_name);
 CREATE TABLE api_keys (
-    id         TEXT PRIMARY KEY,
-    owner      TEXT NOT NULL,
+    id         TEXT COLLATE "C" PRIMARY KEY,
+    owner      TEXT COLLATE "C" NOT NULL,
     name       TEXT NOT NULL,
     role       TEXT NOT NULL,
     key_hash   TEXT NOT NULL UNIQUE,
@@ -56,7 +57,7 @@ CREATE TABLE api_keys (
 );
 CREATE INDEX api_keys_owner ON api_keys (owner);
 CREATE TABLE enrollment_tokens (
-    id         TEXT PRIMARY KEY,
+    id         TEXT COLLATE "C" PRIMARY KEY,
     token_hash TEXT NOT NULL UNIQUE,
     created_by TEXT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL,
@@ -67,7 +68,7 @@ CREATE TABLE enrollment_tokens (
     revoked    BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE TABLE device_credentials (
-    device_id        TEXT PRIMARY KEY,
+    device_id        TEXT COLLATE "C" PRIMARY KEY,
     credential_hash  TEXT NOT NULL UNIQUE,
     pending_hash     TEXT UNIQUE,
     issued_at        DOUBLE PRECISION NOT NULL,
@@ -126,8 +127,7 @@ class PgIdentity:
         return _user(row) if row is not None else None
 
     async def list_users(self) -> list[User]:
-        # COLLATE "C": bytewise, as SQLite orders text
-        rows = await self._pool.fetch(f'SELECT {_USER_COLUMNS} FROM users ORDER BY name COLLATE "C"')
+        rows = await self._pool.fetch(f"SELECT {_USER_COLUMNS} FROM users ORDER BY name")
         return [_user(r) for r in rows]
 
     async def update_user(
@@ -204,7 +204,7 @@ class PgIdentity:
     async def list_api_keys(self, owner: str | None = None) -> list[ApiKey]:
         rows = await self._pool.fetch(
             f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE NOT revoked AND ($1::text IS NULL OR owner = $1)"
-            ' ORDER BY created_at, id COLLATE "C"',
+            " ORDER BY created_at, id",
             owner,
         )
         return [_api_key(r) for r in rows]
@@ -236,8 +236,7 @@ class PgIdentity:
 
     async def list_enrollment_tokens(self) -> list[EnrollmentToken]:
         rows = await self._pool.fetch(
-            f"SELECT {_ENROLL_COLUMNS} FROM enrollment_tokens WHERE NOT revoked"
-            ' ORDER BY created_at, id COLLATE "C"'
+            f"SELECT {_ENROLL_COLUMNS} FROM enrollment_tokens WHERE NOT revoked ORDER BY created_at, id"
         )
         return [_enrollment_token(r) for r in rows]
 
