@@ -16,13 +16,22 @@ __all__ = [
     "SQLiteStore",
     "Sample",
     "Store",
+    "is_postgres_url",
     "open_store",
 ]
 
 
+def is_postgres_url(db: Path | str) -> bool:
+    """Whether the database setting names a PostgreSQL server rather than a SQLite file."""
+    return str(db).startswith(("postgres://", "postgresql://"))
+
+
 def open_store(db: Path | str) -> Store:
-    """A SQLite file path (or ``sqlite:///path``) gives the embedded store."""
+    """A SQLite file path (or ``sqlite:///path``) gives the embedded store, a ``postgresql://`` URL
+    the store several hubs share (DESIGN §13)."""
     text = str(db)
-    if text.startswith(("postgres://", "postgresql://")):
-        raise ValueError("PostgreSQL storage is not available in this version; use a SQLite path")
+    if is_postgres_url(text):
+        from monitor_server.store.postgres import PostgresStore  # asyncpg only when it is used
+
+        return PostgresStore(text)
     return SQLiteStore(Path(text.removeprefix("sqlite:///")))
