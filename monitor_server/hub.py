@@ -110,7 +110,7 @@ class Hub:
         if self.cluster.hub_id is None:
             return
         relay = self._relay = Relay(self, self.cluster)
-        await self.cluster.start(relay.on_notice, relay.on_takeover)
+        await self.cluster.start(relay.on_notice, relay.on_takeover, relay.on_revived)
         self.bus.tap = relay.on_bus_event
         self.identity.listeners.add(relay.on_identity_event)
         self._spawn(relay.run_samples())

@@ -113,6 +113,12 @@ class Presence:
             self._online[device_id] = Online(HTTP, now)
             await self._record(device_id, True, PresenceReason.INGEST, HTTP, now, details)
 
+    async def reclaim(self, device_ids: list[str]) -> None:
+        """This hub was taken for dead while holding these sessions: record them online again."""
+        for device_id in device_ids:
+            if device_id in self._online and self._online[device_id].connection == WS:
+                await self._record(device_id, True, PresenceReason.CONNECTED, WS, self._clock())
+
     def forget(self, device_id: str) -> None:
         """A removed device: no longer online, and its socket's close records no transition."""
         self._online.pop(device_id, None)

@@ -111,6 +111,9 @@ class SessionRegistry:
         socket.push(command)
         return True
 
+    def device_ids(self) -> list[str]:
+        return list(self._sessions)
+
     def __len__(self) -> int:
         return len(self._sessions)
 

@@ -17,6 +17,8 @@ from monitor_server.store.records import PresenceEvent
 
 # Told every notice another hub sent, once, in the order they committed.
 NoticeHandler = Callable[[Notice], Awaitable[None]]
+# Told when this hub finds it was taken for dead (its heartbeat stalled): it claims its sessions again.
+RevivalHandler = Callable[[], Awaitable[None]]
 # Whether this hub runs the named singleton now (several hubs: one at a time).
 Exclusive = Callable[[str], AbstractAsyncContextManager[bool]]
 # Told the presence changes this hub made when it took over a dead hub's devices.
@@ -29,7 +31,9 @@ class Cluster(Protocol):
         """This hub's id in the ``hubs`` table; None when it is the only hub (embedded store)."""
         ...
 
-    async def start(self, on_notice: NoticeHandler, on_takeover: TakeoverHandler) -> None: ...
+    async def start(
+        self, on_notice: NoticeHandler, on_takeover: TakeoverHandler, on_revived: RevivalHandler
+    ) -> None: ...
     async def stop(self) -> None: ...
     def tell(self, notice: Notice) -> None:
         """Queue a notice for the other hubs; never waits (sent in batches, in order)."""

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from monitor_server.cluster import NoticeHandler, TakeoverHandler
+from monitor_server.cluster import NoticeHandler, RevivalHandler, TakeoverHandler
 from monitor_server.cluster.notice import Notice
 
 
 class LocalCluster:
     hub_id: str | None = None
 
-    async def start(self, on_notice: NoticeHandler, on_takeover: TakeoverHandler) -> None:
+    async def start(
+        self, on_notice: NoticeHandler, on_takeover: TakeoverHandler, on_revived: RevivalHandler
+    ) -> None:
         return None
 
     async def stop(self) -> None:

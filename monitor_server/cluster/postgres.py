@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from monitor_server.cluster import NoticeHandler, TakeoverHandler
+from monitor_server.cluster import NoticeHandler, RevivalHandler, TakeoverHandler
 from monitor_server.cluster.notice import Notice
 from monitor_server.store import Store
 
@@ -42,7 +42,6 @@ _SERVER_SETTINGS = {
     "tcp_keepalives_idle": "5",
     "tcp_keepalives_interval": "2",
     "tcp_keepalives_count": "3",
-    "application_name": "monitor-hub",
 }
 _INSERT = """
     WITH ins AS (
@@ -110,6 +109,7 @@ class PgCluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._on_notice: NoticeHandler | None = None
         self._on_takeover: TakeoverHandler | None = None
+        self._on_revived: RevivalHandler | None = None
 
     @property
     def channel(self) -> str:
@@ -117,8 +117,10 @@ class PgCluster:
 
     # Lifecycle
 
-    async def start(self, on_notice: NoticeHandler, on_takeover: TakeoverHandler) -> None:
-        self._on_notice, self._on_takeover = on_notice, on_takeover
+    async def start(
+        self, on_notice: NoticeHandler, on_takeover: TakeoverHandler, on_revived: RevivalHandler
+    ) -> None:
+        self._on_notice, self._on_takeover, self._on_revived = on_notice, on_takeover, on_revived
         self._writer = await self._connect()
         self._schema = str(await self._writer.fetchval("SELECT current_schema()"))
         self._channel = f"monitor_{self._schema}"[:63]
@@ -151,7 +153,8 @@ class PgCluster:
                     await asyncio.wait_for(conn.close(), PROBE_TIMEOUT)
 
     async def _connect(self) -> asyncpg.Connection:
-        conn: asyncpg.Connection = await asyncpg.connect(self._dsn, server_settings=_SERVER_SETTINGS)
+        settings = {**_SERVER_SETTINGS, "application_name": f"monitor-hub {self.hub_id}"}
+        conn: asyncpg.Connection = await asyncpg.connect(self._dsn, server_settings=settings)
         return conn
 
     # Sending
@@ -280,12 +283,13 @@ class PgCluster:
 
     async def _beat(self) -> None:
         inserted = await self._write("fetchval", _BEAT, self.hub_id, self._address)
-        if inserted and self._tasks:
+        if inserted and self._tasks and self._on_revived is not None:
             log.error(
-                "hub %s: another hub took this one for dead (no heartbeat for %gs)",
+                "hub %s: taken for dead by another hub (no heartbeat for %gs); claiming its devices again",
                 self.hub_id,
                 self._lost_after,
             )
+            await self._on_revived()
 
     async def _take_over_lost(self) -> None:
         """Devices of hubs silent past ``lost_after`` go offline (``hub_lost``); then the hub's row goes."""

@@ -70,6 +70,9 @@ class Relay:
         for event in events:
             self._hub.bus.publish(PresenceChanged.of(event))
 
+    async def on_revived(self) -> None:
+        await self._hub.presence.reclaim(self._hub.sessions.device_ids())
+
     # In
 
     async def on_notice(self, notice: Notice) -> None:
