@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor_server.settings import Settings
+from monitor_server.store import is_postgres_url
 
 
 def backup(db: Path, dest: Path) -> int:
@@ -44,9 +45,12 @@ def main(argv: Sequence[str]) -> None:
         prog="monitor-server backup", description=__doc__.splitlines()[0] if __doc__ else None
     )
     parser.add_argument("dest", type=Path, help="file to write (replaced atomically if it exists)")
-    parser.add_argument("--db", type=Path, help="database to copy (MONITOR_DB, default ./data/monitor.db)")
+    parser.add_argument("--db", help="database to copy (MONITOR_DB, default ./data/monitor.db)")
     args = parser.parse_args(argv)
-    db = args.db if args.db is not None else Settings().db
+    setting = args.db if args.db is not None else Settings().db
+    if is_postgres_url(setting):
+        sys.exit("monitor-server backup: copies a SQLite file; back up a PostgreSQL database with pg_dump")
+    db = Path(setting)
     try:
         size = backup(db, args.dest)
     except (OSError, sqlite3.Error) as exc:

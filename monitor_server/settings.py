@@ -8,13 +8,16 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from monitor_server.store import is_postgres_url
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MONITOR_", populate_by_name=True, extra="ignore")
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    db: Path = Path("data/monitor.db")
+    # A SQLite file, or a postgresql:// URL (several hubs on one database, DESIGN §13).
+    db: Path | str = Path("data/monitor.db")
     data_dir: Path | None = None  # where the generated token lives; defaults to the db's folder
     # The original server read EXPECTED_TOKEN; it still works.
     token: SecretStr | None = Field(
@@ -39,9 +42,10 @@ class Settings(BaseSettings):
     )
     expiry_check_interval: float = Field(5.0, gt=0, description="how often expired commands are marked")
     # Several hubs on PostgreSQL (DESIGN §13): each heartbeats this often; a hub silent for longer
-    # than hub_lost_after has its devices marked offline (hub_lost) by a survivor.
-    hub_heartbeat: float = Field(2.0, gt=0, description="seconds between a hub's heartbeats (PostgreSQL)")
-    hub_lost_after: float = Field(10.0, gt=0, description="a hub silent this long is taken for dead")
+    # than hub_lost_after has its devices marked offline (hub_lost) by a survivor: with the
+    # defaults, within about 7 s of its death (the contract is 10 s).
+    hub_heartbeat: float = Field(1.0, gt=0, description="seconds between a hub's heartbeats (PostgreSQL)")
+    hub_lost_after: float = Field(6.0, gt=0, description="a hub silent this long is taken for dead")
 
     max_frame_bytes: int = Field(1 << 20, ge=1024)
     outbox_size: int = Field(1024, ge=1, description="frames queued per socket before it is dropped")
@@ -82,6 +86,14 @@ class Settings(BaseSettings):
         5.0, ge=0, description="seconds a looked-up credential is trusted before the store is asked again"
     )
 
+    @field_validator("db", mode="before")
+    @classmethod
+    def _db_path_or_url(cls, value: object) -> object:
+        """A URL stays text (a Path would fold its ``//``); anything else is a file path."""
+        if isinstance(value, str) and not is_postgres_url(value):
+            return Path(value)
+        return value
+
     @field_validator("ui_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -95,7 +107,10 @@ class Settings(BaseSettings):
 
     @property
     def token_dir(self) -> Path:
-        return self.data_dir if self.data_dir is not None else self.db.parent
+        """``data_dir``, else the SQLite file's folder (``data/`` for a server database)."""
+        if self.data_dir is not None:
+            return self.data_dir
+        return Path("data") if isinstance(self.db, str) else self.db.parent
 
     @property
     def idle_timeout(self) -> float:
