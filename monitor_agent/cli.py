@@ -11,12 +11,21 @@ from typing import Any
 from monitor_agent import __version__
 from monitor_agent.config import AgentConfig, load_config
 from monitor_agent.errors import ConfigError
+from monitor_agent.update.commands import add_update_commands  # bundle, launch, update
 
 DEFAULT_COMMAND = "run"
 
 # Flags that map 1:1 onto AgentConfig keys (dest == key); None means "not given".
 AGENT_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("--server", {"help": "hub base URL: http(s)://host:port or ws(s)://... (/ws/agent is added)"}),
+    (
+        "--server",
+        {
+            "metavar": "URL[,URL...]",
+            "help": "hub base URL: http(s)://host:port or ws(s)://... (/ws/agent is added); "
+            "several, comma-separated, for failover: the first is tried first, and after a failed "
+            "attempt or a lost connection the next one (round robin, with backoff)",
+        },
+    ),
     ("--token", {"help": "shared secret sent as X-Auth-Token"}),
     ("--device-id", {"help": "device id (default: derived from the machine, kept in the state dir)"}),
     ("--interval", {"type": float, "help": "seconds between samples (default 5)"}),
@@ -146,7 +155,7 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     parser.add_argument("--count", type=int, required=True, help="number of virtual agents")
     parser.add_argument("--interval", type=float, help="seconds between samples per agent (5)")
-    parser.add_argument("--server", help="hub base URL (as for `run`)")
+    parser.add_argument("--server", help="hub base URL (as for `run`; of several, the first)")
     parser.add_argument("--token", help="shared secret sent as X-Auth-Token")
     parser.add_argument("--prefix", default="sim-", help="device ids are PREFIX00000, PREFIX00001...")
     parser.add_argument(
@@ -181,6 +190,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]]
     _add_run,
     _add_enroll,
     _add_simulate,
+    add_update_commands,
 ]
 
 

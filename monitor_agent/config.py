@@ -108,11 +108,44 @@ def _tags(value: Any) -> list[str]:
     return tags
 
 
+_TLS_SCHEMES = frozenset({"https", "wss"})
+
+
 def _server(value: Any) -> str:
-    parts = urlsplit(_text(value))
-    if parts.scheme not in {"http", "https", "ws", "wss"} or not parts.netloc:
-        raise ValueError(f"expected an http(s):// or ws(s):// URL, got {value!r}")
-    return str(value)
+    """One hub URL, or several for failover: comma-separated text or a list (TOML array).
+
+    Kept as one comma-joined string (``AgentConfig.servers()`` splits it). Every URL must be
+    http(s) or ws(s); TLS and plain URLs are not mixed, so failing over never sends the
+    credential in clear to a hub the first URL reached over TLS.
+    """
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        items = [item.strip() for item in value]
+    else:
+        raise ValueError(f"expected a URL, or a list of URLs, got {value!r}")
+    urls = list(dict.fromkeys(item for item in items if item))
+    if not urls:
+        raise ValueError("expected at least one http(s):// or ws(s):// URL")
+    for position, url in enumerate(urls, 1):
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https", "ws", "wss"} or not parts.netloc:
+            where = f" (URL {position} of {len(urls)})" if len(urls) > 1 else ""
+            raise ValueError(f"expected an http(s):// or ws(s):// URL, got {url!r}{where}")
+    secure = {urlsplit(url).scheme in _TLS_SCHEMES for url in urls}
+    if len(secure) > 1:
+        raise ValueError(
+            f"mixes https/wss and plain http/ws URLs ({', '.join(public_url(u) for u in urls)}): "
+            "a failover would send the credential in clear; use TLS for every hub or for none"
+        )
+    return ",".join(urls)
+
+
+def public_url(url: str) -> str:
+    """``url`` fit for a log line: no user:password@ and no query (either may carry a secret)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _apply(owner: object, checks: Mapping[str, Check]) -> None:
@@ -280,13 +313,27 @@ class AgentConfig:
         _refuse_unknown(values, cls.CHECKS)
         return cls(**values)
 
+    def servers(self) -> list[str]:
+        """Every hub URL, in the order the agent tries them (at least one)."""
+        return self.server.split(",")
+
+    def ws_urls(self) -> list[str]:
+        """The agent endpoint of every hub: ``http(s)://host/base`` becomes ``ws(s)://host/base/ws/agent``."""
+        return [_with_path(url, {"http": "ws", "https": "wss"}, WS_PATH) for url in self.servers()]
+
+    def http_urls(self) -> list[str]:
+        """The REST base URL of every hub, whatever scheme each was given with."""
+        return [
+            _with_path(url, {"ws": "http", "wss": "https"}, "").removesuffix("/") for url in self.servers()
+        ]
+
     def ws_url(self) -> str:
-        """The agent endpoint: ``http(s)://host/base`` becomes ``ws(s)://host/base/ws/agent``."""
-        return _with_path(self.server, {"http": "ws", "https": "wss"}, WS_PATH)
+        """The first hub's agent endpoint."""
+        return self.ws_urls()[0]
 
     def http_url(self) -> str:
-        """The REST base URL, whatever scheme ``server`` was given with."""
-        return _with_path(self.server, {"ws": "http", "wss": "https"}, "").removesuffix("/")
+        """The first hub's REST base URL."""
+        return self.http_urls()[0]
 
     def host_commands(self) -> dict[str, HostCommand]:
         """Enabled host commands: everything under ``[commands]`` plus predefined ones in ``allow``."""
@@ -302,8 +349,11 @@ class AgentConfig:
         return enabled
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """The verifying TLS context for an https/wss server (None for plain http/ws)."""
-        if urlsplit(self.server).scheme not in {"https", "wss"}:
+        """The verifying TLS context for https/wss servers (None for plain http/ws).
+
+        ``server`` never mixes the two (checked on construction), so one answer serves every URL.
+        """
+        if urlsplit(self.servers()[0]).scheme not in _TLS_SCHEMES:
             if self.ca_file is not None or self.pin_sha256:
                 raise ConfigError("ca_file and pin_sha256 need an https:// or wss:// server URL")
             return None

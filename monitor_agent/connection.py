@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from monitor_agent.backoff import Backoff
+from monitor_agent.config import public_url
 from monitor_agent.credential import Credentials
 from monitor_agent.errors import (
     CredentialRevoked,
@@ -36,6 +37,7 @@ from monitor_agent.errors import (
 )
 from monitor_agent.ports import AgentPorts
 from monitor_agent.tls import describe_failure
+from monitor_agent.update.state import mark_welcome
 from protocol.agent_session import (
     AckConfirmed,
     AgentEvent,
@@ -93,6 +95,9 @@ def move(current: LinkState, target: LinkState) -> LinkState:
 class WsSettings:
     url: str
     token: str
+    # Further hubs (``/ws/agent`` URLs): each attempt after a failed or ended one goes to the
+    # next URL in turn, ``url`` first (round robin), with the usual backoff in between.
+    failover_urls: tuple[str, ...] = ()
     batch_size: int = 500
     window: int = 4  # batches sent and not yet stored, at most
     backoff_base: float = 1.0
@@ -122,6 +127,23 @@ class WsTransport:
         self.last_failure = ""
         self.connected = asyncio.Event()
         self.credentials = settings.credentials or Credentials(settings.token)
+        self.urls = (settings.url, *settings.failover_urls)
+        self._turn = 0  # index in ``urls`` of the next attempt
+
+    @property
+    def url(self) -> str:
+        """The hub of the current (or next) attempt."""
+        return self.urls[self._turn]
+
+    def _then(self) -> str:
+        """ " to <next hub>" for a log line when there are several hubs, else ""."""
+        if len(self.urls) == 1:
+            return ""
+        return f" to {public_url(self.urls[(self._turn + 1) % len(self.urls)])}"
+
+    def _rotate(self) -> None:
+        """The attempt is over (failed, refused or ended): the next one goes to the next hub."""
+        self._turn = (self._turn + 1) % len(self.urls)
 
     def _set(self, target: LinkState) -> None:
         self.state = move(self.state, target)
@@ -155,10 +177,11 @@ class WsTransport:
             delay = self.settings.auth_retry_delay * self.rng.uniform(0.8, 1.2)
             log.error(
                 "%s: %s at %s: the agent token is wrong or missing (check --token / "
-                "MONITOR_AGENT_TOKEN); retrying in %.0fs",
+                "MONITOR_AGENT_TOKEN); retrying%s in %.0fs",
                 name,
                 exc,
-                self.settings.url,
+                public_url(self.url),
+                self._then(),
                 delay,
             )
             return self._fail(delay)
@@ -167,7 +190,7 @@ class WsTransport:
         except DuplicateDevice as exc:
             self.last_failure = str(exc)
             delay = exc.retry_after * self.rng.uniform(0.8, 1.2)
-            log.error("%s: %s; retrying in %.0fs", name, exc, delay)
+            log.error("%s: %s; retrying%s in %.0fs", name, exc, self._then(), delay)
             return self._fail(delay)
         except (
             OSError,
@@ -180,10 +203,11 @@ class WsTransport:
             self.last_failure = f"{type(exc).__name__}: {exc}"
             delay = self.backoff.next_delay()
             log.warning(
-                "%s: connection to %s failed or lost (%s); reconnecting in %.1fs",
+                "%s: connection to %s failed or lost (%s); reconnecting%s in %.1fs",
                 name,
-                self.settings.url,
+                public_url(self.url),
                 self.last_failure,
+                self._then(),
                 delay,
             )
             return self._fail(delay)
@@ -191,6 +215,7 @@ class WsTransport:
             self._set(LinkState.DISCONNECTED)
         if ports.stop.stopping.is_set():
             return None
+        self._rotate()
         self.last_delay = self.backoff.next_delay()
         return self.last_delay
 
@@ -206,11 +231,12 @@ class WsTransport:
         log.log(
             level,
             "%s: %s: %s at %s; an admin must reset the device, then enroll it again "
-            "(monitor-agent enroll); retrying in %.0fs",
+            "(monitor-agent enroll); retrying%s in %.0fs",
             name,
             reason,
             exc,
-            self.settings.url,
+            public_url(self.url),
+            self._then(),
             delay,
         )
         self.last_failure = reason
@@ -218,10 +244,10 @@ class WsTransport:
 
     def _tls_refused(self, name: str, exc: ssl.SSLCertVerificationError) -> float:
         """A hub we cannot trust: say why once, then retry slowly (only an operator can fix it)."""
-        reason = describe_failure(exc, self.settings.url, self.settings.ca_file)
+        reason = describe_failure(exc, public_url(self.url), self.settings.ca_file)
         delay = self.settings.auth_retry_delay * self.rng.uniform(0.8, 1.2)
         level = logging.DEBUG if reason == self.last_failure else logging.ERROR
-        log.log(level, "%s: %s; retrying in %.0fs", name, reason, delay)
+        log.log(level, "%s: %s; retrying%s in %.0fs", name, reason, self._then(), delay)
         self.last_failure = reason
         return delay
 
@@ -232,6 +258,7 @@ class WsTransport:
 
     def _fail(self, delay: float) -> float:
         self._set(LinkState.DISCONNECTED)
+        self._rotate()
         self.last_delay = delay
         return delay
 
@@ -239,7 +266,7 @@ class WsTransport:
         headers = self.credentials.headers()
         try:
             ws = await connect(
-                self.settings.url,
+                self.url,
                 additional_headers=headers,
                 open_timeout=self.settings.connect_timeout,
                 ping_interval=None,  # started after welcome, with the hub's timings
@@ -258,14 +285,16 @@ class WsTransport:
         try:
             welcome = await link.handshake()
             self.credentials.accepted()
+            if self.credentials.store is not None:  # ends the update launcher's probation, if any
+                mark_welcome(self.credentials.store.path.parent, ports.identity.agent_version)
             self.last_failure = ""
             self._set(LinkState.CONNECTED)
             self.connections += 1
             self.backoff.reset()
             log.info(
-                "%s: connected to %s (ping every %gs, timeout %gs)",
+                "%s: connected to hub %s (ping every %gs, timeout %gs)",
                 ports.identity.device_id,
-                self.settings.url,
+                public_url(self.url),
                 welcome.ping_interval,
                 welcome.ping_timeout,
             )

@@ -14,7 +14,7 @@ import time
 from monitor_agent import __version__
 from monitor_agent.agent import Agent, ExitReason, Transport
 from monitor_agent.collector import Collector
-from monitor_agent.config import DEV_TOKEN, AgentConfig
+from monitor_agent.config import DEV_TOKEN, AgentConfig, public_url
 from monitor_agent.connection import WsSettings, WsTransport
 from monitor_agent.credential import Credentials
 from monitor_agent.errors import EnrollmentFailed
@@ -34,9 +34,11 @@ def build_transport(config: AgentConfig, credentials: Credentials | None = None)
     if config.transport == "http":
         from monitor_agent.http_transport import HttpSettings, HttpTransport  # only when chosen
 
+        first, *others = config.http_urls()
         return HttpTransport(
             HttpSettings(
-                base_url=config.http_url(),
+                base_url=first,
+                failover_urls=tuple(others),
                 token=config.token,
                 poll_interval=config.effective_poll_interval(),
                 backoff_base=config.backoff_base,
@@ -46,9 +48,11 @@ def build_transport(config: AgentConfig, credentials: Credentials | None = None)
                 credentials=credentials,
             )
         )
+    first, *others = config.ws_urls()
     return WsTransport(
         WsSettings(
-            url=config.ws_url(),
+            url=first,
+            failover_urls=tuple(others),
             token=config.token,
             batch_size=config.batch_size,
             backoff_base=config.backoff_base,
@@ -97,13 +101,14 @@ async def serve(config: AgentConfig) -> ExitReason:
         log.info("presenting the device credential kept in %s", credentials.store.path)
     elif config.token == DEV_TOKEN:
         log.warning("using the development token; set --token or MONITOR_AGENT_TOKEN")
+    hubs = config.ws_urls() if config.transport == "ws" else config.http_urls()
     log.info(
         "monitor-agent %s started: pid %d, device %s, %s transport to %s, state in %s",
         __version__,
         os.getpid(),
         agent.identity.device_id,
         config.transport,
-        config.ws_url() if config.transport == "ws" else config.http_url(),
+        ", ".join(map(public_url, hubs)),
         config.state_dir,
     )
     try:

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 
 from monitor_agent.backoff import Backoff
-from monitor_agent.config import AgentConfig
+from monitor_agent.config import AgentConfig, public_url
 from monitor_agent.credential import Credentials, CredentialStore
 from monitor_agent.errors import ConfigError, EnrollmentFailed
 from monitor_agent.identity import stable_device_id
@@ -32,15 +32,36 @@ _REFUSALS = {
 }
 
 
+class _Unreachable(Exception):
+    """No answer from one hub (connection refused, timeout, TLS): the next may answer."""
+
+
 def device_id_of(config: AgentConfig) -> str:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     return config.device_id or stable_device_id(config.state_dir)
 
 
 def enroll(config: AgentConfig, token: str, device_id: str, hostname: str) -> str:
-    """One ``POST /enroll``; the credential (to keep, never to print). Raises EnrollmentFailed."""
+    """One ``POST /enroll``; the credential (to keep, never to print). Raises EnrollmentFailed.
+
+    With several hubs, an unreachable one is skipped for the next; a refusal is final (they
+    share one database, so another hub would answer the same).
+    """
+    hubs = config.http_urls()
+    unreachable = []
+    for base_url in hubs:
+        try:
+            return _enroll_at(base_url, config, token, device_id, hostname)
+        except _Unreachable as exc:
+            unreachable.append(f"hub {public_url(base_url)} unreachable: {exc}")
+            if len(hubs) > 1:
+                log.warning("enrollment of %s: %s", device_id, unreachable[-1])
+    raise EnrollmentFailed(f"enrollment of {device_id}: {'; '.join(unreachable)}")
+
+
+def _enroll_at(base_url: str, config: AgentConfig, token: str, device_id: str, hostname: str) -> str:
     request = urllib.request.Request(  # noqa: S310 - the URL scheme was validated as http(s)
-        config.http_url() + "/enroll",
+        base_url + "/enroll",
         data=encode_json({"token": token, "device_id": device_id, "hostname": hostname}),
         method="POST",
         headers={"Content-Type": "application/json"},
@@ -53,9 +74,7 @@ def enroll(config: AgentConfig, token: str, device_id: str, hostname: str) -> st
         reason = _REFUSALS.get(exc.code, f"HTTP {exc.code}")
         raise EnrollmentFailed(f"enrollment of {device_id} refused: {reason}", exc.code) from None
     except (OSError, ssl.SSLError) as exc:
-        raise EnrollmentFailed(
-            f"enrollment of {device_id}: hub {config.http_url()} unreachable: {exc}"
-        ) from None
+        raise _Unreachable(exc) from None
     credential = body.get("credential") if isinstance(body, dict) else None
     if not isinstance(credential, str) or not credential:
         raise EnrollmentFailed(f"enrollment of {device_id}: the hub's answer holds no credential")

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from monitor_agent.backoff import Backoff
+from monitor_agent.config import public_url
 from monitor_agent.credential import Credentials
 from monitor_agent.errors import TokenRejected
 from monitor_agent.ports import AgentPorts
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 class HttpSettings:
     base_url: str
     token: str
+    # Further hubs' REST base URLs: after a failed cycle the next one is tried, in turn.
+    failover_urls: tuple[str, ...] = ()
     poll_interval: float = 5.0
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
@@ -56,8 +59,15 @@ class HttpTransport:
         self.connected = asyncio.Event()
         self.last_failure = ""
         self.credentials = settings.credentials or Credentials(settings.token)
+        self.urls = (settings.base_url, *settings.failover_urls)
+        self._turn = 0  # index in ``urls`` of the hub in use
         self._device = ""
         self._name = ""
+
+    @property
+    def base_url(self) -> str:
+        """The hub in use: the same one while its requests succeed."""
+        return self.urls[self._turn]
 
     async def run(self, ports: AgentPorts) -> None:
         self._name = ports.identity.device_id
@@ -81,7 +91,7 @@ class HttpTransport:
                     "%s: %s at %s: %s; retrying in %.0fs",
                     self._name,
                     exc,
-                    self.settings.base_url,
+                    public_url(self.base_url),
                     _refusal_hint(self.credentials),
                     delay,
                 )
@@ -90,15 +100,20 @@ class HttpTransport:
             except (OSError, ValueError) as exc:
                 self._lost(f"{type(exc).__name__}: {exc}")
                 delay = self.backoff.next_delay()
+                failed = self.base_url
+                self._turn = (self._turn + 1) % len(self.urls)  # round robin over the hubs
                 log.warning(
-                    "%s: hub %s unreachable (%s); retrying in %.1fs",
+                    "%s: hub %s unreachable (%s); retrying%s in %.1fs",
                     self._name,
-                    self.settings.base_url,
+                    public_url(failed),
                     self.last_failure,
+                    f" at {public_url(self.base_url)}" if len(self.urls) > 1 else "",
                     delay,
                 )
                 await ports.wait_stopping(delay)
                 continue
+            if not self.connected.is_set():
+                log.info("%s: using hub %s", self._name, public_url(self.base_url))
             self.backoff.reset()
             self.credentials.accepted()
             self.last_failure = ""
@@ -178,7 +193,7 @@ class HttpTransport:
     def _request_sync(self, method: str, path: str, body: Any) -> Any:
         data = None if body is None else encode_json(body)
         request = urllib.request.Request(  # noqa: S310 - the URL scheme was validated as http(s)
-            self.settings.base_url + path,
+            self.base_url + path,
             data=data,
             method=method,
             headers={**self.credentials.headers(), "Content-Type": "application/json"},

@@ -70,3 +70,26 @@ def test_the_agent_never_imports_pydantic(tmp_path: Path) -> None:
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_server_flag_takes_several_urls(tmp_path: Path) -> None:
+    """`--server URL1,URL2` gives the agent both hubs, in order, for failover."""
+    args = parse("--server", "http://a:1,ws://b:2", "--state-dir", str(tmp_path))
+    config = config_from_args(args)
+    assert config.ws_urls() == ["ws://a:1/ws/agent", "ws://b:2/ws/agent"]
+
+
+def test_a_bad_url_among_several_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """One bad URL in the list stops the agent at start, saying which one."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--server", "http://a:1,b:2"])
+    assert exited.value.code == 2
+    assert "'b:2' (URL 2 of 2)" in capsys.readouterr().err
+
+
+def test_help_explains_failover(capsys: pytest.CaptureFixture[str]) -> None:
+    """`monitor-agent run --help` documents the comma-separated list and the round robin."""
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--server URL[,URL...]" in text and "round robin" in text

@@ -157,3 +157,88 @@ def test_tags_the_hub_would_refuse_are_config_errors(tags: list[object]) -> None
     """A tag the hub's hello check refuses stops the agent at start, naming ``tags``."""
     with pytest.raises(ConfigError, match="tags"):
         AgentConfig(tags=tags)  # type: ignore[arg-type]
+
+
+SEVERAL = ["http://hub-a:8000", "http://hub-b:8000/mon"]
+
+
+@pytest.mark.parametrize(
+    ("source", "toml", "env", "flags"),
+    [
+        ("flag", "", {}, {"server": "http://hub-a:8000,http://hub-b:8000/mon"}),
+        ("env", "", {"MONITOR_AGENT_SERVER": "http://hub-a:8000, http://hub-b:8000/mon"}, {}),
+        ("toml string", 'server = "http://hub-a:8000,http://hub-b:8000/mon"\n', {}, {}),
+        ("toml array", 'server = ["http://hub-a:8000", "http://hub-b:8000/mon"]\n', {}, {}),
+    ],
+)
+def test_several_servers_from_every_source(
+    tmp_path: Path, source: str, toml: str, env: dict[str, str], flags: dict[str, object]
+) -> None:
+    """``server`` takes several URLs (comma-separated text or a TOML array), kept in order."""
+    config = load_config(flags, environ=env, config_path=write(tmp_path, toml) if toml else None)
+    assert config.servers() == SEVERAL, source
+    assert config.ws_urls() == ["ws://hub-a:8000/ws/agent", "ws://hub-b:8000/mon/ws/agent"]
+    assert config.http_urls() == SEVERAL
+    assert (config.ws_url(), config.http_url()) == ("ws://hub-a:8000/ws/agent", "http://hub-a:8000")
+
+
+def test_one_server_is_unchanged() -> None:
+    """A single URL is kept exactly as given: one hub, nothing to fail over to."""
+    config = load_config({"server": "https://hub.example/mon/"}, environ={})
+    assert config.server == "https://hub.example/mon/"
+    assert config.servers() == ["https://hub.example/mon/"]
+
+
+def test_flag_list_beats_file_list(tmp_path: Path) -> None:
+    """The whole list is one setting: a flag's list replaces the file's, it does not add to it."""
+    path = write(tmp_path, 'server = ["http://a:1", "http://b:1"]\n')
+    assert load_config({"server": "http://c:1"}, environ={}, config_path=path).servers() == ["http://c:1"]
+
+
+def test_repeated_and_empty_entries_are_dropped() -> None:
+    """Spaces, empty items and a URL given twice do not make extra attempts."""
+    config = load_config({"server": " http://a:1 ,, http://b:1, http://a:1,"}, environ={})
+    assert config.servers() == ["http://a:1", "http://b:1"]
+
+
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        ("http://a:1,hub-b:8000", r"server: .*'hub-b:8000' \(URL 2 of 2\)"),
+        ("http://a:1,ftp://b:1", r"server: .*'ftp://b:1' \(URL 2 of 2\)"),
+        (["http://a:1", "http://"], r"server: .*'http://' \(URL 2 of 2\)"),
+        ("", "server: expected at least one"),
+        (" , ", "server: expected at least one"),
+        (["http://a:1", 8000], "server: expected a URL, or a list of URLs"),
+    ],
+)
+def test_a_bad_url_in_the_list_is_named(server: object, message: str) -> None:
+    """Every URL is checked like a single one; the error names the bad one and its place."""
+    with pytest.raises(ConfigError, match=message):
+        load_config({"server": server}, environ={})
+
+
+def test_tls_and_plain_urls_are_not_mixed() -> None:
+    """Failing over from https to http would send the credential in clear: refused at start."""
+    with pytest.raises(ConfigError, match="mixes https/wss and plain http/ws"):
+        load_config({"server": "https://a.example,http://b.example"}, environ={})
+    with pytest.raises(ConfigError, match="mixes"):
+        load_config({"server": "ws://a:1,wss://b.example"}, environ={})
+    both = load_config({"server": "https://a.example,wss://b.example"}, environ={})
+    assert both.http_urls() == ["https://a.example", "https://b.example"]
+
+
+def test_tls_settings_need_tls_on_every_url(tmp_path: Path) -> None:
+    """ca_file and pin_sha256 apply to every hub, so plain URLs with them are refused as before."""
+    with pytest.raises(ConfigError, match="ca_file and pin_sha256 need an https"):
+        load_config({"server": "http://a:1,http://b:1", "pin_sha256": "ab" * 32}, environ={})
+
+
+def test_logged_urls_carry_no_secret() -> None:
+    """A URL is logged without user:password@ and without its query."""
+    from monitor_agent.config import public_url
+
+    assert (
+        public_url("https://user:s3cret@hub.example:8443/mon?token=s3cret") == "https://hub.example:8443/mon"
+    )
+    assert public_url("ws://hub:8000/ws/agent") == "ws://hub:8000/ws/agent"
