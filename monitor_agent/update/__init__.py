@@ -1,0 +1,12 @@
+"""Over-the-air updates, the agent's side (DESIGN §12, docs/agent.md "Over-the-air updates").
+
+``bundle``   ``monitor-agent bundle``: this platform's release (the agent and its dependency wheels)
+``state``    the layout under the state folder, the update journal and the result file
+``install``  verify, stage, install beside the running version, switch ``current``, roll back
+``launcher`` ``monitor-agent launch``: runs ``current``, applies staged updates, watches the new
+             version until it reaches ``welcome`` and restores the previous one if it does not
+``commands`` the subcommands' argument parsers (loaded with the CLI, so kept light)
+
+Nothing here is imported by ``monitor-agent run``: the daemon's memory stays what it was, and the
+swap never happens inside the running agent's socket handler.
+"""
