@@ -12,7 +12,6 @@ from monitor_agent import __version__
 from monitor_agent.config import AgentConfig, load_config
 from monitor_agent.errors import ConfigError
 from monitor_agent.update.commands import add_update_commands  # bundle, launch, update
-from monitor_agent.update.commands import add_update_commands  # bundle, launch, update
 
 DEFAULT_COMMAND = "run"
 

@@ -38,7 +38,6 @@ from monitor_agent.errors import (
 from monitor_agent.ports import AgentPorts
 from monitor_agent.tls import describe_failure
 from monitor_agent.update.state import mark_welcome
-from monitor_agent.update.state import mark_welcome
 from protocol.agent_session import (
     AckConfirmed,
     AgentEvent,
@@ -286,8 +285,6 @@ class WsTransport:
         try:
             welcome = await link.handshake()
             self.credentials.accepted()
-            if self.credentials.store is not None:  # ends the update launcher's probation, if any
-                mark_welcome(self.credentials.store.path.parent, ports.identity.agent_version)
             if self.credentials.store is not None:  # ends the update launcher's probation, if any
                 mark_welcome(self.credentials.store.path.parent, ports.identity.agent_version)
             self.last_failure = ""
