@@ -28,7 +28,7 @@ def keygen(out: Path) -> tuple[Path, Path]:
     private, public = generate_key()
     private_path, public_path = out / PRIVATE_NAME, out / PUBLIC_NAME
     if existing := [p for p in (private_path, public_path) if p.exists()]:
-        raise FileExistsError(f"{', '.join(map(str, existing))} already exists; not replacing a release key")
+        raise FileExistsError(f"{', '.join(map(str, existing))} already there; not replacing a release key")
     # O_EXCL: never follow or truncate something that appeared meanwhile; 0600 from the first byte.
     fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:

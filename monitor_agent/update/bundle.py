@@ -47,11 +47,14 @@ def project_source() -> str:
 
 def build_bundle(out: Path, source: str | None = None) -> Manifest:
     """Build the wheels of ``source`` and its dependencies and write them with a manifest to ``out``."""
+    source = source or project_source()
+    if Path(source).exists():
+        source = str(Path(source).resolve())  # pip reads a bare "src" as a project name
     with tempfile.TemporaryDirectory(prefix="monitor-bundle-") as tmp:
         wheels = Path(tmp)
         argv = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels)]
         done = subprocess.run(  # noqa: S603 - our own interpreter's pip
-            [*argv, source or project_source()],
+            [*argv, source],
             capture_output=True,
             text=True,
             timeout=BUILD_TIMEOUT,
