@@ -57,6 +57,11 @@ class Presence:
     def is_online(self, device_id: str) -> bool:
         return device_id in self._online
 
+    def ws_since(self, device_id: str) -> float | None:
+        """When this hub's WebSocket session of the device began (None: it holds none)."""
+        current = self._online.get(device_id)
+        return current.since if current is not None and current.connection == WS else None
+
     def online_count(self) -> int:
         return len(self._online)
 

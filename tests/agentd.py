@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -24,7 +24,6 @@ from monitor_agent.connection import WsSettings, WsTransport
 from monitor_agent.http_transport import HttpSettings, HttpTransport
 from monitor_agent.journal import FileJournal
 from monitor_agent.spool import SqliteSpool
-from tests.hubs import RunningHub
 from tests.timing import t
 
 T = TypeVar("T")
@@ -119,7 +118,14 @@ class AgentProcess:
         self.proc.wait()
 
 
-def spawn_agent(hub: RunningHub, state_dir: Path, *args: str, token: str | None = None) -> AgentProcess:
+class _Reachable(Protocol):
+    @property
+    def http_url(self) -> str: ...
+    @property
+    def token(self) -> str: ...
+
+
+def spawn_agent(hub: _Reachable, state_dir: Path, *args: str, token: str | None = None) -> AgentProcess:
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "agent.log"
     argv = [

@@ -27,6 +27,7 @@ from monitor_server.events import HubEvent, PresenceChanged, Relayed
 from monitor_server.identity.events import CredentialsChanged, DeviceRevoked, IdentityEvent, SessionsEnded
 from monitor_server.store import PresenceEvent, Sample
 from protocol.codes import CloseCode
+from protocol.timestamps import to_epoch
 
 if TYPE_CHECKING:
     from monitor_server.hub import Hub
@@ -92,10 +93,17 @@ class Relay:
             self._hub.bus.publish(Relayed(notice.device_id, notice.body))
 
     async def _presence(self, notice: Notice) -> None:
-        """The device went online on another hub: a socket still held here is stale (close 4000)."""
-        device_id = notice.device_id
+        """The device went online on another hub after its socket here opened: that socket is stale.
+
+        A notice older than this hub's own session (it arrived late) changes nothing; nor does one
+        the store already contradicts (the device is this hub's again).
+        """
+        device_id, body = notice.device_id, notice.body
         socket = self._hub.sessions.get(device_id) if device_id else None
-        if socket is None or device_id is None or not notice.body.get("online"):
+        since = self._hub.presence.ws_since(device_id) if device_id else None
+        if device_id is None or socket is None or not body.get("online") or since is None:
+            return
+        if to_epoch(str(body.get("at"))) <= since:
             return
         device = await self._hub.store.get_device(device_id)
         if device is None or device.hub_id in (None, self._cluster.hub_id):
