@@ -162,3 +162,58 @@ def test_every_monitor_variable_compose_and_image_set_is_a_real_setting() -> Non
     hub_env = d.service_environment(d.compose({"MONITOR_TOKEN": "t" * 32})["services"]["hub"])
     names = [n for n in [*d.image_env(d.runtime()), *hub_env] if n.startswith("MONITOR_")]
     assert names and set(names) <= known, set(names) - known
+
+
+SCALE = ("postgres", "hub-a", "hub-b", "balancer")
+
+
+def test_compose_scale_profile_runs_two_hubs_on_postgres_behind_haproxy() -> None:
+    """Profile scale: postgres:16 (volume, pg_isready), hub-a/hub-b (the hub's image, on it), HAProxy."""
+    env = {"MONITOR_TOKEN": "t" * 32, "POSTGRES_PASSWORD": "p" * 24}
+    config = d.compose(env)
+    services = config["services"]
+    for name in SCALE:
+        assert services[name]["profiles"] == ["scale"], name
+    postgres = services["postgres"]
+    assert postgres["image"].startswith("postgres:16")
+    assert d.service_environment(postgres)["POSTGRES_PASSWORD"] == "p" * 24
+    volume, _, target = postgres["volumes"][0].partition(":")
+    assert volume in config["volumes"] and target == "/var/lib/postgresql/data"
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert "ports" not in postgres  # only the hubs reach it
+    for name in ("hub-a", "hub-b"):
+        hub = services[name]
+        assert (hub["image"], hub["build"]) == (services["hub"]["image"], services["hub"]["build"])
+        assert d.service_command(hub, d.runtime()) == ["monitor-server"]
+        hub_env = d.service_environment(hub)
+        assert hub_env["MONITOR_DB"] == f"postgresql://monitor:{'p' * 24}@postgres:5432/monitor"
+        assert hub_env["MONITOR_TOKEN"] == "t" * 32
+        assert hub["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert set(hub_env) <= {f"MONITOR_{n.upper()}" for n in Settings.model_fields}
+    balancer = services["balancer"]
+    assert balancer["image"] == "haproxy:2.9"
+    assert set(balancer["depends_on"]) == {"hub-a", "hub-b"}
+    assert any(str(port).endswith(":8000") for port in balancer["ports"])
+    source, target, mode = balancer["volumes"][0].split(":")
+    assert (target, mode) == ("/usr/local/etc/haproxy/haproxy.cfg", "ro")
+    assert (d.REPO / source).resolve() == d.REPO / "docs" / "deploy" / "haproxy.cfg"
+
+
+def test_the_balancer_config_checks_both_hubs_over_tcp() -> None:
+    """docs/deploy/haproxy.cfg: TCP mode on :8000, both hubs checked on /health, 1 h tunnels."""
+    text = (d.REPO / "docs" / "deploy" / "haproxy.cfg").read_text()
+    lines = [line.split("#")[0].split() for line in text.splitlines()]
+    lines = [words for words in lines if words]
+    servers = {words[1]: words[2] for words in lines if words[0] == "server"}
+    assert servers == {"hub-a": "hub-a:8000", "hub-b": "hub-b:8000"}
+    assert ["mode", "tcp"] in lines and ["bind", ":8000"] in lines
+    assert ["option", "httpchk"] in lines and ["timeout", "tunnel", "1h"] in lines
+    assert any(words[:2] == ["http-check", "send"] and "/health" in words for words in lines)
+    assert any(words[0] == "default-server" and "check" in words for words in lines)
+
+
+def test_the_default_services_need_no_scale_variable() -> None:
+    """Without POSTGRES_PASSWORD, the hub and the demo profile resolve exactly as before."""
+    services = d.compose({"MONITOR_TOKEN": "t" * 32})["services"]
+    assert "profiles" not in services["hub"] and "depends_on" not in services["hub"]
+    assert d.service_environment(services["hub"])["MONITOR_TOKEN"] == "t" * 32
