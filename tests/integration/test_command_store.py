@@ -1,4 +1,4 @@
-"""Command rows change only through the state machine, found by UPDATE ... RETURNING."""
+"""Command races on the SQLite store and over REST (the store's own tests: tests/store/)."""
 
 from __future__ import annotations
 
@@ -25,16 +25,6 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     await opened.open()
     yield opened
     await opened.close()
-
-
-async def test_mark_delivered_returns_only_rows_it_changed(store: SQLiteStore) -> None:
-    """A command delivered before at the same clock value is not reported as changed again."""
-    first, _ = await store.create_command("d1", "a", None, 1.0)
-    second, _ = await store.create_command("d1", "b", None, 1.0)
-    assert [c.id for c in await store.mark_delivered([first.id], 5.0)] == [first.id]
-    changed = await store.mark_delivered([second.id, first.id, second.id], 5.0)
-    assert [(c.id, c.state, c.delivered_at) for c in changed] == [(second.id, CommandState.DELIVERED, 5.0)]
-    assert await store.mark_delivered([first.id, second.id], 6.0) == []
 
 
 async def test_cancel_losing_race_to_ack_keeps_ack_and_conflicts(

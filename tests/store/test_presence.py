@@ -1,0 +1,115 @@
+"""Presence in the store (DESIGN §6), and which hub holds a device's session (DESIGN §13)."""
+
+from __future__ import annotations
+
+from monitor_server.store import PresenceEvent, Store
+from protocol.codes import PresenceReason
+
+T0 = 1_800_000_000.0
+
+
+async def test_online_then_offline_is_stored_and_listed_newest_first(store: Store) -> None:
+    """Each transition sets the device row and is recorded; events come back newest first."""
+    on = await store.set_presence("d1", True, "connected", "ws", T0)
+    assert on == PresenceEvent("d1", True, "connected", "ws", T0)
+    device = await store.get_device("d1")
+    assert device is not None and device.first_seen == T0
+    assert (device.online, device.connection, device.presence_reason, device.presence_since) == (
+        True,
+        "ws",
+        "connected",
+        T0,
+    )
+    off = await store.set_presence("d1", False, "timeout", "ws", T0 + 5)
+    assert off == PresenceEvent("d1", False, "timeout", "ws", T0 + 5)
+    assert await store.presence_events("d1", 10) == [off, on]
+    assert await store.presence_events("d1", 1) == [off]
+    device = await store.get_device("d1")
+    assert device is not None and not device.online and device.presence_reason == "timeout"
+
+
+async def test_online_records_the_hub_holding_the_session(store: Store) -> None:
+    """Going online through a hub makes it the holder; going offline releases it."""
+    await store.set_presence("d1", True, "connected", "ws", T0, hub="hub-a")
+    device = await store.get_device("d1")
+    assert device is not None and device.hub_id == "hub-a"
+    assert "hub_id" not in device.to_json()
+    await store.set_presence("d1", False, "disconnected", "ws", T0 + 1, hub="hub-a")
+    device = await store.get_device("d1")
+    assert device is not None and device.hub_id is None and not device.online
+
+
+async def test_late_offline_from_a_hub_that_lost_the_session_changes_nothing(store: Store) -> None:
+    """The agent moved to hub B; hub A's offline for its old socket returns None and stores nothing."""
+    await store.set_presence("d1", True, "connected", "ws", T0, hub="hub-a")
+    moved = await store.set_presence("d1", True, "connected", "ws", T0 + 1, hub="hub-b")
+    assert await store.set_presence("d1", False, "disconnected", "ws", T0 + 2, hub="hub-a") is None
+    device = await store.get_device("d1")
+    assert device is not None and device.online and device.hub_id == "hub-b"
+    assert device.presence_since == T0 + 1
+    assert (await store.presence_events("d1", 10))[0] == moved
+
+
+async def test_offline_without_hub_or_from_no_holder_always_applies(store: Store) -> None:
+    """An offline without a hub (a single hub), or for a device no hub holds, is stored."""
+    await store.set_presence("d1", True, "connected", "ws", T0, hub="hub-a")
+    assert await store.set_presence("d1", False, "timeout", "ws", T0 + 1) is not None
+    device = await store.get_device("d1")
+    assert device is not None and not device.online and device.hub_id is None
+    # no holder now: any hub's offline applies (and a new device is created by it)
+    assert await store.set_presence("d1", False, "timeout", "ws", T0 + 2, hub="hub-b") is not None
+    assert await store.set_presence("d2", False, "timeout", None, T0 + 3, hub="hub-b") is not None
+    assert [e.at for e in await store.presence_events("d1", 10)] == [T0 + 2, T0 + 1, T0]
+    new = await store.get_device("d2")
+    assert new is not None and new.first_seen == T0 + 3 and not new.online
+
+
+async def test_online_without_hub_clears_the_holder(store: Store) -> None:
+    """set_presence(online) stores the hub it is given, None included (a single hub)."""
+    await store.set_presence("d1", True, "connected", "ws", T0, hub="hub-a")
+    await store.set_presence("d1", True, "ingest", "http", T0 + 1)
+    device = await store.get_device("d1")
+    assert device is not None and device.online and device.hub_id is None
+
+
+async def test_set_presence_many_in_one_call(store: Store) -> None:
+    """Many transitions at once: every event recorded in order, the last per device wins, offline
+    ones release the holding hub and online ones keep it."""
+    await store.set_presence("a", True, "connected", "ws", T0, hub="hub-a")
+    await store.set_presence("b", True, "connected", "ws", T0, hub="hub-a")
+    events = [
+        PresenceEvent("a", False, "hub_restart", "ws", T0 + 1),
+        PresenceEvent("b", True, "ingest", "http", T0 + 1),
+        PresenceEvent("c", True, "ingest", "http", T0 + 2),
+        PresenceEvent("c", False, "timeout", "http", T0 + 3),
+    ]
+    await store.set_presence_many(events)
+    devices = {d.device_id: d for d in await store.list_devices()}
+    assert {k: (d.online, d.hub_id, d.presence_reason) for k, d in devices.items()} == {
+        "a": (False, None, "hub_restart"),
+        "b": (True, "hub-a", "ingest"),
+        "c": (False, None, "timeout"),
+    }
+    assert devices["c"].first_seen == T0 + 2
+    assert await store.presence_events("c", 10) == [events[3], events[2]]
+    await store.set_presence_many([])
+
+
+async def test_mark_hub_lost_takes_only_that_hubs_online_devices_offline(store: Store) -> None:
+    """Devices online through the lost hub go offline (hub_lost), in device order; others stay."""
+    for device, hub in (("z1", "lost"), ("a1", "lost"), ("m1", "alive")):
+        await store.set_presence(device, True, "connected", "ws", T0, hub=hub)
+    await store.set_presence("gone", True, "connected", "ws", T0, hub="lost")
+    await store.set_presence("gone", False, "disconnected", "ws", T0 + 1, hub="lost")
+    lost = await store.mark_hub_lost("lost", T0 + 20)
+    assert lost == [
+        PresenceEvent("a1", False, PresenceReason.HUB_LOST, "ws", T0 + 20),
+        PresenceEvent("z1", False, PresenceReason.HUB_LOST, "ws", T0 + 20),
+    ]
+    devices = {d.device_id: d for d in await store.list_devices()}
+    assert [(d.online, d.hub_id) for d in (devices["a1"], devices["z1"])] == [(False, None)] * 2
+    assert devices["a1"].presence_reason == "hub_lost" and devices["a1"].presence_since == T0 + 20
+    assert (devices["m1"].online, devices["m1"].hub_id) == (True, "alive")
+    assert (await store.presence_events("z1", 1))[0].reason == "hub_lost"
+    assert len(await store.presence_events("gone", 10)) == 2
+    assert await store.mark_hub_lost("lost", T0 + 30) == []
