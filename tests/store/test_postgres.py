@@ -7,6 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
+from monitor_server.backup import main as backup_main
 from monitor_server.settings import Settings
 from monitor_server.store import Sample, SQLiteStore, is_postgres_url, open_store
 from monitor_server.store.pg_schema import SCHEMA_VERSION
@@ -55,6 +56,12 @@ def test_settings_keep_a_url_as_text_and_put_the_token_in_data() -> None:
     settings = Settings(db=url)
     assert settings.db == url and str(settings.token_dir) == "data"
     assert str(Settings(db="x/y.db").token_dir) == "x"
+
+
+def test_backup_refuses_a_server_database() -> None:
+    """``monitor-server backup`` copies SQLite files only; a URL is refused before anything runs."""
+    with pytest.raises(SystemExit, match="pg_dump"):
+        backup_main(["copy.db", "--db", "postgresql://postgres@127.0.0.1:5432/test"])
 
 
 async def test_reopen_keeps_data_and_does_not_migrate_again(pg_url: str) -> None:
