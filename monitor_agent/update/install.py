@@ -137,9 +137,9 @@ class Updater:
         except (ReleaseRefused, OSError) as exc:
             code = exc.code if isinstance(exc, ReleaseRefused) else Refusal.BAD_BUNDLE
             log.error("update to %s refused: %s", staged.version, exc)
+            layout.clear_staged(staged)
             layout.write_result("refused", staged.version, code=str(code), reason=str(exc))
             layout.write_pending(None)
-            layout.clear_staged(staged)
             return None
         if attempts > MAX_ATTEMPTS:
             self._give_up(staged, f"the install was interrupted {MAX_ATTEMPTS} times")
@@ -164,9 +164,9 @@ class Updater:
         return pending
 
     def _give_up(self, staged: Staged, reason: str) -> None:
+        self.layout.clear_staged(staged)
         self.layout.write_result("update_failed", staged.version, code="install_failed", reason=reason)
         self.layout.write_pending(None)
-        self.layout.clear_staged(staged)
 
     def _install(self, bundle: Path, manifest: Manifest) -> None:
         """A virtualenv at ``versions/<version>`` with the bundle installed, marked complete last."""
@@ -234,13 +234,14 @@ class Updater:
         return pending
 
     def succeed(self, pending: Pending, staged: Staged | None) -> None:
-        """The new version reached welcome: keep it, forget the journal, prune older versions."""
+        """The new version reached welcome: keep it, prune older versions, then record and forget."""
         move(pending.step, None)
-        self.layout.write_result("installed", pending.version, previous=pending.old_current)
-        self.layout.write_pending(None)
         if staged is not None:
             self.layout.clear_staged(staged)
         self.prune()
+        # The result last: whoever reads it finds the update's files in their final state.
+        self.layout.write_result("installed", pending.version, previous=pending.old_current)
+        self.layout.write_pending(None)
 
     def roll_back(self, pending: Pending, reason: str, staged: Staged | None) -> None:
         """Restore current and previous as they were, record ``update_failed``, drop the new version."""
@@ -252,6 +253,9 @@ class Updater:
     def _finish_rollback(self, rolling: Pending, staged: Staged | None) -> None:
         self.layout.set_pointer(CURRENT, rolling.old_current)
         self.layout.set_pointer(PREVIOUS, rolling.old_previous)
+        if staged is not None:
+            self.layout.clear_staged(staged)
+        self._remove_version(rolling.version)
         back_to = rolling.old_current or self.own_version
         self.layout.write_result(
             "update_failed",
@@ -261,9 +265,6 @@ class Updater:
             rolled_back_to=back_to,
         )
         self.layout.write_pending(None)
-        if staged is not None:
-            self.layout.clear_staged(staged)
-        self._remove_version(rolling.version)
         log.error("update to %s rolled back to %s: %s", rolling.version, back_to, rolling.reason)
 
     def prune(self) -> None:
