@@ -11,7 +11,7 @@ from monitor_server.store import Store, open_store
 from tests.pg import pg_schema, pg_url  # noqa: F401 (a fixture for the PostgreSQL-only tests)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """An open store of each backend, closed after the test."""
     if request.param == "sqlite":

@@ -64,6 +64,7 @@ def test_backup_refuses_a_server_database() -> None:
         backup_main(["copy.db", "--db", "postgresql://postgres@127.0.0.1:5432/test"])
 
 
+@pytest.mark.postgres
 async def test_reopen_keeps_data_and_does_not_migrate_again(pg_url: str) -> None:
     """Close and reopen the same schema: rows are there, and the schema version is written once."""
     first = PostgresStore(pg_url)
@@ -82,6 +83,7 @@ async def test_reopen_keeps_data_and_does_not_migrate_again(pg_url: str) -> None
     assert await versions(pg_url) == [SCHEMA_VERSION]
 
 
+@pytest.mark.postgres
 async def test_two_hubs_starting_at_once_migrate_once(pg_url: str) -> None:
     """Hubs opening an empty schema together: one applies the migrations, both work."""
     hubs = [PostgresStore(pg_url) for _ in range(3)]
@@ -94,6 +96,7 @@ async def test_two_hubs_starting_at_once_migrate_once(pg_url: str) -> None:
         await asyncio.gather(*(hub.close() for hub in hubs))
 
 
+@pytest.mark.postgres
 async def test_same_idempotency_key_on_two_hubs_at_once_is_one_command(pg_url: str) -> None:
     """Two hubs enqueue with one key at the same moment: one command, both answer with it."""
     a, b = PostgresStore(pg_url), PostgresStore(pg_url)
@@ -114,6 +117,7 @@ async def test_same_idempotency_key_on_two_hubs_at_once_is_one_command(pg_url: s
         await b.close()
 
 
+@pytest.mark.postgres
 async def test_roll_up_during_ingest_misses_no_sample(pg_url: str) -> None:
     """Batches committed while another hub folds: every sample is folded exactly once."""
     ingest, folder = PostgresStore(pg_url), PostgresStore(pg_url)
@@ -146,6 +150,7 @@ async def test_roll_up_during_ingest_misses_no_sample(pg_url: str) -> None:
         await folder.close()
 
 
+@pytest.mark.postgres
 async def test_roll_up_waits_for_ingest_in_flight(pg_url: str) -> None:
     """A sample whose id is below a committed batch's, committed later, is still folded.
 
@@ -174,6 +179,7 @@ async def test_roll_up_waits_for_ingest_in_flight(pg_url: str) -> None:
         await store.close()
 
 
+@pytest.mark.postgres
 async def test_delete_device_with_only_a_credential(pg_url: str) -> None:
     """A device enrolled but never seen: deleting it removes the credential (and says so)."""
     store = PostgresStore(pg_url)
@@ -188,6 +194,7 @@ async def test_delete_device_with_only_a_credential(pg_url: str) -> None:
         await store.close()
 
 
+@pytest.mark.postgres
 async def test_unreachable_server_fails_to_open() -> None:
     """A server that does not answer is an error at open, not a store that fails later."""
     store = PostgresStore("postgresql://postgres@127.0.0.1:1/test")
