@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from monitor_server.backup import main as backup_main
 from monitor_server.settings import Settings
-from monitor_server.store import Sample, SQLiteStore, is_postgres_url, open_store
+from monitor_server.store import Sample, SQLiteStore, is_postgres_url, open_store, shown
 from monitor_server.store.pg_schema import SCHEMA_VERSION
 from monitor_server.store.postgres import PostgresStore
 from monitor_server.store.records import EnrollmentToken
@@ -48,6 +49,15 @@ def test_open_store_chooses_the_backend_by_url() -> None:
     assert isinstance(open_store("postgres://u@h/db"), PostgresStore)
     assert isinstance(open_store("data/monitor.db"), SQLiteStore)
     assert is_postgres_url("postgresql://x") and not is_postgres_url("data/postgresql.db")
+
+
+def test_shown_hides_a_urls_password() -> None:
+    """What a log line shows of the database setting: never a password."""
+    assert shown("postgresql://hub:s3cret@db:5432/fleet?search_path=a") == (
+        "postgresql://hub:***@db:5432/fleet?search_path=a"
+    )
+    assert shown("postgresql://hub@db/fleet") == "postgresql://hub@db/fleet"
+    assert shown(Path("data/monitor.db")) == "data/monitor.db"
 
 
 def test_settings_keep_a_url_as_text_and_put_the_token_in_data() -> None:
