@@ -2,14 +2,16 @@
 
 Bundles are built once per module from copies of this tree with another version: 0.2.0 (good) with
 ``monitor-agent bundle``, and 0.3.0 (broken: ``run`` exits at once) from the same wheels with the
-project's wheel swapped. ``monitor-agent launch`` runs against a real hub; the launcher runs this
+project's wheel rewritten. ``monitor-agent launch`` runs against a real hub; the launcher runs this
 tree's agent (0.1.0) until an update is applied. Each install is a real ``venv`` + ``pip install
 --no-index`` (about 5 s here), so the tests install as few times as they can.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -17,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,7 @@ from monitor_agent import __version__ as BASE
 from monitor_agent.update.install import Updater, stage
 from monitor_agent.update.state import Layout
 from monitor_server.releases_cli import keygen, signature_of
-from protocol.release import manifest_for, read_manifest, write_bundle
+from protocol.release import extract_wheels, manifest_for, write_bundle
 from tests.agentd import device, eventually, free_port
 from tests.hubs import RunningHub
 from tests.timing import t
@@ -55,11 +58,11 @@ class Releases:
 
 
 def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=t(300), check=False, **kwargs)  # type: ignore[no-any-return]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=t(300), check=False, **kwargs)
 
 
-def _source(dest: Path, version: str, broken: bool = False) -> Path:
-    """A copy of this tree that says it is ``version`` (and, if ``broken``, whose ``run`` exits at once)."""
+def _source(dest: Path, version: str) -> Path:
+    """A copy of this tree that says it is ``version``."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in ("protocol", "monitor_agent", "monitor_server"):
         shutil.copytree(REPO / name, dest / name, ignore=ignore)
@@ -74,12 +77,6 @@ def _source(dest: Path, version: str, broken: bool = False) -> Path:
         )
         assert count == 1, path
         path.write_text(text)
-    if broken:
-        cli = dest / "monitor_agent" / "cli.py"
-        head = "def _run(args: argparse.Namespace) -> int:\n"
-        cli.write_text(
-            cli.read_text().replace(head, head + '    raise SystemExit("this release is broken")\n')
-        )
     return dest
 
 
@@ -88,48 +85,63 @@ def _signed(bundle: Path, key: Path) -> Signed:
     return Signed(bundle, body["version"], body["sha256"], body["signature"])
 
 
+def _rebuilt_wheel(wheel: Path, dest: Path, version: str) -> Path:
+    """``wheel`` (the project's) as ``version`` whose ``run`` exits at once: a release broken at start.
+
+    Rewritten rather than rebuilt (a build takes seconds): the files, the .dist-info folder's name,
+    METADATA's version and RECORD's hashes, as pip expects them.
+    """
+    old = wheel.name.split("-")[1]
+    out = dest / wheel.name.replace(f"-{old}-", f"-{version}-")
+    head = "def _run(args: argparse.Namespace) -> int:\n"
+    files: dict[str, bytes] = {}
+    with zipfile.ZipFile(wheel) as source:
+        for name in source.namelist():
+            data = source.read(name)
+            name = name.replace(f"monitor-{old}.dist-info/", f"monitor-{version}.dist-info/")
+            if name == "monitor_agent/__init__.py":
+                data = data.replace(f'__version__ = "{old}"'.encode(), f'__version__ = "{version}"'.encode())
+            elif name == "monitor_agent/cli.py":
+                data = data.replace(
+                    head.encode(), (head + '    raise SystemExit("broken release")\n').encode()
+                )
+            elif name.endswith(".dist-info/METADATA"):
+                data = data.replace(f"\nVersion: {old}\n".encode(), f"\nVersion: {version}\n".encode())
+            files[name] = data
+    record = next(name for name in files if name.endswith(".dist-info/RECORD"))
+    lines = []
+    for name, data in files.items():
+        if name != record:
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            lines.append(f"{name},sha256={digest},{len(data)}")
+    files[record] = ("\n".join([*lines, f"{record},,"]) + "\n").encode()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, data in files.items():
+            target.writestr(name, data)
+    return out
+
+
 @pytest.fixture(scope="module")
 def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
     """A key pair, the good bundle (``monitor-agent bundle``) and the broken one, signed."""
     root = tmp_path_factory.mktemp("releases")
     key, pub = keygen(root / "keys")
     good = root / f"agent-{GOOD}.zip"
+    source = _source(root / "good", GOOD)
     built = _run(
-        [
-            sys.executable,
-            "-m",
-            "monitor_agent",
-            "bundle",
-            "--out",
-            str(good),
-            "--source",
-            str(_source(root / "good", GOOD)),
-        ]
+        [sys.executable, "-m", "monitor_agent", "bundle", "--out", str(good), "--source", str(source)]
     )
     assert built.returncode == 0, built.stderr
-    # The broken release: the good one's dependency wheels and a 0.3.0 wheel of the project.
-    wheels = root / "broken-wheels"
-    with __import__("zipfile").ZipFile(good) as bundle:
-        for wheel in read_manifest(good).wheels:
-            if not wheel.name.startswith("monitor-"):
-                bundle.extract("wheels/" + wheel.name, root)
-    (root / "wheels").rename(wheels)
-    project = _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--wheel-dir",
-            str(wheels),
-            str(_source(root / "broken", BROKEN, broken=True)),
-        ]
-    )
-    assert project.returncode == 0, project.stderr
+    # The broken release: the good one's wheels, the project's rewritten as 0.3.0.
+    unpacked, wheels = root / "unpacked", root / "broken-wheels"
+    manifest = extract_wheels(good, unpacked)
+    wheels.mkdir()
+    for wheel in manifest.wheels:
+        if wheel.name.startswith("monitor-"):
+            _rebuilt_wheel(unpacked / wheel.name, wheels, BROKEN)
+        else:
+            shutil.copy(unpacked / wheel.name, wheels / wheel.name)
     broken = root / f"agent-{BROKEN}.zip"
-    manifest = read_manifest(good)
     write_bundle(
         broken, manifest_for(wheels, BROKEN, manifest.python, manifest.platform, manifest.created_at), wheels
     )
@@ -206,7 +218,9 @@ async def _result(layout: Layout, within: float, what: str) -> dict[str, Any]:
     async def written() -> dict[str, Any] | None:
         return layout.read_result()
 
-    return await eventually(written, within=within, what=what)
+    result = await eventually(written, within=within, what=what)
+    assert result is not None
+    return result
 
 
 async def _reports(api: httpx.AsyncClient, device_id: str, version: str, within: float = 20) -> None:
@@ -229,7 +243,7 @@ def _clean(layout: Layout) -> None:
 async def test_an_update_installs_beside_the_running_agent_and_switches(
     releases: Releases, hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    """Staged 0.2.0 is installed, switched to, reaches welcome; `current` runs 0.2.0, 0.1.0 undisturbed before."""
+    """Staged 0.2.0 is installed beside 0.1.0, switched to and welcomed; `current` runs 0.2.0."""
     with launcher(hub.http_url, hub.token, tmp_path / "state", releases.pub, "upd-ok") as run:
         await _reports(api, "upd-ok", BASE)
         started = time.monotonic()
@@ -323,7 +337,7 @@ def test_tampered_wrongly_signed_and_older_bundles_are_refused_before_staging(
 def test_a_bundle_swapped_after_staging_is_refused_by_the_launcher(
     releases: Releases, tmp_path: Path
 ) -> None:
-    """The launcher checks hash and signature again: a bundle replaced on disk is refused, nothing installed."""
+    """The launcher checks the hash again: a bundle replaced on disk is refused, nothing installed."""
     layout = Layout(tmp_path / "state")
     _stage(layout, releases.good, releases.pub)
     staged = layout.read_staged()
@@ -374,7 +388,7 @@ async def test_kill_9_at_each_step_is_repaired_by_the_next_launcher_start(
     bundle: str,
     expect: str,
 ) -> None:
-    """After SIGKILL at ``at`` the next launcher start finishes or undoes the step and runs a working version."""
+    """After SIGKILL at ``at`` the next launcher start finishes or undoes the step; a good version runs."""
     release = releases.good if bundle == "good" else releases.broken
     layout = Layout(tmp_path / "state")
     _stage(layout, release, releases.pub)
