@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from monitor_server.store.pg_alerts import ALERTS_DDL
 from monitor_server.store.pg_identity import IDENTITY_DDL
 from monitor_server.store.records import ROLLUP_FIELDS, TIERS
 
@@ -121,6 +122,7 @@ def _rollup_table(name: str) -> str:
 
 MIGRATIONS: tuple[str, ...] = (
     _CORE + "".join(_rollup_table(tier.table) for tier in TIERS) + IDENTITY_DDL + _CLUSTER,
+    ALERTS_DDL,  # 2: alerts (DESIGN §11)
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

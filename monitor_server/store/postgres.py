@@ -17,6 +17,7 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from monitor_server.store import pg_rollups as rollups
+from monitor_server.store.pg_alerts import PgAlerts
 from monitor_server.store.pg_identity import PgIdentity
 from monitor_server.store.pg_schema import migrate
 from monitor_server.store.records import (
@@ -58,7 +59,7 @@ _CANCELLABLE = _states(sources_of(CommandState.CANCELLED))
 _EXPIRABLE = _states(sources_of(CommandState.EXPIRED))
 
 
-class PostgresStore(PgIdentity):
+class PostgresStore(PgIdentity, PgAlerts):
     """Every ``Store`` method on PostgreSQL; the identity group comes from ``PgIdentity``."""
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 4) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from monitor_server.store.sqlite_alerts import ALERTS_DDL
+
 # The metrics migration 4 gave columns in the tiers (a later field needs a migration adding them).
 TIER_FIELDS_V4: tuple[str, ...] = (
     "cpu",
@@ -206,6 +208,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE devices ADD COLUMN hub_id TEXT;
     CREATE INDEX devices_hub ON devices (hub_id) WHERE hub_id IS NOT NULL;
     """,
+    # 9: alerts (DESIGN §11): rules, state per (rule, device), notifiers, the outbox, silences.
+    ALERTS_DDL,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

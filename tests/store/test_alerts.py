@@ -1,0 +1,110 @@
+"""The alert tables of the store (DESIGN §11), on every backend the ``store`` fixture gives."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from monitor_server.store import Store
+from monitor_server.store.alert_records import AlertRule, AlertState, Notifier, Silence
+from protocol.errors import Conflict
+
+CPU = AlertRule(
+    0, "cpu high", "threshold", "cpu", ">", 90.0, 80.0, 2.0, "critical", {"tags": ["web"]}, 10.0, 10.0
+)
+
+
+async def test_rules_round_trip(store: Store) -> None:
+    """A rule comes back as stored, with an id; names are unique; update and delete by id."""
+    created = await store.create_alert_rule(CPU)
+    offline = await store.create_alert_rule(AlertRule(0, "gone", "offline", for_seconds=60.0))
+    assert created.id > 0 and offline.id > created.id
+    assert await store.get_alert_rule(created.id) == created
+    assert await store.list_alert_rules() == [created, offline]
+    with pytest.raises(Conflict):
+        await store.create_alert_rule(CPU)
+    with pytest.raises(Conflict):
+        await store.update_alert_rule(dataclasses.replace(offline, name="cpu high"))
+    changed = dataclasses.replace(created, value=95.0, updated_at=20.0)
+    assert await store.update_alert_rule(changed) == changed
+    assert await store.get_alert_rule(created.id) == changed
+    assert await store.update_alert_rule(dataclasses.replace(changed, id=9999, name="x")) is None
+    assert await store.get_alert_rule(2**63 - 1) is None
+    assert await store.delete_alert_rule(created.id)
+    assert not await store.delete_alert_rule(created.id)
+    assert await store.list_alert_rules() == [offline]
+
+
+async def test_states_upsert_and_go_with_their_rule(store: Store) -> None:
+    """States are inserted then replaced per (rule, device), and deleted with their rule."""
+    rule = await store.create_alert_rule(CPU)
+    pending = AlertState(rule.id, "web-1", "pending", 100.0, 95.0)
+    await store.save_alert_states([pending, AlertState(rule.id, "web-2", "ok", 100.0)])
+    firing = dataclasses.replace(pending, state="firing", fired_at=102.0)
+    await store.save_alert_states([firing])
+    assert await store.list_alert_states() == [firing, AlertState(rule.id, "web-2", "ok", 100.0)]
+    await store.delete_alert_states([(rule.id, "web-2")])
+    assert await store.list_alert_states() == [firing]
+    await store.delete_alert_rule(rule.id)
+    assert await store.list_alert_states() == []
+
+
+async def test_notifications_and_the_state_they_settle_commit_together(store: Store) -> None:
+    """enqueue_notifications writes outbox rows and the notified states at once; delivery in id order."""
+    rule = await store.create_alert_rule(CPU)
+    hook = await store.create_notifier(Notifier(0, "ops", "webhook", "http://127.0.0.1:1/x", {"A": "b"}, 5.0))
+    firing = AlertState(rule.id, "web-1", "firing", 100.0, 95.0, fired_at=102.0)
+    assert firing.owes() == "firing"
+    notified = dataclasses.replace(firing, last_notified_at=103.0)
+    ids = await store.enqueue_notifications([(hook.id, {"n": 1}), (hook.id, {"n": 2})], [notified], 103.0)
+    assert len(ids) == 2 and ids[0] < ids[1]
+    assert await store.list_alert_states() == [notified] and notified.owes() is None
+    pending = await store.pending_notifications()
+    assert [(p.id, p.notifier_id, p.body, p.attempts) for p in pending] == [
+        (ids[0], hook.id, {"n": 1}, 0),
+        (ids[1], hook.id, {"n": 2}, 0),
+    ]
+    await store.mark_notification_failed(ids[0], "connection refused", 110.0)
+    failed = (await store.pending_notifications())[0]
+    assert (failed.attempts, failed.last_error, failed.next_attempt_at) == (1, "connection refused", 110.0)
+    await store.mark_notification_delivered(ids[0], 111.0)
+    assert [p.id for p in await store.pending_notifications()] == [ids[1]]
+    assert await store.delete_delivered_notifications(112.0) == 1
+    assert await store.delete_notifier(hook.id)
+    assert await store.pending_notifications() == []
+    assert not await store.delete_notifier(hook.id)
+
+
+async def test_notifiers_keep_url_and_headers_and_redact_them(store: Store) -> None:
+    """A notifier is stored whole; its JSON shows scheme and host only and header names only."""
+    secret = "https://user:pw@hooks.example.com:8443/T000/B000/XXXX?token=s3cret"
+    hook = await store.create_notifier(Notifier(0, "slack", "webhook", secret, {"Authorization": "x"}, 5.0))
+    assert await store.list_notifiers() == [hook]
+    shown = hook.to_json()
+    assert shown["url"] == "https://hooks.example.com:8443/..." and shown["headers"] == ["Authorization"]
+    assert "s3cret" not in str(shown) and "pw" not in str(shown)
+    with pytest.raises(Conflict):
+        await store.create_notifier(Notifier(0, "slack", "webhook", "http://x", {}, 6.0))
+
+
+async def test_silences_listed_while_active(store: Store) -> None:
+    """Silences come back with their matchers; ``active_at`` leaves out those ended."""
+    old = await store.create_silence(Silence(0, {"device": "web-1"}, 50.0, "done", "alice", 1.0))
+    live = await store.create_silence(Silence(0, {"rule": "cpu high"}, 500.0, "deploy", "bob", 2.0))
+    assert await store.list_silences() == [old, live]
+    assert await store.list_silences(active_at=100.0) == [live]
+    assert await store.delete_silence(old.id)
+    assert not await store.delete_silence(old.id)
+    assert await store.list_silences() == [live]
+
+
+def test_owed_notifications() -> None:
+    """A state owes firing until notified after it fired, and resolved only if its firing went out."""
+    firing = AlertState(1, "d", "firing", 0.0, fired_at=10.0)
+    assert firing.owes() == "firing"
+    assert dataclasses.replace(firing, last_notified_at=11.0).owes() is None
+    resolved = AlertState(1, "d", "ok", 20.0, fired_at=10.0, resolved_at=20.0, last_notified_at=11.0)
+    assert resolved.owes() == "resolved"
+    assert dataclasses.replace(resolved, last_notified_at=21.0).owes() is None
+    assert dataclasses.replace(resolved, last_notified_at=None).owes() is None  # silenced throughout
