@@ -60,7 +60,7 @@ _EXPIRABLE = _states(sources_of(CommandState.EXPIRED))
 
 
 class PostgresStore(PgIdentity, PgAlerts):
-    """Every ``Store`` method on PostgreSQL; the identity group comes from ``PgIdentity``."""
+    """Every ``Store`` method on PostgreSQL; identity and alerts come from their mixins."""
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 4) -> None:
         self.url = url

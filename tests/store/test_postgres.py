@@ -11,7 +11,7 @@ import pytest
 from monitor_server.backup import main as backup_main
 from monitor_server.settings import Settings
 from monitor_server.store import Sample, SQLiteStore, is_postgres_url, open_store, shown
-from monitor_server.store.pg_schema import SCHEMA_VERSION
+from monitor_server.store.pg_schema import SCHEMA_VERSION, migrate
 from monitor_server.store.postgres import PostgresStore
 from monitor_server.store.records import EnrollmentToken
 from tests.timing import t
@@ -83,6 +83,11 @@ async def test_reopen_keeps_data_and_does_not_migrate_again(pg_url: str) -> None
     await first.create_command("d1", "ping", None, T0)
     await first.close()
     assert await versions(pg_url) == [SCHEMA_VERSION]
+    conn = await asyncpg.connect(pg_url)
+    try:
+        assert await migrate(conn) == []  # every migration is recorded as applied
+    finally:
+        await conn.close()
     again = PostgresStore(pg_url)
     await again.open()
     try:
