@@ -1,5 +1,6 @@
 """The agent installs alone: ``pip install`` of the wheel, without the ``hub`` extra, into a fresh
-virtualenv brings psutil and websockets and nothing of the hub, and that agent reports to a hub."""
+virtualenv brings psutil, websockets and cryptography and nothing of the hub, and that agent
+reports to a hub."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from tests.agentd import device, eventually
 from tests.hubs import RunningHub
 from tests.timing import t
 
-# What an agent-only install may hold besides pip and setuptools: the agent's two libraries.
-AGENT_ONLY = {"monitor", "psutil", "websockets"}
+# What an agent-only install may hold besides pip and setuptools: the agent's libraries, and
+# cryptography (release signatures, DESIGN §12) with the cffi and pycparser it depends on.
+AGENT_ONLY = {"monitor", "psutil", "websockets", "cryptography", "cffi", "pycparser"}
 HUB_LIBRARIES = {"starlette", "uvicorn", "aiosqlite", "pydantic", "msgspec", "orjson", "argon2-cffi"}
 
 
@@ -45,7 +47,7 @@ def _installed(venv: Path) -> set[str]:
     return {line.split("==")[0].lower() for line in listed.stdout.splitlines() if line}
 
 
-def test_an_agent_install_holds_the_agent_and_its_two_libraries(agent_venv: Path) -> None:
+def test_an_agent_install_holds_the_agent_and_its_libraries(agent_venv: Path) -> None:
     """Nothing of the hub comes with it; the hub's command says how to get the hub."""
     extra = _installed(agent_venv) - {"pip", "setuptools"}
     assert extra == AGENT_ONLY, extra
