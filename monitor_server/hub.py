@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from monitor_server.alerts import AlertService
 from monitor_server.bus import EventBus
 from monitor_server.cluster import Cluster, open_cluster
 from monitor_server.cluster.relay import Relay
@@ -47,6 +48,7 @@ class Hub:
     cluster: Cluster
     # Failed authentication per client address, shared by every way in.
     throttle: Throttle = field(default_factory=Throttle)
+    alerts: AlertService | None = None  # rules, states, notifications (DESIGN §11)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _writer_task: asyncio.Task[None] | None = None
     _relay: Relay | None = None
@@ -60,13 +62,16 @@ class Hub:
         token = resolve_token(settings)
         identity = Identity.build(store, settings, token.value if settings.legacy_token_on else None)
         identity.listeners.add(sessions.on_identity_event)  # a revoked device's socket closes (4001)
+        alerts = AlertService(store, _external_url(settings), several_hubs=cluster.hub_id is not None)
+        presence = Presence(store, bus, settings.http_offline_after, hub_id=cluster.hub_id)
+        presence.listeners.append(alerts.on_presence)
         return cls(
             settings=settings,
             token=token,
             store=store,
             bus=bus,
             sessions=sessions,
-            presence=Presence(store, bus, settings.http_offline_after, hub_id=cluster.hub_id),
+            presence=presence,
             commands=CommandService(store, bus, sessions),
             writer=SampleWriter(store, settings.batch_max_rows),
             identity=identity,
@@ -76,12 +81,15 @@ class Hub:
                 settings.auth_failure_window,
                 settings.auth_lockout,
             ),
+            alerts=alerts,
         )
 
     def publish_sample(self, sample: Sample) -> None:
         """Tell dashboards about a sample as it arrives (only when someone watches, here or elsewhere)."""
         if self._relay is not None:
             self._relay.note_sample(sample)
+        if self.alerts is not None:
+            self.alerts.on_sample(sample)
         if self.bus.subscriber_count:
             self.bus.publish(SampleEvent.of(sample))
 
@@ -104,6 +112,8 @@ class Hub:
             run_retention(self.store, s.retention_days, s.retention_check_interval, exclusive=exclusive)
         )
         self._spawn(self.commands.run_expiry_sweeper(s.expiry_check_interval, exclusive))
+        if self.alerts is not None:
+            await self.alerts.start(exclusive)  # delivery: one hub at a time ("alert_delivery")
 
     async def _join_cluster(self) -> None:
         """Several hubs: tell the others what happens here and act on what they tell (DESIGN §13)."""
@@ -122,6 +132,8 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.alerts is not None:
+            await self.alerts.stop()
         if self._writer_task is not None:
             self.writer.close()  # let the batch in flight commit: cancelling would lose it
             await self._writer_task
@@ -140,6 +152,8 @@ class Hub:
         ):
             raise NotFound(f"unknown device {device_id!r}")
         self.presence.forget(device_id)
+        if self.alerts is not None:
+            self.alerts.forget_device(device_id)
         socket = self.sessions.forget(device_id)
         if socket is not None:
             socket.abort(CloseCode.REMOVED, "device removed")
@@ -157,3 +171,9 @@ class Hub:
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(work))
+
+
+def _external_url(settings: Settings) -> str:
+    """This hub's address as notifications name it (``externalURL``)."""
+    scheme = "https" if settings.tls_cert else "http"
+    return f"{scheme}://{settings.host}:{settings.port}"

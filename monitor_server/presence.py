@@ -53,6 +53,7 @@ class Presence:
         self._online: dict[str, Online] = {}
         self._http_seen: dict[str, float] = {}
         self._lock = asyncio.Lock()  # keeps stored transitions in the order they were decided
+        self.listeners: list[Callable[[PresenceEvent], None]] = []  # told each stored transition (alerts)
 
     def is_online(self, device_id: str) -> bool:
         return device_id in self._online
@@ -158,4 +159,6 @@ class Presence:
             log.debug("device %s: offline here, online on another hub", device_id)
             return
         log.info("device %s %s (%s)", device_id, "online" if online else "offline", reason)
+        for listener in self.listeners:
+            listener(event)
         self._bus.publish(PresenceChanged.of(event, details))

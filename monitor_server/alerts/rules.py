@@ -1,0 +1,179 @@
+"""Alert rules compiled for evaluation, and the state machine of one (rule, device), pure.
+
+``ok -> pending -> firing -> ok``: a condition true makes it pending (firing at once when ``for``
+is 0); true for ``for`` seconds makes it firing; only the clear condition resolves it (hysteresis:
+``cpu > 90`` with ``clear_value`` 80 resolves when ``cpu <= 80``). Each function returns the new
+state, or None when nothing changes, so the caller stores and notifies transitions only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from monitor_server.store import Sample
+from monitor_server.store.alert_records import AlertRule, AlertState
+from protocol.errors import IllegalTransition
+
+
+class Phase(StrEnum):
+    OK = "ok"
+    PENDING = "pending"
+    FIRING = "firing"
+
+
+class Kind(StrEnum):
+    THRESHOLD = "threshold"
+    OFFLINE = "offline"
+    STATUS = "status"
+
+
+_MOVES: dict[Phase, frozenset[Phase]] = {
+    Phase.OK: frozenset({Phase.PENDING, Phase.FIRING}),
+    Phase.PENDING: frozenset({Phase.OK, Phase.FIRING}),
+    Phase.FIRING: frozenset({Phase.OK}),
+}
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+# The sample fields with their own column; any other numeric field is read from ``extra``.
+_CORE = frozenset({"cpu", "ram", "disk", "uptime_sec"})
+
+
+def _never(value: float) -> bool:
+    return False
+
+
+def transition(old: Phase, new: Phase) -> Phase:
+    """``new``, if the lifecycle allows moving there from ``old``; IllegalTransition otherwise."""
+    if new not in _MOVES[old]:
+        raise IllegalTransition(f"alert state {old} cannot become {new}")
+    return new
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """An ``AlertRule`` ready to evaluate: its condition, its clear condition and its selector."""
+
+    record: AlertRule
+    fires: Callable[[float], bool]
+    clears: Callable[[float], bool]
+    tags: frozenset[str]
+    devices: frozenset[str]
+
+    @property
+    def id(self) -> int:
+        return self.record.id
+
+    @property
+    def kind(self) -> Kind:
+        return Kind(self.record.kind)
+
+    @classmethod
+    def compile(cls, record: AlertRule) -> Rule:
+        selector = record.selector or {}
+        tags = frozenset(selector.get("tags") or ())
+        devices = frozenset(selector.get("devices") or ())
+        if record.kind == Kind.THRESHOLD:
+            test, value = OPS.get(record.op or ""), record.value
+            if test is None or value is None:  # not stored by the REST API, which checks both
+                return cls(record, _never, _never, tags, devices)
+            clear = value if record.clear_value is None else record.clear_value
+            return cls(record, lambda v: test(v, value), lambda v: not test(v, clear), tags, devices)
+        # status: 1.0 for a sample reporting "error", 0.0 for any other status
+        return cls(record, lambda v: v >= 1.0, lambda v: v < 1.0, tags, devices)
+
+    def selects(self, device_id: str, tags: frozenset[str]) -> bool:
+        """No selector: every device; else the devices listed and those carrying a listed tag."""
+        if not self.tags and not self.devices:
+            return True
+        return device_id in self.devices or not self.tags.isdisjoint(tags)
+
+    def reading(self, sample: Sample) -> float | None:
+        """What this rule looks at in ``sample`` (None: the sample does not say)."""
+        if self.record.kind == Kind.STATUS:
+            return None if sample.status is None else float(sample.status == "error")
+        metric = self.record.metric or ""
+        raw = getattr(sample, metric) if metric in _CORE else sample.extra.get(metric)
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return None
+        value = float(raw)
+        return value if math.isfinite(value) else None
+
+
+def phase(state: AlertState | None) -> Phase:
+    return Phase.OK if state is None else Phase(state.state)
+
+
+def _move(
+    rule: Rule, device_id: str, state: AlertState | None, to: Phase, now: float, **kw: object
+) -> AlertState:
+    transition(phase(state), to)
+    base = state if state is not None else AlertState(rule.id, device_id, Phase.OK, now)
+    return dataclasses.replace(base, state=to.value, since=now, **kw)  # type: ignore[arg-type]
+
+
+def observe(
+    rule: Rule, device_id: str, state: AlertState | None, value: float, now: float
+) -> AlertState | None:
+    """A reading of a threshold or status rule's metric arrived."""
+    current = phase(state)
+    if current is Phase.OK:
+        if not rule.fires(value):
+            return None
+        if rule.record.for_seconds <= 0:
+            return _move(rule, device_id, state, Phase.FIRING, now, value=value, fired_at=now)
+        return _move(rule, device_id, state, Phase.PENDING, now, value=value)
+    assert state is not None
+    if current is Phase.PENDING:
+        if not rule.fires(value):
+            return _move(rule, device_id, state, Phase.OK, now, value=value)
+        if now - state.since >= rule.record.for_seconds:
+            return _move(rule, device_id, state, Phase.FIRING, now, value=value, fired_at=now)
+        return None
+    if rule.clears(value):
+        return _move(rule, device_id, state, Phase.OK, now, value=value, resolved_at=now)
+    return None
+
+
+def promote(rule: Rule, state: AlertState, now: float) -> AlertState | None:
+    """The periodic tick: a pending state whose ``for`` has elapsed fires."""
+    if phase(state) is Phase.PENDING and now - state.since >= rule.record.for_seconds:
+        return _move(rule, state.device_id, state, Phase.FIRING, now, fired_at=now)
+    return None
+
+
+def went_offline(rule: Rule, device_id: str, state: AlertState | None, now: float) -> AlertState | None:
+    """The device went offline. Offline rules start (pending, or firing for ``for`` 0); a metric
+    rule's pending state is dropped (an offline device does not fire metric rules), a firing one
+    stays firing (a missing sample never resolves)."""
+    current = phase(state)
+    if rule.kind is Kind.OFFLINE:
+        if current is not Phase.OK:
+            return None
+        if rule.record.for_seconds <= 0:
+            return _move(rule, device_id, state, Phase.FIRING, now, fired_at=now)
+        return _move(rule, device_id, state, Phase.PENDING, now)
+    return _move(rule, device_id, state, Phase.OK, now) if current is Phase.PENDING else None
+
+
+def came_online(rule: Rule, device_id: str, state: AlertState | None, now: float) -> AlertState | None:
+    """The device is back: an offline rule's pending state ends, a firing one resolves."""
+    if rule.kind is not Kind.OFFLINE:
+        return None
+    current = phase(state)
+    if current is Phase.PENDING:
+        return _move(rule, device_id, state, Phase.OK, now)
+    if current is Phase.FIRING:
+        return _move(rule, device_id, state, Phase.OK, now, resolved_at=now)
+    return None

@@ -1,0 +1,304 @@
+"""The alert service: evaluation fed by the hub's sample and presence streams, states stored on
+every transition, notifications grouped per notifier and queued in the stored outbox.
+
+Nothing here runs per sample but ``on_sample`` (no await, no query). One task (``_run_writer``)
+stores transitions and queues notifications, so the two never race: a state's
+``last_notified_at`` is written in the same transaction as the outbox rows that notify it, and a
+restart re-derives from the stored states what is still owed (``AlertState.owes``), so a firing
+alert is neither lost nor sent twice. Silenced alerts are held and sent when the silence ends
+(if still owed then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from monitor_server.alerts import webhook
+from monitor_server.alerts.delivery import Delivery
+from monitor_server.alerts.engine import Evaluator, Key
+from monitor_server.cluster import Exclusive
+from monitor_server.store import PresenceEvent, Sample, Store
+from monitor_server.store.alert_records import AlertRule, AlertState, Notifier, Silence
+from protocol import to_iso
+
+log = logging.getLogger("monitor_server.alerts")
+
+GROUP_WAIT = 2.0  # seconds alerts changing together wait to go out in one notification
+TICK = 1.0  # seconds between promotions of pending states whose ``for`` elapsed
+RELOAD = 15.0  # seconds between re-reads of rules, notifiers and silences (other hubs change them)
+STOP_WAIT = 5.0  # seconds a stopping hub lets a delivery attempt in flight finish
+
+
+def silences_alert(silence: Silence, rule: AlertRule, state: AlertState, now: float) -> bool:
+    """Whether ``silence`` holds this alert: active, and every matcher it gives equal."""
+    if silence.ends_at <= now:
+        return False
+    wanted = silence.matchers
+    if "device" in wanted and wanted["device"] != state.device_id:
+        return False
+    if "rule" in wanted and wanted["rule"] not in (rule.name, rule.id):
+        return False
+    return not ("severity" in wanted and wanted["severity"] != rule.severity)
+
+
+class AlertService:
+    def __init__(
+        self,
+        store: Store,
+        external_url: str,
+        clock: Callable[[], float] = time.time,
+        several_hubs: bool = False,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._external_url = external_url
+        self._several_hubs = several_hubs
+        self.evaluator = Evaluator()
+        self.delivery = Delivery(store, lambda: self._notifiers, clock)
+        self.group_wait = GROUP_WAIT
+        self._notifiers: dict[int, Notifier] = {}
+        self._silences: list[Silence] = []
+        self._dirty: dict[Key, AlertState] = {}  # transitions not stored yet
+        self._due: set[Key] = set()  # may owe a notification: looked at when the group goes out
+        self._held: set[Key] = set()  # owed but silenced
+        self._deadline: float | None = None  # when the current group goes out
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._delivery_task: asyncio.Task[None] | None = None
+        self._started = False
+
+    # life
+
+    async def start(self, exclusive: Exclusive) -> None:
+        await self._load()
+        self._started = True
+        self._spawn(self._run_writer())
+        self._spawn(self._run_ticks())
+        self._delivery_task = asyncio.get_running_loop().create_task(self.delivery.run(exclusive))
+
+    async def stop(self) -> None:
+        self._started = False
+        if self._delivery_task is not None:
+            self.delivery.close()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._delivery_task), STOP_WAIT)
+            except TimeoutError:
+                self._delivery_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._delivery_task
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        try:
+            await self._persist()  # transitions decided so far survive the restart
+        except Exception:
+            log.exception("alert states not stored at shutdown")
+
+    # the streams (the hub calls these)
+
+    def on_sample(self, sample: Sample) -> None:
+        if self._started and self.evaluator.on_sample(sample, self._clock()):
+            self._take()
+
+    def on_presence(self, event: PresenceEvent) -> None:
+        if self._started and self.evaluator.on_presence(event.device_id, event.online, event.at):
+            self._take()
+
+    def forget_device(self, device_id: str) -> None:
+        for key in self.evaluator.forget_device(device_id):
+            self._dirty.pop(key, None)
+            self._due.discard(key)
+            self._held.discard(key)
+
+    # what REST reads and changes
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Pending and firing alerts now, each with its rule's name and severity and whether silenced."""
+        now, shown = self._clock(), []
+        for state in sorted(self.evaluator.active(), key=lambda s: s.key):
+            rule = self.evaluator.rules.get(state.rule_id)
+            if rule is None:
+                continue
+            silenced = any(silences_alert(s, rule.record, state, now) for s in self._silences)
+            shown.append(
+                {
+                    "rule_id": state.rule_id,
+                    "rule": rule.record.name,
+                    "severity": rule.record.severity,
+                    "kind": rule.record.kind,
+                    "device_id": state.device_id,
+                    "state": state.state,
+                    "silenced": silenced,
+                    "since": to_iso(state.since),
+                    "fired_at": to_iso(state.fired_at) if state.fired_at is not None else None,
+                    "value": state.value,
+                }
+            )
+        return shown
+
+    async def rules_changed(self) -> None:
+        await self._reload_rules()
+
+    async def notifiers_changed(self) -> None:
+        self._notifiers = {n.id: n for n in await self._store.list_notifiers()}
+
+    async def silences_changed(self) -> None:
+        self._silences = await self._store.list_silences(active_at=self._clock())
+        self._release_held()
+
+    # inside: loading and reloading
+
+    async def _load(self) -> None:
+        store, now = self._store, self._clock()
+        devices = [] if self._several_hubs else await store.list_devices()
+        known = [(d.device_id, d.online, frozenset(d.all_tags())) for d in devices]
+        self.evaluator.load(await store.list_alert_rules(), await store.list_alert_states(), known, now)
+        self._notifiers = {n.id: n for n in await store.list_notifiers()}
+        self._silences = await store.list_silences(active_at=now)
+        owed = {s.key for s in self.evaluator.states.values() if s.owes() is not None}
+        self._take()
+        if owed:
+            log.info("%d alert notifications owed from before the restart", len(owed))
+            self._mark_due(owed)
+
+    async def _reload_rules(self) -> None:
+        rules = await self._store.list_alert_rules()
+        if [r.record for r in self.evaluator.rules.values()] == rules:
+            return
+        gone = self.evaluator.set_rules(rules, self._clock())
+        for key in gone:
+            self._dirty.pop(key, None)
+            self._due.discard(key)
+            self._held.discard(key)
+        await self._store.delete_alert_states(gone)
+        self._take()
+
+    async def _reload_tags(self) -> None:
+        if any(rule.tags for rule in self.evaluator.rules.values()):
+            for device in await self._store.list_devices():
+                self.evaluator.set_tags(device.device_id, frozenset(device.all_tags()))
+
+    # inside: transitions, storage, notifications
+
+    def _take(self) -> None:
+        """Collect the evaluator's transitions: to store, and perhaps to notify."""
+        changed = self.evaluator.changed
+        if not changed:
+            return
+        self.evaluator.changed = []
+        for state in changed:
+            self._dirty[state.key] = state
+        self._mark_due({s.key for s in changed if s.state != "pending"})
+        self._wake.set()
+
+    def _mark_due(self, keys: set[Key]) -> None:
+        if not keys:
+            return
+        self._held -= keys
+        if not self._due:
+            self._deadline = self._clock() + self.group_wait
+        self._due |= keys
+        self._wake.set()
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, set()
+        self._mark_due(held)
+
+    async def _run_writer(self) -> None:
+        delay = 0.1
+        while True:
+            timeout = None
+            if self._due and self._deadline is not None:
+                timeout = max(0.0, self._deadline - self._clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            try:
+                await self._persist()
+                if self._due and self._deadline is not None and self._clock() >= self._deadline:
+                    await self._flush()
+                delay = 0.1
+            except Exception:
+                log.exception("storing alert states or notifications failed; retrying in %g s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                self._wake.set()
+
+    async def _persist(self) -> None:
+        if not self._dirty:
+            return
+        batch, self._dirty = self._dirty, {}
+        try:
+            await self._store.save_alert_states(list(batch.values()))
+        except BaseException:
+            self._dirty = {**batch, **self._dirty}  # newer transitions win
+            raise
+
+    async def _flush(self) -> None:
+        """The group goes out: one notification per notifier with every alert owed and not silenced."""
+        now = self._clock()
+        keys, self._due, self._deadline = self._due, set(), None
+        alerts: list[webhook.Alert] = []
+        for key in sorted(keys):
+            state, rule = self.evaluator.states.get(key), self.evaluator.rules.get(key[0])
+            owed = state.owes() if state is not None else None
+            if state is None or rule is None or owed is None:
+                continue
+            if any(silences_alert(s, rule.record, state, now) for s in self._silences):
+                self._held.add(key)
+                continue
+            alerts.append(webhook.Alert(rule.record, state, owed))
+        if not alerts:
+            return
+        bodies = [
+            (n.id, webhook.body(n.name, alerts, self._external_url))
+            for n in self._notifiers.values()
+            if n.kind == "webhook"
+        ]
+        notified = [dataclasses.replace(a.state, last_notified_at=now) for a in alerts]
+        try:
+            await self._store.enqueue_notifications(bodies, notified, now)
+        except BaseException:
+            self._mark_due({a.state.key for a in alerts})
+            raise
+        for state in notified:  # what changed meanwhile keeps its change, and is marked notified
+            current = self.evaluator.states.get(state.key)
+            if current is not None:
+                current = dataclasses.replace(current, last_notified_at=now)
+                self.evaluator.states[state.key] = current
+                if state.key in self._dirty:
+                    self._dirty[state.key] = current
+        log.info("%d alert(s) queued for %d notifier(s)", len(alerts), len(bodies))
+        self.delivery.wake()
+
+    async def _run_ticks(self) -> None:
+        next_reload = self._clock() + RELOAD
+        while True:
+            await asyncio.sleep(TICK)
+            now = self._clock()
+            try:
+                if self.evaluator.tick(now):
+                    self._take()
+                if self._held and any(s.ends_at <= now for s in self._silences):
+                    self._silences = [s for s in self._silences if s.ends_at > now]
+                    self._release_held()
+                if now >= next_reload:
+                    next_reload = now + RELOAD
+                    await self._reload_rules()
+                    await self.notifiers_changed()
+                    self._silences = await self._store.list_silences(active_at=now)
+                    await self._reload_tags()
+            except Exception:
+                log.exception("alert tick failed; retrying next tick")
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(work))
