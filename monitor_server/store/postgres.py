@@ -96,9 +96,11 @@ class PostgresStore(PgIdentity, PgAlerts):
         for sample in samples:
             if sample.device_id not in latest or sample.ts >= latest[sample.device_id].ts:
                 latest[sample.device_id] = sample
-        newest = [latest[d] for d in sorted(latest)]  # rows locked in one order by every writer
+        # Rows in one order (device, time) for every writer: two hubs storing one replayed batch, or
+        # batches of the same devices, wait for each other instead of deadlocking.
+        newest = [latest[d] for d in sorted(latest)]
         async with self._tx() as conn:
-            await conn.execute(_INSERT_SAMPLES, *_columns([_sample_row(s) for s in samples], 8))
+            await conn.execute(_INSERT_SAMPLES, *_columns([_sample_row(s) for s in _in_order(samples)], 8))
             await conn.execute(_SEEN, [s.device_id for s in newest], seen_at)
             await conn.execute(_UPDATE_LATEST, *_columns([_latest_row(s) for s in newest], 7))
 
@@ -236,7 +238,6 @@ class PostgresStore(PgIdentity, PgAlerts):
         """Store one transition; an offline from ``hub`` while another hub holds the session: None."""
         event = PresenceEvent(device_id, online, reason, connection, at)
         async with self._tx() as conn:
-            await _add_devices(conn, [event])
             if not online and hub is not None:
                 holder = await conn.fetchval(
                     "SELECT hub_id FROM devices WHERE device_id = $1 FOR UPDATE", device_id
@@ -251,7 +252,6 @@ class PostgresStore(PgIdentity, PgAlerts):
         if not events:
             return
         async with self._tx() as conn:
-            await _add_devices(conn, events)
             await _store_presence(conn, events)
 
     async def mark_hub_lost(self, hub: str, at: float) -> list[PresenceEvent]:
@@ -463,24 +463,22 @@ _TOUCH = (
     " agent_version = COALESCE($4, devices.agent_version), platform = COALESCE($5, devices.platform),"
     " agent_tags = COALESCE($6, devices.agent_tags), commands = COALESCE($7, devices.commands)"
 )
-_ADD_DEVICES = (
-    "INSERT INTO devices (device_id, first_seen) SELECT * FROM unnest($1::text[], $2::float8[])"
-    " ON CONFLICT DO NOTHING"
-)
-# Offline releases the holding hub; online makes ``$7`` the holder when ``$6``, else it stays.
+# New devices are first seen at their first event; the rest is the device's last event. Offline
+# releases the holding hub; online makes ``$8`` the holder when ``$7``, otherwise it stays.
 _SET_PRESENCE = (
-    "UPDATE devices AS d SET online = u.online, connection = u.connection, presence_reason = u.reason,"
-    " presence_since = u.at, hub_id = CASE WHEN NOT u.online THEN NULL WHEN $6 THEN $7 ELSE d.hub_id END"
-    " FROM unnest($1::text[], $2::bool[], $3::text[], $4::text[], $5::float8[])"
-    " AS u(device_id, online, reason, connection, at) WHERE d.device_id = u.device_id"
+    "INSERT INTO devices AS d (device_id, first_seen, online, connection, presence_reason,"
+    " presence_since, hub_id) SELECT device_id, first_at, online, connection, reason, at,"
+    " CASE WHEN online AND $7 THEN $8 END FROM unnest($1::text[], $2::float8[], $3::bool[],"
+    " $4::text[], $5::text[], $6::float8[]) AS u(device_id, first_at, online, reason, connection, at)"
+    " ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, connection = excluded.connection,"
+    " presence_reason = excluded.presence_reason, presence_since = excluded.presence_since,"
+    " hub_id = CASE WHEN NOT excluded.online THEN NULL WHEN $7 THEN $8 ELSE d.hub_id END"
 )
 _RECORD_PRESENCE = (
     "INSERT INTO presence_events (device_id, online, reason, connection, at)"
     " SELECT device_id, online, reason, connection, at FROM unnest($1::text[], $2::bool[], $3::text[],"
     " $4::text[], $5::float8[]) WITH ORDINALITY AS u(device_id, online, reason, connection, at, i) ORDER BY i"
 )
-# Rows are locked in device order (as every multi-row write locks them), so writers never deadlock.
-_LOCK_DEVICES = "SELECT 1 FROM devices WHERE device_id = ANY($1::text[]) ORDER BY device_id FOR UPDATE"
 _HUB_LOST = (
     "UPDATE devices SET online = FALSE, presence_reason = $2, presence_since = $3, hub_id = NULL"
     " WHERE device_id IN (SELECT device_id FROM devices WHERE online AND hub_id = $1"
@@ -496,23 +494,23 @@ _ACK = (
 )
 
 
-async def _add_devices(conn: PoolConnectionProxy, events: Sequence[PresenceEvent]) -> None:
-    """Create the devices not seen before (first seen at their first event), in one order."""
-    first: dict[str, float] = {}
-    for e in events:
-        first.setdefault(e.device_id, e.at)
-    ids = sorted(first)
-    await conn.execute(_ADD_DEVICES, ids, [first[d] for d in ids])
-
-
 async def _store_presence(
     conn: PoolConnectionProxy, events: Sequence[PresenceEvent], hub: str | None = None, claim: bool = False
 ) -> None:
-    """Set each device's presence (its last event wins) and record every event."""
-    last = {e.device_id: e for e in events}
-    if len(last) > 1:
-        await conn.execute(_LOCK_DEVICES, sorted(last))
-    await conn.execute(_SET_PRESENCE, *_presence_columns([last[d] for d in sorted(last)]), claim, hub)
+    """Set each device's presence (its last event wins) and record every event.
+
+    One upsert over the devices in id order: rows are locked in the order every multi-row write
+    takes them, so concurrent writers wait for each other but never deadlock.
+    """
+    first: dict[str, float] = {}
+    last: dict[str, PresenceEvent] = {}
+    for e in events:
+        first.setdefault(e.device_id, e.at)
+        last[e.device_id] = e
+    rows = [
+        (d, first[d], last[d].online, last[d].reason, last[d].connection, last[d].at) for d in sorted(last)
+    ]
+    await conn.execute(_SET_PRESENCE, *_columns(rows, 6), claim, hub)
     await _record_presence(conn, events)
 
 
@@ -582,6 +580,11 @@ def _loads(value: str | None) -> Any:
 def _text(value: Any) -> str | None:
     """A value for a text column, as SQLite's TEXT affinity stores it."""
     return None if value is None else str(value)
+
+
+def _in_order(samples: Sequence[Sample]) -> list[Sample]:
+    """By device, then time (stable: of a replayed duplicate, the first is the one stored)."""
+    return sorted(samples, key=lambda s: (s.device_id, s.ts))
 
 
 def _sample_row(s: Sample) -> tuple[Any, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import asyncpg
@@ -10,7 +11,7 @@ import pytest
 
 from monitor_server.backup import main as backup_main
 from monitor_server.settings import Settings
-from monitor_server.store import Sample, SQLiteStore, is_postgres_url, open_store, shown
+from monitor_server.store import PresenceEvent, Sample, SQLiteStore, is_postgres_url, open_store, shown
 from monitor_server.store.pg_schema import SCHEMA_VERSION, migrate
 from monitor_server.store.postgres import PostgresStore
 from monitor_server.store.records import EnrollmentToken
@@ -192,6 +193,56 @@ async def test_roll_up_waits_for_ingest_in_flight(pg_url: str) -> None:
     finally:
         await slow.close()
         await store.close()
+
+
+@pytest.mark.postgres
+async def test_two_hubs_writing_the_same_devices_never_deadlock(pg_url: str) -> None:
+    """Ingest, presence (one and many), takeover, folding and deletion from two hubs at once.
+
+    Every multi-row write locks device rows in id order, so they wait for each other; a
+    different order made PostgreSQL abort one of them ("deadlock detected").
+    """
+    a, b = PostgresStore(pg_url), PostgresStore(pg_url)
+    await a.open()
+    await b.open()
+    draw = random.Random(1)
+
+    async def ingest(store: PostgresStore, base: float) -> None:
+        for k in range(30):
+            devices = draw.sample(range(50), 30)
+            await store.write_samples(
+                [sample(f"d{d}", base + k * 1000 + j) for j, d in enumerate(devices)], T0
+            )
+
+    async def presence(store: PostgresStore, hub: str) -> None:
+        for _ in range(60):
+            await store.set_presence(
+                f"d{draw.randrange(50)}", draw.random() < 0.5, "connected", "ws", T0, hub
+            )
+
+    async def many(store: PostgresStore) -> None:
+        for _ in range(15):
+            gone = [
+                PresenceEvent(f"d{d}", False, "hub_restart", "ws", T0) for d in draw.sample(range(50), 40)
+            ]
+            await store.set_presence_many(gone)
+
+    async def housekeeping(store: PostgresStore) -> None:
+        for _ in range(20):
+            await store.roll_up(batch=200)
+            await store.delete_samples_before(T0 * 10)
+            await store.mark_hub_lost("A", T0)
+        for _ in range(5):
+            await store.delete_device(f"d{draw.randrange(50)}")
+
+    try:
+        async with asyncio.timeout(t(60)):
+            await asyncio.gather(
+                ingest(a, T0), ingest(b, T0 * 2), presence(a, "A"), presence(b, "B"), many(a), housekeeping(b)
+            )
+    finally:
+        await a.close()
+        await b.close()
 
 
 @pytest.mark.postgres

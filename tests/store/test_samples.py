@@ -35,6 +35,18 @@ async def test_replayed_batch_is_stored_once(store: Store) -> None:
     assert [s.cpu for s in found] == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
+async def test_duplicate_inside_one_batch_keeps_the_first(store: Store) -> None:
+    """Two samples of one device at one time in a batch: the first one sent is the one stored."""
+    await store.write_samples([sample("d1", T0 + 1, cpu=1.0), sample("d1", T0, cpu=5.0)], T0)
+    await store.write_samples([sample("d1", T0, cpu=2.0), sample("d1", T0, cpu=3.0)], T0)
+    assert [(s.ts, s.cpu) for s in await store.query_samples("d1", None, None, 10)] == [
+        (T0, 5.0),
+        (T0 + 1, 1.0),
+    ]
+    await store.write_samples([sample("d2", T0, cpu=2.0), sample("d2", T0, cpu=3.0)], T0)
+    assert [s.cpu for s in await store.query_samples("d2", None, None, 10)] == [2.0]
+
+
 async def test_query_samples_since_until_limit_keeps_the_newest(store: Store) -> None:
     """since/until are inclusive; limit keeps the newest rows, still returned oldest first."""
     await store.write_samples([sample("d1", T0 + i) for i in range(10)], T0)
