@@ -66,6 +66,7 @@ class Refusal(StrEnum):
     SAME_VERSION = "same_version"
     WRONG_PLATFORM = "wrong_platform"
     NO_KEY = "no_key"
+    BUSY = "update_in_progress"  # another update is between its first and last step
 
 
 class ReleaseRefused(MonitorError, ValueError):

@@ -86,19 +86,31 @@ def stage(
     own_version: str,
     allow_downgrade: bool = False,
 ) -> Staged:
-    """Verify ``bundle`` and leave it for the launcher (``update/staged.json``), or refuse it."""
-    manifest = check_bundle(
-        bundle, sha256, signature, public_key, running_version(layout, own_version), allow_downgrade
-    )
+    """Verify ``bundle`` and leave it for the launcher (``update/staged.json``), or refuse it.
+
+    The copy is what gets verified (a file changed after its check is never staged); it replaces
+    an update staged earlier and not yet started, and is refused while one is under way.
+    """
+    if (pending := layout.read_pending()) is not None:
+        raise ReleaseRefused(Refusal.BUSY, f"the update to {pending.version} is at {pending.step}")
     layout.incoming.mkdir(parents=True, exist_ok=True)
-    name = f"{manifest.version}.zip"
-    partial = layout.incoming / f".{name}.partial"
-    shutil.copyfile(bundle, partial)
-    with partial.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(partial, layout.incoming / name)
+    partial = layout.incoming / f".{bundle.name}.{os.getpid()}.partial"
+    try:
+        shutil.copyfile(bundle, partial)
+        manifest = check_bundle(
+            partial, sha256, signature, public_key, running_version(layout, own_version), allow_downgrade
+        )
+        with partial.open("rb") as handle:
+            os.fsync(handle.fileno())
+        name = f"{manifest.version}.zip"
+        os.replace(partial, layout.incoming / name)
+    finally:
+        partial.unlink(missing_ok=True)
     staged = Staged(manifest.version, name, sha256.lower(), signature, allow_downgrade)
     layout.write_staged(staged)
+    for other in layout.incoming.iterdir():  # bundles of updates staged before and replaced
+        if other.name != name:
+            other.unlink(missing_ok=True)
     return staged
 
 
@@ -290,6 +302,8 @@ class Updater:
             return None
         log.warning("repairing an update to %s interrupted at %s", pending.version, pending.step)
         staged = self.layout.read_staged()
+        if staged is not None and staged.version != pending.version:
+            staged = None  # staged after this update began: the next one
         if pending.step is Step.INSTALLING:
             # Not live yet: drop a partial install; the staged update is tried again (bounded).
             if not self.layout.is_installed(pending.version):

@@ -117,6 +117,8 @@ class Launcher:
         if outcome is Watch.STOPPING:
             return pending  # the next start of the launcher resumes the probation
         staged = self.layout.read_staged()
+        if staged is not None and staged.version != pending.version:
+            staged = None  # not this update's: left for the next one
         if outcome is Watch.WELCOMED:
             log.info("update to %s done: the hub welcomed it", pending.version)
             self.updater.succeed(pending, staged)

@@ -174,10 +174,12 @@ class Layout:
         return Staged(**body) if body is not None else None
 
     def clear_staged(self, staged: Staged) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.staged.unlink()
-        with contextlib.suppress(FileNotFoundError):
-            (self.incoming / staged.bundle).unlink()
+        """Forget ``staged`` and its bundle (not an update staged since in its place)."""
+        now = self.read_staged()
+        if now == staged:
+            self.staged.unlink(missing_ok=True)
+        if now is None or now == staged or now.bundle != staged.bundle:
+            (self.incoming / staged.bundle).unlink(missing_ok=True)
         sync_folder(self.update)
 
     def write_result(self, status: str, version: str, **details: Any) -> None:

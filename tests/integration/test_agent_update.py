@@ -235,9 +235,15 @@ def _clean(layout: Layout) -> None:
     """Nothing half-done: no journal, no staged update, no temporary link or partial install."""
     assert layout.read_pending() is None
     assert layout.read_staged() is None
-    assert not [p.name for p in layout.versions.glob(".*")] if layout.versions.exists() else True
-    for version in (layout.pointer("current"), layout.pointer("previous")):
-        assert version is None or layout.is_installed(version), version
+    live = {v for v in (layout.pointer("current"), layout.pointer("previous")) if v}
+    assert all(layout.is_installed(version) for version in live), live
+    if layout.versions.exists():
+        assert {p.name for p in layout.versions.iterdir()} <= {"current", "previous", *live}
+    assert sorted(p.name for p in layout.update.iterdir() if not p.name.startswith("welcome-")) in (
+        ["incoming", "result.json"],
+        ["incoming"],
+    )
+    assert not list(layout.incoming.iterdir())
 
 
 async def test_an_update_installs_beside_the_running_agent_and_switches(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor_agent.update.commands import run_args
+from monitor_agent.update.install import stage, this_platform
 from monitor_agent.update.state import Layout, Pending, Step, move
 from monitor_server.releases_cli import keygen, signature_of
 from protocol.errors import IllegalTransition
@@ -40,13 +41,15 @@ def keys() -> tuple[bytes, bytes]:
     return generate_key()
 
 
-def _bundle(tmp_path: Path, version: str = "0.2.0") -> Path:
-    wheels = tmp_path / "wheels"
+def _bundle(
+    tmp_path: Path, version: str = "0.2.0", platform: tuple[str, str] = ("3.11", "linux-x86_64")
+) -> Path:
+    wheels = tmp_path / f"wheels-{version}"
     wheels.mkdir()
     (wheels / f"monitor-{version}-py3-none-any.whl").write_bytes(b"not really a wheel " + version.encode())
     (wheels / "psutil-7.0-cp36-abi3-linux_x86_64.whl").write_bytes(b"psutil bytes")
-    out = tmp_path / "bundle.zip"
-    write_bundle(out, manifest_for(wheels, version, "3.11", "linux-x86_64", "2026-01-01T00:00:00Z"), wheels)
+    out = tmp_path / f"bundle-{version}.zip"
+    write_bundle(out, manifest_for(wheels, version, *platform, "2026-01-01T00:00:00Z"), wheels)
     return out
 
 
@@ -304,3 +307,40 @@ def test_launch_forwards_the_agent_flags_but_not_its_own() -> None:
         ]
     )
     assert run_args(args) == ["--server", "http://h:1", "--allow", "x"]
+
+
+def _stage(tmp_path: Path, layout: Layout, version: str, keys: tuple[bytes, bytes]) -> None:
+    bundle = _bundle(tmp_path, version, this_platform())
+    digest = sha256_file(bundle)
+    stage(layout, bundle, digest, sign(digest, keys[0]), keys[1], "0.1.0")
+
+
+def test_staging_again_replaces_the_waiting_update(tmp_path: Path, keys: tuple[bytes, bytes]) -> None:
+    """A newer bundle staged before the launcher started the first replaces it, bundle and all."""
+    layout = Layout(tmp_path / "state")
+    _stage(tmp_path, layout, "0.2.0", keys)
+    _stage(tmp_path, layout, "0.3.0", keys)
+    staged = layout.read_staged()
+    assert staged is not None and staged.version == "0.3.0"
+    assert [p.name for p in layout.incoming.iterdir()] == ["0.3.0.zip"]
+
+
+def test_nothing_is_staged_while_an_update_is_under_way(tmp_path: Path, keys: tuple[bytes, bytes]) -> None:
+    """Between an update's first step and its last, staging another is refused (update_in_progress)."""
+    layout = Layout(tmp_path / "state")
+    layout.write_pending(Pending("0.2.0", Step.PROBATION, old_current=None, old_previous=None))
+    with pytest.raises(ReleaseRefused) as refused:
+        _stage(tmp_path, layout, "0.3.0", keys)
+    assert _refusal(refused) is Refusal.BUSY
+    assert layout.read_staged() is None
+
+
+def test_a_bundle_for_another_platform_is_not_staged(tmp_path: Path, keys: tuple[bytes, bytes]) -> None:
+    """Signed and intact but built for another interpreter: refused before it is copied in."""
+    layout = Layout(tmp_path / "state")
+    bundle = _bundle(tmp_path, "0.2.0", ("2.7", "plan9-mips"))
+    digest = sha256_file(bundle)
+    with pytest.raises(ReleaseRefused) as refused:
+        stage(layout, bundle, digest, sign(digest, keys[0]), keys[1], "0.1.0")
+    assert _refusal(refused) is Refusal.WRONG_PLATFORM
+    assert layout.read_staged() is None and not list(layout.incoming.iterdir())
