@@ -15,6 +15,7 @@ from monitor_server.openapi import openapi_routes
 from monitor_server.prometheus import HubMetrics, metrics
 from monitor_server.routes import (
     accounts,
+    alerts,
     audit,
     commands,
     devices,
@@ -55,6 +56,26 @@ def api_routes() -> list[BaseRoute]:
         Route("/commands/bulk/{bulk_id}", fleet.bulk_status),
         WebSocketRoute("/ws/agent", agent_socket),
         *identity_routes(),
+        *alert_routes(),
+    ]
+
+
+def alert_routes() -> list[BaseRoute]:
+    """DESIGN §11: rules and notifiers (admin), silences (operator), the alerts now (viewer)."""
+    rule, notifier = f"/alert-rules/{{rule_id:{params.ID64}}}", f"/notifiers/{{notifier_id:{params.ID64}}}"
+    return [
+        Route("/alert-rules", alerts.create_rule, methods=["POST"]),
+        Route("/alert-rules", alerts.list_rules),
+        Route(rule, alerts.get_rule),
+        Route(rule, alerts.update_rule, methods=["PATCH"]),
+        Route(rule, alerts.delete_rule, methods=["DELETE"]),
+        Route("/notifiers", alerts.create_notifier, methods=["POST"]),
+        Route("/notifiers", alerts.list_notifiers),
+        Route(notifier, alerts.delete_notifier, methods=["DELETE"]),
+        Route("/silences", alerts.create_silence, methods=["POST"]),
+        Route("/silences", alerts.list_silences),
+        Route(f"/silences/{{silence_id:{params.ID64}}}", alerts.delete_silence, methods=["DELETE"]),
+        Route("/alerts", alerts.list_alerts),
     ]
 
 

@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from monitor_server import __version__
+from monitor_server.alerts.bodies import NotifierCreate, RuleCreate, RuleUpdate, SilenceCreate
 from monitor_server.http import JSONResponse
 from monitor_server.routes.fleet import OUTCOMES as _OUTCOMES
 from monitor_server.ui.pages import SECURITY_HEADERS
@@ -125,6 +126,10 @@ def _request_schemas() -> dict[str, Schema]:
         UserUpdate,
         LoginRequest,
         ApiKeyCreate,
+        RuleCreate,
+        RuleUpdate,
+        NotifierCreate,
+        SilenceCreate,
     ):
         generated = model.model_json_schema(ref_template=REF.replace("{name}", "{model}"))
         schemas.update(generated.pop("$defs", {}))
@@ -318,6 +323,7 @@ def _response_schemas() -> dict[str, Schema]:
             required=["logged_in"],
         ),
         **_identity_schemas(),
+        **_alert_schemas(),
     }
 
 
@@ -797,6 +803,7 @@ def _paths() -> dict[str, Schema]:
             )
         },
         **_identity_paths(),
+        **_alert_paths(),
         "/ui/session": {
             "get": {
                 "summary": "Whether the request carries a dashboard session",
@@ -1053,6 +1060,161 @@ def _identity_paths() -> dict[str, Schema]:
     }
 
 
+def _alert_schemas() -> dict[str, Schema]:
+    """Answers of the alert endpoints (DESIGN §11). A notifier's URL is shown as scheme and host."""
+    number_or_null = _nullable({"type": "number"})
+    rule: dict[str, Schema] = {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "kind": {"type": "string", "enum": ["threshold", "offline", "status"]},
+        "metric": _STR_OR_NULL,
+        "op": _STR_OR_NULL,
+        "value": number_or_null,
+        "clear_value": number_or_null,
+        "for": {"type": "number", "minimum": 0},
+        "severity": {"type": "string"},
+        "selector": {"type": "object"},
+        "created_at": _TIME,
+        "updated_at": _TIME,
+    }
+    silence: dict[str, Schema] = {
+        "id": {"type": "integer"},
+        "matchers": {"type": "object"},
+        "ends_at": _TIME,
+        "comment": {"type": "string"},
+        "created_by": {"type": "string"},
+        "created_at": _TIME,
+    }
+    alert: dict[str, Schema] = {
+        "rule_id": {"type": "integer"},
+        "rule": {"type": "string"},
+        "severity": {"type": "string"},
+        "kind": {"type": "string"},
+        "device_id": {"type": "string"},
+        "state": {"type": "string", "enum": ["pending", "firing"]},
+        "silenced": {"type": "boolean"},
+        "since": _TIME,
+        "fired_at": _TIME_OR_NULL,
+        "value": number_or_null,
+    }
+    return {
+        "AlertRule": _object(rule),
+        "AlertRuleList": _object({"rules": {"type": "array", "items": _ref("AlertRule")}}),
+        "Notifier": _object(
+            {
+                "id": {"type": "integer"},
+                "name": {"type": "string"},
+                "kind": {"type": "string"},
+                "url": {"type": "string", "description": "Scheme and host only: the rest may be a secret."},
+                "headers": {"type": "array", "items": {"type": "string"}, "description": "Names only."},
+                "created_at": _TIME,
+            }
+        ),
+        "NotifierList": _object({"notifiers": {"type": "array", "items": _ref("Notifier")}}),
+        "Silence": _object(silence),
+        "SilenceList": _object({"silences": {"type": "array", "items": _ref("Silence")}}),
+        "Alert": _object(alert),
+        "AlertList": _object({"alerts": {"type": "array", "items": _ref("Alert")}}),
+        "DeletedById": _object({"ok": {"const": True}, "id": {"type": "integer"}}),
+    }
+
+
+def _alert_paths() -> dict[str, Schema]:
+    """DESIGN §11: rules and notifiers (admin; rules readable by viewers), silences (operator)."""
+    not_found, conflict = _use("NotFound"), _error("The name is taken.")
+    deleted = _ok("Deleted.", _ref("DeletedById"))
+
+    def ident(name: str, description: str) -> Schema:
+        return {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": description,
+            "schema": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+        }
+
+    rule, notifier = ident("rule_id", "The rule's id."), ident("notifier_id", "The notifier's id.")
+    return {
+        "/alert-rules": {
+            "post": _op(
+                "Create an alert rule (admin)",
+                {"201": _ok("The rule.", _ref("AlertRule")), "409": conflict},
+                description="`threshold` (`metric`, `op`, `value`, optional `clear_value` for hysteresis),"
+                " `offline` or `status` (the agent reports `status: error`); `for` seconds pending"
+                " before firing; `selector` tags and devices (none: every device).",
+                body="RuleCreate",
+                tag="alerts",
+            ),
+            "get": _op("Alert rules", {"200": _ok("By id.", _ref("AlertRuleList"))}, tag="alerts"),
+        },
+        "/alert-rules/{rule_id}": {
+            "get": _op(
+                "One alert rule",
+                {"200": _ok("The rule.", _ref("AlertRule")), "404": not_found},
+                parameters=[rule],
+                tag="alerts",
+            ),
+            "patch": _op(
+                "Change an alert rule (admin)",
+                {"200": _ok("The rule as changed.", _ref("AlertRule")), "404": not_found, "409": conflict},
+                parameters=[rule],
+                body="RuleUpdate",
+                tag="alerts",
+            ),
+            "delete": _op(
+                "Delete an alert rule and its states (admin)",
+                {"200": deleted, "404": not_found},
+                parameters=[rule],
+                tag="alerts",
+            ),
+        },
+        "/notifiers": {
+            "post": _op(
+                "Create a notifier (admin)",
+                {"201": _ok("The notifier (URL redacted).", _ref("Notifier")), "409": conflict},
+                description="A webhook receiving the Alertmanager webhook format, version 4.",
+                body="NotifierCreate",
+                tag="alerts",
+            ),
+            "get": _op("Notifiers (admin)", {"200": _ok("By id.", _ref("NotifierList"))}, tag="alerts"),
+        },
+        "/notifiers/{notifier_id}": {
+            "delete": _op(
+                "Delete a notifier and what its outbox holds (admin)",
+                {"200": deleted, "404": not_found},
+                parameters=[notifier],
+                tag="alerts",
+            )
+        },
+        "/silences": {
+            "post": _op(
+                "Silence alerts until a time (operator)",
+                {"201": _ok("The silence.", _ref("Silence"))},
+                description="Notifications of alerts matching every matcher given wait until `ends_at`;"
+                " those still owed then are sent.",
+                body="SilenceCreate",
+                tag="alerts",
+            ),
+            "get": _op("Silences not ended", {"200": _ok("By id.", _ref("SilenceList"))}, tag="alerts"),
+        },
+        "/silences/{silence_id}": {
+            "delete": _op(
+                "End a silence now (operator)",
+                {"200": deleted, "404": not_found},
+                parameters=[ident("silence_id", "The silence's id.")],
+                tag="alerts",
+            )
+        },
+        "/alerts": {
+            "get": _op(
+                "Alerts pending and firing now",
+                {"200": _ok("By rule, then device.", _ref("AlertList"))},
+                tag="alerts",
+            )
+        },
+    }
+
+
 def _use_param(name: str) -> Schema:
     return {"$ref": f"#/components/parameters/{name}"}
 
@@ -1068,6 +1230,7 @@ def document() -> Schema:
             {"name": "devices", "description": "What the hub knows of each device."},
             {"name": "commands", "description": "Commands for devices: queue, follow, cancel."},
             {"name": "identity", "description": "Users, sessions, API keys, device credentials, audit."},
+            {"name": "alerts", "description": "Alert rules, notifiers, silences and the alerts now."},
             {"name": "hub", "description": "The hub itself."},
         ],
         "paths": _paths(),
