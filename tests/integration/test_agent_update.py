@@ -246,49 +246,50 @@ def _clean(layout: Layout) -> None:
     assert not list(layout.incoming.iterdir())
 
 
-async def test_an_update_installs_beside_the_running_agent_and_switches(
+async def test_an_update_switches_and_a_broken_one_after_it_is_rolled_back(
     releases: Releases, hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    """Staged 0.2.0 is installed beside 0.1.0, switched to and welcomed; `current` runs 0.2.0."""
+    """0.2.0 is installed beside 0.1.0 and welcomed; 0.3.0, which exits at start, goes back to 0.2.0."""
     with launcher(hub.http_url, hub.token, tmp_path / "state", releases.pub, "upd-ok") as run:
+        layout = run.layout
         await _reports(api, "upd-ok", BASE)
         started = time.monotonic()
-        _stage(run.layout, releases.good, releases.pub)
-        result = await _result(run.layout, 60, "the update's result")
+        _stage(layout, releases.good, releases.pub)
+        result = await _result(layout, 60, "the update's result")
         assert result["status"] == "installed", (result, run.log())
         await _reports(api, "upd-ok", GOOD)
         print(f"\nstaged -> reconnected as {GOOD}: {time.monotonic() - started:.1f}s")
-        assert run.layout.pointer("current") == GOOD and run.layout.pointer("previous") is None
-        version = _run([str(run.layout.versions / "current" / "bin" / "monitor-agent"), "--version"])
+        assert layout.pointer("current") == GOOD and layout.pointer("previous") is None
+        version = _run([str(layout.versions / "current" / "bin" / "monitor-agent"), "--version"])
         assert version.stdout.strip() == f"monitor-agent {GOOD}", version
-        _clean(run.layout)
+        _clean(layout)
 
-
-async def test_a_release_that_exits_at_start_is_rolled_back(
-    releases: Releases, hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path
-) -> None:
-    """0.3.0 exits before welcome: current is restored, 0.1.0 runs again, update_failed says why."""
-    with launcher(hub.http_url, hub.token, tmp_path / "state", releases.pub, "upd-broken") as run:
-        await _reports(api, "upd-broken", BASE)
-        entry = await device(api, "upd-broken")
-        assert entry is not None
-        _stage(run.layout, releases.broken, releases.pub)
+        layout.welcome_marker(GOOD).unlink()
         started = time.monotonic()
-        result = await _result(run.layout, 60, "the rollback's result")
+        _stage(layout, releases.broken, releases.pub)
+
+        async def rolled_back() -> dict[str, Any] | None:
+            result = layout.read_result()
+            return result if result and result["version"] == BROKEN else None
+
+        failed = await eventually(rolled_back, within=60, what="the broken update's result")
         print(f"\nstaged -> rolled back: {time.monotonic() - started:.1f}s")
-        assert result["status"] == "update_failed" and result["code"] == "rolled_back", result
-        assert "exited with status 1 before reaching welcome" in result["reason"]
-        assert result["rolled_back_to"] == BASE
-        assert run.layout.pointer("current") is None
-        assert not run.layout.version_dir(BROKEN).exists()
-        run.layout.welcome_marker(BASE).unlink(missing_ok=True)
+        assert failed is not None
+        assert failed["status"] == "update_failed" and failed["code"] == "rolled_back", failed
+        assert "exited with status 1 before reaching welcome" in failed["reason"]
+        assert failed["rolled_back_to"] == GOOD
+        assert layout.pointer("current") == GOOD and layout.pointer("previous") is None
+        assert not layout.version_dir(BROKEN).exists()
 
         async def welcomed_again() -> bool:
-            return run.layout.welcome_marker(BASE).exists()
+            return layout.welcome_marker(GOOD).exists()
 
-        await eventually(welcomed_again, within=20, what="0.1.0 welcomed by the hub again")
-        assert run.proc.poll() is None
-        _clean(run.layout)
+        await eventually(welcomed_again, within=20, what="0.2.0 welcomed by the hub again")
+        await _reports(api, "upd-ok", GOOD)
+        _clean(layout)
+        run.proc.terminate()  # as systemd stops it: the agent flushes and both exit 0
+        assert run.proc.wait(t(20)) == 0, run.log()
+        assert "monitor-agent stopped" in run.log().rsplit("rolled back", 1)[-1]
 
 
 async def test_a_release_that_never_reaches_welcome_is_rolled_back_at_the_deadline(
