@@ -19,14 +19,13 @@ import getpass
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import TypeVar
 
 from pydantic import ValidationError
 
 from monitor_server.identity import Identity
 from monitor_server.settings import Settings
-from monitor_server.store import open_store
+from monitor_server.store import open_store, shown
 from protocol.errors import MonitorError
 from protocol.identity import (
     MAX_LIFETIME,
@@ -131,7 +130,7 @@ def _operator() -> str:
 
 def _settings(db: str | None) -> Settings:
     try:
-        return Settings(db=Path(db)) if db else Settings()
+        return Settings(db=db) if db else Settings()
     except ValidationError as exc:
         sys.exit(f"monitor-server: invalid setting: {exc}")
 
@@ -150,4 +149,4 @@ def _run(settings: Settings, work: Callable[[Identity], Awaitable[T]]) -> T:
     except MonitorError as exc:  # a taken name, an unknown user
         sys.exit(f"monitor-server: {exc}")
     except (OSError, sqlite3.Error) as exc:
-        sys.exit(f"monitor-server: cannot open the database {settings.db}: {exc}")
+        sys.exit(f"monitor-server: cannot open the database {shown(settings.db)}: {exc}")

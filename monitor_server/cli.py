@@ -17,6 +17,7 @@ from monitor_server.hub import Hub
 from monitor_server.logs import configure
 from monitor_server.server import serve
 from monitor_server.settings import Settings
+from monitor_server.store import shown
 from monitor_server.token import UnusableToken, configured_token
 
 log = logging.getLogger("monitor_server")
@@ -90,7 +91,12 @@ def announce(hub: Hub) -> None:
     s, token = hub.settings, hub.token
     scheme = "https" if s.tls_cert else "http"
     log.info(
-        "monitor-server %s listening on %s://%s:%d (database %s)", __version__, scheme, s.host, s.port, s.db
+        "monitor-server %s listening on %s://%s:%d (database %s)",
+        __version__,
+        scheme,
+        s.host,
+        s.port,
+        shown(s.db),
     )
     if token.source == "generated" and s.legacy_token_on:
         path = s.token_dir / "token"
