@@ -306,9 +306,9 @@ class Updater:
             staged = None  # staged after this update began: the next one
         if pending.step is Step.INSTALLING:
             # Not live yet: drop a partial install; the staged update is tried again (bounded).
-            if not self.layout.is_installed(pending.version):
+            if staged is None or not self.layout.is_installed(pending.version):
                 self._remove_version(pending.version)
-            if staged is None:
+            if staged is None:  # nothing to resume
                 self.layout.write_pending(None)
             return None
         if pending.step is Step.SWITCHING:
@@ -318,6 +318,9 @@ class Updater:
             return self.switch(pending)  # both pointer moves are idempotent: do them again
         if pending.step is Step.ROLLING_BACK:
             self._finish_rollback(pending, staged)
+            return None
+        if not self.layout.is_installed(pending.version):
+            self.roll_back(pending, "the new version's install is missing", staged)
             return None
         if pending.probations >= MAX_ATTEMPTS:
             self.roll_back(pending, f"the launcher was stopped {MAX_ATTEMPTS} times during probation", staged)

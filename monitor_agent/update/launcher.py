@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 
 from monitor_agent.update.install import Checkpoint, Updater, _no_checkpoint
-from monitor_agent.update.state import CURRENT, Layout, Pending
+from monitor_agent.update.state import CURRENT, Layout, Pending, Staged
 
 log = logging.getLogger("monitor_agent.launcher")
 
@@ -68,7 +68,11 @@ class Launcher:
         self.stopping = False
 
     def child_argv(self) -> list[str]:
-        if self.layout.pointer(CURRENT) is None:
+        current = self.layout.pointer(CURRENT)
+        if current is not None and not self.layout.is_installed(current):
+            log.error("versions/current names %s, which is not installed: running this install", current)
+            current = None
+        if current is None:
             return [sys.executable, "-m", "monitor_agent", "run", *self.settings.agent_args]
         return [
             str(self.layout.versions / CURRENT / "bin" / "monitor-agent"),
@@ -85,7 +89,16 @@ class Launcher:
             if self.child is None:
                 if pending is not None:
                     pending = self.updater.start_probation(pending)
-                self._start()
+                try:
+                    self._start()
+                except OSError as exc:
+                    if pending is None:
+                        raise  # the version we go back to does not start: nothing to fall back on
+                    self.updater.roll_back(
+                        pending, f"the new version did not start: {exc}", self._staged(pending)
+                    )
+                    pending = None
+                    continue
             if pending is not None:
                 pending = self._probation(pending)
                 continue
@@ -116,9 +129,7 @@ class Launcher:
         outcome = self._watch(pending)
         if outcome is Watch.STOPPING:
             return pending  # the next start of the launcher resumes the probation
-        staged = self.layout.read_staged()
-        if staged is not None and staged.version != pending.version:
-            staged = None  # not this update's: left for the next one
+        staged = self._staged(pending)
         if outcome is Watch.WELCOMED:
             log.info("update to %s done: the hub welcomed it", pending.version)
             self.updater.succeed(pending, staged)
@@ -130,6 +141,10 @@ class Launcher:
         self._stop_child()
         self.updater.roll_back(pending, reason, staged)
         return None
+
+    def _staged(self, pending: Pending) -> Staged | None:
+        staged = self.layout.read_staged()
+        return staged if staged is not None and staged.version == pending.version else None
 
     def _watch(self, pending: Pending | None) -> Watch:
         """Wait for the first thing the launcher must act on."""
