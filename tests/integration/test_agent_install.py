@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from protocol.release import read_manifest
 from tests import deployment as d
 from tests.agentd import device, eventually
 from tests.hubs import RunningHub
@@ -88,3 +89,14 @@ async def test_the_agent_only_install_reports_to_a_hub(
     finally:
         agent.terminate()
         agent.wait(t(10))
+
+
+def test_the_agent_only_install_builds_a_bundle_of_itself(agent_venv: Path, tmp_path: Path) -> None:
+    """`monitor-agent bundle` away from a source tree: the wheel it was installed from, and its libraries."""
+    out = tmp_path / "agent.zip"
+    built = _run([str(agent_venv / "bin" / "monitor-agent"), "bundle", "--out", str(out)], cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    manifest = read_manifest(out)
+    names = {wheel.name.split("-")[0].lower() for wheel in manifest.wheels}
+    assert names == AGENT_ONLY, names
+    assert manifest.version == "0.1.0"
