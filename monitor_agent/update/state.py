@@ -170,8 +170,14 @@ class Layout:
         write_json(self.staged, asdict(staged))
 
     def read_staged(self) -> Staged | None:
-        body = read_json(self.staged)
-        return Staged(**body) if body is not None else None
+        """The staged update; one whose file cannot be read is dropped (it is written whole or not
+        at all, so only a hand-made or damaged file gets here) rather than stop the launcher."""
+        try:
+            body = read_json(self.staged)
+            return Staged(**body) if body is not None else None
+        except (ValueError, TypeError):
+            self.staged.unlink(missing_ok=True)
+            return None
 
     def clear_staged(self, staged: Staged) -> None:
         """Forget ``staged`` and its bundle (not an update staged since in its place)."""

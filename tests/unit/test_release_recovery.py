@@ -129,3 +129,11 @@ def test_success_prunes_all_but_current_and_previous(layout: Layout) -> None:
     _updater(layout).succeed(pending, None)
     assert sorted(p.name for p in layout.versions.iterdir()) == ["0.2.0", "0.3.0", "current", "previous"]
     assert layout.read_pending() is None
+
+
+def test_a_damaged_staged_file_is_dropped(layout: Layout) -> None:
+    """staged.json that is not an update (hand-edited, damaged) is removed, not a crash of the launcher."""
+    layout.staged.write_text('{"version": "0.3.0", "nonsense": 1}')
+    assert layout.read_staged() is None and not layout.staged.exists()
+    layout.staged.write_text("{not json")
+    assert layout.read_staged() is None and not layout.staged.exists()
