@@ -1,0 +1,375 @@
+"""Alerts end to end (DESIGN §11): a real hub, real samples and sockets, a real HTTP receiver.
+
+The receiver is a small asyncio HTTP/1.1 server on a port of its own that records the bodies it
+accepts; it can answer 500, or be closed (connection refused) and started again on the same port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.agentd import eventually
+from tests.agents import connect_agent
+from tests.hubs import RunningHub
+from tests.processes import free_port
+
+
+class Receiver:
+    """Records each body it answered 2xx to, with the time it came."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
+        self.status = 200
+        self.bodies: list[dict[str, Any]] = []
+        self.received_at: list[float] = []
+        self.refused_or_failed = 0  # requests answered with an error status
+        self.headers: list[dict[str, str]] = []
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook/s3cret-path"
+
+    def statuses(self) -> list[str]:
+        return [a["status"] for body in self.bodies for a in body["alerts"]]
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        """Stop listening and drop open connections: the hub now gets connection refused."""
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while request_line := await reader.readline():
+                assert request_line.startswith(b"POST ")
+                headers = {}
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode().partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                status = self.status
+                if 200 <= status < 300:
+                    self.bodies.append(json.loads(body))
+                    self.received_at.append(time.time())
+                    self.headers.append(headers)
+                else:
+                    self.refused_or_failed += 1
+                writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode())
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A started receiver, closed after the test."""
+    started = Receiver()
+    await started.start()
+    try:
+        yield started
+    finally:
+        await started.close()
+
+
+def fast(hub: RunningHub) -> None:
+    """Short group wait and retries, so the tests take seconds (the defaults are 2 s and 1 s up to 300 s)."""
+    alerts = hub.hub.alerts
+    assert alerts is not None
+    alerts.group_wait = 0.3
+    alerts.delivery.retry_base = 0.2
+    alerts.delivery.retry_max = 1.0
+
+
+async def setup(api: httpx.AsyncClient, receiver: Receiver, **rule: Any) -> dict[str, Any]:
+    hook = await api.post(
+        "/notifiers",
+        json={
+            "name": "ops",
+            "kind": "webhook",
+            "url": receiver.url,
+            "headers": {"Authorization": "Bearer t0k"},
+        },
+    )
+    assert hook.status_code == 201, hook.text
+    created = await api.post("/alert-rules", json=rule)
+    assert created.status_code == 201, created.text
+    body: dict[str, Any] = created.json()
+    return body
+
+
+CPU_RULE = {
+    "name": "cpu high",
+    "kind": "threshold",
+    "metric": "cpu",
+    "op": ">",
+    "value": 90,
+    "clear_value": 80,
+    "for": 2,
+    "severity": "critical",
+}
+
+
+async def ingest(api: httpx.AsyncClient, device: str, cpu: float) -> None:
+    answer = await api.post("/ingest", json={"device_id": device, "cpu": cpu, "status": "ok"})
+    assert answer.status_code == 200, answer.text
+
+
+async def test_threshold_fires_once_resolves_once_and_does_not_flap(
+    hub: RunningHub, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """cpu > 90 for 2 s: one firing notification in Alertmanager format; oscillating between the
+    value and the clear value changes nothing; below the clear value: one resolved notification."""
+    fast(hub)
+    await setup(api, receiver, **CPU_RULE)
+    crossed = time.time()
+    await ingest(api, "web-1", 95)
+    pending = (await api.get("/alerts")).json()["alerts"]
+    assert [(a["device_id"], a["state"]) for a in pending] == [("web-1", "pending")]
+    await eventually(lambda: _async(receiver.bodies), within=10, what="the firing notification")
+    assert receiver.received_at[0] - crossed >= 2.0, "fired before `for` elapsed"
+    body = receiver.bodies[0]
+    assert body["version"] == "4" and body["status"] == "firing" and body["receiver"] == "ops"
+    assert body["groupKey"] and body["externalURL"].startswith("http://")
+    (alert,) = body["alerts"]
+    assert alert["labels"]["alertname"] == "cpu high" and alert["labels"]["device"] == "web-1"
+    assert alert["labels"]["severity"] == "critical" and alert["status"] == "firing"
+    assert (
+        alert["endsAt"] == "0001-01-01T00:00:00Z" and alert["startsAt"].endswith("Z") and alert["fingerprint"]
+    )
+    assert receiver.headers[0]["authorization"] == "Bearer t0k"
+    firing = (await api.get("/alerts")).json()["alerts"]
+    assert [(a["rule"], a["state"], a["silenced"]) for a in firing] == [("cpu high", "firing", False)]
+    for cpu in (85, 95, 81, 99, 85):  # between clear (80) and value (90) and above: still firing
+        await ingest(api, "web-1", cpu)
+    await ingest(api, "web-1", 79)
+    await eventually(lambda: _async(len(receiver.bodies) >= 2), within=10, what="the resolved notification")
+    for cpu in (85, 79, 88, 70):  # from ok: below the value never fires
+        await ingest(api, "web-1", cpu)
+    await ingest(api, "web-2", 10)  # another device's samples: nothing
+    assert receiver.statuses() == ["firing", "resolved"]
+    resolved = receiver.bodies[1]["alerts"][0]
+    assert resolved["fingerprint"] == alert["fingerprint"] and resolved["endsAt"] != "0001-01-01T00:00:00Z"
+    assert (await api.get("/alerts")).json()["alerts"] == []
+
+
+async def test_offline_rule_fires_after_for_and_resolves_when_back(
+    hub: RunningHub, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """An offline rule with for 1: the agent's socket closes -> firing after 1 s; back -> resolved."""
+    fast(hub)
+    ws = await connect_agent(hub, "rack-7")
+    await setup(api, receiver, name="gone", kind="offline", **{"for": 1}, selector={"devices": ["rack-7"]})
+    await ws.close()
+    closed = time.time()
+    await eventually(lambda: _async(receiver.bodies), within=10, what="the firing notification")
+    assert receiver.received_at[0] - closed >= 1.0
+    assert receiver.bodies[0]["alerts"][0]["labels"] == {
+        "alertname": "gone",
+        "device": "rack-7",
+        "severity": "warning",
+        "kind": "offline",
+    }
+    ws = await connect_agent(hub, "rack-7")
+    await eventually(lambda: _async(len(receiver.bodies) >= 2), within=10, what="the resolved notification")
+    assert receiver.statuses() == ["firing", "resolved"]
+    await ws.close()
+
+
+async def test_receiver_down_then_failing_then_up_gets_everything_once_in_order(
+    hub: RunningHub, api: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Connection refused, then 500s, then 200: every notification arrives exactly once, in order;
+    the failures are logged without the notifier's URL path or headers."""
+    caplog.set_level(logging.DEBUG, logger="monitor_server")
+    fast(hub)
+    receiver = Receiver(free_port())  # not listening yet: connection refused
+    try:
+        await _down_then_up(hub, api, receiver)
+        assert "notification 1 failed" in caplog.text and "127.0.0.1" in caplog.text
+        assert "s3cret" not in caplog.text and "t0k" not in caplog.text
+    finally:
+        await receiver.close()
+
+
+async def _down_then_up(hub: RunningHub, api: httpx.AsyncClient, receiver: Receiver) -> None:
+    await setup(api, receiver, **{**CPU_RULE, "for": 0})
+    store = hub.hub.store
+    for n, cpu in enumerate((95, 50, 96, 40), start=1):  # firing, resolved, firing, resolved
+        await ingest(api, "db-1", cpu)
+        await eventually(lambda n=n: _queued(hub, n), within=10, what=f"notification {n} queued")
+    await eventually(lambda: _attempted(hub), within=10, what="a refused attempt")
+    receiver.status = 500
+    await receiver.start()
+    await eventually(lambda: _async(receiver.refused_or_failed >= 2), within=10, what="two 500s")
+    receiver.status = 200
+    await eventually(lambda: _async(len(receiver.bodies) >= 4), within=15, what="all four notifications")
+    assert receiver.statuses() == ["firing", "resolved", "firing", "resolved"]
+    starts = [body["alerts"][0]["startsAt"] for body in receiver.bodies]
+    assert starts[0] == starts[1] and starts[2] == starts[3] and starts[1] < starts[2]
+    assert await store.pending_notifications() == []
+    await ingest(api, "db-1", 97)  # one more firing: it is the fifth body, so nothing came twice
+    await eventually(lambda: _async(len(receiver.bodies) >= 5), within=10, what="the fifth notification")
+    assert receiver.statuses() == ["firing", "resolved", "firing", "resolved", "firing"]
+
+
+async def test_restart_while_firing_and_while_queued_sends_nothing_twice(
+    hub: RunningHub, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """A hub restart with a notification in the outbox delivers it once; a firing alert stays firing
+    across the restart without a second firing notification, and resolves once."""
+    fast(hub)
+    receiver.status = 500  # the notification stays in the outbox
+    await setup(api, receiver, **{**CPU_RULE, "for": 0})
+    await ingest(api, "app-1", 95)
+    await eventually(lambda: _attempted(hub), within=10, what="a failed delivery attempt")
+    await hub.restart()
+    fast(hub)
+    receiver.status = 200
+    await eventually(lambda: _async(receiver.bodies), within=15, what="the queued notification")
+    firing = (await api.get("/alerts")).json()["alerts"]
+    assert [(a["device_id"], a["state"]) for a in firing] == [("app-1", "firing")]
+    await hub.restart()  # firing and notified: nothing owed
+    fast(hub)
+    await ingest(api, "app-1", 99)
+    await ingest(api, "app-1", 10)
+    await eventually(lambda: _async(len(receiver.bodies) >= 2), within=10, what="the resolved notification")
+    assert receiver.statuses() == ["firing", "resolved"]
+
+
+async def test_silence_holds_notifications_and_its_end_releases_those_still_firing(
+    hub: RunningHub, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """While silenced nothing is sent; at its end the alert still firing is sent, the one that
+    fired and resolved meanwhile is not."""
+    fast(hub)
+    await setup(api, receiver, **{**CPU_RULE, "for": 0})
+    ends_at = time.time() + 2.0
+    for device in ("s-1", "s-2"):
+        made = await api.post(
+            "/silences", json={"matchers": {"device": device}, "ends_at": ends_at, "comment": "maintenance"}
+        )
+        assert made.status_code == 201, made.text
+    assert made.json()["created_by"] and made.json()["comment"] == "maintenance"
+    await ingest(api, "s-1", 95)
+    await ingest(api, "s-2", 95)
+    alerts = (await api.get("/alerts")).json()["alerts"]
+    assert [(a["device_id"], a["silenced"]) for a in alerts] == [("s-1", True), ("s-2", True)]
+    await ingest(api, "s-2", 10)  # resolved while silenced: its firing was never sent
+    await eventually(lambda: _async(receiver.bodies), within=10, what="the released notification")
+    assert receiver.received_at[0] >= ends_at
+    assert receiver.statuses() == ["firing"] and receiver.bodies[0]["alerts"][0]["labels"]["device"] == "s-1"
+    assert (await api.get("/silences")).json()["silences"] == []
+
+
+async def test_deleting_a_silence_releases_at_once(
+    hub: RunningHub, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """An operator ending a silence early (DELETE) releases the held notification."""
+    fast(hub)
+    rule = await setup(api, receiver, **{**CPU_RULE, "for": 0})
+    made = await api.post("/silences", json={"matchers": {"rule": "cpu high"}, "ends_at": time.time() + 3600})
+    await ingest(api, "m-1", 95)
+    alerts = await eventually(lambda: _alerts(api), within=5, what="the alert")
+    assert alerts[0]["silenced"] is True and alerts[0]["rule_id"] == rule["id"]
+    assert (await api.delete(f"/silences/{made.json()['id']}")).json() == {
+        "ok": True,
+        "id": made.json()["id"],
+    }
+    await eventually(lambda: _async(receiver.bodies), within=10, what="the released notification")
+    assert receiver.statuses() == ["firing"]
+
+
+async def test_rest_checks_bodies_and_never_shows_a_notifier_url(
+    hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """Bad rules and notifiers get 422 with a detail, names are unique (409), URLs come back redacted."""
+    bad_rules = [
+        {"name": "x", "kind": "threshold", "metric": "cpu", "op": ">"},  # no value
+        {"name": "x", "kind": "threshold", "metric": "cpu", "op": ">", "value": 90, "clear_value": 95},
+        {"name": "x", "kind": "offline", "metric": "cpu"},
+        {"name": "x", "kind": "threshold", "metric": "cpu", "op": "~", "value": 1},
+        {"name": "x", "kind": "offline", "for": -1},
+        {"name": "", "kind": "offline"},
+    ]
+    for rule in bad_rules:
+        answer = await api.post("/alert-rules", json=rule)
+        assert answer.status_code == 422 and answer.json()["detail"], rule
+    url = "https://user:pw@hooks.example.com/services/T0/B0/s3cret?token=abc"
+    made = await api.post("/notifiers", json={"name": "slack", "kind": "webhook", "url": url})
+    assert made.status_code == 201
+    listed = (await api.get("/notifiers")).json()["notifiers"]
+    assert listed[0]["url"] == "https://hooks.example.com/..." and "s3cret" not in json.dumps(listed)
+    assert (
+        await api.post("/notifiers", json={"name": "slack", "kind": "webhook", "url": url})
+    ).status_code == 409
+    assert (
+        await api.post("/notifiers", json={"name": "n", "kind": "webhook", "url": "ftp://x"})
+    ).status_code == 422
+    rule = (await api.post("/alert-rules", json=CPU_RULE)).json()
+    assert (await api.post("/alert-rules", json=CPU_RULE)).status_code == 409
+    changed = await api.patch(f"/alert-rules/{rule['id']}", json={"value": 95, "for": 10})
+    assert changed.status_code == 200 and (changed.json()["value"], changed.json()["for"]) == (95, 10)
+    assert (await api.patch(f"/alert-rules/{rule['id']}", json={"clear_value": 99})).status_code == 422
+    assert (await api.get(f"/alert-rules/{rule['id']}")).json()["clear_value"] == 80
+    assert (await api.delete(f"/alert-rules/{rule['id']}")).status_code == 200
+    assert (await api.get(f"/alert-rules/{rule['id']}")).status_code == 404
+    past = await api.post("/silences", json={"matchers": {"device": "d"}, "ends_at": "2001-01-01T00:00:00Z"})
+    assert past.status_code == 422
+    assert (
+        await api.post("/silences", json={"matchers": {}, "ends_at": time.time() + 60})
+    ).status_code == 422
+
+
+async def test_latency_for_zero(hub: RunningHub, api: httpx.AsyncClient, receiver: Receiver) -> None:
+    """With ``for: 0`` and the default group wait (2 s) the receiver has the notification in about 2 s."""
+    await setup(api, receiver, **{**CPU_RULE, "for": 0})
+    crossed = time.time()
+    await ingest(api, "lat-1", 95)
+    await eventually(lambda: _async(receiver.bodies), within=10, what="the notification")
+    latency = receiver.received_at[0] - crossed
+    print(f"alert latency (for 0, group_wait 2 s): {latency * 1000:.0f} ms")
+    assert 2.0 <= latency < 4.0
+
+
+async def _async(value: Any) -> Any:
+    return value
+
+
+async def _alerts(api: httpx.AsyncClient) -> list[dict[str, Any]]:
+    alerts: list[dict[str, Any]] = (await api.get("/alerts")).json()["alerts"]
+    return alerts
+
+
+async def _queued(hub: RunningHub, count: int) -> bool:
+    """``count`` notifications are in the outbox (delivered or not)."""
+    pending = await hub.hub.store.pending_notifications()
+    return len(pending) >= count
+
+
+async def _attempted(hub: RunningHub) -> bool:
+    pending = await hub.hub.store.pending_notifications()
+    return bool(pending) and pending[0].attempts >= 1
