@@ -8,7 +8,7 @@ Transitions land in ``changed`` for the service to store and notify.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from monitor_server.alerts import rules as r
 from monitor_server.alerts.rules import Kind, Phase, Rule
@@ -16,6 +16,8 @@ from monitor_server.store import Sample
 from monitor_server.store.alert_records import AlertRule, AlertState
 
 Key = tuple[int, str]
+# The rules of a device reading one field: how to read it, whether none fires at a value, the rules.
+_Group = tuple[r.Reader, Callable[[float], bool], tuple[Rule, ...]]
 
 
 class Evaluator:
@@ -26,7 +28,9 @@ class Evaluator:
         self._tags: dict[str, frozenset[str]] = {}
         self._online: set[str] = set()
         self._known: set[str] = set()
-        self._sampled: dict[str, tuple[Rule, ...]] = {}  # threshold and status rules per device
+        # Per device: its threshold and status rules, grouped by the field they read.
+        self._sampled: dict[str, tuple[_Group, ...]] = {}
+        self._live: dict[str, dict[int, AlertState]] = {}  # per device: states pending or firing
         self._pending: set[Key] = set()
 
     # what the evaluator knows
@@ -45,9 +49,7 @@ class Evaluator:
             if online:
                 self._online.add(device_id)
         for state in states:
-            self.states[state.key] = state
-            if state.state == Phase.PENDING:
-                self._pending.add(state.key)
+            self._put(state)
         self.set_rules(rules, now)
 
     def set_rules(self, records: Iterable[AlertRule], now: float) -> list[Key]:
@@ -57,8 +59,7 @@ class Evaluator:
         self._sampled.clear()
         gone = [key for key in self.states if not self._selected(key)]
         for key in gone:
-            del self.states[key]
-            self._pending.discard(key)
+            self._drop(key)
         for rule in self.rules.values():
             if rule.kind is Kind.OFFLINE:
                 for device_id in self._known - self._online:
@@ -82,8 +83,7 @@ class Evaluator:
         self._sampled.pop(device_id, None)
         gone = [key for key in self.states if key[1] == device_id]
         for key in gone:
-            del self.states[key]
-            self._pending.discard(key)
+            self._drop(key)
         return gone
 
     # the streams
@@ -91,18 +91,22 @@ class Evaluator:
     def on_sample(self, sample: Sample, now: float) -> bool:
         """A sample arrived; whether a state changed."""
         device_id = sample.device_id
-        selected = self._sampled.get(device_id)
-        if selected is None:
-            selected = self._index(device_id)
-        if not selected:
+        groups = self._sampled.get(device_id)
+        if groups is None:
+            groups = self._index(device_id)
+        if not groups:
             return False
+        live = self._live.get(device_id)
         changed = False
-        for rule in selected:
-            value = rule.reading(sample)
-            if value is not None:
-                changed |= self._apply(
-                    r.observe(rule, device_id, self.states.get((rule.id, device_id)), value, now)
-                )
+        for read, quiet, rules in groups:
+            value = read(sample)
+            if value is None or (live is None and quiet(value)):
+                continue  # no rule of the group fires, none is pending or firing: a few comparisons
+            for rule in rules:
+                if (live is None or rule.id not in live) and not rule.fires(value):
+                    continue  # ok and stays ok: the common case costs one comparison
+                state = self.states.get((rule.id, device_id))
+                changed |= self._apply(r.observe(rule, device_id, state, value, now))
         return changed
 
     def on_presence(self, device_id: str, online: bool, now: float) -> bool:
@@ -140,19 +144,46 @@ class Evaluator:
     def _apply(self, state: AlertState | None) -> bool:
         if state is None:
             return False
-        self.states[state.key] = state
-        if state.state == Phase.PENDING:
-            self._pending.add(state.key)
-        else:
-            self._pending.discard(state.key)
+        self._put(state)
         self.changed.append(state)
         return True
 
-    def _index(self, device_id: str) -> tuple[Rule, ...]:
+    def _put(self, state: AlertState) -> None:
+        key = state.key
+        self.states[key] = state
+        if state.state == Phase.OK:
+            live = self._live.get(state.device_id)
+            if live is not None:
+                live.pop(state.rule_id, None)
+                if not live:
+                    del self._live[state.device_id]
+        else:
+            self._live.setdefault(state.device_id, {})[state.rule_id] = state
+        if state.state == Phase.PENDING:
+            self._pending.add(key)
+        else:
+            self._pending.discard(key)
+
+    def _drop(self, key: Key) -> None:
+        del self.states[key]
+        self._pending.discard(key)
+        live = self._live.get(key[1])
+        if live is not None:
+            live.pop(key[0], None)
+            if not live:
+                del self._live[key[1]]
+
+    def _index(self, device_id: str) -> tuple[_Group, ...]:
         self._known.add(device_id)
-        selected = tuple(rule for rule in self._selecting(device_id) if rule.kind is not Kind.OFFLINE)
-        self._sampled[device_id] = selected
-        return selected
+        by_field: dict[tuple[str, bool], list[Rule]] = {}
+        for rule in self._selecting(device_id):
+            if rule.kind is not Kind.OFFLINE:
+                by_field.setdefault((rule.field, rule.kind is Kind.STATUS), []).append(rule)
+        groups = tuple(
+            (r.reader(*field), r.quiet_test(tuple(rules)), tuple(rules)) for field, rules in by_field.items()
+        )
+        self._sampled[device_id] = groups
+        return groups
 
     def _selecting(self, device_id: str) -> Iterator[Rule]:
         tags = self._tag_set(device_id)

@@ -46,6 +46,8 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
+# ``reading OP value`` as one C call on the rule's value (``value.__lt__(reading)`` is ``reading > value``).
+_MIRRORED = {">": "__lt__", ">=": "__le__", "<": "__gt__", "<=": "__ge__", "==": "__eq__", "!=": "__ne__"}
 # The sample fields with their own column; any other numeric field is read from ``extra``.
 _CORE = frozenset({"cpu", "ram", "disk", "uptime_sec"})
 
@@ -70,10 +72,10 @@ class Rule:
     clears: Callable[[float], bool]
     tags: frozenset[str]
     devices: frozenset[str]
+    id: int = 0  # the record's (a field, not a property: read for every sample)
 
-    @property
-    def id(self) -> int:
-        return self.record.id
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", self.record.id)
 
     @property
     def kind(self) -> Kind:
@@ -85,11 +87,13 @@ class Rule:
         tags = frozenset(selector.get("tags") or ())
         devices = frozenset(selector.get("devices") or ())
         if record.kind == Kind.THRESHOLD:
-            test, value = OPS.get(record.op or ""), record.value
-            if test is None or value is None:  # not stored by the REST API, which checks both
+            mirrored, value = _MIRRORED.get(record.op or ""), record.value
+            if mirrored is None or value is None:  # not stored by the REST API, which checks both
                 return cls(record, _never, _never, tags, devices)
-            clear = value if record.clear_value is None else record.clear_value
-            return cls(record, lambda v: test(v, value), lambda v: not test(v, clear), tags, devices)
+            clear = float(value if record.clear_value is None else record.clear_value)
+            holds_at_clear = getattr(clear, mirrored)
+            fires = getattr(float(value), mirrored)
+            return cls(record, fires, lambda v: not holds_at_clear(v), tags, devices)
         # status: 1.0 for a sample reporting "error", 0.0 for any other status
         return cls(record, lambda v: v >= 1.0, lambda v: v < 1.0, tags, devices)
 
@@ -99,16 +103,38 @@ class Rule:
             return True
         return device_id in self.devices or not self.tags.isdisjoint(tags)
 
+    @property
+    def field(self) -> str:
+        """What it reads in a sample: a metric's name, or "status" for a status rule."""
+        return "status" if self.record.kind == Kind.STATUS else (self.record.metric or "")
+
     def reading(self, sample: Sample) -> float | None:
         """What this rule looks at in ``sample`` (None: the sample does not say)."""
-        if self.record.kind == Kind.STATUS:
-            return None if sample.status is None else float(sample.status == "error")
-        metric = self.record.metric or ""
-        raw = getattr(sample, metric) if metric in _CORE else sample.extra.get(metric)
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            return None
-        value = float(raw)
-        return value if math.isfinite(value) else None
+        return reader(self.field, self.record.kind == Kind.STATUS)(sample)
+
+
+Reader = Callable[[Sample], float | None]
+
+
+def reader(field: str, status: bool = False) -> Reader:
+    """Reads one field of a sample as a finite number (status rules: 1.0 for "error", else 0.0)."""
+    if status:
+        return _status_reading
+    if field in _CORE:
+        get = operator.attrgetter(field)
+        return lambda sample: _number(get(sample))
+    return lambda sample: _number(sample.extra.get(field))
+
+
+def _status_reading(sample: Sample) -> float | None:
+    return None if sample.status is None else float(sample.status == "error")
+
+
+def _number(raw: object) -> float | None:
+    if raw is None or isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None
+    value = float(raw)
+    return value if math.isfinite(value) else None
 
 
 def phase(state: AlertState | None) -> Phase:
@@ -177,3 +203,23 @@ def came_online(rule: Rule, device_id: str, state: AlertState | None, now: float
     if current is Phase.FIRING:
         return _move(rule, device_id, state, Phase.OK, now, resolved_at=now)
     return None
+
+
+def quiet_test(rules: tuple[Rule, ...]) -> Callable[[float], bool]:
+    """``quiet(value)``: True when no rule of the group fires at ``value``, in a few comparisons
+    (the lowest ``>`` and ``>=`` values, the highest ``<`` and ``<=``) rather than one per rule."""
+    inf = math.inf
+    bounds = {
+        op: [r.record.value for r in rules if r.record.op == op and r.record.value is not None]
+        for op in _MIRRORED
+    }
+    gt, ge = min(bounds[">"], default=inf), min(bounds[">="], default=inf)
+    lt, le = max(bounds["<"], default=-inf), max(bounds["<="], default=-inf)
+    others = tuple(r.fires for r in rules if r.record.kind != Kind.THRESHOLD or r.record.op in ("==", "!="))
+
+    def quiet(value: float) -> bool:
+        if value > gt or value >= ge or value < lt or value <= le:
+            return False
+        return not any(fires(value) for fires in others)
+
+    return quiet
