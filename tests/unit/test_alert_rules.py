@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor_server.alerts import webhook
 from monitor_server.alerts.engine import Evaluator
-from monitor_server.alerts.rules import Phase, transition
+from monitor_server.alerts.rules import Phase, Rule, quiet_test, transition
 from monitor_server.alerts.service import silences_alert
 from monitor_server.store import Sample
 from monitor_server.store.alert_records import AlertRule, AlertState, Silence
@@ -146,3 +148,20 @@ def test_silence_matching() -> None:
     assert silences_alert(Silence(1, {"device": "d1", "rule": "cpu high"}, 100.0), CPU, state, 50.0)
     assert not silences_alert(Silence(1, {"device": "d1", "rule": "other"}, 100.0), CPU, state, 50.0)
     assert not silences_alert(Silence(1, {"device": "d1"}, 100.0), CPU, state, 100.0)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([">", ">=", "<", "<=", "==", "!="]), st.integers(-5, 5)),
+        min_size=1,
+        max_size=8,
+    ),
+    st.integers(-7, 7),
+)
+def test_quiet_group_agrees_with_each_rule(ops: list[tuple[str, int]], value: int) -> None:
+    """A group is quiet at a value exactly when none of its rules fires there."""
+    group = tuple(
+        Rule.compile(AlertRule(n, f"r{n}", "threshold", "cpu", op, float(v)))
+        for n, (op, v) in enumerate(ops, 1)
+    )
+    assert quiet_test(group)(float(value)) == (not any(rule.fires(float(value)) for rule in group))
