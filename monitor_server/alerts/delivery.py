@@ -28,6 +28,8 @@ for _name in ("httpx", "httpcore"):
 
 IDLE_WAIT = 30.0  # seconds between passes when nothing is due and nothing wakes the loop
 NOT_MINE_WAIT = 5.0  # another hub holds the delivery lock: look again after this
+KEEP_DELIVERED = 7 * 86400.0  # seconds delivered notifications stay in the outbox (to look into)
+CLEANUP_EVERY = 3600.0
 
 
 def backoff(attempts: int, base: float, ceiling: float) -> float:
@@ -51,6 +53,7 @@ class Delivery:
         self.delivered = 0
         self._wake = asyncio.Event()
         self._closing = False
+        self._next_cleanup = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -69,6 +72,7 @@ class Delivery:
                     async with exclusive("alert_delivery") as mine:
                         if mine:
                             wait = await self.deliver_due(client)
+                            await self._clean_up()
                 except Exception:
                     log.exception("alert delivery pass failed; retrying in %g s", NOT_MINE_WAIT)
                 if self._closing:
@@ -87,6 +91,18 @@ class Delivery:
             *(self._drain(client, notifiers.get(nid), rows) for nid, rows in by_notifier.items())
         )
         return min([IDLE_WAIT, *waits])
+
+    async def _clean_up(self) -> None:
+        now = self._clock()
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + CLEANUP_EVERY
+            deleted = await self._store.delete_delivered_notifications(now - KEEP_DELIVERED)
+            if deleted:
+                log.info(
+                    "deleted %d notifications delivered more than %g days ago",
+                    deleted,
+                    KEEP_DELIVERED / 86400,
+                )
 
     async def _drain(
         self, client: httpx.AsyncClient, notifier: Notifier | None, rows: list[OutboxItem]

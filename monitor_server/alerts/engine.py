@@ -135,6 +135,14 @@ class Evaluator:
             changed |= self._apply(r.promote(rule, state, now))
         return changed
 
+    def firing(self) -> Iterator[AlertState]:
+        """States firing now (from the per-device index of active states: no scan of every state)."""
+        for device_id, live in self._live.items():
+            for rule_id in live:
+                state = self.states.get((rule_id, device_id))
+                if state is not None and state.state == Phase.FIRING:
+                    yield state
+
     def active(self) -> Iterator[AlertState]:
         """States pending or firing now."""
         return (s for s in self.states.values() if s.state != Phase.OK)

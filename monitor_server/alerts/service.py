@@ -31,6 +31,7 @@ log = logging.getLogger("monitor_server.alerts")
 
 GROUP_WAIT = 2.0  # seconds alerts changing together wait to go out in one notification
 TICK = 1.0  # seconds between promotions of pending states whose ``for`` elapsed
+REPEAT = 4 * 3600.0  # seconds after which an alert still firing is notified again (Alertmanager's default)
 RELOAD = 15.0  # seconds between re-reads of rules, notifiers and silences (other hubs change them)
 STOP_WAIT = 5.0  # seconds a stopping hub lets a delivery attempt in flight finish
 
@@ -62,6 +63,7 @@ class AlertService:
         self.evaluator = Evaluator()
         self.delivery = Delivery(store, lambda: self._notifiers, clock)
         self.group_wait = GROUP_WAIT
+        self.repeat_interval = REPEAT  # 0: never repeat
         self._notifiers: dict[int, Notifier] = {}
         self._silences: list[Silence] = []
         self._dirty: dict[Key, AlertState] = {}  # transitions not stored yet
@@ -250,7 +252,7 @@ class AlertService:
         alerts: list[webhook.Alert] = []
         for key in sorted(keys):
             state, rule = self.evaluator.states.get(key), self.evaluator.rules.get(key[0])
-            owed = state.owes() if state is not None else None
+            owed = state.owes() or self._repeat(state, now) if state is not None else None
             if state is None or rule is None or owed is None:
                 continue
             if any(silences_alert(s, rule.record, state, now) for s in self._silences):
@@ -280,6 +282,20 @@ class AlertService:
         log.info("%d alert(s) queued for %d notifier(s)", len(alerts), len(bodies))
         self.delivery.wake()
 
+    def _repeat(self, state: AlertState, now: float) -> str | None:
+        """ "firing" when the alert, notified firing, has been firing a repeat interval since."""
+        notified, fired = state.last_notified_at, state.fired_at
+        if state.state != "firing" or not self.repeat_interval or notified is None or fired is None:
+            return None
+        return "firing" if fired <= notified <= now - self.repeat_interval else None
+
+    def _repeats_due(self, now: float) -> set[Key]:
+        return {
+            s.key
+            for s in self.evaluator.firing()
+            if s.key not in self._held and s.key not in self._due and self._repeat(s, now)
+        }
+
     async def _run_ticks(self) -> None:
         next_reload = self._clock() + RELOAD
         while True:
@@ -288,6 +304,7 @@ class AlertService:
             try:
                 if self.evaluator.tick(now):
                     self._take()
+                self._mark_due(self._repeats_due(now))
                 if self._held and any(s.ends_at <= now for s in self._silences):
                     self._silences = [s for s in self._silences if s.ends_at > now]
                     self._release_held()

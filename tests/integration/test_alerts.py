@@ -302,6 +302,23 @@ async def test_deleting_a_silence_releases_at_once(
     assert receiver.statuses() == ["firing"]
 
 
+async def test_an_alert_still_firing_is_notified_again_after_the_repeat_interval(
+    hub: RunningHub, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """With a repeat interval of 1 s an alert still firing is sent again, then resolved once."""
+    fast(hub)
+    assert hub.hub.alerts is not None
+    hub.hub.alerts.repeat_interval = 1.0
+    await setup(api, receiver, **{**CPU_RULE, "for": 0})
+    await ingest(api, "rep-1", 95)
+    await eventually(lambda: _async(len(receiver.bodies) >= 2), within=10, what="the repeated notification")
+    assert receiver.received_at[1] - receiver.received_at[0] >= 1.0
+    hub.hub.alerts.repeat_interval = 0
+    await ingest(api, "rep-1", 10)
+    await eventually(lambda: _async("resolved" in receiver.statuses()), within=10, what="the resolved one")
+    assert receiver.statuses()[-1] == "resolved" and set(receiver.statuses()[:-1]) == {"firing"}
+
+
 async def test_rest_checks_bodies_and_never_shows_a_notifier_url(
     hub: RunningHub, api: httpx.AsyncClient
 ) -> None:
