@@ -21,7 +21,10 @@ _Group = tuple[r.Reader, Callable[[float], bool], tuple[Rule, ...]]
 
 
 class Evaluator:
-    def __init__(self) -> None:
+    def __init__(self, start_offline: bool = True) -> None:
+        # Whether devices known offline start the offline rules (pending at once). Not with several
+        # hubs: a device online on another hub is never seen coming back here.
+        self.start_offline = start_offline
         self.rules: dict[int, Rule] = {}
         self.states: dict[Key, AlertState] = {}
         self.changed: list[AlertState] = []  # transitions not yet taken by the service
@@ -61,7 +64,7 @@ class Evaluator:
         for key in gone:
             self._drop(key)
         for rule in self.rules.values():
-            if rule.kind is Kind.OFFLINE:
+            if rule.kind is Kind.OFFLINE and self.start_offline:
                 for device_id in self._known - self._online:
                     if (
                         rule.selects(device_id, self._tag_set(device_id))

@@ -54,13 +54,13 @@ class AlertService:
         store: Store,
         external_url: str,
         clock: Callable[[], float] = time.time,
-        several_hubs: bool = False,
+        hub_id: str | None = None,
     ) -> None:
         self._store = store
+        self._hub_id = hub_id  # several hubs (DESIGN §13): this hub's id
         self._clock = clock
         self._external_url = external_url
-        self._several_hubs = several_hubs
-        self.evaluator = Evaluator()
+        self.evaluator = Evaluator(start_offline=hub_id is None)
         self.delivery = Delivery(store, lambda: self._notifiers, clock)
         self.group_wait = GROUP_WAIT
         self.repeat_interval = REPEAT  # 0: never repeat
@@ -161,12 +161,18 @@ class AlertService:
 
     async def _load(self) -> None:
         store, now = self._store, self._clock()
-        devices = [] if self._several_hubs else await store.list_devices()
+        devices = await store.list_devices()
         known = [(d.device_id, d.online, frozenset(d.all_tags())) for d in devices]
         self.evaluator.load(await store.list_alert_rules(), await store.list_alert_states(), known, now)
         self._notifiers = {n.id: n for n in await store.list_notifiers()}
         self._silences = await store.list_silences(active_at=now)
-        owed = {s.key for s in self.evaluator.states.values() if s.owes() is not None}
+        # Another live hub's devices: that hub notifies what they owe.
+        theirs = {d.device_id for d in devices if d.online and d.hub_id not in (None, self._hub_id)}
+        owed = {
+            s.key
+            for s in self.evaluator.states.values()
+            if s.owes() is not None and s.device_id not in theirs
+        }
         self._take()
         if owed:
             log.info("%d alert notifications owed from before the restart", len(owed))
