@@ -8,7 +8,8 @@ Transitions land in ``changed`` for the service to store and notify.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any, cast
 
 from monitor_server.alerts import rules as r
 from monitor_server.alerts.rules import Kind, Phase, Rule
@@ -16,8 +17,18 @@ from monitor_server.store import Sample
 from monitor_server.store.alert_records import AlertRule, AlertState
 
 Key = tuple[int, str]
-# The rules of a device reading one field: how to read it, whether none fires at a value, the rules.
-_Group = tuple[r.Reader, Callable[[float], bool], tuple[Rule, ...]]
+# The rules of a device reading one field: the field, whether it is a column of ``Sample``, whether
+# bounds decide that none fires (all plain thresholds), the lowest ``>`` and ``>=`` values and the
+# highest ``<`` and ``<=`` (no rule fires inside them), how to read the field, the rules.
+_Group = tuple[str, bool, bool, float, float, float, float, r.Reader, tuple[Rule, ...]]
+_NUMBERS: frozenset[type] = frozenset({float, int})
+_CORE_FIELDS = frozenset({"cpu", "ram", "disk", "uptime_sec", "status"})
+
+
+def _group(field: str, status: bool, rules: tuple[Rule, ...]) -> _Group:
+    gt, ge, lt, le = r.bounds(rules)
+    plain = not status and all(rule.record.op in (">", ">=", "<", "<=") for rule in rules)
+    return (field, field in _CORE_FIELDS, plain, gt, ge, lt, le, r.reader(field, status), rules)
 
 
 class Evaluator:
@@ -101,10 +112,19 @@ class Evaluator:
             return False
         live = self._live.get(device_id)
         changed = False
-        for read, quiet, rules in groups:
+        extra = sample.extra
+        for field, core, plain, gt, ge, lt, le, read, rules in groups:
+            raw: Any = getattr(sample, field) if core else extra.get(field)
+            if raw is None:
+                continue
+            # The common case, inline: no rule of the group fires and none is active.
+            if live is None and plain and raw.__class__ in _NUMBERS:
+                number = cast(float, raw)  # int or float (not bool): compared as they are
+                if not (number > gt or number >= ge or number < lt or number <= le):
+                    continue
             value = read(sample)
-            if value is None or (live is None and quiet(value)):
-                continue  # no rule of the group fires, none is pending or firing: a few comparisons
+            if value is None:
+                continue
             for rule in rules:
                 if (live is None or rule.id not in live) and not rule.fires(value):
                     continue  # ok and stays ok: the common case costs one comparison
@@ -190,9 +210,7 @@ class Evaluator:
         for rule in self._selecting(device_id):
             if rule.kind is not Kind.OFFLINE:
                 by_field.setdefault((rule.field, rule.kind is Kind.STATUS), []).append(rule)
-        groups = tuple(
-            (r.reader(*field), r.quiet_test(tuple(rules)), tuple(rules)) for field, rules in by_field.items()
-        )
+        groups = tuple(_group(name, status, tuple(rules)) for (name, status), rules in by_field.items())
         self._sampled[device_id] = groups
         return groups
 

@@ -131,6 +131,8 @@ def _status_reading(sample: Sample) -> float | None:
 
 
 def _number(raw: object) -> float | None:
+    if type(raw) is float:
+        return raw if math.isfinite(raw) else None
     if raw is None or isinstance(raw, bool) or not isinstance(raw, int | float):
         return None
     value = float(raw)
@@ -205,21 +207,28 @@ def came_online(rule: Rule, device_id: str, state: AlertState | None, now: float
     return None
 
 
-def quiet_test(rules: tuple[Rule, ...]) -> Callable[[float], bool]:
-    """``quiet(value)``: True when no rule of the group fires at ``value``, in a few comparisons
-    (the lowest ``>`` and ``>=`` values, the highest ``<`` and ``<=``) rather than one per rule."""
+def bounds(rules: tuple[Rule, ...]) -> tuple[float, float, float, float]:
+    """The lowest ``>`` and ``>=`` values and the highest ``<`` and ``<=`` of these rules."""
     inf = math.inf
-    bounds = {
+    values = {
         op: [r.record.value for r in rules if r.record.op == op and r.record.value is not None]
         for op in _MIRRORED
     }
-    gt, ge = min(bounds[">"], default=inf), min(bounds[">="], default=inf)
-    lt, le = max(bounds["<"], default=-inf), max(bounds["<="], default=-inf)
+    gt, ge = min(values[">"], default=inf), min(values[">="], default=inf)
+    lt, le = max(values["<"], default=-inf), max(values["<="], default=-inf)
+    return gt, ge, lt, le
+
+
+def quiet_test(rules: tuple[Rule, ...]) -> Callable[[float], bool]:
+    """``quiet(value)``: True when no rule of the group fires at ``value``, in a few comparisons
+    (the lowest ``>`` and ``>=`` values, the highest ``<`` and ``<=``) rather than one per rule."""
+    gt, ge, lt, le = bounds(rules)
     others = tuple(r.fires for r in rules if r.record.kind != Kind.THRESHOLD or r.record.op in ("==", "!="))
 
     def quiet(value: float) -> bool:
-        if value > gt or value >= ge or value < lt or value <= le:
-            return False
-        return not any(fires(value) for fires in others)
+        return not (value > gt or value >= ge or value < lt or value <= le)
 
-    return quiet
+    def quiet_others(value: float) -> bool:
+        return quiet(value) and not any(fires(value) for fires in others)
+
+    return quiet_others if others else quiet
