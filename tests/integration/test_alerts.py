@@ -10,8 +10,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +22,7 @@ import pytest
 from tests.agentd import eventually
 from tests.agents import connect_agent
 from tests.hubs import RunningHub
-from tests.processes import free_port
+from tests.processes import HubProcess, free_port
 
 
 class Receiver:
@@ -393,3 +395,47 @@ async def _nothing_pending(hub: RunningHub) -> bool:
 async def _attempted(hub: RunningHub) -> bool:
     pending = await hub.hub.store.pending_notifications()
     return bool(pending) and pending[0].attempts >= 1
+
+
+async def test_hub_killed_mid_group_and_mid_delivery_sends_everything_once(tmp_path: Path) -> None:
+    """kill -9 after a firing transition is stored but before its group went out, and again while a
+    resolved notification waits in the outbox: after each restart, every notification once."""
+    receiver = Receiver()
+    await receiver.start()
+    hub = HubProcess(tmp_path / "data" / "monitor.db", free_port(), "kill-token-5e1b9c")
+    hub.db.parent.mkdir()
+    try:
+        await hub.start()
+        async with httpx.AsyncClient(base_url=hub.http_url, headers={"X-Auth-Token": hub.token}) as api:
+            await setup(api, receiver, **{**CPU_RULE, "for": 0})
+            await ingest(api, "k-1", 95)
+            await eventually(
+                lambda: _stored_state(hub.db, "firing"), within=2, what="the firing state stored"
+            )
+            hub.kill()  # within the 2 s group wait: nothing queued yet
+            assert receiver.bodies == []
+            await hub.start()
+            await eventually(lambda: _async(receiver.bodies), within=15, what="the owed firing notification")
+            receiver.status = 500
+            await ingest(api, "k-1", 10)
+            await eventually(lambda: _async(receiver.refused_or_failed), within=15, what="a failed attempt")
+            hub.kill()
+            receiver.status = 200
+            await hub.start()
+            await eventually(lambda: _async(len(receiver.bodies) >= 2), within=20, what="the resolved one")
+            await ingest(api, "k-2", 99)  # a later notification: anything sent twice would come before it
+            await eventually(lambda: _async(len(receiver.bodies) >= 3), within=15, what="k-2's notification")
+        assert receiver.statuses() == ["firing", "resolved", "firing"]
+        assert [b["alerts"][0]["labels"]["device"] for b in receiver.bodies] == ["k-1", "k-1", "k-2"]
+    finally:
+        hub.stop()
+        await receiver.close()
+
+
+async def _stored_state(db: Path, state: str) -> bool:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        try:
+            rows = conn.execute("SELECT state FROM alert_states").fetchall()
+        except sqlite3.OperationalError:
+            return False
+    return [row[0] for row in rows] == [state]
