@@ -165,7 +165,7 @@ def _run(operation: Any, mode: GenerationMode, send: Callable[[AnyCase], None], 
         assert mode is GenerationMode.NEGATIVE, operation.label
 
 
-@pytest.mark.timeout(60 + 2 * EXAMPLES)  # about 20 s at 25 examples on 2 cores
+@pytest.mark.timeout(60 + 6 * EXAMPLES)  # a hang guard: about 50 s at 25 examples, 2 cores, no other load
 def test_schemathesis_finds_no_server_error_nor_contradiction(live_hub: HubProcess) -> None:
     """Generated valid and invalid requests to every operation: no 5xx, every answer as documented."""
     schema = schemathesis.openapi.from_url(f"{live_hub.http_url}/openapi.json", timeout=10)
