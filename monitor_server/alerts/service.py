@@ -70,6 +70,7 @@ class AlertService:
         self._due: set[Key] = set()  # may owe a notification: looked at when the group goes out
         self._held: set[Key] = set()  # owed but silenced
         self._deadline: float | None = None  # when the current group goes out
+        self._tags_to_read: set[str] = set()  # devices whose tags may have changed
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._delivery_task: asyncio.Task[None] | None = None
@@ -112,7 +113,12 @@ class AlertService:
             self._take()
 
     def on_presence(self, event: PresenceEvent) -> None:
-        if self._started and self.evaluator.on_presence(event.device_id, event.online, event.at):
+        if not self._started:
+            return
+        if event.online and any(rule.tags for rule in self.evaluator.rules.values()):
+            self._tags_to_read.add(event.device_id)  # the tags its hello reported may be new
+            self._wake.set()
+        if self.evaluator.on_presence(event.device_id, event.online, event.at):
             self._take()
 
     def forget_device(self, device_id: str) -> None:
@@ -231,6 +237,7 @@ class AlertService:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             try:
+                await self._read_tags()
                 await self._persist()
                 if self._due and self._deadline is not None and self._clock() >= self._deadline:
                     await self._flush()
@@ -240,6 +247,13 @@ class AlertService:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 self._wake.set()
+
+    async def _read_tags(self) -> None:
+        devices, self._tags_to_read = self._tags_to_read, set()
+        for device_id in devices:
+            device = await self._store.get_device(device_id)
+            if device is not None:
+                self.evaluator.set_tags(device_id, frozenset(device.all_tags()))
 
     async def _persist(self) -> None:
         if not self._dirty:

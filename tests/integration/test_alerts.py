@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.agentd import eventually
-from tests.agents import connect_agent
+from tests.agents import connect_agent, send
 from tests.hubs import RunningHub
 from tests.processes import HubProcess, free_port
 
@@ -319,6 +319,25 @@ async def test_an_alert_still_firing_is_notified_again_after_the_repeat_interval
     await ingest(api, "rep-1", 10)
     await eventually(lambda: _async("resolved" in receiver.statuses()), within=10, what="the resolved one")
     assert receiver.statuses()[-1] == "resolved" and set(receiver.statuses()[:-1]) == {"firing"}
+
+
+async def test_a_tag_rule_covers_a_device_tagged_before_it_connects(
+    hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """Tags are read again when a device comes online: a rule selecting a tag fires for it."""
+    assert (await api.post("/ingest", json={"device_id": "tag-1", "cpu": 1})).status_code == 200
+    assert (await api.patch("/devices/tag-1", json={"tags": ["db"]})).status_code == 200
+    rule = {**CPU_RULE, "for": 0, "selector": {"tags": ["db"]}}
+    assert (await api.post("/alert-rules", json=rule)).status_code == 201
+    ws = await connect_agent(hub, "tag-1")
+
+    async def fires() -> list[dict[str, Any]]:
+        await send(ws, {"type": "metrics", "cpu": 97.0})
+        return await _alerts(api)
+
+    alerts = await eventually(fires, within=10, what="the tag rule firing")
+    assert [(a["device_id"], a["state"]) for a in alerts] == [("tag-1", "firing")]
+    await ws.close()
 
 
 async def test_rest_checks_bodies_and_never_shows_a_notifier_url(
