@@ -12,6 +12,7 @@ import asyncpg
 
 from monitor_server.store.pg_alerts import ALERTS_DDL
 from monitor_server.store.pg_identity import IDENTITY_DDL
+from monitor_server.store.pg_releases import RELEASES_DDL
 from monitor_server.store.records import ROLLUP_FIELDS, TIERS
 
 # pg_advisory_xact_lock's key while migrating: any fixed number, the same on every hub.
@@ -123,6 +124,7 @@ def _rollup_table(name: str) -> str:
 MIGRATIONS: tuple[str, ...] = (
     _CORE + "".join(_rollup_table(tier.table) for tier in TIERS) + IDENTITY_DDL + _CLUSTER,
     ALERTS_DDL,  # 2: alerts (DESIGN §11)
+    RELEASES_DDL,  # 3: agent releases (DESIGN §12)
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

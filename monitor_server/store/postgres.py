@@ -19,6 +19,7 @@ from asyncpg.pool import PoolConnectionProxy
 from monitor_server.store import pg_rollups as rollups
 from monitor_server.store.pg_alerts import PgAlerts
 from monitor_server.store.pg_identity import PgIdentity
+from monitor_server.store.pg_releases import PgReleases
 from monitor_server.store.pg_schema import migrate
 from monitor_server.store.records import (
     TIERS,
@@ -59,7 +60,7 @@ _CANCELLABLE = _states(sources_of(CommandState.CANCELLED))
 _EXPIRABLE = _states(sources_of(CommandState.EXPIRED))
 
 
-class PostgresStore(PgIdentity, PgAlerts):
+class PostgresStore(PgIdentity, PgAlerts, PgReleases):
     """Every ``Store`` method on PostgreSQL; identity and alerts come from their mixins."""
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 4) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from monitor_server.store.sqlite_alerts import ALERTS_DDL
+from monitor_server.store.sqlite_releases import RELEASES_DDL
 
 # The metrics migration 4 gave columns in the tiers (a later field needs a migration adding them).
 TIER_FIELDS_V4: tuple[str, ...] = (
@@ -210,6 +211,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 9: alerts (DESIGN §11): rules, state per (rule, device), notifiers, the outbox, silences.
     ALERTS_DDL,
+    # 10: agent releases (DESIGN §12): bundles, one rollout per version, each device's progress.
+    RELEASES_DDL,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

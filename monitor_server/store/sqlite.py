@@ -36,6 +36,7 @@ from monitor_server.store.records import (
 )
 from monitor_server.store.schema import MIGRATIONS
 from monitor_server.store.sqlite_alerts import SQLiteAlerts
+from monitor_server.store.sqlite_releases import SQLiteReleases
 from protocol.codes import PresenceReason
 from protocol.commands import FINAL_STATES, OPEN_STATES, CommandState, sources_of, transition
 from protocol.errors import Conflict, IllegalTransition, NotFound, Unauthenticated
@@ -76,7 +77,7 @@ def _loads(value: str | None) -> Any:
     return None if value is None else orjson.loads(value)
 
 
-class SQLiteStore(SQLiteAlerts):
+class SQLiteStore(SQLiteAlerts, SQLiteReleases):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._writer: aiosqlite.Connection | None = None
