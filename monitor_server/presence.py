@@ -159,6 +159,13 @@ class Presence:
             log.debug("device %s: offline here, online on another hub", device_id)
             return
         log.info("device %s %s (%s)", device_id, "online" if online else "offline", reason)
+        self.announce(event, details)
+
+    def announce(self, event: PresenceEvent, details: DeviceDetails | None = None) -> None:
+        """Tell the listeners (alerts) and the dashboards of a stored transition.
+
+        Also for those stored elsewhere: a dead hub's devices taken over by this one (``hub_lost``).
+        """
         for listener in self.listeners:
             listener(event)
         self._bus.publish(PresenceChanged.of(event, details))

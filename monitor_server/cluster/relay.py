@@ -23,7 +23,7 @@ from monitor_server.cluster.notice import (
     of_identity_event,
     samples_notice,
 )
-from monitor_server.events import HubEvent, PresenceChanged, Relayed
+from monitor_server.events import HubEvent, Relayed
 from monitor_server.identity.events import CredentialsChanged, DeviceRevoked, IdentityEvent, SessionsEnded
 from monitor_server.store import PresenceEvent, Sample
 from protocol.codes import CloseCode
@@ -69,7 +69,7 @@ class Relay:
 
     def on_takeover(self, events: list[PresenceEvent]) -> None:
         for event in events:
-            self._hub.bus.publish(PresenceChanged.of(event))
+            self._hub.presence.announce(event)
 
     async def on_revived(self) -> None:
         await self._hub.presence.reclaim(self._hub.sessions.device_ids())
