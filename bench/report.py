@@ -7,7 +7,18 @@ from pathlib import Path
 from typing import Any
 
 NOTES = Path(__file__).resolve().parent / "notes.md"
-ORDER = ("push", "capacity", "ingest", "presence", "storm", "footprint", "decode", "revoke", "identity")
+ORDER = (
+    "push",
+    "capacity",
+    "ingest",
+    "presence",
+    "storm",
+    "footprint",
+    "decode",
+    "revoke",
+    "identity",
+    "cluster",
+)
 
 
 def _fmt(value: Any) -> str:
@@ -326,6 +337,197 @@ def _identity(r: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _ms3(d: dict[str, Any]) -> str:
+    return f"{d['p50_ms']} / {d['p99_ms']} / {d['max_ms']}"
+
+
+def _pair(values: list[Any]) -> str:
+    return " / ".join(_fmt(v) for v in values)
+
+
+def _hub_log(counts: dict[str, list[int]] | None) -> str:
+    """What the hubs' logs said that a benchmark should not cause (per hub, A / B)."""
+    if not counts:
+        return ""
+    names = {
+        "taken_for_dead": "taken for dead while alive",
+        "hub_lost_takeovers": "takeovers (hub_lost)",
+        "welcome_after_close": "`welcome in state closed` tracebacks",
+        "errors": "ERROR lines",
+    }
+    return (
+        " Hub logs (A / B): "
+        + ", ".join(f"{names[k]} {_pair(v)}" for k, v in counts.items() if k in names)
+        + "."
+    )
+
+
+CLUSTER_INGEST = {
+    "pg_batched": "hub on PostgreSQL, `metrics_batch` of 500 from 16 connections",
+    "sqlite_batched": "hub on SQLite, `metrics_batch` of 500 from 16 connections",
+    "pg_live": "hub on PostgreSQL, live `metrics` (1 sample/frame)",
+    "sqlite_live": "hub on SQLite, live `metrics` (1 sample/frame)",
+    "raw_copy": "raw `COPY` (asyncpg `copy_records_to_table`), batches of 2,000",
+    "raw_executemany": "raw SQLite `executemany` (`bench/raw_sqlite.py`), batches of 2,000",
+}
+
+
+def _cluster(r: dict[str, Any]) -> list[str]:
+    push, ing, take, cap = r["push"], r["ingest"], r["takeover"], r["capacity"]
+    lines = [
+        f"### Cross-hub push ({push['agents']:,} agents, {_pair(push['agents_per_hub'])} per hub, "
+        f"{push['rate_per_second']:g} commands/s alternating between the two kinds, "
+        f"{len(push['runs'])} windows of {push['window_seconds']:g} s; medians of the windows)",
+        "",
+    ]
+    rows: list[list[Any]] = []
+    for mode, label in (
+        ("cross", "posted to the hub the agent is NOT on"),
+        ("same", "posted to the agent's hub"),
+    ):
+        rows.append(
+            [
+                label,
+                _ms3(push[f"{mode}_after_return"]),
+                _ms3(push[f"{mode}_from_request"]),
+                f"{sum(w[f'{mode}_arrived_before_return'] for w in push['runs'])} of "
+                f"{sum(w[f'{mode}_from_request_n'] for w in push['runs'])}",
+            ]
+        )
+    lines += _table(
+        rows,
+        [
+            "command",
+            "REST return -> frame, ms p50/p99/max",
+            "request sent -> frame, ms",
+            "frames before the response",
+        ],
+    )
+    lines.append(
+        "Hub CPU % (A / B) in each window: "
+        + "; ".join(_pair(w["hub_cpu_percent"]) for w in push["runs"])
+        + f". Online at the end: {push['online_at_end']:,}."
+        + _hub_log(push.get("hub_log"))
+    )
+    lines += ["", f"### Ingest: PostgreSQL vs SQLite vs raw COPY ({ing['window_seconds']:g} s windows)", ""]
+    rows = []
+    for name, label in CLUSTER_INGEST.items():
+        runs = ing["runs"].get(name)
+        if not runs:
+            continue
+        raw = name.startswith("raw")
+        key = "rows_per_second" if raw else "samples_per_second"
+        rows.append(
+            [
+                label,
+                ", ".join(_fmt(w[key]) for w in runs),
+                ing["rate"][name],
+                "" if raw else ing["hub_cpu_percent"][name],
+                "" if raw else ing["hub_us_per_sample"][name],
+                "" if raw else ", ".join(_fmt(w["load_generator_cpu_percent"]) for w in runs),
+            ]
+        )
+    lines += _table(
+        rows,
+        ["load", "each run, rows/s", "median", "hub CPU %", "hub us per sample", "load generator CPU %"],
+    )
+    shares = {k: v for k, v in ing["shares"].items() if v is not None}
+    names = {
+        "pg_batched_of_raw_copy": "PostgreSQL hub / raw COPY",
+        "sqlite_batched_of_raw_executemany": "SQLite hub / raw executemany",
+        "pg_batched_of_sqlite_batched": "PostgreSQL hub / SQLite hub (batches)",
+        "pg_live_of_sqlite_live": "PostgreSQL hub / SQLite hub (live frames)",
+        "raw_copy_of_raw_executemany": "raw COPY / raw executemany",
+    }
+    lines.append(
+        "Shares (medians): " + "; ".join(f"{names[k]} **{v:.0%}**" for k, v in shares.items()) + ". "
+        f"Live frames from {ing['live_agents']:,} connections; raw baselines {ing['raw_rows']:,} rows "
+        "over 16 devices into a fresh schema / file with the hub's own table and indexes; each hub window "
+        "a fresh hub and database; the order rotates from run to run."
+    )
+    lines += [
+        "",
+        f"### Takeover after `kill -9` (heartbeat {take['hub_heartbeat_s']:g} s, lost after "
+        f"{take['hub_lost_after_s']:g} s; seconds from the kill, as hub B serves them)",
+        "",
+    ]
+    rows = [
+        [
+            i + 1,
+            f"{w['agents_failing_over']:,} + {w['agents_with_only_a']}",
+            f"{w['offline_first_s']} / {w['offline_all_s']}",
+            f"{w.get('hello_median_s', '?')} / {w.get('hello_all_s', '?')}",
+            f"{w['back_median_s']} / {w['back_all_s']}",
+            w["agents_connected_again_s"],
+            w["failing_over_seen_offline_on_b"],
+            ", ".join(w["hub_lost_reasons"]),
+        ]
+        for i, w in enumerate(take["runs"])
+    ]
+    lines += _table(
+        rows,
+        [
+            "run",
+            "agents: both URLs + only A's",
+            "only-A devices offline, first / all",
+            "their hellos on B (presence_since), median / all",
+            "failing-over devices listed online via B, median / all",
+            "agents connected again (agent side)",
+            "failing-over devices B ever showed offline",
+            "reason",
+        ],
+    )
+    lines.append(
+        f"Medians: every device of the dead hub offline on B after **{take['offline_all_s']} s**; every "
+        f"agent given both URLs listed online again through B after **{take['back_all_s']} s** (median "
+        f"device {take['back_median_s']} s; their hellos reached B by {take.get('hello_all_s', '?')} s, "
+        f"the listing waits for B's presence writes, one device at a time)."
+        + "".join(f" Run {i + 1}:{_hub_log(w.get('hub_log'))}" for i, w in enumerate(take["runs"]))
+    )
+    lines += [
+        "",
+        f"### Capacity of two hubs (a sample every {cap['sample_interval_s']:g} s per agent, half on each "
+        f"hub, both hubs on core 0, {cap['window_seconds']:g} s windows)",
+        "",
+    ]
+    rows = [
+        [
+            s["agents"],
+            s["seconds_to_connect_step"],
+            _pair(s["hub_sessions"]),
+            _pair(s["hub_cpu_percent"]),
+            _pair(s["hub_rss_mib"]),
+            s["postgres_cpu_percent"],
+            s["load_generator_cpu_percent"],
+            f"{s['samples_per_second']:,} / {s['expected_samples_per_second']:,}",
+            s["reconnects"],
+            s["all_online"],
+        ]
+        for s in cap["steps"]
+    ]
+    lines += _table(
+        rows,
+        [
+            "agents",
+            "s to connect the step",
+            "sessions A / B",
+            "hub CPU % A / B",
+            "hub RSS MiB A / B",
+            "PostgreSQL CPU %",
+            "load generator CPU %",
+            "samples/s stored / sent",
+            "reconnects",
+            "all online",
+        ],
+    )
+    lines.append(
+        f"Hub RSS with no agent: {_pair(cap['hub_rss_empty_mib'])} MiB. Held, all online: "
+        f"**{cap['held_all_online']:,} agents**.{' Failure: ' + cap['failure'] if cap['failure'] else ''}"
+        + _hub_log(cap.get("hub_log"))
+    )
+    return [*lines, ""]
+
+
 RENDER = {
     "push": _push,
     "capacity": _capacity,
@@ -336,6 +538,7 @@ RENDER = {
     "decode": _decode,
     "revoke": _revoke,
     "identity": _identity,
+    "cluster": _cluster,
 }
 TITLES = {
     "push": "1. Push latency",
@@ -347,6 +550,7 @@ TITLES = {
     "decode": "7. Frame decoding",
     "revoke": "8. Revocation",
     "identity": "9. Identity: per-device credentials, logins, sessions",
+    "cluster": "10. Several hubs on one PostgreSQL database",
 }
 
 

@@ -24,7 +24,18 @@ from typing import Any
 from bench.common import Scale, cores, pin_load_generator, raise_nofile
 from monitor_agent.simulator import quiet_agents, tune_gc
 
-SCENARIOS = ("push", "capacity", "ingest", "presence", "storm", "footprint", "decode", "revoke", "identity")
+SCENARIOS = (
+    "push",
+    "capacity",
+    "ingest",
+    "presence",
+    "storm",
+    "footprint",
+    "decode",
+    "revoke",
+    "identity",
+    "cluster",
+)
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
