@@ -231,6 +231,8 @@ class AgentSocket:
             commands=json.dumps(offered_commands(hello.capabilities)),
         )
         await hub.presence.ws_connected(self.device_id, details)
+        if self.close_code is not None:  # replaced (or closed) while the hub recorded it: no welcome
+            return
         self.session.welcome(
             Welcome(
                 protocol=hello.protocol,
