@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from monitor_server.bus import EventBus
@@ -52,7 +53,9 @@ class Presence:
         self._clock = clock
         self._online: dict[str, Online] = {}
         self._http_seen: dict[str, float] = {}
-        self._lock = asyncio.Lock()  # keeps stored transitions in the order they were decided
+        # Keeps each device's stored transitions in the order they were decided; devices do not
+        # wait for each other (PostgreSQL commits several at once: a storm of hellos is not serial).
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self.listeners: list[Callable[[PresenceEvent], None]] = []  # told each stored transition (alerts)
 
     def is_online(self, device_id: str) -> bool:
@@ -85,8 +88,7 @@ class Presence:
                 )
         if gone:
             # One transaction, not one per device: 5,000 agents made a restart take seconds.
-            async with self._lock:
-                await self._store.set_presence_many(gone)
+            await self._store.set_presence_many(gone)
             log.info("%d devices offline (hub_restart)", len(gone))
             for event in gone:
                 self._bus.publish(PresenceChanged.of(event))
@@ -153,13 +155,25 @@ class Presence:
         at: float,
         details: DeviceDetails | None = None,
     ) -> None:
-        async with self._lock:
+        async with self._device_lock(device_id):
             event = await self._store.set_presence(device_id, online, reason, connection, at, self._hub_id)
         if event is None:
             log.debug("device %s: offline here, online on another hub", device_id)
             return
         log.info("device %s %s (%s)", device_id, "online" if online else "offline", reason)
         self.announce(event, details)
+
+    @asynccontextmanager
+    async def _device_lock(self, device_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(device_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[device_id]
 
     def announce(self, event: PresenceEvent, details: DeviceDetails | None = None) -> None:
         """Tell the listeners (alerts) and the dashboards of a stored transition.
