@@ -12,6 +12,7 @@ process-global state, so a simulator can run thousands side by side in one event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -37,6 +38,7 @@ from monitor_agent.errors import (
 )
 from monitor_agent.ports import AgentPorts
 from monitor_agent.tls import describe_failure
+from monitor_agent.update import receive
 from monitor_agent.update.state import mark_welcome
 from protocol.agent_session import (
     AckConfirmed,
@@ -48,11 +50,12 @@ from protocol.agent_session import (
     HandshakeRefused,
     Refused,
     SamplesDone,
+    UpdateOffered,
     Welcomed,
 )
-from protocol.codes import CloseCode, ErrorCode
+from protocol.codes import Capability, CloseCode, ErrorCode
 from protocol.errors import IllegalTransition, ProtocolError
-from protocol.frames import PROTOCOL_VERSION, Hello, Welcome
+from protocol.frames import PROTOCOL_VERSION, Hello, UpdateFrame, Welcome
 from protocol.plain import parse_object
 
 log = logging.getLogger(__name__)
@@ -110,6 +113,9 @@ class WsSettings:
     ca_file: Path | None = None  # only named in TLS error messages
     # The device credential kept in the state folder (DESIGN §10); None: the legacy ``token``.
     credentials: Credentials | None = None
+    # Over-the-air updates (DESIGN §12): set under the launcher (found from the environment when
+    # None and a credential store names the state folder).
+    updates: receive.Updates | None = None
 
 
 class WsTransport:
@@ -281,12 +287,19 @@ class WsTransport:
             if status in (401, 403):
                 raise TokenRejected(status) from None
             raise
-        link = _Connection(ws, ports, self.settings, self._count_heartbeat, self.credentials)
+        updates = self.settings.updates
+        if updates is None and self.credentials.store is not None:
+            state_dir = self.credentials.store.path.parent
+            updates = receive.Updates.from_launcher(state_dir, ports.identity.agent_version)
+        link = _Connection(ws, ports, self.settings, self._count_heartbeat, self.credentials, updates)
+        link.hub_url = self.url
         try:
             welcome = await link.handshake()
             self.credentials.accepted()
             if self.credentials.store is not None:  # ends the update launcher's probation, if any
                 mark_welcome(self.credentials.store.path.parent, ports.identity.agent_version)
+            elif updates is not None:
+                mark_welcome(updates.state_dir, ports.identity.agent_version)
             self.last_failure = ""
             self._set(LinkState.CONNECTED)
             self.connections += 1
@@ -361,9 +374,13 @@ class _Connection:
         settings: WsSettings,
         on_heartbeat: Callable[[], None],
         credentials: Credentials | None = None,
+        updates: receive.Updates | None = None,
     ) -> None:
         self.ws = ws
         self.credentials = credentials
+        self.updates = updates
+        self.hub_url = settings.url
+        self._update_task: asyncio.Task[None] | None = None
         self.ports = ports
         self.settings = settings
         ident = ports.identity
@@ -373,7 +390,7 @@ class _Connection:
             agent_version=ident.agent_version,
             hostname=ident.hostname,
             platform=ident.platform,
-            capabilities=list(ports.capabilities),
+            capabilities=[*ports.capabilities, *([Capability.UPDATES.value] if updates else [])],
             instance_id=ident.instance_id,
             tags=list(ident.tags),
         )
@@ -413,13 +430,18 @@ class _Connection:
     async def serve(self, welcome: Welcome) -> None:
         """Until the hub closes, the link fails (raises), or the agent stops (then flush)."""
         stop = self.ports.stop
-        await _until_first_ends(
-            self._receive(),
-            self._drain(),
-            self._send_acks(),
-            self._heartbeat(welcome.heartbeat_interval),
-            stop.stopping.wait(),
-        )
+        try:
+            await _until_first_ends(
+                self._receive(),
+                self._drain(),
+                self._send_acks(),
+                self._heartbeat(welcome.heartbeat_interval),
+                self._report_update_results(),
+                stop.stopping.wait(),
+            )
+        finally:
+            if self._update_task is not None:
+                self._update_task.cancel()
         if stop.stopping.is_set():
             await self._flush()
             self.close_code = CloseCode.SERVICE_RESTART if stop.restarting else CloseCode.NORMAL
@@ -442,8 +464,52 @@ class _Connection:
             for event in events:
                 if isinstance(event, CredentialReceived):
                     await self._save_credential(event.credential)
+                elif isinstance(event, UpdateOffered):
+                    self._take_update(event.update)
                 else:
                     self._act(event)
+
+    # Updates (DESIGN §12): the download and the checks run beside the loops, never in them
+
+    def _take_update(self, offer: UpdateFrame) -> None:
+        if self._update_task is not None and not self._update_task.done():
+            log.warning("%s: update to %s offered while another is being fetched", self._name, offer.version)
+            return
+        self._update_task = asyncio.get_running_loop().create_task(self._update(offer))
+
+    async def _update(self, offer: UpdateFrame) -> None:
+        updates = self.updates
+        if updates is None:
+            await self._report(offer.version, "failed", "no_key: this agent does not run under the launcher")
+            return
+        try:
+            receive.precheck(updates, offer.version, offer.allow_downgrade)
+            url = receive.bundle_url(self.hub_url, offer.url)
+            await self._report(offer.version, "downloading", "")
+            headers = self.credentials.headers() if self.credentials is not None else {}
+            staged = await asyncio.to_thread(
+                receive.fetch_and_stage, updates, url, headers, self.settings.ssl_context, offer
+            )
+        except (ValueError, OSError) as exc:  # ReleaseRefused is a ValueError
+            reason = receive.describe(exc)
+            log.error("%s: update to %s refused: %s", self._name, offer.version, reason)
+            await self._report(offer.version, "failed", reason)
+            return
+        log.info("%s: update to %s verified and staged: the launcher installs it", self._name, staged)
+
+    async def _report(self, version: str, state: str, reason: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self._send(self.session.update_status(version, state, reason))
+
+    async def _report_update_results(self) -> None:
+        """Tell the hub, once, how the launcher's last update ended (it writes that after our welcome)."""
+        if self.updates is None:
+            await asyncio.Event().wait()  # nothing to watch; ends with the other loops
+        while self.updates is not None:
+            if (found := receive.unreported_result(self.updates)) is not None:
+                await self._send(self.session.update_status(*found))
+                receive.mark_reported(self.updates)
+            await asyncio.sleep(receive.RESULT_POLL)
 
     async def _save_credential(self, secret: str) -> None:
         """Rotation: store the new credential durably, and only then tell the hub.

@@ -30,7 +30,7 @@ from monitor_server.throttle import client_address
 from protocol.codec import AckIn, Samples, encode
 from protocol.codes import CloseCode, PresenceReason, offered_commands
 from protocol.errors import Conflict, NotFound
-from protocol.frames import Acked, CommandFrame, Hello, Welcome
+from protocol.frames import Acked, CommandFrame, Hello, UpdateStatus, Welcome
 from protocol.hub_session import (
     CloseRequested,
     CredentialStored,
@@ -245,6 +245,7 @@ class AgentSocket:
             )
         )
         self._wake.set()  # the writer sends the welcome, then the backlog (``_sync_backlog``)
+        await hub.releases.on_connected(self)  # an update frame, if a rollout targets this agent
 
     # Reading
 
@@ -285,6 +286,8 @@ class AgentSocket:
             self.abort(event.code, event.reason)
         elif isinstance(event, CredentialStored):
             await self._credential_stored()
+        elif isinstance(event, UpdateStatus):
+            await self.hub.releases.on_status(self.device_id, event)
 
     async def _store(self, samples: Samples) -> None:
         hub, now = self.hub, time.time()

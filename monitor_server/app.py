@@ -23,6 +23,7 @@ from monitor_server.routes import (
     fleet,
     ingest,
     params,
+    releases,
     rotation,
 )
 from monitor_server.routes.agent_ws import agent_socket
@@ -57,6 +58,18 @@ def api_routes() -> list[BaseRoute]:
         WebSocketRoute("/ws/agent", agent_socket),
         *identity_routes(),
         *alert_routes(),
+        *release_routes(),
+    ]
+
+
+def release_routes() -> list[BaseRoute]:
+    """DESIGN §12: releases and their progress (viewer), rollouts (admin), bundles (agents too)."""
+    release = "/releases/{version}"
+    return [
+        Route("/releases", releases.list_releases),
+        Route(release, releases.release_detail),
+        Route(release + "/rollout", releases.create_rollout, methods=["POST"]),
+        Route(release + "/bundle", releases.bundle),
     ]
 
 

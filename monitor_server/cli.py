@@ -44,7 +44,7 @@ _SUBCOMMANDS = """subcommands (each with its own --help):
   monitor-server backup DEST       online copy of the SQLite database while the hub runs
   monitor-server users ...         dashboard and API users: add, set-password, list
   monitor-server enroll-token ...  agent enrollment tokens
-  monitor-server releases ...      agent release keys and bundle signatures (keygen, sign)
+  monitor-server releases ...      agent release keys, bundle signatures, publishing (keygen, sign, publish)
 """
 
 
@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         backup_main(args[1:])
         return
-    if args[:1] == ["releases"]:  # files only: no database, no settings (releases_cli.py)
+    if args[:1] == ["releases"]:  # keygen and sign: files only; publish: the database (releases_cli.py)
         from monitor_server.releases_cli import main as releases_main
 
         releases_main(args[1:])

@@ -12,6 +12,7 @@ from typing import Any
 from monitor_server.alerts import AlertService
 from monitor_server.bus import EventBus
 from monitor_server.cluster import Cluster, open_cluster
+from monitor_server.cluster.notice import Kind, Notice
 from monitor_server.cluster.relay import Relay
 from monitor_server.commands import CommandService
 from monitor_server.events import DeviceRemoved, SampleEvent
@@ -20,6 +21,7 @@ from monitor_server.identity.audit import AuditAction
 from monitor_server.identity.principals import Principal
 from monitor_server.ingest import SampleWriter
 from monitor_server.presence import Presence
+from monitor_server.releases import ReleaseService
 from monitor_server.retention import run_retention
 from monitor_server.sessions import SessionRegistry
 from monitor_server.settings import Settings
@@ -49,9 +51,18 @@ class Hub:
     # Failed authentication per client address, shared by every way in.
     throttle: Throttle = field(default_factory=Throttle)
     alerts: AlertService | None = None  # rules, states, notifications (DESIGN §11)
+    releases: ReleaseService = field(init=False)  # rollouts and update offers (DESIGN §12)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _writer_task: asyncio.Task[None] | None = None
     _relay: Relay | None = None
+
+    def __post_init__(self) -> None:
+        self.releases = ReleaseService(self.store, self.sessions)
+
+    def tell_rollout(self, version: str) -> None:
+        """Other hubs offer a rollout saved here to the agents they hold (DESIGN §13)."""
+        if self.cluster.hub_id is not None:
+            self.cluster.tell(Notice(Kind.ROLLOUT, None, {"version": version}))
 
     @classmethod
     def build(cls, settings: Settings) -> Hub:
@@ -102,6 +113,7 @@ class Hub:
                 "(docs/security.md)"
             )
         await self._join_cluster()
+        await self.releases.load()
         await self.presence.rebuild(frozenset(await self.cluster.other_hubs()))
         s = self.settings
         self._writer_task = asyncio.get_running_loop().create_task(self.writer.run())

@@ -22,6 +22,7 @@ from monitor_server import __version__
 from monitor_server.alerts.bodies import NotifierCreate, RuleCreate, RuleUpdate, SilenceCreate
 from monitor_server.http import JSONResponse
 from monitor_server.routes.fleet import OUTCOMES as _OUTCOMES
+from monitor_server.routes.releases import RolloutCreate
 from monitor_server.ui.pages import SECURITY_HEADERS
 from monitor_server.ui.session import COOKIE_NAME
 from protocol import CommandAckBody, CommandCreate, CommandState
@@ -130,6 +131,7 @@ def _request_schemas() -> dict[str, Schema]:
         RuleUpdate,
         NotifierCreate,
         SilenceCreate,
+        RolloutCreate,
     ):
         generated = model.model_json_schema(ref_template=REF.replace("{name}", "{model}"))
         schemas.update(generated.pop("$defs", {}))
@@ -324,6 +326,7 @@ def _response_schemas() -> dict[str, Schema]:
         ),
         **_identity_schemas(),
         **_alert_schemas(),
+        **_release_schemas(),
     }
 
 
@@ -804,6 +807,7 @@ def _paths() -> dict[str, Schema]:
         },
         **_identity_paths(),
         **_alert_paths(),
+        **_release_paths(),
         "/ui/session": {
             "get": {
                 "summary": "Whether the request carries a dashboard session",
@@ -1215,6 +1219,102 @@ def _alert_paths() -> dict[str, Schema]:
     }
 
 
+def _release_schemas() -> dict[str, Schema]:
+    """Answers of the release endpoints (DESIGN §12)."""
+    rollout: dict[str, Schema] = {
+        "version": {"type": "string"},
+        "target": {"type": "object", "description": "`{percent}`, `{devices}` or `{tags}`."},
+        "allow_downgrade": {"type": "boolean"},
+        "paused": {"type": "boolean", "description": "Set when too many of its devices failed."},
+        "created_at": _TIME,
+    }
+    release: dict[str, Schema] = {
+        "version": {"type": "string"},
+        "sha256": {"type": "string"},
+        "signature": {"type": "string", "description": "Ed25519 over the SHA-256 (base64)."},
+        "size": {"type": "integer"},
+        "manifest": {"type": "object"},
+        "created_at": _TIME,
+        "created_by": {"type": "string"},
+        "rollout": _nullable(_ref("Rollout")),
+    }
+    states = ["offered", "downloading", "installed", "failed", "rolled_back"]
+    device: dict[str, Schema] = {
+        "device_id": {"type": "string"},
+        "state": {"type": "string", "enum": states},
+        "reason": {"type": "string"},
+        "updated_at": _TIME,
+    }
+    counts = _object({state: {"type": "integer"} for state in states})
+    return {
+        "Rollout": _object(rollout),
+        "RolloutCreated": _object({**rollout, "offered": {"type": "integer"}}),
+        "Release": _object(release),
+        "ReleaseList": _object({"releases": {"type": "array", "items": _ref("Release")}}),
+        "ReleaseDetail": _object(
+            {**release, "counts": counts, "devices": {"type": "array", "items": _object(device)}}
+        ),
+    }
+
+
+def _release_paths() -> dict[str, Schema]:
+    """DESIGN §12: releases (viewer), rollouts (admin), the bundle (agents with their credential)."""
+    not_found = _use("NotFound")
+    version = {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "description": "The release's version, as published (`monitor-server releases publish`).",
+        "schema": {"type": "string"},
+    }
+    return {
+        "/releases": {
+            "get": _op(
+                "Published releases", {"200": _ok("Oldest first.", _ref("ReleaseList"))}, tag="releases"
+            )
+        },
+        "/releases/{version}": {
+            "get": _op(
+                "One release: its rollout and each device's state, with counts",
+                {"200": _ok("The release.", _ref("ReleaseDetail")), "404": not_found},
+                parameters=[version],
+                tag="releases",
+            )
+        },
+        "/releases/{version}/rollout": {
+            "post": _op(
+                "Roll a release out (admin)",
+                {
+                    "201": _ok(
+                        "The rollout, and how many agents here got the offer.", _ref("RolloutCreated")
+                    ),
+                    "404": not_found,
+                },
+                description="Exactly one of `percent` (a stable hash of the device id), `devices` or"
+                " `tags`; replaces the version's rollout. Connected agents that run under the update"
+                " launcher and another version are offered it at once, others when they connect.",
+                parameters=[version],
+                body="RolloutCreate",
+                tag="releases",
+            )
+        },
+        "/releases/{version}/bundle": {
+            "get": _op(
+                "The release's bundle (a device credential may download it)",
+                {
+                    "200": {
+                        "description": "The bundle file.",
+                        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    "404": not_found,
+                },
+                parameters=[version],
+                tag="releases",
+            )
+        },
+    }
+
+
 def _use_param(name: str) -> Schema:
     return {"$ref": f"#/components/parameters/{name}"}
 
@@ -1231,6 +1331,7 @@ def document() -> Schema:
             {"name": "commands", "description": "Commands for devices: queue, follow, cancel."},
             {"name": "identity", "description": "Users, sessions, API keys, device credentials, audit."},
             {"name": "alerts", "description": "Alert rules, notifiers, silences and the alerts now."},
+            {"name": "releases", "description": "Agent releases: rollouts, per-device progress, bundles."},
             {"name": "hub", "description": "The hub itself."},
         ],
         "paths": _paths(),

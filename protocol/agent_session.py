@@ -27,6 +27,8 @@ from protocol.frames import (
     Heartbeat,
     Hello,
     Stored,
+    UpdateFrame,
+    UpdateStatus,
     Welcome,
 )
 from protocol.plain import decode_hub_frame, encode, encode_json, split_sample
@@ -58,6 +60,14 @@ class CredentialReceived:
     """Rotation: store ``credential`` durably, then send ``AgentSession.credential_saved()``."""
 
     credential: str = field(repr=False)  # a secret: never in a log line or a traceback
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateOffered:
+    """The hub offers a release (DESIGN §12): download, verify and stage it, report with
+    ``AgentSession.update_status``."""
+
+    update: UpdateFrame
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +114,7 @@ AgentEvent = (
     Welcomed
     | CommandReceived
     | CredentialReceived
+    | UpdateOffered
     | AckConfirmed
     | SamplesDone[K]
     | Refused
@@ -208,6 +219,10 @@ class AgentSession(Generic[K]):
         self._credentials_to_confirm -= 1
         return encode(CredentialSaved())
 
+    def update_status(self, version: str, state: str, reason: str = "") -> str:
+        """An ``update_status`` frame (``state``: downloading, installed, failed, rolled_back)."""
+        return encode(UpdateStatus(version=version, state=state, reason=reason[:4096]))  # type: ignore[arg-type]
+
     # Frames in
 
     def receive(self, data: bytes | str) -> list[AgentEvent[K]]:
@@ -231,6 +246,8 @@ class AgentSession(Generic[K]):
             return [CredentialReceived(frame.credential)]
         if isinstance(frame, ErrorFrame):
             return self._error(frame)
+        if isinstance(frame, UpdateFrame):
+            return [UpdateOffered(frame)]
         return [Refused(ErrorCode.UNEXPECTED_FRAME, f"unexpected {type(frame).__name__} frame")]
 
     def _handshake(self, frame: object) -> AgentEvent[K]:

@@ -67,6 +67,7 @@ class Capability(StrEnum):
     """Protocol features an agent announces in ``hello.capabilities`` (beside its command names)."""
 
     STORED_ACKS = "stored_acks"  # number samples with ``seq``; the hub answers ``stored``
+    UPDATES = "updates"  # runs under the update launcher: the hub may send ``update`` frames
 
 
 def offered_commands(capabilities: Iterable[str]) -> list[str]:

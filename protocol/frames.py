@@ -186,9 +186,27 @@ class CredentialSaved(_Frame):
     STRICT: ClassVar[bool] = True
 
 
-AgentFrame = Hello | Metrics | MetricsBatch | Ack | Heartbeat | CredentialSaved
+VERSION_PATTERN = r"^[0-9][0-9A-Za-z.]{0,63}$"  # what ``protocol.release.version_key`` may read
+ReleaseVersion = Annotated[str, Limit(pattern=VERSION_PATTERN)]
+
+
+@dataclass(kw_only=True, slots=True)
+class UpdateStatus(_Frame):
+    """Progress of the update to ``version`` (DESIGN §12): ``downloading``, then ``installed``
+    (it runs and the hub welcomed it), ``failed`` (refused or not installable: ``reason`` says why,
+    with a ``protocol.release.Refusal`` code first) or ``rolled_back`` (it did not reach welcome)."""
+
+    TYPE: ClassVar[str] = "update_status"
+    STRICT: ClassVar[bool] = True
+
+    version: ReleaseVersion
+    state: Literal["downloading", "installed", "failed", "rolled_back"]
+    reason: Text = ""
+
+
+AgentFrame = Hello | Metrics | MetricsBatch | Ack | Heartbeat | CredentialSaved | UpdateStatus
 AGENT_FRAME_TYPES: dict[str, type[AgentFrame]] = {
-    cls.TYPE: cls for cls in (Hello, Metrics, MetricsBatch, Ack, Heartbeat, CredentialSaved)
+    cls.TYPE: cls for cls in (Hello, Metrics, MetricsBatch, Ack, Heartbeat, CredentialSaved, UpdateStatus)
 }
 
 
@@ -258,7 +276,23 @@ class CredentialFrame(_Frame):
     credential: Annotated[str, Limit(min_length=1, max_length=512)] = field(repr=False)
 
 
-HubFrame = Welcome | CommandFrame | Acked | Stored | ErrorFrame | CredentialFrame
+@dataclass(kw_only=True, slots=True)
+class UpdateFrame(_Frame):
+    """A release for this agent (DESIGN §12): download ``url`` (a path on the hub, such as
+    ``/releases/0.2.0/bundle``, fetched with the agent's credential), check ``sha256`` and the
+    Ed25519 ``signature`` against the pinned release key, and hand it to the launcher. A lower
+    version than the running one is refused unless ``allow_downgrade``."""
+
+    TYPE: ClassVar[str] = "update"
+
+    version: ReleaseVersion
+    sha256: Annotated[str, Limit(pattern=r"^[0-9a-f]{64}$")]
+    signature: Annotated[str, Limit(min_length=1, max_length=256)]
+    url: Annotated[str, Limit(min_length=1, max_length=2048)]
+    allow_downgrade: bool = False
+
+
+HubFrame = Welcome | CommandFrame | Acked | Stored | ErrorFrame | CredentialFrame | UpdateFrame
 HUB_FRAME_TYPES: dict[str, type[HubFrame]] = {
-    cls.TYPE: cls for cls in (Welcome, CommandFrame, Acked, Stored, ErrorFrame, CredentialFrame)
+    cls.TYPE: cls for cls in (Welcome, CommandFrame, Acked, Stored, ErrorFrame, CredentialFrame, UpdateFrame)
 }

@@ -22,6 +22,7 @@ from protocol.frames import (
     Heartbeat,
     Hello,
     Stored,
+    UpdateStatus,
     Welcome,
 )
 
@@ -55,7 +56,7 @@ class CredentialStored:
     """The agent stored the credential offered on this connection: retire its old one now."""
 
 
-HubEvent = HelloAccepted | Samples | AckIn | CloseRequested | CredentialStored
+HubEvent = HelloAccepted | Samples | AckIn | CloseRequested | CredentialStored | UpdateStatus
 
 
 class HubSession:
@@ -93,7 +94,7 @@ class HubSession:
         if isinstance(frame, CredentialSaved):
             return self._credential_saved()
         self._bad_in_a_row = 0
-        if isinstance(frame, AckIn):
+        if isinstance(frame, AckIn | UpdateStatus):  # an update's progress: stored by the I/O loop
             return [frame]
         assert isinstance(frame, Heartbeat), frame  # the decoder returns acks and samples wrapped
         return []

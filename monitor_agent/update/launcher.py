@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 
 from monitor_agent.update.install import Checkpoint, Updater, _no_checkpoint
+from monitor_agent.update.receive import LAUNCHER_KEY_ENV
 from monitor_agent.update.state import CURRENT, Layout, Pending, Staged
 
 log = logging.getLogger("monitor_agent.launcher")
@@ -172,8 +174,11 @@ class Launcher:
     def _start(self) -> None:
         argv = self.child_argv()
         log.info("starting %s", " ".join(argv[:2]))
+        env = dict(os.environ)
+        if self.settings.release_key is not None:  # the agent takes updates the hub offers (receive.py)
+            env[LAUNCHER_KEY_ENV] = self.settings.release_key.decode()
         self.child = subprocess.Popen(  # noqa: S603 - the agent we installed, with our own arguments
-            argv, preexec_fn=_die_with_parent if sys.platform == "linux" else None
+            argv, preexec_fn=_die_with_parent if sys.platform == "linux" else None, env=env
         )
 
     def _stop_child(self) -> None:

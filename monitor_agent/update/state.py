@@ -10,6 +10,7 @@ Under the agent's state folder::
     update/incoming/<version>.zip its bundle
     update/pending.json           the journal: which step of which update was reached
     update/result.json            how the last update ended (reported to the hub later)
+    update/result-reported.json   the ``at`` of the result the hub was told (update/receive.py)
     update/welcome-<version>      written by that version when the hub welcomed it
 
 Every file is written to a temporary name, flushed and renamed over the old one; a symlink is

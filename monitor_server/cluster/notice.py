@@ -21,6 +21,7 @@ class Kind:
     DEVICE_REMOVED = "device_removed"
     SAMPLES = "samples"
     IDENTITY = "identity"
+    ROLLOUT = "rollout"  # a release rollout saved: offer it to the agents held here (DESIGN §12)
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,9 @@ class Relay:
             case Kind.IDENTITY:
                 self._identity(notice)
                 return
+            case Kind.ROLLOUT:
+                await self._hub.releases.rollout_changed(str(notice.body.get("version")))
+                return
         if notice.kind != Kind.SAMPLES and notice.device_id:
             self._hub.bus.publish(Relayed(notice.device_id, notice.body))
 

@@ -92,6 +92,14 @@ class PgReleases:
             rollout.created_at,
         )
 
+    async def pause_rollout(self, version: str, created_at: float) -> bool:
+        status = await self._pool.execute(
+            "UPDATE rollouts SET paused = TRUE WHERE version = $1 AND created_at = $2 AND NOT paused",
+            version,
+            created_at,
+        )
+        return str(status) != "UPDATE 0"
+
     async def list_rollouts(self) -> list[Rollout]:
         rows = await self._pool.fetch(f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts ORDER BY created_at, version")
         return [_rollout(r) for r in rows]
@@ -119,6 +127,14 @@ class PgReleases:
             f"SELECT {_DEVICE_COLUMNS} FROM release_devices WHERE version = $1 ORDER BY device_id", version
         )
         return [ReleaseDevice(*r) for r in rows]
+
+    async def get_release_device(self, version: str, device_id: str) -> ReleaseDevice | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_DEVICE_COLUMNS} FROM release_devices WHERE version = $1 AND device_id = $2",
+            version,
+            device_id,
+        )
+        return None if row is None else ReleaseDevice(*row)
 
 
 def _release_row(release: Release) -> tuple[Any, ...]:

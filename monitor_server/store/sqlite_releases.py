@@ -88,6 +88,14 @@ class SQLiteReleases:
                 _rollout_row(rollout),
             )
 
+    async def pause_rollout(self, version: str, created_at: float) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE rollouts SET paused = 1 WHERE version = ? AND created_at = ? AND paused = 0",
+                (version, created_at),
+            )
+            return cur.rowcount > 0
+
     async def list_rollouts(self) -> list[Rollout]:
         rows = await self._fetch(f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts ORDER BY created_at, version")
         return [_rollout(r) for r in rows]
@@ -110,6 +118,13 @@ class SQLiteReleases:
             f"SELECT {_DEVICE_COLUMNS} FROM release_devices WHERE version = ? ORDER BY device_id", (version,)
         )
         return [ReleaseDevice(*r) for r in rows]
+
+    async def get_release_device(self, version: str, device_id: str) -> ReleaseDevice | None:
+        rows = await self._fetch(
+            f"SELECT {_DEVICE_COLUMNS} FROM release_devices WHERE version = ? AND device_id = ?",
+            (version, device_id),
+        )
+        return ReleaseDevice(*rows[0]) if rows else None
 
 
 def _release_row(release: Release) -> tuple[Any, ...]:

@@ -239,10 +239,9 @@ def _clean(layout: Layout) -> None:
     assert all(layout.is_installed(version) for version in live), live
     if layout.versions.exists():
         assert {p.name for p in layout.versions.iterdir()} <= {"current", "previous", *live}
-    assert sorted(p.name for p in layout.update.iterdir() if not p.name.startswith("welcome-")) in (
-        ["incoming", "result.json"],
-        ["incoming"],
-    )
+    # result-reported.json: the agent told the hub about result.json (update/receive.py)
+    left = {p.name for p in layout.update.iterdir() if not p.name.startswith("welcome-")}
+    assert sorted(left - {"result-reported.json"}) in (["incoming", "result.json"], ["incoming"])
     assert not list(layout.incoming.iterdir())
 
 

@@ -35,6 +35,13 @@ async def test_rollouts_replace_per_version(store: Store) -> None:
     second = Rollout("0.2.0", {"devices": ["d1", "d2"]}, True, True, 40.0)
     await store.save_rollout(second)
     assert await store.list_rollouts() == [second]
+    third = Rollout("0.2.0", {"percent": 5}, False, False, 50.0)
+    await store.save_rollout(third)
+    assert not await store.pause_rollout("0.2.0", 40.0)  # the rollout judged was replaced since
+    assert not (await store.get_rollout("0.2.0")).paused  # type: ignore[union-attr]
+    assert await store.pause_rollout("0.2.0", 50.0)
+    assert not await store.pause_rollout("0.2.0", 50.0)
+    assert (await store.get_rollout("0.2.0")).paused  # type: ignore[union-attr]
     assert await store.get_rollout("0.3.0") is None
 
 
@@ -49,3 +56,7 @@ async def test_device_states_upsert(store: Store) -> None:
         ReleaseDevice("0.2.0", "d2", "failed", "bad_signature: no", 2.0),
     ]
     assert await store.list_release_devices("9") == []
+    assert await store.get_release_device("0.2.0", "d2") == ReleaseDevice(
+        "0.2.0", "d2", "failed", "bad_signature: no", 2.0
+    )
+    assert await store.get_release_device("0.2.0", "d3") is None

@@ -1,0 +1,163 @@
+"""Agent releases on the hub (DESIGN §12): rollouts, offers to connected agents, their progress.
+
+A rollout targets a release at ``{"percent": n}`` (a stable hash of the device id below n, so a
+device stays in or out as the percentage grows), ``{"devices": [..]}`` or ``{"tags": [..]}``. The
+hub offers the release (an ``update`` frame) to each targeted agent it holds that announced the
+``updates`` capability and runs another version: when the rollout is created (here, or on another
+hub: the ``rollout`` notice) and when such an agent says hello. An agent whose update of that
+version failed or was rolled back is not offered it again at hello (only by a new rollout).
+
+Progress comes back in ``update_status`` frames and is stored per (version, device). A rollout
+pauses itself when more than ``PAUSE_SHARE`` of the devices that reported on it (counting at least
+``PAUSE_SAMPLE``) failed or rolled back: no more offers until a new rollout of that version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from monitor_server.store import Store
+from monitor_server.store.release_records import DeviceUpdateState, Release, ReleaseDevice, Rollout
+from protocol.codec import encode
+from protocol.codes import Capability
+from protocol.frames import UpdateFrame, UpdateStatus
+
+if TYPE_CHECKING:
+    from monitor_server.agent_socket import AgentSocket
+    from monitor_server.sessions import SessionRegistry
+
+log = logging.getLogger("monitor_server.releases")
+
+PAUSE_SHARE = 0.2
+PAUSE_SAMPLE = 10
+_FAILED = {DeviceUpdateState.FAILED.value, DeviceUpdateState.ROLLED_BACK.value}
+
+
+def bundle_path(version: str) -> str:
+    """Where agents download a release's bundle (relative to the hub they are connected to)."""
+    return f"/releases/{version}/bundle"
+
+
+def in_percent(device_id: str, percent: float) -> bool:
+    """Whether ``device_id`` falls in the first ``percent`` of the fleet (stable for a device)."""
+    bucket = int.from_bytes(hashlib.sha256(device_id.encode()).digest()[:8], "big") % 10_000
+    return bucket < percent * 100
+
+
+def targets(rollout: Rollout, device_id: str, tags: set[str]) -> bool:
+    """Whether ``rollout`` is meant for this device (``tags``: the operators' and the agent's)."""
+    target = rollout.target
+    if "devices" in target:
+        return device_id in target["devices"]
+    if "tags" in target:
+        return bool(tags & set(target["tags"]))
+    return in_percent(device_id, float(target.get("percent", 0)))
+
+
+class ReleaseService:
+    """Rollouts kept in memory (few, read at every hello) and the offers they make."""
+
+    def __init__(self, store: Store, sessions: SessionRegistry) -> None:
+        self._store = store
+        self._sessions = sessions
+        self._rollouts: dict[str, tuple[Rollout, Release]] = {}
+
+    async def load(self) -> None:
+        """Read every rollout and its release from the store (at start and when one changes)."""
+        loaded: dict[str, tuple[Rollout, Release]] = {}
+        for rollout in await self._store.list_rollouts():
+            release = await self._store.get_release(rollout.version)
+            if release is not None:
+                loaded[rollout.version] = (rollout, release)
+        self._rollouts = loaded
+
+    async def rollout_changed(self, version: str) -> int:
+        """A rollout of ``version`` was saved (here or on another hub): offer it to the agents here."""
+        await self.load()
+        if version not in self._rollouts:
+            return 0
+        rollout, release = self._rollouts[version]
+        offered = 0
+        for device_id in self._sessions.device_ids():
+            socket = self._sessions.get(device_id)
+            if socket is not None and await self._offer(socket, rollout, release, retry_failed=True):
+                offered += 1
+        log.info("rollout of %s: offered to %d connected agents here", version, offered)
+        return offered
+
+    async def on_connected(self, socket: AgentSocket) -> None:
+        """An agent said hello: offer it the newest rollout that targets it, if any."""
+        for rollout, release in sorted(self._rollouts.values(), key=lambda pair: -pair[0].created_at):
+            if await self._offer(socket, rollout, release, retry_failed=False):
+                return
+
+    async def _offer(
+        self, socket: AgentSocket, rollout: Rollout, release: Release, retry_failed: bool
+    ) -> bool:
+        hello = socket.session.hello
+        if rollout.paused or hello is None or Capability.UPDATES not in hello.capabilities:
+            return False
+        if hello.agent_version == release.version:
+            return False
+        tags = set(hello.tags)
+        if "tags" in rollout.target:
+            device = await self._store.get_device(socket.device_id)
+            tags |= set(device.all_tags()) if device is not None else set()
+        if not targets(rollout, socket.device_id, tags):
+            return False
+        known = await self._store.get_release_device(release.version, socket.device_id)
+        if not retry_failed and known is not None and known.state in _FAILED:
+            return False
+        await self._store.set_release_device(
+            ReleaseDevice(release.version, socket.device_id, DeviceUpdateState.OFFERED.value, "", time.time())
+        )
+        frame = UpdateFrame(
+            version=release.version,
+            sha256=release.sha256,
+            signature=release.signature,
+            url=bundle_path(release.version),
+            allow_downgrade=rollout.allow_downgrade,
+        )
+        socket.send(encode(frame))
+        log.info("offered release %s to agent %s", release.version, socket.device_id)
+        return True
+
+    async def on_status(self, device_id: str, status: UpdateStatus) -> None:
+        """Store an agent's progress; pause the rollout when too many of its devices failed."""
+        if await self._store.get_release(status.version) is None:
+            log.warning("agent %s reports on unknown release %s", device_id, status.version)
+            return
+        await self._store.set_release_device(
+            ReleaseDevice(status.version, device_id, status.state, status.reason, time.time())
+        )
+        log.info("agent %s: update to %s %s %s", device_id, status.version, status.state, status.reason)
+        if status.state in _FAILED:
+            await self._maybe_pause(status.version)
+
+    async def _maybe_pause(self, version: str) -> None:
+        rollout = await self._store.get_rollout(version)
+        if rollout is None or rollout.paused:
+            return
+        # Only what happened since this rollout: an earlier one's failures were judged already.
+        states = [
+            s for s in await self._store.list_release_devices(version) if s.updated_at >= rollout.created_at
+        ]
+        failed = sum(1 for entry in states if entry.state in _FAILED)
+        reported = sum(1 for entry in states if entry.state != DeviceUpdateState.OFFERED.value)
+        if failed <= PAUSE_SHARE * max(1, min(reported, PAUSE_SAMPLE)):
+            return
+        # Not a rollout saved since (a new POST): that one starts unpaused.
+        if await self._store.pause_rollout(version, rollout.created_at):
+            await self.load()
+            log.warning("rollout of %s paused: %d of %d devices failed", version, failed, reported)
+
+
+def summary(states: list[ReleaseDevice]) -> dict[str, Any]:
+    """Counts per state and the list, as ``GET /releases/{version}`` shows them."""
+    counts = {state.value: 0 for state in DeviceUpdateState}
+    for entry in states:
+        counts[entry.state] = counts.get(entry.state, 0) + 1
+    return {"counts": counts, "devices": [entry.to_json() for entry in states]}
