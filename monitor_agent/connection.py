@@ -485,6 +485,7 @@ class _Connection:
         try:
             receive.precheck(updates, offer.version, offer.allow_downgrade)
             url = receive.bundle_url(self.hub_url, offer.url)
+            await asyncio.sleep(random.uniform(0, offer.jitter))  # spreads a fleet's downloads
             await self._report(offer.version, "downloading", "")
             headers = self.credentials.headers() if self.credentials is not None else {}
             staged = await asyncio.to_thread(

@@ -33,6 +33,10 @@ log = logging.getLogger("monitor_server.releases")
 
 PAUSE_SHARE = 0.2
 PAUSE_SAMPLE = 10
+# Downloads are spread: an agent starts within ``jitter`` s, SPREAD s per agent offered at once (the
+# agents this hub holds, at hello: a reconnect storm), at most MAX_JITTER s.
+SPREAD = 0.1
+MAX_JITTER = 300.0
 _FAILED = {DeviceUpdateState.FAILED.value, DeviceUpdateState.ROLLED_BACK.value}
 
 
@@ -80,23 +84,26 @@ class ReleaseService:
         if version not in self._rollouts:
             return 0
         rollout, release = self._rollouts[version]
-        offered = 0
-        for device_id in self._sessions.device_ids():
-            socket = self._sessions.get(device_id)
-            if socket is not None and await self._offer(socket, rollout, release, retry_failed=True):
-                offered += 1
+        sockets = [s for d in self._sessions.device_ids() if (s := self._sessions.get(d)) is not None]
+        chosen = [s for s in sockets if await self._wanted(s, rollout, release, retry_failed=True)]
+        jitter = _jitter(len(chosen))
+        for socket in chosen:
+            await self._send_offer(socket, rollout, release, jitter)
+        offered = len(chosen)
         log.info("rollout of %s: offered to %d connected agents here", version, offered)
         return offered
 
     async def on_connected(self, socket: AgentSocket) -> None:
         """An agent said hello: offer it the newest rollout that targets it, if any."""
         for rollout, release in sorted(self._rollouts.values(), key=lambda pair: -pair[0].created_at):
-            if await self._offer(socket, rollout, release, retry_failed=False):
+            if await self._wanted(socket, rollout, release, retry_failed=False):
+                await self._send_offer(socket, rollout, release, _jitter(len(self._sessions)))
                 return
 
-    async def _offer(
+    async def _wanted(
         self, socket: AgentSocket, rollout: Rollout, release: Release, retry_failed: bool
     ) -> bool:
+        """Whether ``rollout`` is for this agent now."""
         hello = socket.session.hello
         if rollout.paused or hello is None or Capability.UPDATES not in hello.capabilities:
             return False
@@ -109,8 +116,11 @@ class ReleaseService:
         if not targets(rollout, socket.device_id, tags):
             return False
         known = await self._store.get_release_device(release.version, socket.device_id)
-        if not retry_failed and known is not None and known.state in _FAILED:
-            return False
+        return retry_failed or known is None or known.state not in _FAILED
+
+    async def _send_offer(
+        self, socket: AgentSocket, rollout: Rollout, release: Release, jitter: float
+    ) -> None:
         await self._store.set_release_device(
             ReleaseDevice(release.version, socket.device_id, DeviceUpdateState.OFFERED.value, "", time.time())
         )
@@ -120,10 +130,10 @@ class ReleaseService:
             signature=release.signature,
             url=bundle_path(release.version),
             allow_downgrade=rollout.allow_downgrade,
+            jitter=jitter,
         )
         socket.send(encode(frame))
         log.info("offered release %s to agent %s", release.version, socket.device_id)
-        return True
 
     async def on_status(self, device_id: str, status: UpdateStatus) -> None:
         """Store an agent's progress; pause the rollout when too many of its devices failed."""
@@ -153,6 +163,10 @@ class ReleaseService:
         if await self._store.pause_rollout(version, rollout.created_at):
             await self.load()
             log.warning("rollout of %s paused: %d of %d devices failed", version, failed, reported)
+
+
+def _jitter(agents: int) -> float:
+    return round(min(MAX_JITTER, SPREAD * agents), 3)
 
 
 def summary(states: list[ReleaseDevice]) -> dict[str, Any]:

@@ -290,6 +290,9 @@ class UpdateFrame(_Frame):
     signature: Annotated[str, Limit(min_length=1, max_length=256)]
     url: Annotated[str, Limit(min_length=1, max_length=2048)]
     allow_downgrade: bool = False
+    # Seconds within which to start the download, at a moment drawn at random: the hub spreads
+    # a fleet's downloads instead of taking them all at once.
+    jitter: Annotated[float, Limit(ge=0, le=3600)] = 0.0
 
 
 HubFrame = Welcome | CommandFrame | Acked | Stored | ErrorFrame | CredentialFrame | UpdateFrame

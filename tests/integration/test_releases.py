@@ -100,6 +100,7 @@ async def test_rollout_to_devices_offers_update_to_those_connected(
         "sha256": signed["sha256"],
         "signature": signed["signature"],
         "url": "/releases/0.2.0/bundle",
+        "jitter": 0.1,  # one agent offered at once: 0.1 s to start its download in
     }
     await no_frame(other, "update")
     await no_frame(plain, "update")
