@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -343,3 +344,31 @@ async def test_agent_reports_the_launchers_result_once(
     finally:
         await local.stop()
     assert receive.unreported_result(updates) is None
+
+
+async def test_agent_refuses_a_truncated_download(
+    hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path, key: Path
+) -> None:
+    """A bundle cut short on its way (here: in the hub's database) fails the hash check: failed,
+    hash_mismatch, nothing staged, and the agent stays connected on its version."""
+    bundle = platform_bundle(tmp_path, "0.2.0")
+    await asyncio.to_thread(publish, bundle, key, hub.settings.db, "test")
+    with sqlite3.connect(hub.settings.db) as db:
+        db.execute("UPDATE releases SET bundle = ? WHERE version = '0.2.0'", (bundle.read_bytes()[:-100],))
+    state = tmp_path / "state"
+    updates = Updates(state, (tmp_path / "keys" / "release.pub").read_bytes(), "0.1.0")
+    local = start_local_agent(state, ws_transport(hub.ws_url, hub.token, updates=updates), device_id="ota-4")
+    try:
+        await eventually(lambda: device(api, "ota-4"), 10, "agent connected")
+        await api.post("/releases/0.2.0/rollout", json={"devices": ["ota-4"]})
+
+        async def failed() -> dict[str, str]:
+            found = await device_state(api, "0.2.0", "ota-4")
+            return found if found.get("state") == "failed" else {}
+
+        assert (await eventually(failed, 10, "refused"))["reason"].startswith("hash_mismatch:")
+        assert Layout(state).read_staged() is None
+        assert not list(Layout(state).update.glob(".download-*"))
+        assert (await device(api, "ota-4") or {}).get("online")
+    finally:
+        await local.stop()
