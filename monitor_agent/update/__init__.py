@@ -6,7 +6,8 @@
 ``launcher`` ``monitor-agent launch``: runs ``current``, applies staged updates, watches the new
              version until it reaches ``welcome`` and restores the previous one if it does not
 ``commands`` the subcommands' argument parsers (loaded with the CLI, so kept light)
+``receive``  the running agent's part of an update the hub offers: download, stage, report
 
-Nothing here is imported by ``monitor-agent run``: the daemon's memory stays what it was, and the
-swap never happens inside the running agent's socket handler.
+``monitor-agent run`` imports only ``state`` and ``receive`` (standard library only; the rest loads
+when an update arrives), and the swap never happens inside the running agent's socket handler.
 """

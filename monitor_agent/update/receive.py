@@ -19,8 +19,6 @@ import contextlib
 import logging
 import os
 import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +80,8 @@ def bundle_url(ws_url: str, path: str) -> str:
 
 def download(url: str, headers: Mapping[str, str], dest: Path, context: ssl.SSLContext | None) -> None:
     """Fetch ``url`` into ``dest`` (blocking: run it in a thread)."""
+    import urllib.request  # only when an update arrives: the daemon stays as light as it was
+
     request = urllib.request.Request(url, headers=dict(headers))  # noqa: S310 - http(s) only, checked above
     dest.parent.mkdir(parents=True, exist_ok=True)
     size = 0
@@ -157,6 +157,8 @@ def mark_reported(updates: Updates) -> None:
 
 def describe(exc: BaseException) -> str:
     """``code: reason`` for the hub: a refusal's code, else what failed."""
+    import urllib.error
+
     from protocol.release import ReleaseRefused
 
     if isinstance(exc, ReleaseRefused):
