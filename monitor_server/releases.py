@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from monitor_server.store import Store
@@ -64,9 +65,12 @@ def targets(rollout: Rollout, device_id: str, tags: set[str]) -> bool:
 class ReleaseService:
     """Rollouts kept in memory (few, read at every hello) and the offers they make."""
 
-    def __init__(self, store: Store, sessions: SessionRegistry) -> None:
+    def __init__(
+        self, store: Store, sessions: SessionRegistry, changed: Callable[[str], None] = lambda version: None
+    ) -> None:
         self._store = store
         self._sessions = sessions
+        self._changed = changed  # tells the other hubs (their cached rollouts: a pause)
         self._rollouts: dict[str, tuple[Rollout, Release]] = {}
 
     async def load(self) -> None:
@@ -77,6 +81,10 @@ class ReleaseService:
             if release is not None:
                 loaded[rollout.version] = (rollout, release)
         self._rollouts = loaded
+
+    def paused_versions(self) -> set[str]:
+        """Versions whose rollout is paused, as this hub last read them."""
+        return {version for version, (rollout, _) in self._rollouts.items() if rollout.paused}
 
     async def rollout_changed(self, version: str) -> int:
         """A rollout of ``version`` was saved (here or on another hub): offer it to the agents here."""
@@ -162,6 +170,7 @@ class ReleaseService:
         # Not a rollout saved since (a new POST): that one starts unpaused.
         if await self._store.pause_rollout(version, rollout.created_at):
             await self.load()
+            self._changed(version)
             log.warning("rollout of %s paused: %d of %d devices failed", version, failed, reported)
 
 
