@@ -39,6 +39,7 @@ class AuditAction(StrEnum):
     API_KEY_DELETED = "api_key_deleted"
     ENROLLMENT_TOKEN_CREATED = "enrollment_token_created"  # noqa: S105 - an action name
     ENROLLMENT_TOKEN_DELETED = "enrollment_token_deleted"  # noqa: S105 - an action name
+    RELEASE_ROLLOUT = "release_rollout"  # DESIGN §12: a rollout created or replaced
 
 
 class Audit:

@@ -14,10 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from monitor_server.http import JSONResponse, hub_of, read_model
+from monitor_server.identity.audit import AuditAction
 from monitor_server.identity.authz import principal_of, requires
 from monitor_server.identity.principals import Role
 from monitor_server.releases import summary
 from monitor_server.store.release_records import Release, Rollout
+from monitor_server.throttle import client_address
 from protocol.frames import DEVICE_ID_PATTERN, TAG_PATTERN, VERSION_PATTERN
 
 log = logging.getLogger("monitor_server.releases")
@@ -94,6 +96,13 @@ async def create_rollout(request: Request) -> Response:
     hub = hub_of(request)
     rollout = Rollout(release.version, body.target(), body.allow_downgrade, False, time.time())
     await hub.store.save_rollout(rollout)
+    await hub.identity.audit.record(
+        AuditAction.RELEASE_ROLLOUT,
+        principal_of(request),
+        release.version,
+        client_address(request),
+        rollout.to_json(),
+    )
     offered = await hub.releases.rollout_changed(release.version)
     hub.tell_rollout(release.version)
     log.info("rollout of %s to %s by %s", release.version, rollout.target, principal_of(request).name)

@@ -66,6 +66,16 @@ async def hello(
     return ws
 
 
+async def closed(api: httpx.AsyncClient, ws: ClientConnection, device_id: str) -> None:
+    """Close the socket and wait until the hub has the device offline (the next hello is a new session)."""
+    await ws.close()
+
+    async def offline() -> bool:
+        return not (await api.get(f"/devices/{device_id}")).json()["online"]
+
+    await eventually(offline, 5, f"{device_id} offline")
+
+
 async def no_frame(ws: ClientConnection, kind: str, within: float = 0.5) -> None:
     with pytest.raises(TimeoutError):
         await next_frame(ws, kind, within)
@@ -94,6 +104,8 @@ async def test_rollout_to_devices_offers_update_to_those_connected(
     answer = await api.post("/releases/0.2.0/rollout", json={"devices": ["upd-1", "upd-3"]})
     assert answer.status_code == 201, answer.text
     assert answer.json()["offered"] == 1 and answer.json()["target"] == {"devices": ["upd-1", "upd-3"]}
+    audit = (await api.get("/audit")).json()["events"]
+    assert any(e["action"] == "release_rollout" and e["target"] == "0.2.0" for e in audit), audit
     update = await next_frame(target, "update")
     assert update == {
         "type": "update",
@@ -119,7 +131,7 @@ async def test_targeted_agent_is_offered_at_hello_unless_on_that_version_or_fail
     assert (await api.patch("/devices/late", json={"tags": ["canary"]})).status_code == 404
     ws = await hello(hub, "late", updates=False)  # the device exists now; tag it
     assert (await api.patch("/devices/late", json={"tags": ["canary"]})).status_code == 200
-    await ws.close()
+    await closed(api, ws, "late")
     ws = await hello(hub, "late")
     assert (await next_frame(ws, "update"))["version"] == "0.2.0"
     await send(
@@ -130,10 +142,10 @@ async def test_targeted_agent_is_offered_at_hello_unless_on_that_version_or_fail
         return (await device_state(api, "0.2.0", "late")).get("state") == "failed"
 
     await eventually(failed, 5, "failure stored")
-    await ws.close()
+    await closed(api, ws, "late")
     ws = await hello(hub, "late")
     await no_frame(ws, "update")  # it failed: not offered again until a new rollout
-    await ws.close()
+    await closed(api, ws, "late")
     ws = await hello(hub, "late", version="0.2.0")
     await no_frame(ws, "update")
     await ws.close()
