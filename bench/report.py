@@ -481,7 +481,7 @@ def _cluster(r: dict[str, Any]) -> list[str]:
         f"Medians: every device of the dead hub offline on B after **{take['offline_all_s']} s**; every "
         f"agent given both URLs listed online again through B after **{take['back_all_s']} s** (median "
         f"device {take['back_median_s']} s; their hellos reached B by {take.get('hello_all_s', '?')} s, "
-        f"the listing waits for B's presence writes, one device at a time)."
+        f"the listing waits for B's presence writes)."
         + "".join(f" Run {i + 1}:{_hub_log(w.get('hub_log'))}" for i, w in enumerate(take["runs"]))
     )
     lines += [
