@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from monitor_server.store import pg_rollups as rollups
@@ -32,6 +31,7 @@ from monitor_server.store.records import (
     tier_for,
     tier_step,
 )
+from monitor_server.store.rows import command_of, device_of, dumps, same_body, sample_of
 from protocol.codes import PresenceReason
 from protocol.commands import FINAL_STATES, OPEN_STATES, CommandState, sources_of, transition
 from protocol.errors import Conflict, IllegalTransition, NotFound
@@ -111,13 +111,13 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
 
     async def list_devices(self) -> list[Device]:
         rows = await self._pool.fetch(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY device_id")
-        return [_device(r) for r in rows]
+        return [device_of(r) for r in rows]
 
     async def get_device(self, device_id: str) -> Device | None:
         row = await self._pool.fetchrow(
             f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = $1", _key(device_id)
         )
-        return None if row is None else _device(row)
+        return None if row is None else device_of(row)
 
     async def query_samples(
         self, device_id: str, since: float | None, until: float | None, limit: int
@@ -130,7 +130,7 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
             _upper(until),
             _limit(limit),
         )
-        return [_sample(r) for r in reversed(rows)]
+        return [sample_of(r) for r in reversed(rows)]
 
     async def query_buckets(
         self, device_id: str, since: float | None, until: float | None, step: float, limit: int
@@ -182,7 +182,7 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
         return await self._set_device(device_id, "display_name", name)
 
     async def set_device_tags(self, device_id: str, tags: Sequence[str]) -> Device | None:
-        return await self._set_device(device_id, "tags", _dumps(sorted(set(tags))))
+        return await self._set_device(device_id, "tags", dumps(sorted(set(tags))))
 
     async def _set_device(self, device_id: str, column: str, value: str | None) -> Device | None:
         row = await self._pool.fetchrow(
@@ -190,7 +190,7 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
             value,
             _key(device_id),
         )
-        return None if row is None else _device(row)
+        return None if row is None else device_of(row)
 
     async def delete_device(self, device_id: str) -> RemovedDevice | None:
         try:
@@ -294,7 +294,7 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
         values = (
             device_id,
             command,
-            _dumps(args),
+            dumps(args),
             CommandState.PENDING.value,
             at,
             idempotency_key,
@@ -305,7 +305,7 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
             if new_id is None:
                 existing = await _one_command(conn, device_id, None, idempotency_key)
                 assert existing is not None, "the key's command conflicted, so it exists"
-                if not _same_body(existing, command, args):
+                if not same_body(existing, command, args):
                     raise Conflict(
                         f"Idempotency-Key {idempotency_key!r} was already used for command"
                         f" {existing.id} with a different body; use a new key for a new command"
@@ -332,7 +332,7 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
             f"SELECT {_CMD_COLUMNS} FROM commands WHERE idempotency_key = $1 ORDER BY device_id",
             _key(idempotency_key),
         )
-        return [_command(r) for r in rows]
+        return [command_of(r) for r in rows]
 
     async def list_commands(self, device_id: str, limit: int) -> list[Command]:
         rows = await self._pool.fetch(
@@ -340,7 +340,7 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
             _key(device_id),
             _limit(limit),
         )
-        return [_command(r) for r in rows]
+        return [command_of(r) for r in rows]
 
     async def open_commands(
         self, device_id: str, after_id: int = 0, limit: int = -1, at: float | None = None
@@ -356,7 +356,7 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
             _lower(at),
             _limit(limit),
         )
-        return [_command(r) for r in rows]
+        return [command_of(r) for r in rows]
 
     async def expire_commands(self, at: float, device_id: str | None = None) -> list[Command]:
         """Mark ``expired`` the open commands (of one device, or all) whose expiry is at or before ``at``.
@@ -372,7 +372,7 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
             *params,
             CommandState.EXPIRED.value,
         )
-        return sorted((_command(r) for r in rows), key=lambda command: command.id)
+        return sorted((command_of(r) for r in rows), key=lambda command: command.id)
 
     async def mark_delivered(self, command_ids: Sequence[int], at: float) -> list[Command]:
         """Move pending commands to delivered; return only those that changed state, by id."""
@@ -386,7 +386,7 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
             list(command_ids),
             _DELIVERABLE,
         )
-        return sorted((_command(r) for r in rows), key=lambda command: command.id)
+        return sorted((command_of(r) for r in rows), key=lambda command: command.id)
 
     async def ack_command(
         self,
@@ -398,11 +398,11 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
         at: float,
     ) -> tuple[Command, bool]:
         """Store the first acknowledgement; later ones (or one after cancel or expiry) change nothing."""
-        values = (CommandState.ACKED.value, at, success, message, _dumps(result))
+        values = (CommandState.ACKED.value, at, success, message, dumps(result))
         async with self._tx() as conn:
             row = await conn.fetchrow(_ACK, *values, _key(device_id), command_id, _ACKABLE)
             if row is not None:
-                return _command(row), True
+                return command_of(row), True
             current = await _one_command(conn, _key(device_id), command_id)
         if current is None:
             raise NotFound(f"command {command_id} does not exist for device {device_id!r}")
@@ -432,7 +432,7 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
                 at,
                 command_id,
             )
-        return _command(row)
+        return command_of(row)
 
 
 class _NothingToRemove(Exception):
@@ -539,7 +539,7 @@ async def _one_command(
         device_id,
         value,
     )
-    return None if row is None else _command(row)
+    return None if row is None else command_of(row)
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -570,14 +570,6 @@ def _upper(until: float | None) -> float:
     return float("inf") if until is None else until
 
 
-def _dumps(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
-def _loads(value: str | None) -> Any:
-    return None if value is None else orjson.loads(value)
-
-
 def _text(value: Any) -> str | None:
     """A value for a text column, as SQLite's TEXT affinity stores it."""
     return None if value is None else str(value)
@@ -589,7 +581,7 @@ def _in_order(samples: Sequence[Sample]) -> list[Sample]:
 
 
 def _sample_row(s: Sample) -> tuple[Any, ...]:
-    return (s.device_id, s.ts, s.cpu, s.ram, s.disk, s.uptime_sec, s.status, _dumps(s.extra or None))
+    return (s.device_id, s.ts, s.cpu, s.ram, s.disk, s.uptime_sec, s.status, dumps(s.extra or None))
 
 
 def _latest_row(s: Sample) -> tuple[Any, ...]:
@@ -598,64 +590,9 @@ def _latest_row(s: Sample) -> tuple[Any, ...]:
     return (
         s.device_id,
         s.ts,
-        _dumps(payload),
+        dumps(payload),
         _text(extra.get("hostname")),
         _text(extra.get("agent_version")),
         s.status,
         _text(extra.get("last_error")),
     )
-
-
-def _sample(r: asyncpg.Record) -> Sample:
-    return Sample(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _loads(r[7]) or {})
-
-
-def _device(r: asyncpg.Record) -> Device:
-    return Device(
-        device_id=r[0],
-        hostname=r[1],
-        agent_version=r[2],
-        platform=r[3],
-        status=r[4],
-        last_error=r[5],
-        first_seen=r[6],
-        last_seen=r[7],
-        last_payload=_loads(r[8]),
-        online=r[9],
-        connection=r[10],
-        presence_reason=r[11],
-        presence_since=r[12],
-        name=r[13],
-        tags=tuple(_loads(r[14]) or ()),
-        agent_tags=tuple(_loads(r[15]) or ()),
-        commands=None if r[16] is None else tuple(_loads(r[16])),
-        hub_id=r[17],
-    )
-
-
-def _command(r: asyncpg.Record) -> Command:
-    return Command(
-        id=r[0],
-        device_id=r[1],
-        command=r[2],
-        args=_loads(r[3]),
-        state=CommandState(r[4]),
-        created_at=r[5],
-        delivered_at=r[6],
-        acked_at=r[7],
-        cancelled_at=r[8],
-        success=r[9],
-        message=r[10],
-        result=_loads(r[11]),
-        idempotency_key=r[12],
-        expires_at=r[13],
-    )
-
-
-def _same_body(existing: Command, command: str, args: dict[str, Any] | None) -> bool:
-    """Whether a repeated enqueue asks for the same command: same name, same args as JSON."""
-    return existing.command == command and _canonical(existing.args) == _canonical(args)
-
-
-def _canonical(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-import orjson
 
 from monitor_server.store.records import (
     ROLLUP_FIELDS,
@@ -34,6 +33,7 @@ from monitor_server.store.records import (
     tier_for,
     tier_step,
 )
+from monitor_server.store.rows import command_of, device_of, dumps, loads, same_body, sample_of
 from monitor_server.store.schema import MIGRATIONS
 from monitor_server.store.sqlite_alerts import SQLiteAlerts
 from monitor_server.store.sqlite_releases import SQLiteReleases
@@ -67,14 +67,6 @@ _DELIVERABLE_SQL, _DELIVERABLE_ARGS = _state_in(sources_of(CommandState.DELIVERE
 _ACKABLE_SQL, _ACKABLE_ARGS = _state_in(sources_of(CommandState.ACKED))
 _CANCELLABLE_SQL, _CANCELLABLE_ARGS = _state_in(sources_of(CommandState.CANCELLED))
 _EXPIRABLE_SQL, _EXPIRABLE_ARGS = _state_in(sources_of(CommandState.EXPIRED))
-
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
-def _loads(value: str | None) -> Any:
-    return None if value is None else orjson.loads(value)
 
 
 class SQLiteStore(SQLiteAlerts, SQLiteReleases):
@@ -172,11 +164,11 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
 
     async def list_devices(self) -> list[Device]:
         rows = await self._fetch(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY device_id")
-        return [_device(r) for r in rows]
+        return [device_of(r) for r in rows]
 
     async def get_device(self, device_id: str) -> Device | None:
         rows = await self._fetch(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,))
-        return _device(rows[0]) if rows else None
+        return device_of(rows[0]) if rows else None
 
     async def query_samples(
         self, device_id: str, since: float | None, until: float | None, limit: int
@@ -191,7 +183,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
                 limit,
             ),
         )
-        return [_sample(r) for r in reversed(rows)]
+        return [sample_of(r) for r in reversed(rows)]
 
     async def query_buckets(
         self, device_id: str, since: float | None, until: float | None, step: float, limit: int
@@ -262,7 +254,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         return await self._set_device(device_id, "display_name", name)
 
     async def set_device_tags(self, device_id: str, tags: Sequence[str]) -> Device | None:
-        return await self._set_device(device_id, "tags", _dumps(sorted(set(tags))))
+        return await self._set_device(device_id, "tags", dumps(sorted(set(tags))))
 
     async def _set_device(self, device_id: str, column: str, value: str | None) -> Device | None:
         async with (
@@ -273,7 +265,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
             ) as cur,
         ):
             row = await cur.fetchone()
-        return _device(row) if row is not None else None
+        return device_of(row) if row is not None else None
 
     async def delete_device(self, device_id: str) -> RemovedDevice | None:
         try:
@@ -371,7 +363,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
                     db, "device_id = ? AND idempotency_key = ?", (device_id, idempotency_key)
                 )
                 if existing is not None:
-                    if not _same_body(existing, command, args):
+                    if not same_body(existing, command, args):
                         raise Conflict(
                             f"Idempotency-Key {idempotency_key!r} was already used for command"
                             f" {existing.id} with a different body; use a new key for a new command"
@@ -384,7 +376,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
                 (
                     device_id,
                     command,
-                    _dumps(args),
+                    dumps(args),
                     CommandState.PENDING.value,
                     at,
                     idempotency_key,
@@ -409,21 +401,21 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
             f"SELECT {_CMD_COLUMNS} FROM commands WHERE device_id = ? AND id = ?",
             (device_id, command_id),
         )
-        return _command(rows[0]) if rows else None
+        return command_of(rows[0]) if rows else None
 
     async def commands_with_key(self, idempotency_key: str) -> list[Command]:
         rows = await self._fetch(
             f"SELECT {_CMD_COLUMNS} FROM commands WHERE idempotency_key = ? ORDER BY device_id",
             (idempotency_key,),
         )
-        return [_command(r) for r in rows]
+        return [command_of(r) for r in rows]
 
     async def list_commands(self, device_id: str, limit: int) -> list[Command]:
         rows = await self._fetch(
             f"SELECT {_CMD_COLUMNS} FROM commands WHERE device_id = ? ORDER BY id DESC LIMIT ?",
             (device_id, limit),
         )
-        return [_command(r) for r in rows]
+        return [command_of(r) for r in rows]
 
     async def open_commands(
         self, device_id: str, after_id: int = 0, limit: int = -1, at: float | None = None
@@ -434,7 +426,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
             " AND (expires_at IS NULL OR expires_at > ?) ORDER BY id LIMIT ?",
             (device_id, after_id, *_OPEN_ARGS, float("-inf") if at is None else at, limit),
         )
-        return [_command(r) for r in rows]
+        return [command_of(r) for r in rows]
 
     async def expire_commands(self, at: float, device_id: str | None = None) -> list[Command]:
         """Mark ``expired`` the open commands (of one device, or all) whose expiry is at or before ``at``.
@@ -491,7 +483,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
                     at,
                     int(success),
                     message,
-                    _dumps(result),
+                    dumps(result),
                     device_id,
                     command_id,
                     *_ACKABLE_ARGS,
@@ -663,7 +655,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
                     token.expires_at,
                     token.max_uses,
                     token.uses,
-                    _dumps(list(token.tags)),
+                    dumps(list(token.tags)),
                     int(token.revoked),
                 ),
             )
@@ -782,7 +774,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
                     event.action,
                     event.target,
                     event.address,
-                    _dumps(event.detail),
+                    dumps(event.detail),
                 ),
             )
             assert cur.lastrowid is not None
@@ -794,7 +786,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
             " WHERE at >= ? ORDER BY id DESC LIMIT ?",
             (float("-inf") if since is None else since, limit),
         )
-        return [AuditEvent(r[1], r[2], r[3], r[4], r[5], r[6], _loads(r[7]), id=r[0]) for r in rows]
+        return [AuditEvent(r[1], r[2], r[3], r[4], r[5], r[6], loads(r[7]), id=r[0]) for r in rows]
 
 
 _UPDATE_LATEST = (
@@ -943,7 +935,7 @@ def _bucket(device_id: str, r: aiosqlite.Row) -> Sample:
 
 
 def _sample_row(s: Sample) -> tuple[Any, ...]:
-    return (s.device_id, s.ts, s.cpu, s.ram, s.disk, s.uptime_sec, s.status, _dumps(s.extra or None))
+    return (s.device_id, s.ts, s.cpu, s.ram, s.disk, s.uptime_sec, s.status, dumps(s.extra or None))
 
 
 def _latest_row(s: Sample) -> tuple[Any, ...]:
@@ -951,7 +943,7 @@ def _latest_row(s: Sample) -> tuple[Any, ...]:
     extra = s.extra
     return (
         s.ts,
-        _dumps(payload),
+        dumps(payload),
         extra.get("hostname"),
         extra.get("agent_version"),
         s.status,
@@ -961,71 +953,16 @@ def _latest_row(s: Sample) -> tuple[Any, ...]:
     )
 
 
-def _sample(r: aiosqlite.Row) -> Sample:
-    return Sample(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _loads(r[7]) or {})
-
-
-def _device(r: aiosqlite.Row) -> Device:
-    return Device(
-        device_id=r[0],
-        hostname=r[1],
-        agent_version=r[2],
-        platform=r[3],
-        status=r[4],
-        last_error=r[5],
-        first_seen=r[6],
-        last_seen=r[7],
-        last_payload=_loads(r[8]),
-        online=bool(r[9]),
-        connection=r[10],
-        presence_reason=r[11],
-        presence_since=r[12],
-        name=r[13],
-        tags=tuple(_loads(r[14]) or ()),
-        agent_tags=tuple(_loads(r[15]) or ()),
-        commands=None if r[16] is None else tuple(_loads(r[16])),
-        hub_id=r[17],
-    )
-
-
-def _command(r: aiosqlite.Row) -> Command:
-    return Command(
-        id=r[0],
-        device_id=r[1],
-        command=r[2],
-        args=_loads(r[3]),
-        state=CommandState(r[4]),
-        created_at=r[5],
-        delivered_at=r[6],
-        acked_at=r[7],
-        cancelled_at=r[8],
-        success=None if r[9] is None else bool(r[9]),
-        message=r[10],
-        result=_loads(r[11]),
-        idempotency_key=r[12],
-        expires_at=r[13],
-    )
-
-
-def _same_body(existing: Command, command: str, args: dict[str, Any] | None) -> bool:
-    """Whether a repeated enqueue asks for the same command: same name, same args as JSON."""
-    return existing.command == command and _canonical(existing.args) == _canonical(args)
-
-
-def _canonical(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-
-
 async def _one_command(db: aiosqlite.Connection, where: str, params: Sequence[Any]) -> Command | None:
     async with db.execute(f"SELECT {_CMD_COLUMNS} FROM commands WHERE {where}", params) as cur:
         row = await cur.fetchone()
-    return _command(row) if row is not None else None
+    return command_of(row) if row is not None else None
 
 
 async def _returning(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[Command]:
     """Run an ``UPDATE ... RETURNING`` of command columns: exactly the rows it changed."""
     async with db.execute(sql, params) as cur:
-        return [_command(r) for r in await cur.fetchall()]
+        return [command_of(r) for r in await cur.fetchall()]
 
 
 def _cannot_cancel(command: Command) -> Conflict:
@@ -1049,15 +986,15 @@ def _api_key(r: aiosqlite.Row) -> ApiKey:
 
 
 def _enrollment_token(r: aiosqlite.Row) -> EnrollmentToken:
-    return EnrollmentToken(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(_loads(r[7]) or ()), bool(r[8]))
+    return EnrollmentToken(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(loads(r[7]) or ()), bool(r[8]))
 
 
 def _credential(r: aiosqlite.Row) -> DeviceCredential:
-    return DeviceCredential(r[0], r[1], r[2], r[3], r[4], bool(r[5]), tuple(_loads(r[6]) or ()), r[7])
+    return DeviceCredential(r[0], r[1], r[2], r[3], r[4], bool(r[5]), tuple(loads(r[6]) or ()), r[7])
 
 
 def _credential_row(c: DeviceCredential) -> tuple[Any, ...]:
-    tags = _dumps(list(c.tags))
+    tags = dumps(list(c.tags))
     return (
         c.device_id,
         c.credential_hash,
