@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from monitor_server.store import Command, Device, PresenceEvent, Sample
+from monitor_server.store.alert_records import AlertState
+from protocol import to_iso
 
 
 class _Reports(Protocol):
@@ -133,6 +135,44 @@ class DeviceUpdated:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertChanged:
+    """A stored alert transition (pending, firing or ok), as ``GET /alerts`` lists an alert.
+
+    JSON: ``{"type": "alert", "rule_id", "rule", "severity", "kind", "device_id", "state",
+    "silenced", "since", "fired_at", "value"}``; ``state`` "ok" means resolved (or never fired).
+    """
+
+    state: AlertState
+    rule: str
+    severity: str
+    kind: str
+    silenced: bool
+
+    @property
+    def device_id(self) -> str:
+        return self.state.device_id
+
+    def record(self) -> dict[str, Any]:
+        """The alert as ``GET /alerts`` gives it (without ``type``)."""
+        state = self.state
+        return {
+            "rule_id": state.rule_id,
+            "rule": self.rule,
+            "severity": self.severity,
+            "kind": self.kind,
+            "device_id": state.device_id,
+            "state": state.state,
+            "silenced": self.silenced,
+            "since": to_iso(state.since),
+            "fired_at": to_iso(state.fired_at) if state.fired_at is not None else None,
+            "value": state.value,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "alert", **self.record()}
+
+
+@dataclass(frozen=True, slots=True)
 class Relayed:
     """An event another hub published (several hubs, DESIGN §13), passed on to this hub's dashboards.
 
@@ -146,4 +186,6 @@ class Relayed:
         return self.body
 
 
-HubEvent = SampleEvent | PresenceChanged | CommandEvent | DeviceRemoved | DeviceUpdated | Relayed
+HubEvent = (
+    SampleEvent | PresenceChanged | CommandEvent | DeviceRemoved | DeviceUpdated | AlertChanged | Relayed
+)

@@ -73,7 +73,7 @@ class Hub:
         token = resolve_token(settings)
         identity = Identity.build(store, settings, token.value if settings.legacy_token_on else None)
         identity.listeners.add(sessions.on_identity_event)  # a revoked device's socket closes (4001)
-        alerts = AlertService(store, _external_url(settings), hub_id=cluster.hub_id)
+        alerts = AlertService(store, _external_url(settings), hub_id=cluster.hub_id, publish=bus.publish)
         presence = Presence(store, bus, settings.http_offline_after, hub_id=cluster.hub_id)
         presence.listeners.append(alerts.on_presence)
         return cls(

@@ -23,9 +23,9 @@ from monitor_server.alerts import webhook
 from monitor_server.alerts.delivery import Delivery
 from monitor_server.alerts.engine import Evaluator, Key
 from monitor_server.cluster import Exclusive
+from monitor_server.events import AlertChanged
 from monitor_server.store import PresenceEvent, Sample, Store
 from monitor_server.store.alert_records import AlertRule, AlertState, Notifier, Silence
-from protocol import to_iso
 
 log = logging.getLogger("monitor_server.alerts")
 
@@ -55,8 +55,10 @@ class AlertService:
         external_url: str,
         clock: Callable[[], float] = time.time,
         hub_id: str | None = None,
+        publish: Callable[[AlertChanged], None] | None = None,
     ) -> None:
         self._store = store
+        self._publish = publish  # dashboards are told each stored transition (the hub's bus)
         self._hub_id = hub_id  # several hubs (DESIGN §13): this hub's id
         self._clock = clock
         self._external_url = external_url
@@ -131,27 +133,16 @@ class AlertService:
 
     def alerts(self) -> list[dict[str, Any]]:
         """Pending and firing alerts now, each with its rule's name and severity and whether silenced."""
-        now, shown = self._clock(), []
-        for state in sorted(self.evaluator.active(), key=lambda s: s.key):
-            rule = self.evaluator.rules.get(state.rule_id)
-            if rule is None:
-                continue
-            silenced = any(silences_alert(s, rule.record, state, now) for s in self._silences)
-            shown.append(
-                {
-                    "rule_id": state.rule_id,
-                    "rule": rule.record.name,
-                    "severity": rule.record.severity,
-                    "kind": rule.record.kind,
-                    "device_id": state.device_id,
-                    "state": state.state,
-                    "silenced": silenced,
-                    "since": to_iso(state.since),
-                    "fired_at": to_iso(state.fired_at) if state.fired_at is not None else None,
-                    "value": state.value,
-                }
-            )
-        return shown
+        now = self._clock()
+        shown = (self._event(state, now) for state in sorted(self.evaluator.active(), key=lambda s: s.key))
+        return [event.record() for event in shown if event is not None]
+
+    def _event(self, state: AlertState, now: float) -> AlertChanged | None:
+        rule = self.evaluator.rules.get(state.rule_id)
+        if rule is None:
+            return None
+        silenced = any(silences_alert(s, rule.record, state, now) for s in self._silences)
+        return AlertChanged(state, rule.record.name, rule.record.severity, rule.record.kind, silenced)
 
     async def rules_changed(self) -> None:
         await self._reload_rules()
@@ -264,6 +255,12 @@ class AlertService:
         except BaseException:
             self._dirty = {**batch, **self._dirty}  # newer transitions win
             raise
+        if self._publish is not None:
+            now = self._clock()
+            for state in batch.values():
+                event = self._event(state, now)
+                if event is not None:
+                    self._publish(event)
 
     async def _flush(self) -> None:
         """The group goes out: one notification per notifier with every alert owed and not silenced."""

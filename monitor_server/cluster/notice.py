@@ -10,7 +10,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from monitor_server.events import CommandEvent, DeviceRemoved, DeviceUpdated, HubEvent, PresenceChanged
+from monitor_server.events import (
+    AlertChanged,
+    CommandEvent,
+    DeviceRemoved,
+    DeviceUpdated,
+    HubEvent,
+    PresenceChanged,
+)
 from monitor_server.identity.events import CredentialsChanged, DeviceRevoked, IdentityEvent, SessionsEnded
 
 
@@ -21,6 +28,7 @@ class Kind:
     DEVICE_REMOVED = "device_removed"
     SAMPLES = "samples"
     IDENTITY = "identity"
+    ALERT = "alert"  # an alert transition: other hubs' dashboards show it (relayed as is)
     ROLLOUT = "rollout"  # a release rollout saved: offer it to the agents held here (DESIGN §12)
 
 
@@ -41,6 +49,7 @@ _BUS_KINDS: dict[type, str] = {
     CommandEvent: Kind.COMMAND,
     DeviceUpdated: Kind.DEVICE,
     DeviceRemoved: Kind.DEVICE_REMOVED,
+    AlertChanged: Kind.ALERT,
 }
 
 
