@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 from protocol import to_iso
 
 
@@ -160,3 +162,37 @@ def state_json(state: AlertState) -> dict[str, Any]:
         "fired_at": _iso(state.fired_at),
         "resolved_at": _iso(state.resolved_at),
     }
+
+
+def rule_row(rule: AlertRule) -> tuple[Any, ...]:
+    return (
+        rule.name,
+        rule.kind,
+        rule.metric,
+        rule.op,
+        rule.value,
+        rule.clear_value,
+        rule.for_seconds,
+        rule.severity,
+        orjson.dumps(rule.selector).decode(),
+        rule.created_at,
+        rule.updated_at,
+    )
+
+
+def rule_of(r: Any) -> AlertRule:
+    """From a stored row (SQLite or PostgreSQL), by column name."""
+    return AlertRule(
+        r["id"],
+        r["name"],
+        r["kind"],
+        r["metric"],
+        r["op"],
+        r["value"],
+        r["clear_value"],
+        r["for_seconds"],
+        r["severity"],
+        orjson.loads(r["selector"]),
+        r["created_at"],
+        r["updated_at"],
+    )

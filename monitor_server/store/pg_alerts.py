@@ -14,7 +14,15 @@ from typing import Any
 import asyncpg
 import orjson
 
-from monitor_server.store.alert_records import AlertRule, AlertState, Notifier, OutboxItem, Silence
+from monitor_server.store.alert_records import (
+    AlertRule,
+    AlertState,
+    Notifier,
+    OutboxItem,
+    Silence,
+    rule_of,
+    rule_row,
+)
 from protocol.errors import Conflict
 
 ALERTS_DDL = """
@@ -101,7 +109,7 @@ class PgAlerts:
             rule_id = await self._pool.fetchval(
                 f"INSERT INTO alert_rules ({_RULE_FIELDS})"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-                *_rule_row(rule),
+                *rule_row(rule),
             )
         except asyncpg.UniqueViolationError:
             raise Conflict(f"an alert rule named {rule.name!r} exists") from None
@@ -109,14 +117,14 @@ class PgAlerts:
 
     async def list_alert_rules(self) -> list[AlertRule]:
         return [
-            _rule(r) for r in await self._pool.fetch(f"SELECT {_RULE_COLUMNS} FROM alert_rules ORDER BY id")
+            rule_of(r) for r in await self._pool.fetch(f"SELECT {_RULE_COLUMNS} FROM alert_rules ORDER BY id")
         ]
 
     async def get_alert_rule(self, rule_id: int) -> AlertRule | None:
         if not _id(rule_id):
             return None
         row = await self._pool.fetchrow(f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE id = $1", rule_id)
-        return None if row is None else _rule(row)
+        return None if row is None else rule_of(row)
 
     async def update_alert_rule(self, rule: AlertRule) -> AlertRule | None:
         if not _id(rule.id):
@@ -126,7 +134,7 @@ class PgAlerts:
                 "UPDATE alert_rules SET name = $1, kind = $2, metric = $3, op = $4, value = $5,"
                 " clear_value = $6, for_seconds = $7, severity = $8, selector = $9, created_at = $10,"
                 " updated_at = $11 WHERE id = $12",
-                *_rule_row(rule),
+                *rule_row(rule),
                 rule.id,
             )
         except asyncpg.UniqueViolationError:
@@ -288,39 +296,6 @@ def _id(value: int) -> bool:
 
 def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
-
-
-def _rule_row(rule: AlertRule) -> tuple[Any, ...]:
-    return (
-        rule.name,
-        rule.kind,
-        rule.metric,
-        rule.op,
-        rule.value,
-        rule.clear_value,
-        rule.for_seconds,
-        rule.severity,
-        orjson.dumps(rule.selector).decode(),
-        rule.created_at,
-        rule.updated_at,
-    )
-
-
-def _rule(r: asyncpg.Record) -> AlertRule:
-    return AlertRule(
-        r["id"],
-        r["name"],
-        r["kind"],
-        r["metric"],
-        r["op"],
-        r["value"],
-        r["clear_value"],
-        r["for_seconds"],
-        r["severity"],
-        orjson.loads(r["selector"]),
-        r["created_at"],
-        r["updated_at"],
-    )
 
 
 def _state_row(s: AlertState) -> tuple[Any, ...]:

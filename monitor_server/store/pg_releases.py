@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from monitor_server.store.release_records import Release, ReleaseDevice, Rollout
+from monitor_server.store.release_records import Release, ReleaseDevice, Rollout, release_of, release_row
 from protocol.errors import Conflict
 
 RELEASES_DDL = """
@@ -59,7 +59,7 @@ class PgReleases:
         try:
             await self._pool.execute(
                 f"INSERT INTO releases ({_RELEASE_COLUMNS}, bundle) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                *_release_row(release),
+                *release_row(release),
                 bundle,
             )
         except asyncpg.UniqueViolationError:
@@ -67,13 +67,13 @@ class PgReleases:
 
     async def list_releases(self) -> list[Release]:
         rows = await self._pool.fetch(f"SELECT {_RELEASE_COLUMNS} FROM releases ORDER BY created_at, version")
-        return [_release(r) for r in rows]
+        return [release_of(r) for r in rows]
 
     async def get_release(self, version: str) -> Release | None:
         row = await self._pool.fetchrow(
             f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE version = $1", version
         )
-        return None if row is None else _release(row)
+        return None if row is None else release_of(row)
 
     async def release_bundle(self, version: str) -> bytes | None:
         value = await self._pool.fetchval("SELECT bundle FROM releases WHERE version = $1", version)
@@ -135,23 +135,6 @@ class PgReleases:
             device_id,
         )
         return None if row is None else ReleaseDevice(*row)
-
-
-def _release_row(release: Release) -> tuple[Any, ...]:
-    return (
-        release.version,
-        release.sha256,
-        release.signature,
-        release.size,
-        orjson.dumps(release.manifest).decode(),
-        release.created_at,
-        release.created_by,
-    )
-
-
-def _release(row: Sequence[Any]) -> Release:
-    version, sha256, signature, size, manifest, created_at, created_by = row
-    return Release(version, sha256, signature, size, orjson.loads(manifest), created_at, created_by)
 
 
 def _rollout(row: Sequence[Any]) -> Rollout:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from protocol import to_iso
 
 
@@ -82,3 +84,20 @@ class ReleaseDevice:
             "reason": self.reason,
             "updated_at": to_iso(self.updated_at),
         }
+
+
+def release_row(release: Release) -> tuple[Any, ...]:
+    return (
+        release.version,
+        release.sha256,
+        release.signature,
+        release.size,
+        orjson.dumps(release.manifest).decode(),
+        release.created_at,
+        release.created_by,
+    )
+
+
+def release_of(row: Any) -> Release:
+    """From a stored row (SQLite or PostgreSQL)."""
+    return Release(row[0], row[1], row[2], row[3], orjson.loads(row[4]), row[5], row[6])

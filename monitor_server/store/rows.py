@@ -15,7 +15,7 @@ from protocol import CommandState
 
 
 class Row(Protocol):
-    def __getitem__(self, index: int, /) -> Any: ...
+    def __getitem__(self, key: Any, /) -> Any: ...
 
 
 def dumps(value: Any) -> str | None:

@@ -12,7 +12,15 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from monitor_server.store.alert_records import AlertRule, AlertState, Notifier, OutboxItem, Silence
+from monitor_server.store.alert_records import (
+    AlertRule,
+    AlertState,
+    Notifier,
+    OutboxItem,
+    Silence,
+    rule_of,
+    rule_row,
+)
 from protocol.errors import Conflict
 
 ALERTS_DDL = """
@@ -102,18 +110,18 @@ class SQLiteAlerts:
                 raise Conflict(f"an alert rule named {rule.name!r} exists")
             cur = await db.execute(
                 f"INSERT INTO alert_rules ({_RULE_COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?)",
-                _rule_row(rule),
+                rule_row(rule),
             )
             rule_id = cur.lastrowid
         assert rule_id is not None
         return dataclasses.replace(rule, id=rule_id)
 
     async def list_alert_rules(self) -> list[AlertRule]:
-        return [_rule(r) for r in await self._fetch(f"SELECT {_RULE_COLUMNS} FROM alert_rules ORDER BY id")]
+        return [rule_of(r) for r in await self._fetch(f"SELECT {_RULE_COLUMNS} FROM alert_rules ORDER BY id")]
 
     async def get_alert_rule(self, rule_id: int) -> AlertRule | None:
         rows = await self._fetch(f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE id = ?", (rule_id,))
-        return _rule(rows[0]) if rows else None
+        return rule_of(rows[0]) if rows else None
 
     async def update_alert_rule(self, rule: AlertRule) -> AlertRule | None:
         async with self._tx() as db:
@@ -122,7 +130,7 @@ class SQLiteAlerts:
             cur = await db.execute(
                 "UPDATE alert_rules SET name = ?, kind = ?, metric = ?, op = ?, value = ?, clear_value = ?,"
                 " for_seconds = ?, severity = ?, selector = ?, created_at = ?, updated_at = ? WHERE id = ?",
-                (*_rule_row(rule), rule.id),
+                (*rule_row(rule), rule.id),
             )
             changed = cur.rowcount
         return rule if changed else None
@@ -265,39 +273,6 @@ async def _taken(db: aiosqlite.Connection, table: str, name: str, other_than: in
     async with db.execute(f"SELECT id FROM {table} WHERE name = ?", (name,)) as cur:
         row = await cur.fetchone()
     return row is not None and row[0] != other_than
-
-
-def _rule_row(rule: AlertRule) -> tuple[Any, ...]:
-    return (
-        rule.name,
-        rule.kind,
-        rule.metric,
-        rule.op,
-        rule.value,
-        rule.clear_value,
-        rule.for_seconds,
-        rule.severity,
-        orjson.dumps(rule.selector).decode(),
-        rule.created_at,
-        rule.updated_at,
-    )
-
-
-def _rule(r: aiosqlite.Row) -> AlertRule:
-    return AlertRule(
-        r["id"],
-        r["name"],
-        r["kind"],
-        r["metric"],
-        r["op"],
-        r["value"],
-        r["clear_value"],
-        r["for_seconds"],
-        r["severity"],
-        orjson.loads(r["selector"]),
-        r["created_at"],
-        r["updated_at"],
-    )
 
 
 def _state_row(s: AlertState) -> tuple[Any, ...]:

@@ -11,7 +11,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from monitor_server.store.release_records import Release, ReleaseDevice, Rollout
+from monitor_server.store.release_records import Release, ReleaseDevice, Rollout, release_of, release_row
 from protocol.errors import Conflict
 
 RELEASES_DDL = """
@@ -63,16 +63,16 @@ class SQLiteReleases:
                     raise Conflict(f"release {release.version} is already published")
             await db.execute(
                 f"INSERT INTO releases ({_RELEASE_COLUMNS}, bundle) VALUES (?,?,?,?,?,?,?,?)",
-                (*_release_row(release), bundle),
+                (*release_row(release), bundle),
             )
 
     async def list_releases(self) -> list[Release]:
         rows = await self._fetch(f"SELECT {_RELEASE_COLUMNS} FROM releases ORDER BY created_at, version")
-        return [_release(r) for r in rows]
+        return [release_of(r) for r in rows]
 
     async def get_release(self, version: str) -> Release | None:
         rows = await self._fetch(f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE version = ?", (version,))
-        return _release(rows[0]) if rows else None
+        return release_of(rows[0]) if rows else None
 
     async def release_bundle(self, version: str) -> bytes | None:
         rows = await self._fetch("SELECT bundle FROM releases WHERE version = ?", (version,))
@@ -125,23 +125,6 @@ class SQLiteReleases:
             (version, device_id),
         )
         return ReleaseDevice(*rows[0]) if rows else None
-
-
-def _release_row(release: Release) -> tuple[Any, ...]:
-    return (
-        release.version,
-        release.sha256,
-        release.signature,
-        release.size,
-        orjson.dumps(release.manifest).decode(),
-        release.created_at,
-        release.created_by,
-    )
-
-
-def _release(row: Sequence[Any]) -> Release:
-    version, sha256, signature, size, manifest, created_at, created_by = row
-    return Release(version, sha256, signature, size, orjson.loads(manifest), created_at, created_by)
 
 
 def _rollout_row(rollout: Rollout) -> tuple[Any, ...]:
