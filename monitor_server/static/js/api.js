@@ -56,5 +56,7 @@ export const api = {
   enrollmentTokens: () => call("GET", "/enrollment-tokens"),
   createEnrollmentToken: (body) => call("POST", "/enrollment-tokens", body),
   deleteEnrollmentToken: (id) => call("DELETE", `/enrollment-tokens/${name(id)}`),
+  alerts: () => call("GET", "/alerts"),
+  silence: (body) => call("POST", "/silences", body),
   audit: (sinceSeconds, limit) => call("GET", `/audit?limit=${limit}${sinceSeconds == null ? "" : `&since=${sinceSeconds}`}`),
 };

@@ -37,6 +37,7 @@ export class FleetView {
     this.filter = { text: saved.filter.text.trim().toLowerCase(), status: saved.filter.status, tag: saved.filter.tag };
     this.selection = new Selection();  // ticked rows, for bulk commands and tagging (bulk.js)
     this.onSelection = () => {};
+    this.firingOf = () => 0;     // device id -> how many of its alerts fire (main.js: alerts.js)
     this.tagList = "";
     this.sort = saved.sort;
     this.stats = { flushes: 0, lastFlushMs: 0, maxFlushMs: 0 };
@@ -222,6 +223,7 @@ export class FleetView {
         fill(row, device, now);
       } else if (this.everything || this.dirty.has(id)) fill(row, device, now);
       else if (this.tickDue) set(row, "seen", ago(device.last_seen, now));
+      fillFiring(row, this.firingOf(id));
       row.tr.setAttribute("aria-rowindex", String(win.first + i + 2));  // the header is row 1
       if (row.tr.nextElementSibling !== next || row.tr.parentNode !== this.tbody) this.tbody.insertBefore(row.tr, next);
       next = row.tr;
@@ -267,13 +269,13 @@ function buildRow() {
   const tr = document.createElement("tr");
   tr.innerHTML = `<td class="pick"><input type="checkbox" class="pick"></td>
     <td><span class="status"><span class="badge"></span><small></small></span></td>
-    <td class="device"><a></a><small class="id"></small><span class="tags"></span></td><td class="wide"></td><td class="wide"></td><td data-label="seen"></td>
+    <td class="device"><a></a><small class="id"></small><span class="firing" hidden></span><span class="tags"></span></td><td class="wide"></td><td class="wide"></td><td data-label="seen"></td>
     ${METRICS.map((m) => `<td data-label="${m}"><span class="metric"><span class="bar"><span class="fill"></span></span><span class="num"></span></span></td>`).join("")}
     <td class="err wide"></td>`;
   const cells = [...tr.children].slice(1);  // after the selection box
   return {
     tr, last: {}, link: cells[1].firstElementChild, pick: tr.querySelector("input.pick"),
-    id: cells[1].querySelector(".id"), tags: cells[1].querySelector(".tags"),
+    id: cells[1].querySelector(".id"), firing: cells[1].querySelector(".firing"), tags: cells[1].querySelector(".tags"),
     badge: cells[0].querySelector(".badge"), since: cells[0].querySelector("small"),
     host: cells[2], version: cells[3], seen: cells[4], err: cells[8],
     fills: METRICS.map((_, i) => cells[5 + i].querySelector(".fill")),
@@ -302,6 +304,13 @@ function fillPresence(row, d) {
   if (set(row, "badge", d.online ? "online" : "offline")) row.badge.className = `badge ${d.online ? "on" : "off"}`;
   const reason = d.presence_reason ? ` · ${d.presence_reason}` : "";
   set(row, "since", d.presence_since ? `since ${clock(d.presence_since)}${reason}` : reason.slice(3));
+}
+
+// A badge beside the name while some of the device's alerts fire (alerts.js keeps them).
+function fillFiring(row, n) {
+  if (!set(row, "firing", n ? `${n} firing` : "")) return;
+  row.firing.hidden = !n;
+  if (n) row.firing.title = `${n} alert${n === 1 ? "" : "s"} firing: see Alerts`;
 }
 
 // The display name (the id beside it, smaller) or the id, then the device's tags.

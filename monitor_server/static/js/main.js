@@ -1,6 +1,7 @@
 // Boot: who is logged in (role), live socket -> fleet state -> views; a hash router picks the
 // fleet, a device page or an admin page.
 import { api } from "./api.js";
+import { Alerts } from "./alerts.js";
 import { ApiKeysView } from "./api-keys.js";
 import { AuditView } from "./audit.js";
 import { BulkPanel } from "./bulk.js";
@@ -17,13 +18,18 @@ const BULK_REFRESH_OVER = 20;  // more unknown devices than this: one GET /devic
 
 const role = new Role();
 const state = new FleetState();
+const alerts = new Alerts(document.querySelector("#alerts-view"), role);
 const live = new Live({
-  onSnapshot: (devices) => { state.reset(devices); deviceView.resync(); role.load(); },
-  onEvents: (events) => state.apply(events),
+  onSnapshot: (devices) => {
+    state.reset(devices); deviceView.resync(); role.load(); alerts.reload().catch(reportError);
+  },
+  onEvents: (events) => { state.apply(events); alerts.apply(events); },
   onStatus: showLinkState,
 });
 const now = () => live.serverNow();
 const fleetView = new FleetView(document.querySelector("#fleet-view"), state, now);
+fleetView.firingOf = (id) => alerts.state.firing(id);
+alerts.state.subscribe((ids) => fleetView.invalidate(ids));
 new BulkPanel(document.querySelector("#bulk"), document.querySelector("#bulk-progress"), fleetView, state, role);
 const deviceView = new DeviceView(document.querySelector("#device-view"), state, now, role);
 deviceView.commands.watch(state, now);  // warns when a command is queued for an absent device
@@ -34,28 +40,36 @@ const adminViews = {
   enrollment: { title: "Enrollment tokens", view: new EnrollmentView(section("#enrollment-view")), root: section("#enrollment-view") },
   audit: { title: "Audit log", view: new AuditView(section("#audit-view")), root: section("#audit-view") },
 };
-window.monitorDashboard = { state, fleetView, live, role };  // for benchmarks and the curious, in devtools
+window.monitorDashboard = { state, fleetView, live, role, alerts };  // for benchmarks and the curious, in devtools
 
 function route() {
   const device = location.hash.match(/^#\/device\/(.+)$/);
   const admin = location.hash.match(/^#\/admin\/([a-z-]+)$/);
+  const alertsPage = location.hash === "#/alerts";
   const deviceId = device ? decodeURIComponent(device[1]) : null;
   const page = admin ? adminViews[admin[1]] : null;
   const allowed = page && role.may("admin");
-  section("#fleet-view").hidden = deviceId !== null || admin !== null;
+  section("#fleet-view").hidden = deviceId !== null || admin !== null || alertsPage;
+  if (alertsPage) alerts.show();
+  else alerts.hide();
   section("#device-view").hidden = deviceId === null;
   section("#forbidden-view").hidden = !admin || allowed;
   for (const other of Object.values(adminViews)) {
     if (other !== page || !allowed) { other.root.hidden = true; other.view.hide(); }
   }
-  for (const link of document.querySelectorAll("#admin-nav a")) {
+  for (const link of document.querySelectorAll("#admin-nav a, #alerts-nav")) {
     if (link.getAttribute("href") === location.hash) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  document.title = `${deviceId ?? page?.title ?? "Fleet"} · Fleet monitor`;
-  if (deviceId) deviceView.show(deviceId).catch(reportError);
-  else deviceView.hide();
-  if (!deviceId && !admin) fleetView.schedule();  // nothing is drawn while the view is hidden
+  document.title = `${deviceId ?? page?.title ?? (alertsPage ? "Alerts" : "Fleet")} · Fleet monitor`;
+  if (deviceId) {
+    alerts.watchDevice(section("#device-alerts"), deviceId);
+    deviceView.show(deviceId).catch(reportError);
+  } else {
+    alerts.forgetDevice();
+    deviceView.hide();
+  }
+  if (!deviceId && !admin && !alertsPage) fleetView.schedule();  // nothing is drawn while the view is hidden
   if (allowed) {
     page.root.hidden = false;
     page.view.show().catch(reportError);
