@@ -89,9 +89,18 @@ def stage(
     """Verify ``bundle`` and leave it for the launcher (``update/staged.json``), or refuse it.
 
     The copy is what gets verified (a file changed after its check is never staged); it replaces
-    an update staged earlier and not yet started, and is refused while one is under way.
+    an update staged earlier and not yet started, and is refused while one is under way, unless
+    it is that very release (offered again when the agent reconnects: a restart or a ``kill -9``
+    mid-install), which is already on its way and is not a failure to report.
     """
     if (pending := layout.read_pending()) is not None:
+        under_way = layout.read_staged()
+        if (
+            under_way is not None
+            and under_way.version == pending.version
+            and under_way.sha256 == sha256.lower()
+        ):
+            return under_way
         raise ReleaseRefused(Refusal.BUSY, f"the update to {pending.version} is at {pending.step}")
     layout.incoming.mkdir(parents=True, exist_ok=True)
     partial = layout.incoming / f".{bundle.name}.{os.getpid()}.partial"
