@@ -277,6 +277,8 @@ class AgentConfig:
     # ``run`` without a kept credential); from the environment or a file: argv is public.
     enrollment_token: str = field(default="", repr=False)
     enrollment_token_file: Path | None = None
+    # The release public key (PEM file) updates must be signed with (``monitor-agent launch``).
+    release_key: Path | None = None
 
     CHECKS: ClassVar[dict[str, Check]] = {
         "server": _server,
@@ -302,6 +304,7 @@ class AgentConfig:
         "tags": _tags,
         "enrollment_token": _text,
         "enrollment_token_file": _optional(_path),
+        "release_key": _optional(_path),
     }
 
     def __post_init__(self) -> None:

@@ -55,7 +55,10 @@ def add_update_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
 def _add_update_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--release-key", type=Path, help="the release public key (PEM) bundles must be signed with"
+        "--release-key",
+        type=Path,
+        help="the release public key (PEM) bundles must be signed with (config: release_key, "
+        "MONITOR_AGENT_RELEASE_KEY)",
     )
 
 
@@ -96,7 +99,7 @@ def _launch(args: argparse.Namespace) -> int:
         state_dir=config.state_dir,
         agent_args=tuple(run_args(args)),
         own_version=__version__,
-        release_key=_key(args.release_key),
+        release_key=_key(args.release_key or config.release_key),
         deadline=args.update_deadline,
     )
     return launch(settings)
@@ -109,7 +112,8 @@ def _update(args: argparse.Namespace) -> int:
     from monitor_agent.update.state import CURRENT, PREVIOUS, Layout
     from protocol.release import ReleaseRefused
 
-    layout = Layout(config_from_args(args).state_dir)
+    config = config_from_args(args)
+    layout = Layout(config.state_dir)
     if args.action == "status":
         report: dict[str, Any] = {
             "current": layout.pointer(CURRENT) or __version__,
@@ -126,7 +130,7 @@ def _update(args: argparse.Namespace) -> int:
             args.bundle,
             args.sha256,
             args.signature,
-            _key(args.release_key),
+            _key(args.release_key or config.release_key),
             __version__,
             allow_downgrade=args.allow_downgrade,
         )
