@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from monitor_server.store import Command, Device, PresenceEvent, Sample
 from monitor_server.store.alert_records import AlertState
+from monitor_server.store.release_records import ReleaseDevice, Rollout
 from protocol import to_iso
 
 
@@ -173,6 +174,37 @@ class AlertChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseProgress:
+    """A device's stored state with a release (offered, downloading, installed, failed, rolled_back).
+
+    JSON: ``{"type": "release", "version", "device_id", "state", "reason", "updated_at"}``, a device
+    entry of ``GET /releases/{version}`` plus the version.
+    """
+
+    entry: ReleaseDevice
+
+    @property
+    def device_id(self) -> str:
+        return self.entry.device_id
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "release", "version": self.entry.version, **self.entry.to_json()}
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutChanged:
+    """A rollout saved or paused: ``{"type": "rollout", "version", "target", "allow_downgrade",
+    "paused", "created_at"}`` (the ``rollout`` of ``GET /releases``). Each hub publishes it itself
+    when it reloads the rollout (the ``rollout`` notice), so it is not relayed."""
+
+    rollout: Rollout
+    device_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "rollout", **self.rollout.to_json()}
+
+
+@dataclass(frozen=True, slots=True)
 class Relayed:
     """An event another hub published (several hubs, DESIGN §13), passed on to this hub's dashboards.
 
@@ -187,5 +219,13 @@ class Relayed:
 
 
 HubEvent = (
-    SampleEvent | PresenceChanged | CommandEvent | DeviceRemoved | DeviceUpdated | AlertChanged | Relayed
+    SampleEvent
+    | PresenceChanged
+    | CommandEvent
+    | DeviceRemoved
+    | DeviceUpdated
+    | AlertChanged
+    | ReleaseProgress
+    | RolloutChanged
+    | Relayed
 )

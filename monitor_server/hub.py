@@ -57,7 +57,7 @@ class Hub:
     _relay: Relay | None = None
 
     def __post_init__(self) -> None:
-        self.releases = ReleaseService(self.store, self.sessions, self.tell_rollout)
+        self.releases = ReleaseService(self.store, self.sessions, self.tell_rollout, self.bus.publish)
 
     def tell_rollout(self, version: str) -> None:
         """Other hubs offer a rollout saved here to the agents they hold (DESIGN §13)."""

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from monitor_server.events import ReleaseProgress, RolloutChanged
 from monitor_server.store import Store
 from monitor_server.store.release_records import DeviceUpdateState, Release, ReleaseDevice, Rollout
 from protocol.codec import encode
@@ -66,11 +67,16 @@ class ReleaseService:
     """Rollouts kept in memory (few, read at every hello) and the offers they make."""
 
     def __init__(
-        self, store: Store, sessions: SessionRegistry, changed: Callable[[str], None] = lambda version: None
+        self,
+        store: Store,
+        sessions: SessionRegistry,
+        changed: Callable[[str], None] = lambda version: None,
+        publish: Callable[[ReleaseProgress | RolloutChanged], None] = lambda event: None,
     ) -> None:
         self._store = store
         self._sessions = sessions
         self._changed = changed  # tells the other hubs (their cached rollouts: a pause)
+        self._publish = publish  # tells dashboards (the bus): progress and rollouts
         self._rollouts: dict[str, tuple[Rollout, Release]] = {}
 
     async def load(self) -> None:
@@ -92,6 +98,7 @@ class ReleaseService:
         if version not in self._rollouts:
             return 0
         rollout, release = self._rollouts[version]
+        self._publish(RolloutChanged(rollout))
         sockets = [s for d in self._sessions.device_ids() if (s := self._sessions.get(d)) is not None]
         chosen = [s for s in sockets if await self._wanted(s, rollout, release, retry_failed=True)]
         jitter = _jitter(len(chosen))
@@ -129,7 +136,7 @@ class ReleaseService:
     async def _send_offer(
         self, socket: AgentSocket, rollout: Rollout, release: Release, jitter: float
     ) -> None:
-        await self._store.set_release_device(
+        await self._store_state(
             ReleaseDevice(release.version, socket.device_id, DeviceUpdateState.OFFERED.value, "", time.time())
         )
         frame = UpdateFrame(
@@ -148,12 +155,16 @@ class ReleaseService:
         if await self._store.get_release(status.version) is None:
             log.warning("agent %s reports on unknown release %s", device_id, status.version)
             return
-        await self._store.set_release_device(
+        await self._store_state(
             ReleaseDevice(status.version, device_id, status.state, status.reason, time.time())
         )
         log.info("agent %s: update to %s %s %s", device_id, status.version, status.state, status.reason)
         if status.state in _FAILED:
             await self._maybe_pause(status.version)
+
+    async def _store_state(self, entry: ReleaseDevice) -> None:
+        await self._store.set_release_device(entry)
+        self._publish(ReleaseProgress(entry))
 
     async def _maybe_pause(self, version: str) -> None:
         rollout = await self._store.get_rollout(version)
@@ -170,6 +181,8 @@ class ReleaseService:
         # Not a rollout saved since (a new POST): that one starts unpaused.
         if await self._store.pause_rollout(version, rollout.created_at):
             await self.load()
+            if version in self._rollouts:
+                self._publish(RolloutChanged(self._rollouts[version][0]))
             self._changed(version)
             log.warning("rollout of %s paused: %d of %d devices failed", version, failed, reported)
 

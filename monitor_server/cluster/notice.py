@@ -17,6 +17,7 @@ from monitor_server.events import (
     DeviceUpdated,
     HubEvent,
     PresenceChanged,
+    ReleaseProgress,
 )
 from monitor_server.identity.events import CredentialsChanged, DeviceRevoked, IdentityEvent, SessionsEnded
 
@@ -29,6 +30,7 @@ class Kind:
     SAMPLES = "samples"
     IDENTITY = "identity"
     ALERT = "alert"  # an alert transition: other hubs' dashboards show it (relayed as is)
+    RELEASE = "release"  # a device's progress with a release: other hubs' dashboards show it
     ROLLOUT = "rollout"  # a release rollout saved: offer it to the agents held here (DESIGN §12)
 
 
@@ -50,6 +52,7 @@ _BUS_KINDS: dict[type, str] = {
     DeviceUpdated: Kind.DEVICE,
     DeviceRemoved: Kind.DEVICE_REMOVED,
     AlertChanged: Kind.ALERT,
+    ReleaseProgress: Kind.RELEASE,
 }
 
 

@@ -22,8 +22,9 @@ from monitor_server.releases import in_percent
 from monitor_server.releases_cli import keygen, publish
 from protocol.release import manifest_for, sha256_file, write_bundle
 from tests.agentd import device, eventually, start_local_agent, ws_transport
-from tests.agents import next_frame, open_socket, send
+from tests.agents import next_frame, open_socket, send, ui_feed
 from tests.hubs import RunningHub
+from tests.timing import t
 
 
 def make_bundle(folder: Path, version: str) -> Path:
@@ -384,3 +385,38 @@ async def test_agent_refuses_a_truncated_download(
         assert (await device(api, "ota-4") or {}).get("online")
     finally:
         await local.stop()
+
+
+async def test_progress_and_rollouts_are_told_to_dashboards(
+    hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path, key: Path
+) -> None:
+    """``/ws/ui`` gets a ``rollout`` event when one is saved and a ``release`` event per stored state:
+    offered at the rollout, then each ``update_status`` the agent sends."""
+    await published(hub, tmp_path, key, "0.2.0")
+    ws = await hello(hub, "feed-1")
+    async with ui_feed(hub) as (feed, _snapshot):
+
+        async def next_event(kind: str) -> dict[str, object]:
+            async with asyncio.timeout(t(5)):
+                while True:
+                    frame = json.loads(await feed.recv())
+                    for event in frame.get("events", []):
+                        if event.get("type") == kind:
+                            return dict(event)
+
+        assert (await api.post("/releases/0.2.0/rollout", json={"devices": ["feed-1"]})).status_code == 201
+        rollout = await next_event("rollout")
+        assert (rollout["version"], rollout["target"], rollout["paused"]) == (
+            "0.2.0",
+            {"devices": ["feed-1"]},
+            False,
+        )
+        offered = await next_event("release")
+        assert (offered["version"], offered["device_id"], offered["state"]) == ("0.2.0", "feed-1", "offered")
+        await next_frame(ws, "update")
+        for state in ("downloading", "installed"):
+            await send(ws, {"type": "update_status", "version": "0.2.0", "state": state, "reason": ""})
+            event = await next_event("release")
+            assert (event["device_id"], event["state"], event["reason"]) == ("feed-1", state, "")
+            assert str(event["updated_at"]).endswith("Z")
+    await ws.close()
