@@ -58,5 +58,8 @@ export const api = {
   deleteEnrollmentToken: (id) => call("DELETE", `/enrollment-tokens/${name(id)}`),
   alerts: () => call("GET", "/alerts"),
   silence: (body) => call("POST", "/silences", body),
+  releases: () => call("GET", "/releases"),
+  release: (version) => call("GET", `/releases/${name(version)}`),
+  rollOut: (version, body) => call("POST", `/releases/${name(version)}/rollout`, body),
   audit: (sinceSeconds, limit) => call("GET", `/audit?limit=${limit}${sinceSeconds == null ? "" : `&since=${sinceSeconds}`}`),
 };
