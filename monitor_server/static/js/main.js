@@ -10,6 +10,7 @@ import { EnrollmentView } from "./enrollment.js";
 import { FleetState } from "./fleet-state.js";
 import { FleetView } from "./fleet.js";
 import { Live } from "./live.js";
+import { Releases } from "./releases.js";
 import { Role } from "./role.js";
 import { UsersView } from "./users.js";
 
@@ -19,11 +20,13 @@ const BULK_REFRESH_OVER = 20;  // more unknown devices than this: one GET /devic
 const role = new Role();
 const state = new FleetState();
 const alerts = new Alerts(document.querySelector("#alerts-view"), role);
+const releases = new Releases(document.querySelector("#releases-view"), role);
 const live = new Live({
   onSnapshot: (devices) => {
     state.reset(devices); deviceView.resync(); role.load(); alerts.reload().catch(reportError);
+    releases.reload().catch(reportError);
   },
-  onEvents: (events) => { state.apply(events); alerts.apply(events); },
+  onEvents: (events) => { state.apply(events); alerts.apply(events); releases.apply(events); },
   onStatus: showLinkState,
 });
 const now = () => live.serverNow();
@@ -40,28 +43,31 @@ const adminViews = {
   enrollment: { title: "Enrollment tokens", view: new EnrollmentView(section("#enrollment-view")), root: section("#enrollment-view") },
   audit: { title: "Audit log", view: new AuditView(section("#audit-view")), root: section("#audit-view") },
 };
-window.monitorDashboard = { state, fleetView, live, role, alerts };  // for benchmarks and the curious, in devtools
+window.monitorDashboard = { state, fleetView, live, role, alerts, releases };  // for benchmarks and the curious, in devtools
 
 function route() {
   const device = location.hash.match(/^#\/device\/(.+)$/);
   const admin = location.hash.match(/^#\/admin\/([a-z-]+)$/);
   const alertsPage = location.hash === "#/alerts";
+  const releasesPage = location.hash === "#/releases";
   const deviceId = device ? decodeURIComponent(device[1]) : null;
   const page = admin ? adminViews[admin[1]] : null;
   const allowed = page && role.may("admin");
-  section("#fleet-view").hidden = deviceId !== null || admin !== null || alertsPage;
+  section("#fleet-view").hidden = deviceId !== null || admin !== null || alertsPage || releasesPage;
   if (alertsPage) alerts.show();
   else alerts.hide();
+  if (releasesPage) releases.show();
+  else releases.hide();
   section("#device-view").hidden = deviceId === null;
   section("#forbidden-view").hidden = !admin || allowed;
   for (const other of Object.values(adminViews)) {
     if (other !== page || !allowed) { other.root.hidden = true; other.view.hide(); }
   }
-  for (const link of document.querySelectorAll("#admin-nav a, #alerts-nav")) {
+  for (const link of document.querySelectorAll("#admin-nav a, #alerts-nav, #releases-nav")) {
     if (link.getAttribute("href") === location.hash) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  document.title = `${deviceId ?? page?.title ?? (alertsPage ? "Alerts" : "Fleet")} · Fleet monitor`;
+  document.title = `${deviceId ?? page?.title ?? (alertsPage ? "Alerts" : releasesPage ? "Releases" : "Fleet")} · Fleet monitor`;
   if (deviceId) {
     alerts.watchDevice(section("#device-alerts"), deviceId);
     deviceView.show(deviceId).catch(reportError);
@@ -69,7 +75,7 @@ function route() {
     alerts.forgetDevice();
     deviceView.hide();
   }
-  if (!deviceId && !admin && !alertsPage) fleetView.schedule();  // nothing is drawn while the view is hidden
+  if (!deviceId && !admin && !alertsPage && !releasesPage) fleetView.schedule();  // nothing is drawn while the view is hidden
   if (allowed) {
     page.root.hidden = false;
     page.view.show().catch(reportError);
