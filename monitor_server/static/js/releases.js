@@ -37,7 +37,12 @@ export class Releases {
     if (unknown.size && this.loaded) this.reload().catch((error) => console.error(error));
   }
 
-  show() { this.root.hidden = false; this.render(); }
+  // Shown: what we have at once, then the list read again (a release published since has no event).
+  show() {
+    this.root.hidden = false;
+    this.render();
+    this.reload().catch((error) => console.error(error));
+  }
   hide() { this.root.hidden = true; }
 
   render() {
