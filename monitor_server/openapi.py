@@ -1108,7 +1108,7 @@ def _alert_schemas() -> dict[str, Schema]:
             {
                 "id": {"type": "integer"},
                 "name": {"type": "string"},
-                "kind": {"type": "string"},
+                "kind": {"type": "string", "enum": ["webhook", "apprise"]},
                 "url": {"type": "string", "description": "Scheme and host only: the rest may be a secret."},
                 "headers": {"type": "array", "items": {"type": "string"}, "description": "Names only."},
                 "created_at": _TIME,
@@ -1176,7 +1176,10 @@ def _alert_paths() -> dict[str, Schema]:
             "post": _op(
                 "Create a notifier (admin)",
                 {"201": _ok("The notifier (URL redacted).", _ref("Notifier")), "409": conflict},
-                description="A webhook receiving the Alertmanager webhook format, version 4.",
+                description=(
+                    "A webhook receiving the Alertmanager webhook format, version 4 (kind webhook), or an"
+                    " apprise URL such as ntfy://topic (kind apprise): a short text per group."
+                ),
                 body="NotifierCreate",
                 tag="alerts",
             ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from protocol.frames import DEVICE_ID_PATTERN
 
@@ -78,27 +78,40 @@ class RuleUpdate(_Body):
 
 
 class NotifierCreate(_Body):
-    """``POST /notifiers``: a webhook (Alertmanager format, version 4) to an http(s) URL."""
+    """``POST /notifiers``: a webhook (Alertmanager format, version 4) to an http(s) URL, or an
+    apprise URL (``ntfy://...``, ``slack://...``, ``mailto://...``: any service apprise knows)."""
 
     name: Label
-    kind: Literal["webhook"]
-    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\x00-\x20\x7f]+$", max_length=2048)]
+    kind: Literal["webhook", "apprise"]
+    url: Annotated[
+        str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://[^\x00-\x20\x7f]+$", max_length=2048)
+    ]
     headers: dict[
         Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")],
         Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e]{0,1024}$")],
     ] = Field(default_factory=dict, max_length=20)
 
-    @field_validator("url")
-    @classmethod
-    def _has_host(cls, url: str) -> str:
+    @model_validator(mode="after")
+    def _url_fits_kind(self) -> NotifierCreate:
+        url = self.url
+        if self.kind == "apprise":
+            from monitor_server.alerts.apprise_notify import valid_url
+
+            if self.headers:
+                raise ValueError("an apprise notifier takes no headers (they go in its URL)")
+            if not valid_url(url):
+                raise ValueError("apprise does not know this URL (see its list of services)")
+            return self
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 - raises for a port that is not a number or out of range
         except ValueError as exc:
             raise ValueError(f"invalid url: {exc}") from None
+        if parts.scheme.lower() not in ("http", "https"):
+            raise ValueError("a webhook url is http:// or https://")
         if not parts.hostname:
             raise ValueError("the url needs a host")
-        return url
+        return self
 
 
 class Matchers(_Body):

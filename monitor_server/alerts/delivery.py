@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import httpx
 
+from monitor_server.alerts import apprise_notify
 from monitor_server.cluster import Exclusive
 from monitor_server.store import Store
 from monitor_server.store.alert_records import Notifier, OutboxItem, redact_url
@@ -136,6 +137,8 @@ class Delivery:
 
     async def _send(self, client: httpx.AsyncClient, notifier: Notifier, item: OutboxItem) -> str | None:
         """None once the receiver took it; else why not (without the URL)."""
+        if notifier.kind == "apprise":
+            return await apprise_notify.send(notifier.url, item.body)
         headers = {"User-Agent": "monitor-hub", **notifier.headers}
         try:
             response = await client.post(notifier.url, json=item.body, headers=headers)

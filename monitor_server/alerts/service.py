@@ -280,8 +280,7 @@ class AlertService:
             return
         bodies = [
             (n.id, webhook.body(n.name, alerts, self._external_url))
-            for n in self._notifiers.values()
-            if n.kind == "webhook"
+            for n in self._notifiers.values()  # apprise ones render their text from it at delivery
         ]
         notified = [dataclasses.replace(a.state, last_notified_at=now) for a in alerts]
         try:
