@@ -1,5 +1,6 @@
 // The alerts page (#/alerts), the fleet's firing badges' source and the device page's alerts panel:
 // one AlertsState (alerts-state.js) fed by GET /alerts and the live `alert` events of /ws/ui.
+import { AlertsAdmin } from "./alerts-admin.js";
 import { api } from "./api.js";
 import { AlertsState, silenceBody } from "./alerts-state.js";
 import { button, h, row, when } from "./dom.js";
@@ -18,6 +19,8 @@ export class Alerts {
     this.empty = root.querySelector("#alerts-empty");
     this.status = root.querySelector("#silence-status");
     this.navCount = document.querySelector("#alerts-nav-count");
+    this.admin = new AlertsAdmin(root, role);
+    role.onChange(() => { if (!root.hidden) this.refreshAdmin(); });
     this.devicePanel = null;  // { list, deviceId } while a device page shows its alerts
     this.state.subscribe((ids) => this.changed(ids));
   }
@@ -39,7 +42,9 @@ export class Alerts {
     if (this.devicePanel && ids.has(this.devicePanel.deviceId)) this.renderDevice();
   }
 
-  show() { this.root.hidden = false; this.render(); }
+  show() { this.root.hidden = false; this.render(); this.refreshAdmin(); }
+
+  refreshAdmin() { this.admin.refresh().catch((error) => { this.admin.status.textContent = error.message; }); }
   hide() { this.root.hidden = true; }
 
   render() {

@@ -1,0 +1,94 @@
+"""The alerts page's management (issue 14): an admin creates a threshold rule and a webhook notifier
+from the page, an agent crosses the rule and the local receiver gets the firing notification; a
+silence listed on the page is ended from it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from playwright.async_api import Page, expect
+from websockets.asyncio.client import ClientConnection
+
+from tests.agentd import eventually
+from tests.agents import connect_agent
+from tests.e2e.test_alerts_view import Metrics
+from tests.hubs import RunningHub
+from tests.integration.test_alerts import Receiver, _async, fast
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def agent(hub: RunningHub) -> AsyncIterator[ClientConnection]:
+    ws = await connect_agent(hub, "web-7")
+    try:
+        yield ws
+    finally:
+        await ws.close()
+
+
+@pytest.fixture
+async def listening() -> AsyncIterator[Receiver]:
+    started = Receiver()
+    await started.start()
+    try:
+        yield started
+    finally:
+        await started.close()
+
+
+async def test_an_admin_creates_a_rule_and_a_webhook_from_the_page_and_gets_notified(
+    dashboard: Page, hub: RunningHub, api: httpx.AsyncClient, agent: ClientConnection, listening: Receiver
+) -> None:
+    page, metrics = dashboard, Metrics(agent)
+    fast(hub)
+    await page.get_by_role("link", name="Alerts").click()
+    await expect(page.locator("#alert-rules")).to_have_text("No rules.")
+
+    rule = page.locator("#rule-form")
+    await rule.get_by_label("Name").fill("cpu busy")
+    await rule.get_by_label("Metric").fill("cpu")
+    await rule.get_by_label("Value", exact=True).fill("50")
+    await rule.get_by_label("Clear value").fill("40")
+    await rule.get_by_label("Severity").select_option("critical")
+    await rule.get_by_label("Devices").fill("web-7")
+    await rule.get_by_role("button", name="Create rule").click()
+    await expect(page.locator("#alerts-admin-status")).to_have_text("Rule cpu busy created.")
+    await expect(page.locator("#alert-rules")).to_contain_text(
+        "cpu > 50 (clear 40) for 0 s · critical · devices web-7"
+    )
+
+    hook = page.locator("#notifier-form")
+    await hook.get_by_label("Name").fill("ops")
+    await hook.get_by_label("URL").fill(listening.url)
+    await hook.get_by_role("button", name="Create notifier").click()
+    await expect(page.locator("#alert-notifiers")).to_contain_text(f"http://127.0.0.1:{listening.port}/...")
+    await expect(page.locator("#alert-notifiers")).not_to_contain_text("s3cret")
+
+    await metrics.cpu(80)
+    await eventually(lambda: _async(listening.bodies), within=10, what="the firing notification")
+    (alert,) = listening.bodies[0]["alerts"]
+    assert alert["status"] == "firing" and alert["labels"]["alertname"] == "cpu busy"
+    assert alert["labels"]["device"] == "web-7" and alert["labels"]["severity"] == "critical"
+
+    await page.get_by_role("button", name="Delete rule cpu busy").click()
+    await expect(page.locator("#alert-rules")).to_have_text("No rules.")
+    assert (await api.get("/alert-rules")).json()["rules"] == []
+
+
+async def test_a_silence_listed_is_ended_from_the_page(dashboard: Page, api: httpx.AsyncClient) -> None:
+    page = dashboard
+    made = await api.post(
+        "/silences",
+        json={"matchers": {"device": "web-9"}, "ends_at": time.time() + 3600, "comment": "maintenance"},
+    )
+    assert made.status_code == 201, made.text
+    await page.get_by_role("link", name="Alerts").click()
+    silences = page.locator("#alert-silences")
+    await expect(silences).to_contain_text("device=web-9 · maintenance")
+    await page.get_by_role("button", name=f"End silence {made.json()['id']}").click()
+    await expect(silences).to_have_text("No active silences.")
+    assert (await api.get("/silences")).json()["silences"] == []
