@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection
 from tests.agentd import eventually
 from tests.agents import connect_agent
 from tests.e2e.test_alerts_view import Metrics
+from tests.e2e.test_dashboard_roles import add_user, logged_in
 from tests.hubs import RunningHub
 from tests.integration.test_alerts import Receiver, _async, fast
 
@@ -92,3 +93,22 @@ async def test_a_silence_listed_is_ended_from_the_page(dashboard: Page, api: htt
     await page.get_by_role("button", name=f"End silence {made.json()['id']}").click()
     await expect(silences).to_have_text("No active silences.")
     assert (await api.get("/silences")).json()["silences"] == []
+
+
+async def test_a_viewer_sees_rules_and_silences_without_forms(
+    page: Page, hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    await add_user(api, "vera", "viewer")
+    rule = {"name": "gone", "kind": "offline", "for": 60}
+    assert (await api.post("/alert-rules", json=rule)).status_code == 201
+    silence = {"matchers": {"device": "web-9"}, "ends_at": time.time() + 3600, "comment": "maintenance"}
+    assert (await api.post("/silences", json=silence)).status_code == 201
+    await logged_in(page, hub, "vera", "viewer")
+    await page.get_by_role("link", name="Alerts").click()
+    await expect(page.locator("#alert-rules")).to_contain_text("gone · offline for 60 s · all devices")
+    await expect(page.locator("#alert-silences")).to_contain_text("device=web-9 · maintenance")
+    await expect(page.locator("#rule-form")).to_be_hidden()
+    await expect(page.locator("#notifier-form")).to_be_hidden()
+    await expect(page.locator("#alert-notifiers")).to_be_hidden()
+    await expect(page.get_by_role("button", name="End silence 1")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Delete rule gone")).to_have_count(0)
