@@ -50,7 +50,7 @@ export class AlertsAdmin {
     const form = h(
       "form", { id: "notifier-form", className: "inline-form" },
       field("Kind", select("kind", ["webhook", "apprise"])), field("Name", input("name", { required: true })),
-      field("URL", input("url", { required: true, placeholder: "https://... or ntfy://topic", size: 40 })),
+      field("URL", input("url", { required: true, placeholder: "http(s)://... or ntfy://topic", size: 40 })),
       h("button", { type: "submit", text: "Create notifier" }),
     );
     form.onsubmit = (event) => { event.preventDefault(); this.write(() => this.createNotifier(form)); };
