@@ -72,3 +72,5 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # aiosqlite's DEBUG lines carry every SQL parameter (credential digests, notifier URLs): never shown.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from monitor_server.logs import RedactSecrets, redact
+from monitor_server.logs import RedactSecrets, configure, redact
 
 SECRET = "s3cr3t-value-91f2"
 
@@ -41,3 +41,19 @@ def test_filter_masks_formatted_arguments() -> None:
     )
     assert RedactSecrets().filter(record)
     assert record.getMessage() == "< Cookie: [redacted]"
+
+
+def test_debug_level_never_shows_aiosqlite_parameters() -> None:
+    """aiosqlite logs each statement with its parameters at DEBUG: kept at INFO even with the hub at debug."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging.getLogger("aiosqlite").level)
+    try:
+        configure("debug", "text")
+        assert root.isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("aiosqlite").isEnabledFor(logging.DEBUG)
+        configure("warning", "text")
+        assert not logging.getLogger("aiosqlite").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:], level, aiosqlite_level = saved
+        root.setLevel(level)
+        logging.getLogger("aiosqlite").setLevel(aiosqlite_level)
