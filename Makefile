@@ -29,7 +29,7 @@ run: $(VENV)/.run-deps
 COV_FAIL_UNDER ?= 0
 test: $(VENV)/.test-deps test-js
 	$(BIN)/pytest --cov=protocol --cov=monitor_server --cov=monitor_agent --cov-branch \
-		--cov-report=term:skip-covered --cov-fail-under=$(COV_FAIL_UNDER)
+		--cov-report=term:skip-covered --cov-fail-under=$(COV_FAIL_UNDER) --durations=25
 
 # The dashboard's pure ES modules (fleet state, sorting, formatting): Node's own test runner, no npm.
 test-js:
