@@ -120,7 +120,7 @@ async def test_hub_away_across_the_switch_loses_no_sample_and_runs_a_queued_comm
     releases: Releases, hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     """The hub stops once the update is staged and returns after the new version sampled a while:
-    both versions' spooled samples are stored (one gap only, the agent's restart), the command
+    the spooled samples are stored (one gap only, the agent's restart), the command
     queued before the rollout ran once (acked by 0.1.0 before the hub stopped; one "running command
     N" in both versions' log, the result still the one stored)."""
     await _publish(hub, releases)
