@@ -73,7 +73,15 @@ class Hub:
         token = resolve_token(settings)
         identity = Identity.build(store, settings, token.value if settings.legacy_token_on else None)
         identity.listeners.add(sessions.on_identity_event)  # a revoked device's socket closes (4001)
-        alerts = AlertService(store, _external_url(settings), hub_id=cluster.hub_id, publish=bus.publish)
+        alerts = AlertService(
+            store,
+            _external_url(settings),
+            hub_id=cluster.hub_id,
+            publish=bus.publish,
+            group_wait=settings.alert_group_wait,
+            repeat_interval=settings.alert_repeat_interval,
+            tell=cluster.tell if cluster.hub_id is not None else None,  # rules etc. changed here
+        )
         presence = Presence(store, bus, settings.http_offline_after, hub_id=cluster.hub_id)
         presence.listeners.append(alerts.on_presence)
         return cls(

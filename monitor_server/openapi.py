@@ -1078,6 +1078,11 @@ def _alert_schemas() -> dict[str, Schema]:
         "for": {"type": "number", "minimum": 0},
         "severity": {"type": "string"},
         "selector": {"type": "object"},
+        "notifiers": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "description": "Ids of the notifiers its alerts go to; empty: every notifier.",
+        },
         "created_at": _TIME,
         "updated_at": _TIME,
     }
@@ -1145,7 +1150,8 @@ def _alert_paths() -> dict[str, Schema]:
                 {"201": _ok("The rule.", _ref("AlertRule")), "409": conflict},
                 description="`threshold` (`metric`, `op`, `value`, optional `clear_value` for hysteresis),"
                 " `offline` or `status` (the agent reports `status: error`); `for` seconds pending"
-                " before firing; `selector` tags and devices (none: every device).",
+                " before firing; `selector` tags and devices (none: every device); `notifiers` by id or"
+                " name (none: every notifier; an unknown one is 422).",
                 body="RuleCreate",
                 tag="alerts",
             ),
@@ -1161,6 +1167,8 @@ def _alert_paths() -> dict[str, Schema]:
             "patch": _op(
                 "Change an alert rule (admin)",
                 {"200": _ok("The rule as changed.", _ref("AlertRule")), "404": not_found, "409": conflict},
+                description="The fields given replace the rule's (`notifiers`: by id or name; null or"
+                " empty: every notifier; an unknown one is 422).",
                 parameters=[rule],
                 body="RuleUpdate",
                 tag="alerts",
@@ -1188,7 +1196,7 @@ def _alert_paths() -> dict[str, Schema]:
         "/notifiers/{notifier_id}": {
             "delete": _op(
                 "Delete a notifier and what its outbox holds (admin)",
-                {"200": deleted, "404": not_found},
+                {"200": deleted, "404": not_found, "409": _error("Rules route to it.")},
                 parameters=[notifier],
                 tag="alerts",
             )

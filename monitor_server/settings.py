@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     # defaults, within about 7 s of its death (the contract is 10 s).
     hub_heartbeat: float = Field(1.0, gt=0, description="seconds between a hub's heartbeats (PostgreSQL)")
     hub_lost_after: float = Field(6.0, gt=0, description="a hub silent this long is taken for dead")
+    # Alerts (DESIGN §11): alerts changing together wait this long to go out in one notification
+    # per notifier; an alert still firing is notified again every repeat interval (0 = never).
+    alert_group_wait: float = Field(
+        2.0, ge=0, le=3600, allow_inf_nan=False, description="seconds alerts wait to be grouped"
+    )
+    alert_repeat_interval: float = Field(
+        4 * 3600.0,
+        ge=0,
+        le=365 * 86400.0,
+        allow_inf_nan=False,
+        description="seconds before an alert still firing is notified again (0 = never)",
+    )
 
     max_frame_bytes: int = Field(1 << 20, ge=1024)
     outbox_size: int = Field(1024, ge=1, description="frames queued per socket before it is dropped")

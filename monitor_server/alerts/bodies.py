@@ -20,6 +20,8 @@ Severity = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 Metric = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 # A value that fits the text column on both stores: no control characters (PostgreSQL refuses NUL).
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$", max_length=500)]
+# A notifier named by its id or its name.
+NotifierRef = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)] | Label
 
 
 class _Body(BaseModel):
@@ -46,6 +48,8 @@ class RuleCreate(_Body):
     for_seconds: float = Field(0.0, alias="for", ge=0, le=MAX_FOR, allow_inf_nan=False, strict=True)
     severity: Severity = "warning"
     selector: Selector = Field(default_factory=Selector)
+    # The notifiers it goes to, by id or name (the hub stores ids); none: every notifier.
+    notifiers: list[NotifierRef] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleCreate:
@@ -75,6 +79,7 @@ class RuleUpdate(_Body):
     for_seconds: float | None = Field(None, alias="for", ge=0, le=MAX_FOR, allow_inf_nan=False, strict=True)
     severity: Severity | None = None
     selector: Selector | None = None
+    notifiers: list[NotifierRef] | None = Field(None, max_length=50)
 
 
 class NotifierCreate(_Body):

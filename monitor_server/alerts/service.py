@@ -23,16 +23,19 @@ from monitor_server.alerts import webhook
 from monitor_server.alerts.delivery import Delivery
 from monitor_server.alerts.engine import Evaluator, Key
 from monitor_server.cluster import Exclusive
+from monitor_server.cluster.notice import Kind, Notice
 from monitor_server.events import AlertChanged
 from monitor_server.store import PresenceEvent, Sample, Store
 from monitor_server.store.alert_records import AlertRule, AlertState, Notifier, Silence
 
 log = logging.getLogger("monitor_server.alerts")
 
-GROUP_WAIT = 2.0  # seconds alerts changing together wait to go out in one notification
+GROUP_WAIT = 2.0  # default seconds alerts changing together wait to go out in one notification
 TICK = 1.0  # seconds between promotions of pending states whose ``for`` elapsed
-REPEAT = 4 * 3600.0  # seconds after which an alert still firing is notified again (Alertmanager's default)
-RELOAD = 15.0  # seconds between re-reads of rules, notifiers and silences (other hubs change them)
+REPEAT = 4 * 3600.0  # default seconds before an alert still firing is notified again (Alertmanager's)
+RELOAD = 15.0  # seconds between re-reads of rules, notifiers and silences (a safety net: other hubs
+# tell their changes at once, an ``alert_config`` notice)
+CONFIG = ("rules", "notifiers", "silences")  # what an ``alert_config`` notice says changed
 STOP_WAIT = 5.0  # seconds a stopping hub lets a delivery attempt in flight finish
 
 
@@ -56,16 +59,20 @@ class AlertService:
         clock: Callable[[], float] = time.time,
         hub_id: str | None = None,
         publish: Callable[[AlertChanged], None] | None = None,
+        group_wait: float = GROUP_WAIT,
+        repeat_interval: float = REPEAT,
+        tell: Callable[[Notice], None] | None = None,
     ) -> None:
         self._store = store
+        self._tell = tell  # several hubs: rules, notifiers and silences changed here are told to the others
         self._publish = publish  # dashboards are told each stored transition (the hub's bus)
         self._hub_id = hub_id  # several hubs (DESIGN §13): this hub's id
         self._clock = clock
         self._external_url = external_url
         self.evaluator = Evaluator(start_offline=hub_id is None)
         self.delivery = Delivery(store, lambda: self._notifiers, clock)
-        self.group_wait = GROUP_WAIT
-        self.repeat_interval = REPEAT  # 0: never repeat
+        self.group_wait = group_wait  # MONITOR_ALERT_GROUP_WAIT
+        self.repeat_interval = repeat_interval  # MONITOR_ALERT_REPEAT_INTERVAL; 0: never repeat
         self._notifiers: dict[int, Notifier] = {}
         self._silences: list[Silence] = []
         self._dirty: dict[Key, AlertState] = {}  # transitions not stored yet
@@ -131,10 +138,25 @@ class AlertService:
 
     # what REST reads and changes
 
-    def alerts(self) -> list[dict[str, Any]]:
-        """Pending and firing alerts now, each with its rule's name and severity and whether silenced."""
+    async def alerts(self) -> list[dict[str, Any]]:
+        """Pending and firing alerts now, each with its rule's name and severity and whether silenced.
+
+        Alone: this hub's evaluator holds every device's. With several hubs each evaluates the
+        devices connected to it and stores every transition: the stored states, with this hub's
+        transitions not stored yet over them, are every hub's alerts.
+        """
         now = self._clock()
-        shown = (self._event(state, now) for state in sorted(self.evaluator.active(), key=lambda s: s.key))
+        if self._hub_id is None:
+            states: list[AlertState] = list(self.evaluator.active())
+        else:
+            active = {s.key: s for s in await self._store.list_active_alert_states()}
+            for key, state in self._dirty.items():
+                if state.state == "ok":
+                    active.pop(key, None)
+                else:
+                    active[key] = state
+            states = list(active.values())
+        shown = (self._event(state, now) for state in sorted(states, key=lambda s: s.key))
         return [event.record() for event in shown if event is not None]
 
     def _event(self, state: AlertState, now: float) -> AlertChanged | None:
@@ -145,12 +167,38 @@ class AlertService:
         return AlertChanged(state, rule.record.name, rule.record.severity, rule.record.kind, silenced)
 
     async def rules_changed(self) -> None:
+        """A rule was created, changed or deleted here: read them again, and tell the other hubs."""
         await self._reload_rules()
+        self._told("rules")
 
     async def notifiers_changed(self) -> None:
-        self._notifiers = {n.id: n for n in await self._store.list_notifiers()}
+        await self._reload_notifiers()
+        self._told("notifiers")
 
     async def silences_changed(self) -> None:
+        await self._reload_silences()
+        self._told("silences")
+
+    async def config_changed(self, what: str) -> None:
+        """Another hub changed rules, notifiers or silences (an ``alert_config`` notice): read them
+        again now rather than at the next periodic reload. Nothing is told back."""
+        if not self._started:
+            return
+        if what == "rules":
+            await self._reload_rules()
+        elif what == "notifiers":
+            await self._reload_notifiers()
+        elif what == "silences":
+            await self._reload_silences()
+
+    def _told(self, what: str) -> None:
+        if self._tell is not None:
+            self._tell(Notice(Kind.ALERT_CONFIG, None, {"what": what}))
+
+    async def _reload_notifiers(self) -> None:
+        self._notifiers = {n.id: n for n in await self._store.list_notifiers()}
+
+    async def _reload_silences(self) -> None:
         self._silences = await self._store.list_silences(active_at=self._clock())
         self._release_held()
 
@@ -263,7 +311,8 @@ class AlertService:
                     self._publish(event)
 
     async def _flush(self) -> None:
-        """The group goes out: one notification per notifier with every alert owed and not silenced."""
+        """The group goes out: one notification per notifier with every alert owed, not silenced and
+        routed to it (a rule naming no notifier goes to all)."""
         now = self._clock()
         keys, self._due, self._deadline = self._due, set(), None
         alerts: list[webhook.Alert] = []
@@ -278,10 +327,11 @@ class AlertService:
             alerts.append(webhook.Alert(rule.record, state, owed))
         if not alerts:
             return
-        bodies = [
-            (n.id, webhook.body(n.name, alerts, self._external_url))
-            for n in self._notifiers.values()  # apprise ones render their text from it at delivery
-        ]
+        bodies = []
+        for notifier in self._notifiers.values():  # apprise ones render their text from it at delivery
+            routed = [a for a in alerts if a.rule.routes_to(notifier.id)]  # a rule's notifiers, or all
+            if routed:
+                bodies.append((notifier.id, webhook.body(notifier.name, routed, self._external_url)))
         notified = [dataclasses.replace(a.state, last_notified_at=now) for a in alerts]
         try:
             await self._store.enqueue_notifications(bodies, notified, now)
@@ -327,8 +377,8 @@ class AlertService:
                 if now >= next_reload:
                     next_reload = now + RELOAD
                     await self._reload_rules()
-                    await self.notifiers_changed()
-                    self._silences = await self._store.list_silences(active_at=now)
+                    await self._reload_notifiers()
+                    await self._reload_silences()  # one ended on another hub releases what it held
                     await self._reload_tags()
             except Exception:
                 log.exception("alert tick failed; retrying next tick")

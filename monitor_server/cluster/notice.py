@@ -32,6 +32,8 @@ class Kind:
     ALERT = "alert"  # an alert transition: other hubs' dashboards show it (relayed as is)
     RELEASE = "release"  # a device's progress with a release: other hubs' dashboards show it
     ROLLOUT = "rollout"  # a release rollout saved: offer it to the agents held here (DESIGN §12)
+    # alert rules, notifiers or silences changed (body ``{"what": "rules"}``...): read them again now
+    ALERT_CONFIG = "alert_config"
 
 
 @dataclass(frozen=True, slots=True)

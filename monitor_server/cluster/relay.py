@@ -5,7 +5,8 @@ event (revocations, ended sessions, changed roles) becomes a notice; samples go 
 the newest per device, at most once a second. In: notices reach this hub's dashboards as
 ``Relayed`` events, and act on the sockets this hub holds: a command queued elsewhere is pushed,
 a device online on another hub closes its socket here (4000), a revoked device's socket closes
-(4001), a removed device's socket closes (4004), and cached credentials are dropped.
+(4001), a removed device's socket closes (4004), cached credentials are dropped, and alert rules,
+notifiers or silences changed elsewhere are read again.
 """
 
 from __future__ import annotations
@@ -91,6 +92,10 @@ class Relay:
                 return
             case Kind.ROLLOUT:
                 await self._hub.releases.rollout_changed(str(notice.body.get("version")))
+                return
+            case Kind.ALERT_CONFIG:
+                if self._hub.alerts is not None:
+                    await self._hub.alerts.config_changed(str(notice.body.get("what")))
                 return
         if notice.kind != Kind.SAMPLES and notice.device_id:
             self._hub.bus.publish(Relayed(notice.device_id, notice.body))

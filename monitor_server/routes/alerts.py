@@ -42,7 +42,27 @@ def _id(request: Request, name: str) -> int:
     return value
 
 
-def _rule(body: RuleCreate, rule_id: int, created_at: float, now: float) -> AlertRule:
+async def _routed(request: Request, body: RuleCreate) -> list[int]:
+    """The ids of the notifiers the rule names (by id or name), in its order; 422 for unknown ones."""
+    if not body.notifiers:
+        return []
+    notifiers = await hub_of(request).store.list_notifiers()
+    by_id = {n.id: n.id for n in notifiers}
+    by_name = {n.name: n.id for n in notifiers}
+    ids: list[int] = []
+    unknown: list[str] = []
+    for ref in body.notifiers:
+        found = by_id.get(ref) if isinstance(ref, int) else by_name.get(ref)
+        if found is None:
+            unknown.append(str(ref))
+        elif found not in ids:
+            ids.append(found)
+    if unknown:
+        raise HTTPException(422, f"invalid rule: unknown notifier(s): {', '.join(unknown)}")
+    return ids
+
+
+def _rule(body: RuleCreate, rule_id: int, created_at: float, now: float, notifiers: list[int]) -> AlertRule:
     return AlertRule(
         rule_id,
         body.name,
@@ -56,6 +76,7 @@ def _rule(body: RuleCreate, rule_id: int, created_at: float, now: float) -> Aler
         body.selector.model_dump(),
         created_at,
         now,
+        notifiers,
     )
 
 
@@ -66,7 +87,8 @@ def _rule(body: RuleCreate, rule_id: int, created_at: float, now: float) -> Aler
 async def create_rule(request: Request) -> Response:
     body = await read_model(request, RuleCreate)
     service, now = _alerts(request), time.time()
-    rule = await hub_of(request).store.create_alert_rule(_rule(body, 0, now, now))
+    notifiers = await _routed(request, body)
+    rule = await hub_of(request).store.create_alert_rule(_rule(body, 0, now, now, notifiers))
     await service.rules_changed()
     log.info("alert rule %d %r created by %s", rule.id, rule.name, principal_of(request).name)
     return JSONResponse(rule.to_json(), 201)
@@ -97,11 +119,14 @@ async def update_rule(request: Request) -> Response:
     merged: dict[str, Any] = {**current, **patch.model_dump(exclude_unset=True, by_alias=True)}
     if merged.get("selector") is None:
         merged["selector"] = {}
+    if merged.get("notifiers") is None:
+        merged["notifiers"] = []  # null: every notifier again
     try:
         body = RuleCreate.model_validate(merged)
     except ValidationError as exc:
         raise HTTPException(422, f"invalid rule: {describe(exc)}") from None
-    updated = await hub.store.update_alert_rule(_rule(body, rule.id, rule.created_at, time.time()))
+    notifiers = await _routed(request, body)
+    updated = await hub.store.update_alert_rule(_rule(body, rule.id, rule.created_at, time.time(), notifiers))
     if updated is None:
         raise HTTPException(404, "no such alert rule")
     await service.rules_changed()
@@ -137,8 +162,15 @@ async def list_notifiers(request: Request) -> Response:
 
 @requires(Role.ADMIN)
 async def delete_notifier(request: Request) -> Response:
+    """409 while a rule routes to it (deleting it would leave the rule's alerts going nowhere)."""
     notifier_id = _id(request, "notifier_id")
-    if not await hub_of(request).store.delete_notifier(notifier_id):
+    store = hub_of(request).store
+    routed = [r.name for r in await store.list_alert_rules() if notifier_id in r.notifiers]
+    if routed:
+        raise HTTPException(
+            409, f"rules route to this notifier: {', '.join(routed)} (change their notifiers first)"
+        )
+    if not await store.delete_notifier(notifier_id):
         raise HTTPException(404, "no such notifier")
     await _alerts(request).notifiers_changed()
     return JSONResponse({"ok": True, "id": notifier_id})
@@ -184,4 +216,4 @@ async def delete_silence(request: Request) -> Response:
 
 @requires(Role.VIEWER)
 async def list_alerts(request: Request) -> Response:
-    return JSONResponse({"alerts": _alerts(request).alerts()})
+    return JSONResponse({"alerts": await _alerts(request).alerts()})

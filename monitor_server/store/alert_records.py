@@ -32,6 +32,11 @@ class AlertRule:
     selector: dict[str, Any] = field(default_factory=dict)  # {"tags": [..], "devices": [..]}
     created_at: float = 0.0
     updated_at: float = 0.0
+    notifiers: list[int] = field(default_factory=list)  # ids of the notifiers it goes to; empty: all
+
+    def routes_to(self, notifier_id: int) -> bool:
+        """Whether this rule's notifications go to that notifier."""
+        return not self.notifiers or notifier_id in self.notifiers
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -45,6 +50,7 @@ class AlertRule:
             "for": self.for_seconds,
             "severity": self.severity,
             "selector": self.selector,
+            "notifiers": self.notifiers,
             "created_at": to_iso(self.created_at),
             "updated_at": to_iso(self.updated_at),
         }
@@ -177,6 +183,7 @@ def rule_row(rule: AlertRule) -> tuple[Any, ...]:
         orjson.dumps(rule.selector).decode(),
         rule.created_at,
         rule.updated_at,
+        orjson.dumps(rule.notifiers).decode(),
     )
 
 
@@ -195,4 +202,5 @@ def rule_of(r: Any) -> AlertRule:
         orjson.loads(r["selector"]),
         r["created_at"],
         r["updated_at"],
+        orjson.loads(r["notifiers"]),
     )

@@ -1,7 +1,8 @@
 """The alert tables on PostgreSQL (DESIGN §11), behaving as ``SQLiteAlerts`` does.
 
 ``PgAlerts`` is a mixin of ``PostgresStore`` (which opens ``_pool``); ``ALERTS_DDL`` is migration 2
-in ``pg_schema.py``. JSON is stored as text and times as epoch seconds, so records equal SQLite's.
+in ``pg_schema.py``, ``ALERT_ROUTING_DDL`` migration 4. JSON is stored as text and times as epoch
+seconds, so records equal SQLite's.
 """
 
 # ruff: noqa: S608 (SQL assembled from module constants and "$n" placeholders only)
@@ -80,8 +81,15 @@ CREATE TABLE silences (
 );
 """
 
+# As SQLite's: the notifiers a rule goes to (JSON ids; empty: all), the active states' index.
+ALERT_ROUTING_DDL = """
+ALTER TABLE alert_rules ADD COLUMN notifiers TEXT NOT NULL DEFAULT '[]';
+CREATE INDEX alert_states_active ON alert_states (rule_id, device_id) WHERE state <> 'ok';
+"""
+
 _RULE_FIELDS = (
-    "name, kind, metric, op, value, clear_value, for_seconds, severity, selector, created_at, updated_at"
+    "name, kind, metric, op, value, clear_value, for_seconds, severity, selector, created_at, updated_at,"
+    " notifiers"
 )
 _RULE_COLUMNS = "id, " + _RULE_FIELDS
 _STATE_COLUMNS = "rule_id, device_id, state, since, value, fired_at, resolved_at, last_notified_at"
@@ -108,7 +116,7 @@ class PgAlerts:
         try:
             rule_id = await self._pool.fetchval(
                 f"INSERT INTO alert_rules ({_RULE_FIELDS})"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
                 *rule_row(rule),
             )
         except asyncpg.UniqueViolationError:
@@ -133,7 +141,7 @@ class PgAlerts:
             status = await self._pool.execute(
                 "UPDATE alert_rules SET name = $1, kind = $2, metric = $3, op = $4, value = $5,"
                 " clear_value = $6, for_seconds = $7, severity = $8, selector = $9, created_at = $10,"
-                " updated_at = $11 WHERE id = $12",
+                " updated_at = $11, notifiers = $12 WHERE id = $13",
                 *rule_row(rule),
                 rule.id,
             )
@@ -154,6 +162,12 @@ class PgAlerts:
     async def list_alert_states(self) -> list[AlertState]:
         rows = await self._pool.fetch(
             f"SELECT {_STATE_COLUMNS} FROM alert_states ORDER BY rule_id, device_id"
+        )
+        return [AlertState(*r) for r in rows]
+
+    async def list_active_alert_states(self) -> list[AlertState]:
+        rows = await self._pool.fetch(
+            f"SELECT {_STATE_COLUMNS} FROM alert_states WHERE state <> 'ok' ORDER BY rule_id, device_id"
         )
         return [AlertState(*r) for r in rows]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from monitor_server.store.pg_alerts import ALERTS_DDL
+from monitor_server.store.pg_alerts import ALERT_ROUTING_DDL, ALERTS_DDL
 from monitor_server.store.pg_identity import IDENTITY_DDL
 from monitor_server.store.pg_releases import RELEASES_DDL
 from monitor_server.store.records import ROLLUP_FIELDS, TIERS
@@ -125,6 +125,7 @@ MIGRATIONS: tuple[str, ...] = (
     _CORE + "".join(_rollup_table(tier.table) for tier in TIERS) + IDENTITY_DDL + _CLUSTER,
     ALERTS_DDL,  # 2: alerts (DESIGN §11)
     RELEASES_DDL,  # 3: agent releases (DESIGN §12)
+    ALERT_ROUTING_DDL,  # 4: alert routing: the notifiers a rule goes to, active states indexed
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

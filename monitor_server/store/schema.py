@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor_server.store.sqlite_alerts import ALERTS_DDL
+from monitor_server.store.sqlite_alerts import ALERT_ROUTING_DDL, ALERTS_DDL
 from monitor_server.store.sqlite_releases import RELEASES_DDL
 
 # The metrics migration 4 gave columns in the tiers (a later field needs a migration adding them).
@@ -213,6 +213,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALERTS_DDL,
     # 10: agent releases (DESIGN §12): bundles, one rollout per version, each device's progress.
     RELEASES_DDL,
+    # 11: alert routing (issue 14): the notifiers a rule goes to; the pending and firing states indexed.
+    ALERT_ROUTING_DDL,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,5 +1,5 @@
 """The alert tables on SQLite (DESIGN §11): a mixin of ``SQLiteStore``, which gives it ``_tx`` and
-``_fetch`` (migration 9 in ``schema.py`` creates the tables)."""
+``_fetch`` (migration 9 in ``schema.py`` creates the tables, 11 adds ``alert_rules.notifiers``)."""
 
 # ruff: noqa: S608 (SQL assembled from module constants and "?" placeholders only)
 from __future__ import annotations
@@ -78,8 +78,16 @@ CREATE TABLE silences (
 );
 """
 
+# The notifiers a rule goes to (a JSON array of ids; empty: all), and an index for the pending
+# and firing states, which every hub lists for GET /alerts with several hubs.
+ALERT_ROUTING_DDL = """
+ALTER TABLE alert_rules ADD COLUMN notifiers TEXT NOT NULL DEFAULT '[]';
+CREATE INDEX alert_states_active ON alert_states (rule_id, device_id) WHERE state <> 'ok';
+"""
+
 _RULE_COLUMNS = (
-    "id, name, kind, metric, op, value, clear_value, for_seconds, severity, selector, created_at, updated_at"
+    "id, name, kind, metric, op, value, clear_value, for_seconds, severity, selector, created_at, updated_at,"
+    " notifiers"
 )
 _STATE_COLUMNS = "rule_id, device_id, state, since, value, fired_at, resolved_at, last_notified_at"
 _NOTIFIER_COLUMNS = "id, name, kind, url, headers, created_at"
@@ -109,7 +117,7 @@ class SQLiteAlerts:
             if await _taken(db, "alert_rules", rule.name, None):
                 raise Conflict(f"an alert rule named {rule.name!r} exists")
             cur = await db.execute(
-                f"INSERT INTO alert_rules ({_RULE_COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO alert_rules ({_RULE_COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rule_row(rule),
             )
             rule_id = cur.lastrowid
@@ -129,7 +137,8 @@ class SQLiteAlerts:
                 raise Conflict(f"an alert rule named {rule.name!r} exists")
             cur = await db.execute(
                 "UPDATE alert_rules SET name = ?, kind = ?, metric = ?, op = ?, value = ?, clear_value = ?,"
-                " for_seconds = ?, severity = ?, selector = ?, created_at = ?, updated_at = ? WHERE id = ?",
+                " for_seconds = ?, severity = ?, selector = ?, created_at = ?, updated_at = ?, notifiers = ?"
+                " WHERE id = ?",
                 (*rule_row(rule), rule.id),
             )
             changed = cur.rowcount
@@ -145,6 +154,12 @@ class SQLiteAlerts:
 
     async def list_alert_states(self) -> list[AlertState]:
         rows = await self._fetch(f"SELECT {_STATE_COLUMNS} FROM alert_states ORDER BY rule_id, device_id")
+        return [_state(r) for r in rows]
+
+    async def list_active_alert_states(self) -> list[AlertState]:
+        rows = await self._fetch(
+            f"SELECT {_STATE_COLUMNS} FROM alert_states WHERE state <> 'ok' ORDER BY rule_id, device_id"
+        )
         return [_state(r) for r in rows]
 
     async def save_alert_states(self, states: Sequence[AlertState]) -> None:

@@ -36,6 +36,35 @@ async def test_rules_round_trip(store: Store) -> None:
     assert await store.list_alert_rules() == [offline]
 
 
+async def test_a_rule_keeps_the_notifiers_it_routes_to(store: Store) -> None:
+    """``notifiers`` (ids) are stored, changed and read back; none means every notifier."""
+    ops = await store.create_notifier(Notifier(0, "ops", "webhook", "http://127.0.0.1:1/a", {}, 1.0))
+    pager = await store.create_notifier(Notifier(0, "pager", "webhook", "http://127.0.0.1:1/b", {}, 1.0))
+    routed = await store.create_alert_rule(dataclasses.replace(CPU, notifiers=[pager.id, ops.id]))
+    everyone = await store.create_alert_rule(AlertRule(0, "gone", "offline", for_seconds=60.0))
+    assert (await store.get_alert_rule(routed.id)) == routed and routed.notifiers == [pager.id, ops.id]
+    assert everyone.notifiers == [] and (await store.get_alert_rule(everyone.id)) == everyone
+    assert routed.routes_to(pager.id) and not routed.routes_to(9) and everyone.routes_to(9)
+    narrowed = dataclasses.replace(routed, notifiers=[ops.id], updated_at=30.0)
+    assert await store.update_alert_rule(narrowed) == narrowed
+    widened = dataclasses.replace(everyone, notifiers=[pager.id])
+    assert await store.update_alert_rule(widened) == widened
+    assert await store.list_alert_rules() == [narrowed, widened]
+    assert narrowed.to_json()["notifiers"] == [ops.id]
+
+
+async def test_active_states_are_the_pending_and_firing_ones(store: Store) -> None:
+    """list_active_alert_states leaves out ok states (GET /alerts with several hubs reads it)."""
+    rule = await store.create_alert_rule(CPU)
+    pending = AlertState(rule.id, "b-2", "pending", 100.0, 95.0)
+    firing = AlertState(rule.id, "a-1", "firing", 100.0, 95.0, fired_at=100.0)
+    ok = AlertState(rule.id, "c-3", "ok", 100.0, 10.0, fired_at=90.0, resolved_at=100.0)
+    await store.save_alert_states([pending, firing, ok])
+    assert await store.list_active_alert_states() == [firing, pending]
+    await store.save_alert_states([dataclasses.replace(firing, state="ok", resolved_at=110.0)])
+    assert await store.list_active_alert_states() == [pending]
+
+
 async def test_states_upsert_and_go_with_their_rule(store: Store) -> None:
     """States are inserted then replaced per (rule, device), and deleted with their rule."""
     rule = await store.create_alert_rule(CPU)
