@@ -71,6 +71,7 @@ class AlertService:
         self._external_url = external_url
         self.evaluator = Evaluator(start_offline=hub_id is None)
         self.delivery = Delivery(store, lambda: self._notifiers, clock)
+        self.reload_interval = RELOAD
         self.group_wait = group_wait  # MONITOR_ALERT_GROUP_WAIT
         self.repeat_interval = repeat_interval  # MONITOR_ALERT_REPEAT_INTERVAL; 0: never repeat
         self._notifiers: dict[int, Notifier] = {}
@@ -158,6 +159,11 @@ class AlertService:
             states = list(active.values())
         shown = (self._event(state, now) for state in sorted(states, key=lambda s: s.key))
         return [event.record() for event in shown if event is not None]
+
+    @property
+    def silences(self) -> tuple[Silence, ...]:
+        """The silences this hub holds notifications for (read at start, on changes, and reloads)."""
+        return tuple(self._silences)
 
     def _event(self, state: AlertState, now: float) -> AlertChanged | None:
         rule = self.evaluator.rules.get(state.rule_id)
@@ -363,7 +369,7 @@ class AlertService:
         }
 
     async def _run_ticks(self) -> None:
-        next_reload = self._clock() + RELOAD
+        last_reload = self._clock()
         while True:
             await asyncio.sleep(TICK)
             now = self._clock()
@@ -374,8 +380,8 @@ class AlertService:
                 if self._held and any(s.ends_at <= now for s in self._silences):
                     self._silences = [s for s in self._silences if s.ends_at > now]
                     self._release_held()
-                if now >= next_reload:
-                    next_reload = now + RELOAD
+                if now >= last_reload + self.reload_interval:
+                    last_reload = now
                     await self._reload_rules()
                     await self._reload_notifiers()
                     await self._reload_silences()  # one ended on another hub releases what it held
