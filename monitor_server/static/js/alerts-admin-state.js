@@ -14,7 +14,8 @@ function number(text, label, { required = false } = {}) {
   return n;
 }
 
-// POST /alert-rules from the form's values (strings): threshold or offline. Throws a readable Error.
+// POST /alert-rules from the form's values (strings; `notifiers` an array of ids, none ticked = every
+// notifier): threshold, offline or status. Throws a readable Error.
 export function ruleBody(f) {
   const name = String(f.name ?? "").trim();
   if (!name) throw new Error("name is required");
@@ -25,16 +26,50 @@ export function ruleBody(f) {
   const devices = words(f.devices);
   if (tags.length) selector.tags = tags;
   if (devices.length) selector.devices = devices;
-  if (f.kind === "offline") return { name, kind: "offline", for: seconds, selector };
+  const notifiers = notifierIds(f.notifiers);
+  const routed = notifiers.length ? { notifiers } : {};
+  const severity = f.severity || "warning";
+  if (f.kind === "offline" || f.kind === "status") {
+    return { name, kind: f.kind, for: seconds, severity, selector, ...routed };
+  }
   const metric = String(f.metric ?? "").trim();
   if (!metric) throw new Error("metric is required");
   const body = {
     name, kind: "threshold", metric, op: f.op || ">", value: number(f.value, "value", { required: true }),
-    for: seconds, severity: f.severity || "warning", selector,
+    for: seconds, severity, selector, ...routed,
   };
   const clear = number(f.clear_value, "clear value");
   if (clear !== null) body.clear_value = clear;
   return body;
+}
+
+// PATCH /alert-rules/{id} from the edit form: every field given, so what the form empties is
+// cleared (an offline rule has no metric, op, value or clear value; no notifier ticked = all).
+export function ruleUpdateBody(f) {
+  const body = ruleBody(f);
+  const cleared = body.kind === "threshold" ? { clear_value: null } : { metric: null, op: null, value: null, clear_value: null };
+  return { ...cleared, ...body, notifiers: body.notifiers ?? [] };
+}
+
+// A rule as GET /alert-rules gives it, as the rule form's values (strings; notifier ids as strings).
+export function ruleFormValues(r) {
+  const text = (v) => (v == null ? "" : String(v));
+  return {
+    kind: r.kind, name: r.name, metric: text(r.metric), op: r.op ?? ">", value: text(r.value),
+    clear_value: text(r.clear_value), for: text(r.for ?? 0), severity: r.severity ?? "warning",
+    tags: (r.selector?.tags ?? []).join(", "), devices: (r.selector?.devices ?? []).join(", "),
+    notifiers: (r.notifiers ?? []).map(String),
+  };
+}
+
+function notifierIds(list) {
+  const ids = [];
+  for (const raw of list ?? []) {
+    const id = Number(raw);
+    if (!Number.isInteger(id) || id < 1) throw new Error(`unknown notifier ${raw}`);
+    if (!ids.includes(id)) ids.push(id);
+  }
+  return ids;
 }
 
 // POST /notifiers: a webhook (http/https) or an apprise URL (ntfy://, slack://, mailto://...).
@@ -56,12 +91,14 @@ function selectorText(selector = {}) {
   return parts.length ? parts.join("; ") : "all devices";
 }
 
-export function ruleSummary(r) {
+// One line per rule; `names` maps notifier ids to names (admins list notifiers; others see ids).
+export function ruleSummary(r, names = new Map()) {
   const scope = selectorText(r.selector);
-  if (r.kind === "offline") return `offline for ${r.for} s · ${scope}`;
-  if (r.kind === "status") return `status error for ${r.for} s · ${scope}`;
+  const to = r.notifiers?.length ? ` · to ${r.notifiers.map((id) => names.get(id) ?? `#${id}`).join(", ")}` : "";
+  if (r.kind === "offline") return `offline for ${r.for} s · ${scope}${to}`;
+  if (r.kind === "status") return `status error for ${r.for} s · ${scope}${to}`;
   const clear = r.clear_value == null ? "" : ` (clear ${r.clear_value})`;
-  return `${r.metric} ${r.op} ${r.value}${clear} for ${r.for} s · ${r.severity} · ${scope}`;
+  return `${r.metric} ${r.op} ${r.value}${clear} for ${r.for} s · ${r.severity} · ${scope}${to}`;
 }
 
 export function silenceSummary(s) {

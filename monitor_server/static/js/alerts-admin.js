@@ -1,19 +1,26 @@
-// The alerts page's management: rules (threshold, offline), notifiers (webhook, apprise) and active
-// silences. Everyone sees the lists the hub lets them read (rules, silences; notifiers for admins);
-// admins get the create forms and delete buttons, operators "end now" on silences. The hub enforces
-// the roles; this only hides what would be refused. Bodies and summaries: alerts-admin-state.js.
+// The alerts page's management: rules (threshold, offline, status), notifiers (webhook, apprise) and
+// active silences. Everyone sees the lists the hub lets them read (rules, silences; notifiers for
+// admins); admins get the create forms, edit (a rule, with the notifiers it goes to: PATCH) and
+// delete buttons, operators "end now" on silences. The hub enforces the roles; this only hides
+// what would be refused. Bodies and summaries: alerts-admin-state.js.
 import { api } from "./api.js";
-import { notifierBody, ruleBody, ruleSummary, silenceSummary } from "./alerts-admin-state.js";
+import {
+  notifierBody, ruleBody, ruleFormValues, ruleSummary, ruleUpdateBody, silenceSummary,
+} from "./alerts-admin-state.js";
 import { attempt, button, h, when } from "./dom.js";
 
 const field = (label, input) => h("label", {}, `${label} `, input);
 const input = (name, props = {}) => h("input", { name, autocomplete: "off", ...props });
 const select = (name, options) => h("select", { name }, ...options.map((o) => h("option", { value: o, text: o })));
-const values = (form) => Object.fromEntries(new FormData(form).entries());
+const values = (form) => {
+  const data = new FormData(form);
+  return { ...Object.fromEntries(data.entries()), notifiers: data.getAll("notifiers") };
+};
 
 export class AlertsAdmin {
   constructor(parent, role) {
     Object.assign(this, { role });
+    this.editing = null;  // the rule the rule form edits (PATCH), or null: it creates one
     this.status = h("p", { id: "alerts-admin-status", className: "status", role: "status" });
     this.rules = h("ul", { id: "alert-rules", className: "plain-list" });
     this.notifiers = h("ul", { id: "alert-notifiers", className: "plain-list" });
@@ -31,19 +38,65 @@ export class AlertsAdmin {
   }
 
   makeRuleForm() {
+    this.ruleSubmit = h("button", { type: "submit", text: "Create rule" });
+    this.ruleCancel = button("Cancel", () => this.stopEditing(), { hidden: true });
+    this.routing = h("fieldset", { id: "rule-notifiers", className: "rule-notifiers" });
     const form = h(
       "form", { id: "rule-form", className: "inline-form" },
-      field("Kind", select("kind", ["threshold", "offline"])), field("Name", input("name", { required: true })),
-      field("Metric", input("metric", { placeholder: "cpu" })), field("Op", select("op", [">", ">=", "<", "<="])),
+      field("Kind", select("kind", ["threshold", "offline", "status"])), field("Name", input("name", { required: true })),
+      field("Metric", input("metric", { placeholder: "cpu" })), field("Op", select("op", [">", ">=", "<", "<=", "==", "!="])),
       field("Value", input("value", { inputMode: "decimal", size: 6 })),
       field("Clear value", input("clear_value", { inputMode: "decimal", size: 6 })),
       field("For (s)", input("for", { inputMode: "decimal", size: 5, value: "0" })),
       field("Severity", select("severity", ["warning", "critical", "info"])),
       field("Tags", input("tags", { placeholder: "web, db" })), field("Devices", input("devices")),
-      h("button", { type: "submit", text: "Create rule" }),
+      this.routing, this.ruleSubmit, this.ruleCancel,
     );
-    form.onsubmit = (event) => { event.preventDefault(); this.write(() => this.createRule(form)); };
+    form.onsubmit = (event) => { event.preventDefault(); this.write(() => this.saveRule(form)); };
     return form;
+  }
+
+  // The notifiers a rule may go to, as checkboxes (none ticked: every notifier); ticked ones stay.
+  renderRouting(notifiers) {
+    const ticked = new Set([...this.routing.querySelectorAll("input:checked")].map((box) => box.value));
+    this.routing.replaceChildren(
+      h("legend", { text: "Notifiers (none ticked: all)" }),
+      ...notifiers.map((n) => h("label", { className: "check" },
+        h("input", { type: "checkbox", name: "notifiers", value: String(n.id), checked: ticked.has(String(n.id)) }),
+        ` ${n.name}`)),
+    );
+    this.routing.hidden = !notifiers.length;
+  }
+
+  // The rule form takes the rule's values; its button saves them (PATCH) until saved or cancelled.
+  edit(rule) {
+    const form = this.ruleForm;
+    const v = ruleFormValues(rule);
+    for (const name of ["kind", "name", "metric", "op", "value", "clear_value", "for", "severity", "tags", "devices"]) {
+      form.elements[name].value = v[name];
+    }
+    for (const box of this.routing.querySelectorAll("input")) box.checked = v.notifiers.includes(box.value);
+    this.editing = rule;
+    this.ruleSubmit.textContent = "Save rule";
+    this.ruleCancel.hidden = false;
+    this.status.textContent = `Editing rule ${rule.name}.`;
+    this.status.classList.remove("error");
+    form.elements.name.focus();
+  }
+
+  stopEditing() {
+    this.editing = null;
+    this.ruleForm.reset();
+    for (const box of this.routing.querySelectorAll("input")) box.checked = false;
+    this.ruleSubmit.textContent = "Create rule";
+    this.ruleCancel.hidden = true;
+  }
+
+  async saveRule(form) {
+    if (!this.editing) return this.createRule(form);
+    const saved = await api.updateAlertRule(this.editing.id, ruleUpdateBody(values(form)));
+    this.stopEditing();
+    return `Rule ${saved.name} saved.`;
   }
 
   makeNotifierForm() {
@@ -59,7 +112,7 @@ export class AlertsAdmin {
 
   async createRule(form) {
     const made = await api.createAlertRule(ruleBody(values(form)));
-    form.reset();
+    this.stopEditing();
     return `Rule ${made.name} created.`;
   }
 
@@ -82,8 +135,13 @@ export class AlertsAdmin {
     const [{ rules }, { silences }, notifiers] = await Promise.all([
       api.alertRules(), api.silences(), admin ? api.notifiers() : { notifiers: [] },
     ]);
+    if (!admin && this.editing) this.stopEditing();
+    this.renderRouting(notifiers.notifiers);
+    const names = new Map(notifiers.notifiers.map((n) => [n.id, n.name]));
     this.rules.replaceChildren(...this.items(rules, (r) => [
-      h("strong", { text: r.name }), ` · ${ruleSummary(r)} `,
+      h("strong", { text: r.name }), ` · ${ruleSummary(r, names)} `,
+      admin ? button("Edit", () => this.edit(r), { "aria-label": `Edit rule ${r.name}` }) : "",
+      admin ? " " : "",
       admin ? button("Delete", () => this.write(async () => { await api.deleteAlertRule(r.id); return `Rule ${r.name} deleted.`; }),
         { "aria-label": `Delete rule ${r.name}` }) : "",
     ], "No rules."));

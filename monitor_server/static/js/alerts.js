@@ -1,6 +1,7 @@
 // The alerts page (#/alerts), the fleet's firing badges' source and the device page's alerts panel:
 // one AlertsState (alerts-state.js) fed by GET /alerts and the live `alert` events of /ws/ui.
 import { AlertsAdmin } from "./alerts-admin.js";
+import { Maintenance } from "./alerts-maintenance.js";
 import { api } from "./api.js";
 import { AlertsState, silenceBody } from "./alerts-state.js";
 import { button, h, row, when } from "./dom.js";
@@ -22,6 +23,8 @@ export class Alerts {
     this.admin = new AlertsAdmin(root, role);
     role.onChange(() => { if (!root.hidden) this.refreshAdmin(); });
     this.devicePanel = null;  // { list, deviceId } while a device page shows its alerts
+    // The device page's maintenance (a silence of the device alone), under its alerts.
+    this.maintenance = new Maintenance(role, () => this.reload());
     this.state.subscribe((ids) => this.changed(ids));
   }
 
@@ -86,10 +89,12 @@ export class Alerts {
   // The device page's panel: that device's active alerts, kept live until `forget`.
   watchDevice(list, deviceId) {
     this.devicePanel = { list, deviceId };
+    if (this.maintenance.element.previousElementSibling !== list) list.after(this.maintenance.element);
+    this.maintenance.show(deviceId).catch((error) => { this.maintenance.status.textContent = error.message; });
     this.renderDevice();
   }
 
-  forgetDevice() { this.devicePanel = null; }
+  forgetDevice() { this.devicePanel = null; this.maintenance.forget(); }
 
   renderDevice() {
     const { list, deviceId } = this.devicePanel;

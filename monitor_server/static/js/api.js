@@ -62,6 +62,7 @@ export const api = {
   endSilence: (id) => call("DELETE", `/silences/${name(id)}`),
   alertRules: () => call("GET", "/alert-rules"),
   createAlertRule: (body) => call("POST", "/alert-rules", body),
+  updateAlertRule: (id, body) => call("PATCH", `/alert-rules/${name(id)}`, body),
   deleteAlertRule: (id) => call("DELETE", `/alert-rules/${name(id)}`),
   notifiers: () => call("GET", "/notifiers"),
   createNotifier: (body) => call("POST", "/notifiers", body),
