@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from monitor_server.bus import EventBus
 from monitor_server.events import DeviceDetails, PresenceChanged
+from monitor_server.group_commit import GroupCommit
 from monitor_server.store import PresenceEvent, Store
 from protocol.codes import PresenceReason
 
@@ -56,6 +57,9 @@ class Presence:
         # Keeps each device's stored transitions in the order they were decided; devices do not
         # wait for each other (PostgreSQL commits several at once: a storm of hellos is not serial).
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        # Online transitions need no ownership check: many go in one transaction (a storm of
+        # hellos, a burst of first-seen HTTP devices), each still in its device's order.
+        self._onlines = GroupCommit(self._store_onlines)
         self.listeners: list[Callable[[PresenceEvent], None]] = []  # told each stored transition (alerts)
 
     def is_online(self, device_id: str) -> bool:
@@ -156,12 +160,24 @@ class Presence:
         details: DeviceDetails | None = None,
     ) -> None:
         async with self._device_lock(device_id):
-            event = await self._store.set_presence(device_id, online, reason, connection, at, self._hub_id)
+            event = await self._store_one(device_id, online, reason, connection, at)
         if event is None:
             log.debug("device %s: offline here, online on another hub", device_id)
             return
         log.info("device %s %s (%s)", device_id, "online" if online else "offline", reason)
         self.announce(event, details)
+
+    async def _store_one(
+        self, device_id: str, online: bool, reason: str, connection: str | None, at: float
+    ) -> PresenceEvent | None:
+        if not online:
+            return await self._store.set_presence(device_id, False, reason, connection, at, self._hub_id)
+        event = PresenceEvent(device_id, True, reason, connection, at)
+        await self._onlines.submit(event)
+        return event
+
+    async def _store_onlines(self, events: list[PresenceEvent]) -> None:
+        await self._store.set_presence_many(events, self._hub_id, claim=True)
 
     @asynccontextmanager
     async def _device_lock(self, device_id: str) -> AsyncIterator[None]:

@@ -93,8 +93,13 @@ class Store(Protocol):
         ``hub``: None and nothing changed when another hub holds the session (it took over)."""
         ...
 
-    async def set_presence_many(self, events: Sequence[PresenceEvent]) -> None:
-        """Store many transitions in one transaction (offline ones release the holding hub)."""
+    async def set_presence_many(
+        self, events: Sequence[PresenceEvent], hub: str | None = None, *, claim: bool = False
+    ) -> None:
+        """Store many transitions in one transaction (offline ones release the holding hub).
+
+        ``claim``: the online ones are sessions ``hub`` holds now, as ``set_presence`` records them;
+        otherwise their holder stays."""
         ...
 
     async def mark_hub_lost(self, hub: str, at: float) -> list[PresenceEvent]:

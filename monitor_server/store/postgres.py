@@ -248,12 +248,14 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
             await _store_presence(conn, [event], hub, claim=True)
         return event
 
-    async def set_presence_many(self, events: Sequence[PresenceEvent]) -> None:
+    async def set_presence_many(
+        self, events: Sequence[PresenceEvent], hub: str | None = None, *, claim: bool = False
+    ) -> None:
         """Store many transitions in one transaction (a restart marks thousands offline at once)."""
         if not events:
             return
         async with self._tx() as conn:
-            await _store_presence(conn, events)
+            await _store_presence(conn, events, hub, claim)
 
     async def mark_hub_lost(self, hub: str, at: float) -> list[PresenceEvent]:
         """Every device online through ``hub`` goes offline (``hub_lost``), in one transaction."""

@@ -319,11 +319,13 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
             await _store_presence(db, [event], hub, claim=True)
         return event
 
-    async def set_presence_many(self, events: Sequence[PresenceEvent]) -> None:
+    async def set_presence_many(
+        self, events: Sequence[PresenceEvent], hub: str | None = None, *, claim: bool = False
+    ) -> None:
         """Store many transitions in one transaction (a restart marks thousands offline at once)."""
         async with self._tx() as db:
             await _add_devices(db, events)
-            await _store_presence(db, events)
+            await _store_presence(db, events, hub, claim)
 
     async def mark_hub_lost(self, hub: str, at: float) -> list[PresenceEvent]:
         """Every device online through ``hub`` goes offline (``hub_lost``), in one transaction."""

@@ -95,6 +95,33 @@ async def test_set_presence_many_in_one_call(store: Store) -> None:
     await store.set_presence_many([])
 
 
+async def test_set_presence_many_claiming_records_sessions_held_by_the_hub(store: Store) -> None:
+    """Online transitions stored together (one group commit of hellos): each device is online,
+    held by the hub that claims it, first seen then, and its event recorded."""
+    await store.set_presence("b", True, "connected", "ws", T0, hub="hub-b")
+    events = [
+        PresenceEvent("a", True, "connected", "ws", T0 + 1),
+        PresenceEvent("b", True, "connected", "ws", T0 + 2),
+        PresenceEvent("c", True, "ingest", "http", T0 + 3),
+    ]
+    await store.set_presence_many(events, "hub-a", claim=True)
+    devices = {d.device_id: d for d in await store.list_devices()}
+    assert {k: (d.online, d.hub_id, d.connection, d.presence_since) for k, d in devices.items()} == {
+        "a": (True, "hub-a", "ws", T0 + 1),
+        "b": (True, "hub-a", "ws", T0 + 2),
+        "c": (True, "hub-a", "http", T0 + 3),
+    }
+    assert (devices["a"].first_seen, devices["b"].first_seen) == (T0 + 1, T0)
+    assert await store.presence_events("b", 10) == [
+        events[1],
+        PresenceEvent("b", True, "connected", "ws", T0),
+    ]
+    # On one hub (no hub id) a claim leaves no holder, as ``set_presence`` does.
+    await store.set_presence_many([PresenceEvent("a", True, "ingest", "http", T0 + 4)], None, claim=True)
+    device = await store.get_device("a")
+    assert device is not None and device.hub_id is None and device.connection == "http"
+
+
 async def test_mark_hub_lost_takes_only_that_hubs_online_devices_offline(store: Store) -> None:
     """Devices online through the lost hub go offline (hub_lost), in device order; others stay."""
     for device, hub in (("z1", "lost"), ("a1", "lost"), ("m1", "alive")):
