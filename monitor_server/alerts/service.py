@@ -81,6 +81,7 @@ class AlertService:
         self._held: set[Key] = set()  # owed but silenced
         self._deadline: float | None = None  # when the current group goes out
         self._tags_to_read: set[str] = set()  # devices whose tags may have changed
+        self._forgotten: set[str] = set()  # removed devices whose stored states are to be deleted
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._delivery_task: asyncio.Task[None] | None = None
@@ -131,11 +132,16 @@ class AlertService:
         if self.evaluator.on_presence(event.device_id, event.online, event.at):
             self._take()
 
-    def forget_device(self, device_id: str) -> None:
+    def forget_device(self, device_id: str, stored: bool = True) -> None:
+        """A removed device: its states go from memory and, unless ``stored`` is False (another
+        hub removed it and deletes them), from the store, without notifying."""
         for key in self.evaluator.forget_device(device_id):
             self._dirty.pop(key, None)
             self._due.discard(key)
             self._held.discard(key)
+        if stored and self._started:
+            self._forgotten.add(device_id)
+            self._wake.set()
 
     # what REST reads and changes
 
@@ -283,6 +289,7 @@ class AlertService:
             self._wake.clear()
             try:
                 await self._read_tags()
+                await self._delete_forgotten()
                 await self._persist()
                 if self._due and self._deadline is not None and self._clock() >= self._deadline:
                     await self._flush()
@@ -299,6 +306,11 @@ class AlertService:
             device = await self._store.get_device(device_id)
             if device is not None:
                 self.evaluator.set_tags(device_id, frozenset(device.all_tags()))
+
+    async def _delete_forgotten(self) -> None:
+        for device_id in list(self._forgotten):
+            await self._store.delete_device_alert_states(device_id)
+            self._forgotten.discard(device_id)
 
     async def _persist(self) -> None:
         if not self._dirty:

@@ -133,6 +133,8 @@ class Relay:
             return
         self._hub.presence.forget(notice.device_id)
         self._hub.identity.authn.forget_device(notice.device_id)
+        if self._hub.alerts is not None:
+            self._hub.alerts.forget_device(notice.device_id, stored=False)  # the removing hub deletes them
         socket = self._hub.sessions.forget(notice.device_id)
         if socket is not None:
             socket.abort(CloseCode.REMOVED, "device removed")

@@ -276,6 +276,10 @@ class Store(Protocol):
         """The pending and firing states (every hub's), by rule then device."""
         ...
 
+    async def delete_device_alert_states(self, device_id: str) -> int:
+        """Delete a removed device's states (every rule's); how many."""
+        ...
+
     async def save_alert_states(self, states: Sequence[AlertState]) -> None:
         """Insert or replace these states in one transaction."""
         ...

@@ -171,6 +171,9 @@ class PgAlerts:
         )
         return [AlertState(*r) for r in rows]
 
+    async def delete_device_alert_states(self, device_id: str) -> int:
+        return _count(await self._pool.execute("DELETE FROM alert_states WHERE device_id = $1", device_id))
+
     async def save_alert_states(self, states: Sequence[AlertState]) -> None:
         if states:
             async with self._pool.acquire() as conn, conn.transaction():

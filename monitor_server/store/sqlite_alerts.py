@@ -162,6 +162,11 @@ class SQLiteAlerts:
         )
         return [_state(r) for r in rows]
 
+    async def delete_device_alert_states(self, device_id: str) -> int:
+        async with self._tx() as db:
+            cur = await db.execute("DELETE FROM alert_states WHERE device_id = ?", (device_id,))
+            return cur.rowcount
+
     async def save_alert_states(self, states: Sequence[AlertState]) -> None:
         if states:
             async with self._tx() as db:

@@ -459,3 +459,24 @@ async def _stored_state(db: Path, state: str) -> bool:
         except sqlite3.OperationalError:
             return False
     return [row[0] for row in rows] == [state]
+
+
+async def test_a_removed_devices_alerts_are_forgotten_also_after_a_restart(
+    hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """DELETE /devices/{id}: its alerts leave GET /alerts and the store, so a restart does not
+    bring them back."""
+    fast(hub)
+    assert (await api.post("/alert-rules", json={**CPU_RULE, "for": 0})).status_code == 201
+    await ingest(api, "gone-1", 95)
+    await ingest(api, "kept-1", 95)
+    assert [a["device_id"] for a in await _alerts(api)] == ["gone-1", "kept-1"]
+    assert (await api.delete("/devices/gone-1")).status_code == 200
+    assert [a["device_id"] for a in await _alerts(api)] == ["kept-1"]
+    await eventually(lambda: _stored_devices(hub, ["kept-1"]), within=5, what="gone-1's states deleted")
+    await hub.restart()
+    assert [a["device_id"] for a in await _alerts(api)] == ["kept-1"]
+
+
+async def _stored_devices(hub: RunningHub, devices: list[str]) -> bool:
+    return [s.device_id for s in await hub.hub.store.list_alert_states()] == devices

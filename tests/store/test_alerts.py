@@ -65,6 +65,23 @@ async def test_active_states_are_the_pending_and_firing_ones(store: Store) -> No
     assert await store.list_active_alert_states() == [pending]
 
 
+async def test_a_removed_devices_states_are_deleted(store: Store) -> None:
+    """delete_device_alert_states drops every rule's state of that device, and no other's."""
+    cpu = await store.create_alert_rule(CPU)
+    gone = await store.create_alert_rule(AlertRule(0, "gone", "offline", for_seconds=60.0))
+    kept = AlertState(cpu.id, "web-2", "firing", 100.0, 95.0, fired_at=100.0)
+    await store.save_alert_states(
+        [
+            AlertState(cpu.id, "web-1", "firing", 100.0, 95.0, fired_at=100.0),
+            AlertState(gone.id, "web-1", "pending", 100.0),
+            kept,
+        ]
+    )
+    assert await store.delete_device_alert_states("web-1") == 2
+    assert await store.delete_device_alert_states("web-1") == 0
+    assert await store.list_alert_states() == [kept]
+
+
 async def test_states_upsert_and_go_with_their_rule(store: Store) -> None:
     """States are inserted then replaced per (rule, device), and deleted with their rule."""
     rule = await store.create_alert_rule(CPU)
