@@ -132,14 +132,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
                 f"INSERT OR IGNORE INTO samples ({_SAMPLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
                 [_sample_row(s) for s in samples],
             )
-            await db.executemany(
-                "INSERT INTO devices (device_id, first_seen) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [(d, seen_at) for d in latest],
-            )
-            await db.executemany(
-                "UPDATE devices SET last_seen = ? WHERE device_id = ?", [(seen_at, d) for d in latest]
-            )
-            await db.executemany(_UPDATE_LATEST, [_latest_row(s) for s in latest.values()])
+            await db.executemany(_UPSERT_LATEST, [_latest_row(s, seen_at) for s in latest.values()])
 
     async def touch_device(self, device_id: str, seen_at: float, **info: str | None) -> None:
         async with self._tx() as db:
@@ -791,11 +784,22 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         return [AuditEvent(r[1], r[2], r[3], r[4], r[5], r[6], loads(r[7]), id=r[0]) for r in rows]
 
 
-_UPDATE_LATEST = (
-    "UPDATE devices SET last_sample_ts = ?, last_payload = ?, hostname = COALESCE(?, hostname),"
-    " agent_version = COALESCE(?, agent_version), status = COALESCE(?, status),"
-    " last_error = COALESCE(?, last_error)"
-    " WHERE device_id = ? AND (last_sample_ts IS NULL OR last_sample_ts <= ?)"
+# One statement per device of a batch (it was three: a live sample per frame from 1,000 agents
+# touches 1,000 rows): created if new, seen now, and its latest values replaced unless stored ones
+# are newer (a replayed backlog). SET expressions read the row as it was, so their order is free.
+_NEWER = "(devices.last_sample_ts IS NULL OR devices.last_sample_ts <= excluded.last_sample_ts)"
+_UPSERT_LATEST = (
+    "INSERT INTO devices (device_id, first_seen, last_seen, last_sample_ts, last_payload, hostname,"
+    " agent_version, status, last_error) VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen"
+    + "".join(
+        f", {c} = CASE WHEN {_NEWER} THEN excluded.{c} ELSE {c} END"
+        for c in ("last_sample_ts", "last_payload")
+    )
+    + "".join(
+        f", {c} = CASE WHEN {_NEWER} THEN COALESCE(excluded.{c}, {c}) ELSE {c} END"
+        for c in ("hostname", "agent_version", "status", "last_error")
+    )
 )
 
 
@@ -940,18 +944,18 @@ def _sample_row(s: Sample) -> tuple[Any, ...]:
     return (s.device_id, s.ts, s.cpu, s.ram, s.disk, s.uptime_sec, s.status, dumps(s.extra or None))
 
 
-def _latest_row(s: Sample) -> tuple[Any, ...]:
+def _latest_row(s: Sample, seen_at: float) -> tuple[Any, ...]:
     payload = {"device_id": s.device_id, **s.to_json()}
     extra = s.extra
     return (
+        s.device_id,
+        seen_at,
         s.ts,
         dumps(payload),
         extra.get("hostname"),
         extra.get("agent_version"),
         s.status,
         extra.get("last_error"),
-        s.device_id,
-        s.ts,
     )
 
 
