@@ -26,7 +26,7 @@ def add_update_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     launch = commands.add_parser(
         "launch",
         help="run the agent under the update launcher (systemd's ExecStart)",
-        description="Run versions/current of this state folder (or this install) as `run` with the "
+        description="Run releases/current of this state folder (or this install) as `run` with the "
         "given flags, apply staged updates and roll back one that does not reach welcome.",
     )
     _add_update_flags(launch)

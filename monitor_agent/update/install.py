@@ -2,7 +2,7 @@
 
 ``stage`` checks a bundle (hash, signature, version, platform) before anything is written, then
 hands it to the launcher. ``Updater`` does the rest, always in the launcher process: installs the
-release beside the running one (``versions/<version>/``, a virtualenv filled from the bundle's
+release beside the running one (``releases/<version>/``, a virtualenv filled from the bundle's
 wheels with no package index), moves ``current``/``previous``, and on failure moves them back.
 ``recover`` finishes or undoes whatever step a killed launcher left in ``update/pending.json``.
 """
@@ -24,6 +24,7 @@ from monitor_agent.update.state import (
     PREVIOUS,
     Layout,
     Pending,
+    Rollback,
     Staged,
     Step,
     move,
@@ -156,10 +157,12 @@ class Updater:
                 bundle, staged.sha256, staged.signature, self.public_key, running, staged.allow_downgrade
             )
         except (ReleaseRefused, OSError) as exc:
-            code = exc.code if isinstance(exc, ReleaseRefused) else Refusal.BAD_BUNDLE
+            code, reason = (
+                (exc.code, exc.reason) if isinstance(exc, ReleaseRefused) else (Refusal.BAD_BUNDLE, str(exc))
+            )
             log.error("update to %s refused: %s", staged.version, exc)
             layout.clear_staged(staged)
-            layout.write_result("refused", staged.version, code=str(code), reason=str(exc))
+            layout.write_result("refused", staged.version, code=str(code), reason=reason)
             layout.write_pending(None)
             return None
         if attempts > MAX_ATTEMPTS:
@@ -190,7 +193,7 @@ class Updater:
         self.layout.write_pending(None)
 
     def _install(self, bundle: Path, manifest: Manifest) -> None:
-        """A virtualenv at ``versions/<version>`` with the bundle installed, marked complete last."""
+        """A virtualenv at ``releases/<version>`` with the bundle installed, marked complete last."""
         target = self.layout.version_dir(manifest.version)
         if self.layout.is_installed(manifest.version):
             return  # complete (the mark is written last): kept previous, or an interrupted update
@@ -265,9 +268,9 @@ class Updater:
         self.layout.write_result("installed", pending.version, previous=pending.old_current)
         self.layout.write_pending(None)
 
-    def roll_back(self, pending: Pending, reason: str, staged: Staged | None) -> None:
+    def roll_back(self, pending: Pending, code: Rollback, reason: str, staged: Staged | None) -> None:
         """Restore current and previous as they were, record ``update_failed``, drop the new version."""
-        rolling = pending.to(Step.ROLLING_BACK, reason=reason)
+        rolling = pending.to(Step.ROLLING_BACK, code=code.value, reason=reason)
         self.layout.write_pending(rolling)
         self.checkpoint("rolling_back")
         self._finish_rollback(rolling, staged)
@@ -282,7 +285,7 @@ class Updater:
         self.layout.write_result(
             "update_failed",
             rolling.version,
-            code="rolled_back",
+            code=rolling.code or "rolled_back",  # a journal written without a code
             reason=rolling.reason,
             rolled_back_to=back_to,
         )
@@ -291,10 +294,10 @@ class Updater:
 
     def prune(self) -> None:
         """Delete installed versions other than current and previous (and stray temporary links)."""
-        if not self.layout.versions.is_dir():
+        if not self.layout.releases.is_dir():
             return
         keep = self._live()
-        for entry in self.layout.versions.iterdir():
+        for entry in self.layout.releases.iterdir():
             if entry.name in {CURRENT, PREVIOUS} or entry.name in keep:
                 continue
             if entry.is_symlink() or entry.is_file():
@@ -322,17 +325,20 @@ class Updater:
             return None
         if pending.step is Step.SWITCHING:
             if not self.layout.is_installed(pending.version):  # cannot happen unless files vanished
-                self.roll_back(pending, "the new version's install is missing", staged)
+                self.roll_back(
+                    pending, Rollback.INSTALL_MISSING, "the new version's install is missing", staged
+                )
                 return None
             return self.switch(pending)  # both pointer moves are idempotent: do them again
         if pending.step is Step.ROLLING_BACK:
             self._finish_rollback(pending, staged)
             return None
         if not self.layout.is_installed(pending.version):
-            self.roll_back(pending, "the new version's install is missing", staged)
+            self.roll_back(pending, Rollback.INSTALL_MISSING, "the new version's install is missing", staged)
             return None
         if pending.probations >= MAX_ATTEMPTS:
-            self.roll_back(pending, f"the launcher was stopped {MAX_ATTEMPTS} times during probation", staged)
+            reason = f"the launcher was stopped {MAX_ATTEMPTS} times during probation"
+            self.roll_back(pending, Rollback.INTERRUPTED, reason, staged)
             return None
         return pending  # PROBATION: start the new version again and watch it
 

@@ -1,6 +1,6 @@
 """``monitor-agent launch``: the process systemd starts; it runs the agent and owns every update.
 
-The launcher runs ``versions/current/bin/monitor-agent run ARGS`` (its own install's agent when
+The launcher runs ``releases/current/bin/monitor-agent run ARGS`` (its own install's agent when
 no update was ever applied) as a child and waits. When an update is staged (``update/staged.json``)
 it installs it beside the running child, stops the child, switches ``current`` and starts the new
 version on probation: the new agent must write ``update/welcome-<version>`` (it does when the hub
@@ -28,7 +28,7 @@ from types import FrameType
 
 from monitor_agent.update.install import Checkpoint, Updater, _no_checkpoint
 from monitor_agent.update.receive import LAUNCHER_KEY_ENV
-from monitor_agent.update.state import CURRENT, Layout, Pending, Staged
+from monitor_agent.update.state import CURRENT, OLD_RELEASES, RELEASES, Layout, Pending, Rollback, Staged
 
 log = logging.getLogger("monitor_agent.launcher")
 
@@ -72,18 +72,19 @@ class Launcher:
     def child_argv(self) -> list[str]:
         current = self.layout.pointer(CURRENT)
         if current is not None and not self.layout.is_installed(current):
-            log.error("versions/current names %s, which is not installed: running this install", current)
+            log.error("releases/current names %s, which is not installed: running this install", current)
             current = None
         if current is None:
             return [sys.executable, "-m", "monitor_agent", "run", *self.settings.agent_args]
-        return [
-            str(self.layout.versions / CURRENT / "bin" / "monitor-agent"),
-            "run",
-            *self.settings.agent_args,
-        ]
+        # The script run by the install's own interpreter rather than through its #! line: that line
+        # names the folder the install was made in, which an older layout's rename moved (state.py).
+        bin_dir = self.layout.releases / CURRENT / "bin"
+        return [str(bin_dir / "python"), str(bin_dir / "monitor-agent"), "run", *self.settings.agent_args]
 
     def run(self) -> int:
         """Until the child exits on its own (its status) or the launcher is told to stop (0)."""
+        if self.layout.adopt_old_layout():
+            log.warning("moved %s to %s (the installs' folder was renamed)", OLD_RELEASES, RELEASES)
         self.layout.update.mkdir(parents=True, exist_ok=True)
         self._handle_signals()
         pending = self.updater.recover()
@@ -97,7 +98,10 @@ class Launcher:
                     if pending is None:
                         raise  # the version we go back to does not start: nothing to fall back on
                     self.updater.roll_back(
-                        pending, f"the new version did not start: {exc}", self._staged(pending)
+                        pending,
+                        Rollback.START_FAILED,
+                        f"the new version did not start: {exc}",
+                        self._staged(pending),
                     )
                     pending = None
                     continue
@@ -137,11 +141,13 @@ class Launcher:
             self.updater.succeed(pending, staged)
             return None
         if outcome is Watch.EXITED:
+            code = Rollback.EXITED
             reason = f"the new version exited with status {self._status()} before reaching welcome"
         else:
+            code = Rollback.NO_WELCOME
             reason = f"the new version did not reach welcome within {self.settings.deadline:g}s"
         self._stop_child()
-        self.updater.roll_back(pending, reason, staged)
+        self.updater.roll_back(pending, code, reason, staged)
         return None
 
     def _staged(self, pending: Pending) -> Staged | None:
@@ -173,7 +179,7 @@ class Launcher:
 
     def _start(self) -> None:
         argv = self.child_argv()
-        log.info("starting %s", " ".join(argv[:2]))
+        log.info("starting %s", " ".join(argv[: argv.index("run") + 1]))
         env = dict(os.environ)
         if self.settings.release_key is not None:  # the agent takes updates the hub offers (receive.py)
             env[LAUNCHER_KEY_ENV] = self.settings.release_key.decode()

@@ -2,10 +2,10 @@
 
 Under the agent's state folder::
 
-    versions/<version>/           a virtualenv with that release installed
-    versions/<version>/.installed written last: without it the folder is a partial install
-    versions/current -> <version> the version the launcher runs (absent: the launcher's own install)
-    versions/previous -> <version> the one before it, kept for rollback
+    releases/<version>/           a virtualenv with that release installed
+    releases/<version>/.installed written last: without it the folder is a partial install
+    releases/current -> <version> the version the launcher runs (absent: the launcher's own install)
+    releases/previous -> <version> the one before it, kept for rollback
     update/staged.json            an update waiting for the launcher (verified when staged)
     update/incoming/<version>.zip its bundle
     update/pending.json           the journal: which step of which update was reached
@@ -15,6 +15,11 @@ Under the agent's state folder::
 
 Every file is written to a temporary name, flushed and renamed over the old one; a symlink is
 replaced by renaming a new one over it. A reader sees the old or the new content, never a torn one.
+
+The launcher's first builds kept the installs under ``versions/``: ``Layout.adopt_old_layout``
+renames that folder to ``releases/`` once (the launcher calls it at start). The pointers are
+relative and the launcher runs an install through its ``bin/python``, so a renamed virtualenv
+keeps working.
 """
 
 from __future__ import annotations
@@ -30,9 +35,21 @@ from typing import Any
 
 from protocol.errors import IllegalTransition
 
+RELEASES = "releases"  # <state>/releases/<version>/: the installed releases
+OLD_RELEASES = "versions"  # their folder's name in the first builds (moved by Layout.adopt_old_layout)
 CURRENT = "current"
 PREVIOUS = "previous"
 INSTALLED_MARK = ".installed"
+
+
+class Rollback(StrEnum):
+    """Why a new version was rolled back: the code reported after ``update_failed: ``."""
+
+    EXITED = "exited"  # it exited before reaching welcome
+    NO_WELCOME = "no_welcome"  # it ran but did not reach welcome within the deadline
+    START_FAILED = "start_failed"  # it could not be started at all
+    INSTALL_MISSING = "install_missing"  # its folder vanished between install and start
+    INTERRUPTED = "interrupted"  # the launcher was stopped on its probation too often
 
 
 class Step(StrEnum):
@@ -72,6 +89,7 @@ class Pending:
     attempts: int = 1  # installs started for this version: bounded (install.MAX_ATTEMPTS)
     probations: int = 0  # starts of the new version on probation: bounded likewise
     reason: str = ""  # why it is rolling back
+    code: str = ""  # why, as a ``Rollback`` code (set with ``reason``)
     started_at: float = field(default_factory=time.time)
 
     def to(self, step: Step, **changes: Any) -> Pending:
@@ -97,8 +115,22 @@ class Layout:
     state_dir: Path
 
     @property
-    def versions(self) -> Path:
-        return self.state_dir / "versions"
+    def releases(self) -> Path:
+        return self.state_dir / RELEASES
+
+    def adopt_old_layout(self) -> bool:
+        """Rename ``versions/`` (the first builds' name) to ``releases/`` if only the old one exists.
+
+        One ``rename``: a reader sees the folder under one name or the other, never half moved; a
+        launcher killed around it finds either name and does the right thing at its next start.
+        Returns whether it moved anything.
+        """
+        old = self.state_dir / OLD_RELEASES
+        if not old.is_dir() or old.is_symlink() or os.path.lexists(self.releases):
+            return False
+        os.rename(old, self.releases)
+        sync_folder(self.state_dir)
+        return True
 
     @property
     def update(self) -> Path:
@@ -121,7 +153,7 @@ class Layout:
         return self.update / "result.json"
 
     def version_dir(self, version: str) -> Path:
-        return self.versions / version
+        return self.releases / version
 
     def welcome_marker(self, version: str) -> Path:
         return self.update / f"welcome-{version}"
@@ -132,24 +164,24 @@ class Layout:
     def pointer(self, name: str) -> str | None:
         """The version ``current`` or ``previous`` names; None when absent (the launcher's own install)."""
         try:
-            return os.readlink(self.versions / name)
+            return os.readlink(self.releases / name)
         except (FileNotFoundError, OSError):
             return None
 
     def set_pointer(self, name: str, version: str | None) -> None:
         """Point ``name`` at ``version`` atomically (rename a new symlink over it); None removes it."""
-        link = self.versions / name
+        link = self.releases / name
         if version is None:
             with contextlib.suppress(FileNotFoundError):
                 link.unlink()
         else:
-            self.versions.mkdir(parents=True, exist_ok=True)
-            temporary = self.versions / f".{name}.{os.getpid()}.tmp"
+            self.releases.mkdir(parents=True, exist_ok=True)
+            temporary = self.releases / f".{name}.{os.getpid()}.tmp"
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
             os.symlink(version, temporary)  # relative: the state folder may move
             os.replace(temporary, link)
-        sync_folder(self.versions)
+        sync_folder(self.releases)
 
     # The journal, the staged update and the result
 
@@ -157,7 +189,8 @@ class Layout:
         body = read_json(self.journal)
         if body is None:
             return None
-        return Pending(**{**body, "step": Step(body["step"])})
+        known = {name: body[name] for name in Pending.__dataclass_fields__ if name in body}
+        return Pending(**{**known, "step": Step(body["step"])})  # a field added later: ignored
 
     def write_pending(self, pending: Pending | None) -> None:
         if pending is None:
@@ -165,7 +198,10 @@ class Layout:
                 self.journal.unlink()
             sync_folder(self.update)
         else:
-            write_json(self.journal, asdict(pending))
+            body = asdict(pending)
+            if not body["code"]:  # only while rolling back: a running agent built before it reads this
+                del body["code"]
+            write_json(self.journal, body)
 
     def write_staged(self, staged: Staged) -> None:
         write_json(self.staged, asdict(staged))

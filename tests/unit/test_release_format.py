@@ -12,7 +12,7 @@ import pytest
 
 from monitor_agent.update.commands import run_args
 from monitor_agent.update.install import stage, this_platform
-from monitor_agent.update.state import Layout, Pending, Step, move
+from monitor_agent.update.state import Layout, Pending, Step, move, write_json
 from monitor_server.releases_cli import keygen, signature_of
 from protocol.errors import IllegalTransition
 from protocol.release import (
@@ -280,13 +280,22 @@ def test_pointers_and_journal_round_trip(tmp_path: Path) -> None:
     layout.set_pointer("current", "0.2.0")
     layout.set_pointer("current", "0.3.0")
     assert layout.pointer("current") == "0.3.0"
-    assert (tmp_path / "versions" / "current").readlink() == Path("0.3.0")
+    assert (tmp_path / "releases" / "current").readlink() == Path("0.3.0")
     layout.set_pointer("current", None)
     assert layout.pointer("current") is None
     pending = Pending("0.2.0", Step.PROBATION, old_current="0.1.0", old_previous=None, probations=2)
     layout.write_pending(pending)
     assert layout.read_pending() == pending
     assert not [p for p in layout.update.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_journal_with_a_field_this_version_does_not_know_is_read(tmp_path: Path) -> None:
+    """A version rolled back to reads the journal a newer launcher wrote: unknown fields are ignored."""
+    layout = Layout(tmp_path)
+    body = {"version": "0.3.0", "step": "rolling_back", "old_current": "0.2.0", "old_previous": None}
+    write_json(layout.journal, {**body, "code": "no_welcome", "added_later": 1})
+    pending = layout.read_pending()
+    assert pending is not None and pending.step is Step.ROLLING_BACK and pending.code == "no_welcome"
 
 
 def test_launch_forwards_the_agent_flags_but_not_its_own() -> None:
