@@ -83,7 +83,11 @@ async def test_rules_and_silences_changed_on_one_hub_act_on_the_other_at_once(
                 "/silences", json={"matchers": {"device": "pg-3"}, "ends_at": time.time() + 3600}
             )
             assert made.status_code == 201, made.text
+            told = time.monotonic()
             await eventually(lambda: _async(service.silences), within=5, what="B's silence on A")
+            print(
+                f"alert_config notice: B's silence held on A {(time.monotonic() - told) * 1000:.0f} ms later"
+            )
             assert time.monotonic() - started < RELOAD
 
             await ingest(on_a, "pg-3", 95)
