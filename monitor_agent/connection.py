@@ -480,7 +480,8 @@ class _Connection:
     async def _update(self, offer: UpdateFrame) -> None:
         updates = self.updates
         if updates is None:
-            await self._report(offer.version, "failed", "no_key: this agent does not run under the launcher")
+            reason = receive.failed("no_key: this agent does not run under the launcher")
+            await self._report(offer.version, "failed", reason)
             return
         try:
             receive.precheck(updates, offer.version, offer.allow_downgrade)

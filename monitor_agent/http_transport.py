@@ -21,6 +21,7 @@ from monitor_agent.credential import Credentials
 from monitor_agent.errors import TokenRejected
 from monitor_agent.ports import AgentPorts
 from monitor_agent.result import CommandResult
+from monitor_agent.update.state import mark_welcome
 from protocol.plain import decode_json, encode_json
 
 log = logging.getLogger(__name__)
@@ -114,12 +115,25 @@ class HttpTransport:
                 continue
             if not self.connected.is_set():
                 log.info("%s: using hub %s", self._name, public_url(self.base_url))
+                self._answered(ports)
             self.backoff.reset()
             self.credentials.accepted()
             self.last_failure = ""
             self.connected.set()
             await self._wait_for_work(ports)
         await self._flush(ports)
+
+    def _answered(self, ports: AgentPorts) -> None:
+        """A whole exchange with the hub went through: this transport's ``welcome``.
+
+        Under the update launcher that ends a new version's probation (``update/welcome-<version>``,
+        as the WebSocket transport writes it after ``welcome``); nothing is written otherwise.
+        Updates are offered over the WebSocket only, but one staged by hand is installed by the
+        launcher whatever the transport, and must not be rolled back for want of a ``welcome``.
+        """
+        store = self.credentials.store
+        if store is not None:
+            mark_welcome(store.path.parent, ports.identity.agent_version)
 
     def _lost(self, why: str) -> None:
         self.last_failure = why

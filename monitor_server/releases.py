@@ -7,7 +7,8 @@ hub offers the release (an ``update`` frame) to each targeted agent it holds tha
 hub: the ``rollout`` notice) and when such an agent says hello. An agent whose update of that
 version failed or was rolled back is not offered it again at hello (only by a new rollout).
 
-Progress comes back in ``update_status`` frames and is stored per (version, device). A rollout
+Progress comes back in ``update_status`` frames and is stored per (version, device); a ``failed``
+or ``rolled_back`` one carries the reason ``update_failed: <code>: ...`` and is logged as such. A rollout
 pauses itself when more than ``PAUSE_SHARE`` of the devices that reported on it (counting at least
 ``PAUSE_SAMPLE``) failed or rolled back: no more offers until a new rollout of that version.
 """
@@ -26,6 +27,7 @@ from monitor_server.store.release_records import DeviceUpdateState, Release, Rel
 from protocol.codec import encode
 from protocol.codes import Capability
 from protocol.frames import UpdateFrame, UpdateStatus
+from protocol.release import UPDATE_FAILED
 
 if TYPE_CHECKING:
     from monitor_server.agent_socket import AgentSocket
@@ -158,9 +160,20 @@ class ReleaseService:
         await self._store_state(
             ReleaseDevice(status.version, device_id, status.state, status.reason, time.time())
         )
-        log.info("agent %s: update to %s %s %s", device_id, status.version, status.state, status.reason)
         if status.state in _FAILED:
+            # The agent's reason reads "update_failed: <code>: ..." (protocol.release.failure_reason).
+            detail = status.reason.removeprefix(f"{UPDATE_FAILED}: ")
+            log.warning(
+                "agent %s: %s: update to %s %s: %s",
+                device_id,
+                UPDATE_FAILED,
+                status.version,
+                status.state,
+                detail,
+            )
             await self._maybe_pause(status.version)
+        else:
+            log.info("agent %s: update to %s %s %s", device_id, status.version, status.state, status.reason)
 
     async def _store_state(self, entry: ReleaseDevice) -> None:
         await self._store.set_release_device(entry)

@@ -25,6 +25,10 @@ versions, epochs, letters elsewhere) is refused rather than guessed at.
 
 Errors: every refusal is a ``ReleaseRefused`` carrying a ``Refusal`` code (what the agent reports
 to the hub) and a sentence for people.
+
+**Reports**: an update that failed (``update_status`` state ``failed``) or was rolled back
+(``rolled_back``) carries the reason ``update_failed: <code>: <sentence>``, e.g.
+``update_failed: bad_signature: ...`` or ``update_failed: no_welcome: ...`` (``failure_reason``).
 """
 
 from __future__ import annotations
@@ -67,6 +71,15 @@ class Refusal(StrEnum):
     WRONG_PLATFORM = "wrong_platform"
     NO_KEY = "no_key"
     BUSY = "update_in_progress"  # another update is between its first and last step
+
+
+UPDATE_FAILED = "update_failed"
+
+
+def failure_reason(detail: str) -> str:
+    """The reason an agent reports for a failed or rolled-back update: ``update_failed: <detail>``
+    (``detail``: ``<code>: <sentence>``)."""
+    return f"{UPDATE_FAILED}: {detail}"
 
 
 class ReleaseRefused(MonitorError, ValueError):

@@ -6,10 +6,12 @@ release public key it trusts in ``LAUNCHER_KEY_ENV`` (a public key: nothing secr
 allows it), reports ``downloading``, downloads the bundle from the hub it is connected to (the
 frame's URL resolved against it; any other host is refused, so the credential never leaves for
 another server) with its credential, and calls ``install.stage``, which checks hash, signature and
-platform before the launcher sees anything. A refusal is reported as ``failed`` with its code.
+platform before the launcher sees anything. A refusal is reported as ``failed`` with the reason
+``update_failed: <code>: ...`` (``protocol.release.failure_reason``).
 
 What the launcher did with the last update (``update/result.json``) is reported once, after a
-welcome: ``installed``, ``rolled_back`` (it did not reach welcome) or ``failed`` (refused).
+welcome: ``installed``, ``rolled_back`` (it did not reach welcome: ``update_failed: no_welcome:
+...``, ``update_failed: exited: ...``) or ``failed`` (refused, or the install failed).
 Only the standard library is imported here; ``cryptography`` loads when an update arrives.
 """
 
@@ -146,7 +148,9 @@ def unreported_result(updates: Updates) -> tuple[str, str, str] | None:
     reason = str(result.get("reason") or "")
     code = str(result.get("code") or "")
     state = "failed" if code == "install_failed" else _RESULT_STATES[str(result["status"])]
-    return str(result.get("version")), state, f"{code}: {reason}" if code else reason
+    if state == "installed":
+        return str(result.get("version")), state, reason
+    return str(result.get("version")), state, failed(f"{code or state}: {reason}")
 
 
 def mark_reported(updates: Updates) -> None:
@@ -155,14 +159,21 @@ def mark_reported(updates: Updates) -> None:
         (updates.layout.update / _REPORTED).write_text(str(result.get("at")))
 
 
+def failed(detail: str) -> str:
+    """``update_failed: <detail>``: the reason reported with ``failed`` or ``rolled_back``."""
+    from protocol.release import failure_reason  # with cryptography: only when there is one to tell
+
+    return failure_reason(detail)
+
+
 def describe(exc: BaseException) -> str:
-    """``code: reason`` for the hub: a refusal's code, else what failed."""
+    """``update_failed: code: reason`` for the hub: a refusal's code, else what failed."""
     import urllib.error
 
     from protocol.release import ReleaseRefused
 
     if isinstance(exc, ReleaseRefused):
-        return str(exc)
+        return failed(str(exc))
     if isinstance(exc, urllib.error.HTTPError):
-        return f"download_failed: the hub answered {exc.code}"
-    return f"download_failed: {exc}"
+        return failed(f"download_failed: the hub answered {exc.code}")
+    return failed(f"download_failed: {exc}")

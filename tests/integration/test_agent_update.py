@@ -1,17 +1,15 @@
 """Over-the-air updates on the agent's side, with real bundles, signatures, virtualenvs and processes.
 
-Bundles are built once per module from copies of this tree with another version: 0.2.0 (good) with
-``monitor-agent bundle``, and 0.3.0 (broken: ``run`` exits at once) from the same wheels with the
-project's wheel rewritten. ``monitor-agent launch`` runs against a real hub; the launcher runs this
-tree's agent (0.1.0) until an update is applied. Each install is a real ``venv`` + ``pip install
---no-index`` (about 5 s here), so the tests install as few times as they can.
+Bundles are built once per session (tests/bundles.py) from copies of this tree with another version:
+0.2.0 (good) with ``monitor-agent bundle``, and 0.3.0 (broken: ``run`` exits at once) from the same
+wheels with the project's wheel rewritten. ``monitor-agent launch`` runs against a real hub; the
+launcher runs this tree's agent (0.1.0) until an update is applied. Each install is a real ``venv``
++ ``pip install --no-index`` (about 5 s here), so the tests install as few times as they can.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -19,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,122 +27,22 @@ import pytest
 
 from monitor_agent import __version__ as BASE
 from monitor_agent.update.install import Updater, stage
-from monitor_agent.update.state import Layout
-from monitor_server.releases_cli import keygen, signature_of
-from protocol.release import extract_wheels, manifest_for, write_bundle
+from monitor_agent.update.state import INSTALLED_MARK, Layout, Pending, Step
+from monitor_server.releases_cli import keygen
 from tests.agentd import device, eventually, free_port
+from tests.bundles import BROKEN, GOOD, Releases, Signed, release_bundles, sign_bundle
+from tests.bundles import run as _run
 from tests.hubs import RunningHub
 from tests.timing import t
 
 REPO = Path(__file__).resolve().parents[2]
-GOOD, BROKEN = "0.2.0", "0.3.0"
-
-
-@dataclass(frozen=True)
-class Signed:
-    path: Path
-    version: str
-    sha256: str
-    signature: str
-
-
-@dataclass(frozen=True)
-class Releases:
-    key: Path  # release.key
-    pub: Path  # release.pub
-    good: Signed
-    broken: Signed
-
-
-def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=t(300), check=False, **kwargs)
-
-
-def _source(dest: Path, version: str) -> Path:
-    """A copy of this tree that says it is ``version``."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("protocol", "monitor_agent", "monitor_server"):
-        shutil.copytree(REPO / name, dest / name, ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, dest / name)
-    for path, pattern in (
-        (dest / "pyproject.toml", r'^version = ".*"$'),
-        (dest / "monitor_agent" / "__init__.py", r'^__version__ = ".*"$'),
-    ):
-        text, count = re.subn(
-            pattern, pattern.split(" = ")[0].lstrip("^") + f' = "{version}"', path.read_text(), flags=re.M
-        )
-        assert count == 1, path
-        path.write_text(text)
-    return dest
-
-
-def _signed(bundle: Path, key: Path) -> Signed:
-    body = signature_of(bundle, key)
-    return Signed(bundle, body["version"], body["sha256"], body["signature"])
-
-
-def _rebuilt_wheel(wheel: Path, dest: Path, version: str) -> Path:
-    """``wheel`` (the project's) as ``version`` whose ``run`` exits at once: a release broken at start.
-
-    Rewritten rather than rebuilt (a build takes seconds): the files, the .dist-info folder's name,
-    METADATA's version and RECORD's hashes, as pip expects them.
-    """
-    old = wheel.name.split("-")[1]
-    out = dest / wheel.name.replace(f"-{old}-", f"-{version}-")
-    head = "def _run(args: argparse.Namespace) -> int:\n"
-    files: dict[str, bytes] = {}
-    with zipfile.ZipFile(wheel) as source:
-        for name in source.namelist():
-            data = source.read(name)
-            name = name.replace(f"monitor-{old}.dist-info/", f"monitor-{version}.dist-info/")
-            if name == "monitor_agent/__init__.py":
-                data = data.replace(f'__version__ = "{old}"'.encode(), f'__version__ = "{version}"'.encode())
-            elif name == "monitor_agent/cli.py":
-                data = data.replace(
-                    head.encode(), (head + '    raise SystemExit("broken release")\n').encode()
-                )
-            elif name.endswith(".dist-info/METADATA"):
-                data = data.replace(f"\nVersion: {old}\n".encode(), f"\nVersion: {version}\n".encode())
-            files[name] = data
-    record = next(name for name in files if name.endswith(".dist-info/RECORD"))
-    lines = []
-    for name, data in files.items():
-        if name != record:
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            lines.append(f"{name},sha256={digest},{len(data)}")
-    files[record] = ("\n".join([*lines, f"{record},,"]) + "\n").encode()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for name, data in files.items():
-            target.writestr(name, data)
-    return out
 
 
 @pytest.fixture(scope="module")
 def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
-    """A key pair, the good bundle (``monitor-agent bundle``) and the broken one, signed."""
-    root = tmp_path_factory.mktemp("releases")
-    key, pub = keygen(root / "keys")
-    good = root / f"agent-{GOOD}.zip"
-    source = _source(root / "good", GOOD)
-    built = _run(
-        [sys.executable, "-m", "monitor_agent", "bundle", "--out", str(good), "--source", str(source)]
-    )
-    assert built.returncode == 0, built.stderr
-    # The broken release: the good one's wheels, the project's rewritten as 0.3.0.
-    unpacked, wheels = root / "unpacked", root / "broken-wheels"
-    manifest = extract_wheels(good, unpacked)
-    wheels.mkdir()
-    for wheel in manifest.wheels:
-        if wheel.name.startswith("monitor-"):
-            _rebuilt_wheel(unpacked / wheel.name, wheels, BROKEN)
-        else:
-            shutil.copy(unpacked / wheel.name, wheels / wheel.name)
-    broken = root / f"agent-{BROKEN}.zip"
-    write_bundle(
-        broken, manifest_for(wheels, BROKEN, manifest.python, manifest.platform, manifest.created_at), wheels
-    )
-    return Releases(key, pub, _signed(good, key), _signed(broken, key))
+    """A key pair, the good bundle (``monitor-agent bundle``) and the broken one, signed (built
+    once per session: tests/bundles.py)."""
+    return release_bundles(tmp_path_factory)
 
 
 @dataclass
@@ -172,7 +69,13 @@ class Launched:
 
 @contextlib.contextmanager
 def launcher(
-    server: str, token: str, state: Path, pub: Path, device_id: str, deadline: float = 60
+    server: str,
+    token: str,
+    state: Path,
+    pub: Path,
+    device_id: str,
+    deadline: float = 60,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[Launched]:
     """``monitor-agent launch`` as systemd would run it, with this tree as the launcher's install."""
     state.mkdir(parents=True, exist_ok=True)
@@ -200,6 +103,7 @@ def launcher(
         "0.1",
         "--backoff-cap",
         "0.5",
+        *extra,
     ]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
@@ -237,8 +141,8 @@ def _clean(layout: Layout) -> None:
     assert layout.read_staged() is None
     live = {v for v in (layout.pointer("current"), layout.pointer("previous")) if v}
     assert all(layout.is_installed(version) for version in live), live
-    if layout.versions.exists():
-        assert {p.name for p in layout.versions.iterdir()} <= {"current", "previous", *live}
+    if layout.releases.exists():
+        assert {p.name for p in layout.releases.iterdir()} <= {"current", "previous", *live}
     # result-reported.json: the agent told the hub about result.json (update/receive.py)
     left = {p.name for p in layout.update.iterdir() if not p.name.startswith("welcome-")}
     assert sorted(left - {"result-reported.json"}) in (["incoming", "result.json"], ["incoming"])
@@ -259,7 +163,7 @@ async def test_an_update_switches_and_a_broken_one_after_it_is_rolled_back(
         await _reports(api, "upd-ok", GOOD)
         print(f"\nstaged -> reconnected as {GOOD}: {time.monotonic() - started:.1f}s")
         assert layout.pointer("current") == GOOD and layout.pointer("previous") is None
-        version = _run([str(layout.versions / "current" / "bin" / "monitor-agent"), "--version"])
+        version = _run([str(layout.releases / "current" / "bin" / "monitor-agent"), "--version"])
         assert version.stdout.strip() == f"monitor-agent {GOOD}", version
         _clean(layout)
 
@@ -274,7 +178,7 @@ async def test_an_update_switches_and_a_broken_one_after_it_is_rolled_back(
         failed = await eventually(rolled_back, within=60, what="the broken update's result")
         print(f"\nstaged -> rolled back: {time.monotonic() - started:.1f}s")
         assert failed is not None
-        assert failed["status"] == "update_failed" and failed["code"] == "rolled_back", failed
+        assert failed["status"] == "update_failed" and failed["code"] == "exited", failed
         assert "exited with status 1 before reaching welcome" in failed["reason"]
         assert failed["rolled_back_to"] == GOOD
         assert layout.pointer("current") == GOOD and layout.pointer("previous") is None
@@ -290,6 +194,24 @@ async def test_an_update_switches_and_a_broken_one_after_it_is_rolled_back(
         assert run.proc.wait(t(20)) == 0, run.log()
         assert "monitor-agent stopped" in run.log().rsplit("rolled back", 1)[-1]
 
+    # The installs' folder as the launcher's first builds named it (versions/), in a state folder
+    # moved elsewhere: the launcher renames it to releases/ at start, and the virtualenv, made at
+    # a path that no longer exists, still runs (through its bin/python, not its scripts' #! line).
+    moved = Layout(tmp_path / "moved")
+    layout.state_dir.rename(moved.state_dir)
+    (moved.state_dir / "releases").rename(moved.state_dir / "versions")
+    moved.welcome_marker(GOOD).unlink()
+
+    async def welcomed_after_the_move() -> bool:
+        return moved.welcome_marker(GOOD).exists()
+
+    with launcher(hub.http_url, hub.token, moved.state_dir, releases.pub, "upd-ok") as run:
+        await eventually(welcomed_after_the_move, within=20, what="0.2.0 run from the moved folder")
+        assert not (moved.state_dir / "versions").exists(), run.log()
+        assert moved.pointer("current") == GOOD and moved.is_installed(GOOD)
+        assert "moved versions to releases" in run.log()
+        await _reports(api, "upd-ok", GOOD)
+
 
 async def test_a_release_that_never_reaches_welcome_is_rolled_back_at_the_deadline(
     releases: Releases, tmp_path: Path
@@ -299,11 +221,55 @@ async def test_a_release_that_never_reaches_welcome_is_rolled_back_at_the_deadli
     with launcher(nowhere, "x" * 32, tmp_path / "state", releases.pub, "upd-late", deadline=2) as run:
         _stage(run.layout, releases.good, releases.pub)
         result = await _result(run.layout, 60, "the rollback's result")
-        assert result["status"] == "update_failed", result
+        assert result["status"] == "update_failed" and result["code"] == "no_welcome", result
         assert f"did not reach welcome within {t(2):g}s" in result["reason"]
         assert run.layout.pointer("current") is None
         assert run.proc.poll() is None  # the launcher runs 0.1.0 again
         _clean(run.layout)
+
+
+# A stand-in for an installed release: this tree's agent saying it is another version, run by a
+# bin/python that is this test's interpreter (what the launcher runs: releases/current/bin/python
+# releases/current/bin/monitor-agent run ...). No install: the process and the probation are real.
+_STAND_IN = """import monitor_agent
+monitor_agent.__version__ = "{version}"
+from monitor_agent.cli import main
+raise SystemExit(main())
+"""
+
+
+def _stand_in_release(layout: Layout, version: str) -> None:
+    folder = layout.version_dir(version)
+    (folder / "bin").mkdir(parents=True)
+    python = folder / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    (folder / "bin" / "monitor-agent").write_text(_STAND_IN.replace("{version}", version))
+    (folder / INSTALLED_MARK).write_text(version)
+
+
+async def test_an_http_transport_agent_passes_probation_at_its_first_answered_exchange(
+    hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """``--transport http`` has no ``welcome``: its first exchange with the hub that goes through
+    writes the same ``update/welcome-<version>``, so the launcher keeps a good version rather than
+    roll it back at the deadline."""
+    _, pub = keygen(tmp_path / "keys")
+    layout = Layout(tmp_path / "state")
+    _stand_in_release(layout, "0.9.0")
+    layout.set_pointer("current", "0.9.0")  # switched, as the launcher leaves it before probation
+    layout.write_pending(Pending("0.9.0", Step.PROBATION, old_current=None, old_previous=None))
+    started = time.monotonic()
+    extra = ("--transport", "http")
+    with launcher(
+        hub.http_url, hub.token, layout.state_dir, pub, "upd-http", deadline=20, extra=extra
+    ) as run:
+        result = await _result(layout, t(30), "the probation's result")
+        assert result == {**result, "status": "installed", "version": "0.9.0"}, (result, run.log())
+        assert time.monotonic() - started < t(20), "ended by the deadline, not by the exchange"
+        assert layout.pointer("current") == "0.9.0" and layout.read_pending() is None
+        await _reports(api, "upd-http", "0.9.0")
+        assert run.proc.poll() is None, run.log()
 
 
 def test_tampered_wrongly_signed_and_older_bundles_are_refused_before_staging(
@@ -318,7 +284,7 @@ def test_tampered_wrongly_signed_and_older_bundles_are_refused_before_staging(
     data[-100] ^= 0xFF
     tampered.write_bytes(bytes(data))
     other_key, _ = keygen(tmp_path / "other")
-    wrong = _signed(good.path, other_key)
+    wrong = sign_bundle(good.path, other_key)
 
     def stage_cli(bundle: Path, sha256: str, signature: str, *extra: str) -> subprocess.CompletedProcess[str]:
         argv = ["update", "stage", str(bundle), "--sha256", sha256, "--signature", signature]
@@ -361,7 +327,7 @@ _KILLER = """
 import os, signal, sys
 from pathlib import Path
 from monitor_agent.update.install import Updater
-from monitor_agent.update.state import Layout
+from monitor_agent.update.state import Layout, Rollback
 state, pub, at, fail = sys.argv[1:5]
 def checkpoint(name):
     if name == at:
@@ -370,7 +336,7 @@ updater = Updater(Layout(Path(state)), "{base}", Path(pub).read_bytes(), checkpo
 pending = updater.install_staged(updater.layout.read_staged())
 pending = updater.switch(pending)
 if fail:
-    updater.roll_back(pending, "failed on probation", updater.layout.read_staged())
+    updater.roll_back(pending, Rollback.EXITED, "failed on probation", updater.layout.read_staged())
 print("not killed")
 """
 

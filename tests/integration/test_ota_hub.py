@@ -1,8 +1,10 @@
 """A real update offered by the hub (DESIGN §12): the launcher's agent on 0.1.0 gets the rollout of
 0.2.0, downloads it, the launcher installs it and the agent reconnects as 0.2.0 reporting
-``installed``; then a broken 0.3.0 is rolled back, reported ``rolled_back``, and its rollout pauses.
+``installed``; then a broken 0.3.0 is rolled back, reported ``rolled_back`` with the reason
+``update_failed: exited: ...``, and its rollout pauses.
 
-The bundles and the launcher come from ``test_agent_update.py`` (built once per module).
+The bundles come from ``tests/bundles.py`` (built once per session), the launcher from
+``test_agent_update.py``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import pytest
 
 from monitor_server.releases_cli import publish
 from tests.agentd import eventually
+from tests.bundles import BROKEN, GOOD, Releases
 from tests.hubs import RunningHub
-from tests.integration.test_agent_update import BASE, BROKEN, GOOD, Releases, _reports, launcher, releases
+from tests.integration.test_agent_update import BASE, _reports, launcher, releases
 
-__all__ = ["releases"]  # the module-scoped fixture, used here too
+__all__ = ["releases"]  # the fixture (its bundles built once per session), used here too
 
 
 async def _state(api: httpx.AsyncClient, version: str, device_id: str, wanted: str) -> dict[str, Any]:
@@ -56,6 +59,8 @@ async def test_rollout_updates_the_agent_and_a_broken_release_rolls_back_and_pau
         assert answer.json()["offered"] == 1, answer.text
         failed = await _state(api, BROKEN, "ota-e2e", "rolled_back")
         print(f"\nrollout -> rolled back and reported: {time.monotonic() - started:.1f}s")
+        # The agent reports update_failed with the code and the launcher's reason (DESIGN §12).
+        assert failed["reason"].startswith("update_failed: exited: the new version exited"), failed
         assert "before reaching welcome" in failed["reason"], failed
         assert (await api.get(f"/releases/{BROKEN}")).json()["rollout"]["paused"]
         await _reports(api, "ota-e2e", GOOD)

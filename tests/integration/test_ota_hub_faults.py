@@ -1,5 +1,5 @@
 """Hub-driven updates under faults (issue 15): a real hub, the real launcher and agent processes, real
-bundles (built once for this module by ``test_agent_update.releases``).
+bundles (built once per session: ``tests/bundles.py``).
 
 - the hub is unreachable across the switch: every sample the two versions spooled meanwhile is
   stored after it, and a command queued just before the rollout runs once across both versions;
@@ -29,12 +29,11 @@ import pytest
 from monitor_agent.update.state import Layout, Pending, Staged, Step
 from monitor_server.releases_cli import publish
 from tests.agentd import acked, enqueue, eventually, samples
+from tests.bundles import GOOD, Releases
 from tests.hubs import RunningHub
 from tests.integration.test_agent_update import (
     BASE,
-    GOOD,
     Launched,
-    Releases,
     _clean,
     _reports,
     launcher,
@@ -44,7 +43,7 @@ from tests.integration.test_ota_hub import _state
 from tests.integration.test_samples_nothing_lost import drained
 from tests.timing import t
 
-__all__ = ["releases"]  # the module-scoped fixture, used here too
+__all__ = ["releases"]  # the fixture (its bundles built once per session), used here too
 
 INTERVAL = 0.5  # the launcher's agents sample every 0.5 s (test_agent_update.launcher)
 MAX_GAP = 1.25  # seconds between two stored samples, outside the restart of the agent at the switch
@@ -236,7 +235,7 @@ async def test_a_wrong_sha256_in_the_update_frame_is_refused_and_nothing_is_stag
         await _reports(api, device_id, BASE)
         await _rollout(api, device_id)
         failed = await _state(api, GOOD, device_id, "failed")
-        assert failed["reason"].startswith("hash_mismatch:"), failed
+        assert failed["reason"].startswith("update_failed: hash_mismatch: "), failed
         assert layout.read_staged() is None and layout.read_pending() is None
         assert not list(layout.update.glob(".download-*")) and not list(layout.incoming.glob("*"))
         assert layout.pointer("current") is None and not layout.version_dir(GOOD).exists()

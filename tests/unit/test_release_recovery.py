@@ -87,7 +87,7 @@ def test_probation_resumes_then_gives_up_after_repeated_kills(layout: Layout) ->
     assert _updater(layout).recover() is None
     assert (layout.pointer("current"), layout.pointer("previous")) == ("0.2.0", "0.1.5")
     result = layout.read_result()
-    assert result is not None and result["status"] == "update_failed"
+    assert result is not None and result["status"] == "update_failed" and result["code"] == "interrupted"
     assert "stopped 3 times during probation" in result["reason"]
 
 
@@ -100,7 +100,11 @@ def test_a_missing_install_on_probation_is_rolled_back(layout: Layout) -> None:
     assert _updater(layout).recover() is None
     assert layout.pointer("current") == "0.2.0"
     result = layout.read_result()
-    assert result is not None and "install is missing" in result["reason"]
+    assert (
+        result is not None
+        and result["code"] == "install_missing"
+        and "install is missing" in result["reason"]
+    )
 
 
 def test_an_interrupted_rollback_is_finished(layout: Layout) -> None:
@@ -108,7 +112,7 @@ def test_an_interrupted_rollback_is_finished(layout: Layout) -> None:
     _as_before_the_update(layout)
     _installed(layout, "0.3.0")
     layout.set_pointer("current", "0.3.0")
-    layout.write_pending(_journal(Step.ROLLING_BACK, reason="exited with status 1"))
+    layout.write_pending(_journal(Step.ROLLING_BACK, code="exited", reason="exited with status 1"))
     assert _updater(layout).recover() is None
     assert (layout.pointer("current"), layout.pointer("previous")) == ("0.2.0", "0.1.5")
     assert not layout.version_dir("0.3.0").exists() and layout.is_installed("0.1.5")
@@ -116,9 +120,63 @@ def test_an_interrupted_rollback_is_finished(layout: Layout) -> None:
     assert result is not None and result == {
         **result,
         "status": "update_failed",
+        "code": "exited",
         "reason": "exited with status 1",
     }
     assert layout.read_pending() is None
+
+
+def test_a_result_is_reported_as_update_failed_with_its_code(layout: Layout) -> None:
+    """What the agent tells the hub about the launcher's result: ``update_failed: <code>: <reason>``."""
+    from monitor_agent.update.receive import Updates, mark_reported, unreported_result
+
+    updates = Updates(layout.state_dir, b"key", "0.2.0")
+    layout.write_result(
+        "update_failed", "0.3.0", code="no_welcome", reason="did not reach welcome within 60s"
+    )
+    assert unreported_result(updates) == (
+        "0.3.0",
+        "rolled_back",
+        "update_failed: no_welcome: did not reach welcome within 60s",
+    )
+    mark_reported(updates)
+    assert unreported_result(updates) is None
+    layout.write_result(
+        "update_failed", "0.3.0", code="install_failed", reason="install failed: pip exited 1"
+    )
+    assert unreported_result(updates) == (
+        "0.3.0",
+        "failed",
+        "update_failed: install_failed: install failed: pip exited 1",
+    )
+    layout.write_result("refused", "0.3.0", code="hash_mismatch", reason="the bundle's SHA-256 is ...")
+    assert unreported_result(updates) == (
+        "0.3.0",
+        "failed",
+        "update_failed: hash_mismatch: the bundle's SHA-256 is ...",
+    )
+    layout.write_result("installed", "0.3.0", previous="0.2.0")
+    assert unreported_result(updates) == ("0.3.0", "installed", "")
+
+
+def test_the_old_versions_folder_is_moved_to_releases_once(layout: Layout) -> None:
+    """A state folder from the launcher's first builds (``versions/``) is renamed to ``releases/``
+    whole: the installs and the relative pointers come along; nothing happens a second time, nor
+    when ``releases/`` is there already."""
+    old = layout.state_dir / "versions"
+    for version in ("0.2.0", "0.3.0"):
+        (old / version).mkdir(parents=True)
+        (old / version / INSTALLED_MARK).write_text(version)
+    (old / "current").symlink_to("0.3.0")
+    (old / "previous").symlink_to("0.2.0")
+    assert layout.pointer("current") is None  # not seen before the move
+    assert layout.adopt_old_layout()
+    assert not old.exists() and layout.releases.is_dir()
+    assert (layout.pointer("current"), layout.pointer("previous")) == ("0.3.0", "0.2.0")
+    assert layout.is_installed("0.3.0") and layout.is_installed("0.2.0")
+    assert not layout.adopt_old_layout()  # once
+    old.mkdir()  # both there (made by hand): releases/ wins, versions/ is left alone
+    assert not layout.adopt_old_layout() and old.is_dir() and layout.pointer("current") == "0.3.0"
 
 
 def test_success_prunes_all_but_current_and_previous(layout: Layout) -> None:
@@ -127,7 +185,7 @@ def test_success_prunes_all_but_current_and_previous(layout: Layout) -> None:
     _installed(layout, "0.3.0")
     pending = _updater(layout).switch(_journal(Step.INSTALLING))
     _updater(layout).succeed(pending, None)
-    assert sorted(p.name for p in layout.versions.iterdir()) == ["0.2.0", "0.3.0", "current", "previous"]
+    assert sorted(p.name for p in layout.releases.iterdir()) == ["0.2.0", "0.3.0", "current", "previous"]
     assert layout.read_pending() is None
 
 
