@@ -6,7 +6,8 @@
 ``monitor-agent bundle``. Neither touches the database: keep the private key off the hub if you
 can, sign where it lives, and give the hub the bundle and its signature.
 ``publish FILE --key KEY [--db DB]`` signs the bundle and stores it in the hub's database (the
-version read from its manifest); a version already published is refused. Roll it out over REST
+version read from its manifest); a version already published is refused. It is in the audit log
+(``release_published``, actor kind ``cli``, the OS user, the version). Roll it out over REST
 (``POST /releases/{version}/rollout``).
 """
 
@@ -59,7 +60,10 @@ def signature_of(bundle: Path, key: Path) -> dict[str, str]:
 
 
 def publish(bundle: Path, key: Path, db: str | Path, created_by: str) -> dict[str, str]:
-    """Sign ``bundle`` and store it in the database ``db``; Conflict if its version is there."""
+    """Sign ``bundle`` and store it in the database ``db``; Conflict if its version is there.
+
+    ``created_by``: ``cli:<OS user>`` from the command line; audited as that user, kind ``cli``.
+    """
     import time
 
     from monitor_server.store.release_records import Release
@@ -81,12 +85,16 @@ def publish(bundle: Path, key: Path, db: str | Path, created_by: str) -> dict[st
 
 
 async def _store_release(db: str | Path, release: Release, data: bytes) -> None:
+    from monitor_server.identity.audit import CLI, Audit, AuditAction
     from monitor_server.store import open_store
 
     store = open_store(db)
     await store.open()
     try:
         await store.create_release(release, data)
+        detail = {"sha256": release.sha256, "size": release.size}
+        actor = release.created_by.removeprefix(f"{CLI}:")
+        await Audit(store).record(AuditAction.RELEASE_PUBLISHED, actor, release.version, None, detail, CLI)
     finally:
         await store.close()
 

@@ -40,6 +40,7 @@ class AuditAction(StrEnum):
     ENROLLMENT_TOKEN_CREATED = "enrollment_token_created"  # noqa: S105 - an action name
     ENROLLMENT_TOKEN_DELETED = "enrollment_token_deleted"  # noqa: S105 - an action name
     RELEASE_ROLLOUT = "release_rollout"  # DESIGN §12: a rollout created or replaced
+    RELEASE_PUBLISHED = "release_published"  # DESIGN §12: `monitor-server releases publish`
 
 
 class Audit:

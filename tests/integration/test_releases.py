@@ -4,7 +4,9 @@ download and per-device progress, with a real hub and real WebSocket clients spe
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +22,8 @@ from monitor_agent.update.receive import Updates
 from monitor_agent.update.state import Layout
 from monitor_server.releases import in_percent
 from monitor_server.releases_cli import keygen, publish
+from monitor_server.store.records import AuditEvent
+from monitor_server.store.sqlite import SQLiteStore
 from protocol.release import manifest_for, sha256_file, write_bundle
 from tests.agentd import device, eventually, start_local_agent, ws_transport
 from tests.agents import next_frame, open_socket, send, ui_feed
@@ -82,8 +86,17 @@ async def no_frame(ws: ClientConnection, kind: str, within: float = 0.5) -> None
         await next_frame(ws, kind, within)
 
 
+async def audit_of(db: Path) -> list[AuditEvent]:
+    store = SQLiteStore(db)
+    await store.open()
+    try:
+        return await store.list_audit(None, 100)
+    finally:
+        await store.close()
+
+
 def test_publish_cli_signs_stores_and_refuses_a_version_twice(tmp_path: Path, key: Path) -> None:
-    """`releases publish` prints version, sha256 and signature; the same version again fails."""
+    """`releases publish` prints version, sha256 and signature, and is audited; a version twice fails."""
     bundle, db = make_bundle(tmp_path, "0.2.0"), tmp_path / "monitor.db"
     argv = [sys.executable, "-m", "monitor_server", "releases", "publish", str(bundle), "--key", str(key)]
     first = subprocess.run([*argv, "--db", str(db)], capture_output=True, text=True, timeout=60, check=False)
@@ -92,6 +105,10 @@ def test_publish_cli_signs_stores_and_refuses_a_version_twice(tmp_path: Path, ke
     assert body["version"] == "0.2.0" and body["sha256"] == sha256_file(bundle) and body["signature"]
     again = subprocess.run([*argv, "--db", str(db)], capture_output=True, text=True, timeout=60, check=False)
     assert again.returncode != 0 and "already published" in again.stderr
+    # Audited once (the refused second run is not): kind cli, the OS user, the version.
+    events = [e for e in asyncio.run(audit_of(db)) if e.action == "release_published"]
+    assert [(e.actor_kind, e.actor, e.target) for e in events] == [("cli", getpass.getuser(), "0.2.0")]
+    assert events[0].detail == {"sha256": body["sha256"], "size": int(body["size"])}
 
 
 async def test_rollout_to_devices_offers_update_to_those_connected(
@@ -295,7 +312,7 @@ async def test_agent_refuses_a_downgrade_unless_the_rollout_allows_it(
             return found if found.get("state") == "failed" else {}
 
         refused = await eventually(failed, 10, "downgrade refused")
-        assert refused["reason"].startswith("downgrade:"), refused
+        assert refused["reason"].startswith("update_failed: downgrade: "), refused
         assert Layout(state).read_staged() is None
         again = await api.post(
             "/releases/0.0.5/rollout", json={"devices": ["ota-1"], "allow_downgrade": True}
@@ -330,20 +347,27 @@ async def test_agent_refuses_a_bundle_signed_with_another_key(
             found = await device_state(api, "0.2.0", "ota-2")
             return found if found.get("state") == "failed" else {}
 
-        assert (await eventually(failed, 10, "refused"))["reason"].startswith("bad_signature:")
+        assert (await eventually(failed, 10, "refused"))["reason"].startswith(
+            "update_failed: bad_signature: "
+        )
         assert Layout(state).read_staged() is None
     finally:
         await local.stop()
 
 
 async def test_agent_reports_the_launchers_result_once(
-    hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path, key: Path
+    hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path, key: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """After a restart the launcher's result.json is reported to the hub once (a rollback as rolled_back)."""
+    """After a restart the launcher's result.json is reported to the hub once: a rollback as
+    rolled_back with the reason ``update_failed: <code>: ...``, which the hub logs as update_failed."""
+    caplog.set_level(logging.WARNING, logger="monitor_server.releases")
     await asyncio.to_thread(publish, platform_bundle(tmp_path, "0.2.0"), key, hub.settings.db, "test")
     state = tmp_path / "state"
     Layout(state).write_result(
-        "update_failed", "0.2.0", reason="exited with status 1 before reaching welcome"
+        "update_failed",
+        "0.2.0",
+        code="exited",
+        reason="the new version exited with status 1 before reaching welcome",
     )
     updates = Updates(state, (tmp_path / "keys" / "release.pub").read_bytes(), "0.1.0")
     local = start_local_agent(state, ws_transport(hub.ws_url, hub.token, updates=updates), device_id="ota-3")
@@ -353,7 +377,11 @@ async def test_agent_reports_the_launchers_result_once(
             return await device_state(api, "0.2.0", "ota-3")
 
         found = await eventually(reported, 10, "result reported")
-        assert found["state"] == "rolled_back" and "before reaching welcome" in found["reason"]
+        assert found["state"] == "rolled_back", found
+        reason = "the new version exited with status 1 before reaching welcome"
+        assert found["reason"] == f"update_failed: exited: {reason}", found
+        logged = [r.getMessage() for r in caplog.records if r.name == "monitor_server.releases"]
+        assert f"agent ota-3: update_failed: update to 0.2.0 rolled_back: exited: {reason}" in logged, logged
     finally:
         await local.stop()
     assert receive.unreported_result(updates) is None
@@ -379,7 +407,9 @@ async def test_agent_refuses_a_truncated_download(
             found = await device_state(api, "0.2.0", "ota-4")
             return found if found.get("state") == "failed" else {}
 
-        assert (await eventually(failed, 10, "refused"))["reason"].startswith("hash_mismatch:")
+        assert (await eventually(failed, 10, "refused"))["reason"].startswith(
+            "update_failed: hash_mismatch: "
+        )
         assert Layout(state).read_staged() is None
         assert not list(Layout(state).update.glob(".download-*"))
         assert (await device(api, "ota-4") or {}).get("online")

@@ -30,6 +30,11 @@ async def test_rollout_posted_on_b_is_offered_by_a(
     async with httpx.AsyncClient(base_url=b.http_url, headers={"X-Auth-Token": b.token}) as api:
         answer = await api.post("/releases/0.2.0/rollout", json={"devices": ["pg-upd-1"]})
         assert answer.status_code == 201 and answer.json()["offered"] == 0  # not B's agent
+        audit = (await api.get("/audit")).json()["events"]  # publish is audited on PostgreSQL too
+        published = [
+            (e["actor_kind"], e["actor"], e["target"]) for e in audit if e["action"] == "release_published"
+        ]
+        assert published == [("cli", "test", "0.2.0")], audit
     frame = await next_frame(ws, "update", within=5)
     assert frame["sha256"] == signed["sha256"] and frame["url"] == "/releases/0.2.0/bundle"
     await ws.close()
