@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
+import aiosqlite
+import asyncpg
 import pytest
 
-from monitor_server.store import Store
+from monitor_server.store import Store, open_store, pg_schema, schema
 from monitor_server.store.alert_records import AlertRule, AlertState, Notifier, Silence
 from protocol.errors import Conflict
+from tests.pg import pg_schema as fresh_pg_schema
 
 CPU = AlertRule(
     0, "cpu high", "threshold", "cpu", ">", 90.0, 80.0, 2.0, "critical", {"tags": ["web"]}, 10.0, 10.0
@@ -154,3 +158,50 @@ def test_owed_notifications() -> None:
     assert resolved.owes() == "resolved"
     assert dataclasses.replace(resolved, last_notified_at=21.0).owes() is None
     assert dataclasses.replace(resolved, last_notified_at=None).owes() is None  # silenced throughout
+
+
+_OLD_RULE = (
+    "INSERT INTO alert_rules (name, kind, metric, op, value, clear_value, for_seconds, severity, selector,"
+    " created_at, updated_at) VALUES ('cpu high', 'threshold', 'cpu', '>', 90, 80, 2, 'critical', '{}', 1, 1)"
+)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_rules_stored_before_routing_go_to_every_notifier(backend: str, tmp_path: Path) -> None:
+    """A database from before the routing migration: its rules come back with ``notifiers`` [] (all),
+    and its firing states are listed as active."""
+    if backend == "sqlite":
+        path = tmp_path / "old.db"
+        before = schema.MIGRATIONS.index(schema.ALERT_ROUTING_DDL)
+        async with aiosqlite.connect(path, isolation_level=None) as old:
+            for number, script in enumerate(schema.MIGRATIONS[:before], start=1):
+                await old.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+            await old.execute(_OLD_RULE)
+            await old.execute(
+                "INSERT INTO alert_states (rule_id, device_id, state, since) VALUES (1, 'a', 'firing', 5)"
+            )
+        await _check_upgraded(open_store(path))
+        return
+    async with fresh_pg_schema() as url:
+        before = pg_schema.MIGRATIONS.index(pg_schema.ALERT_ROUTING_DDL)
+        conn = await asyncpg.connect(url)
+        try:
+            for number, script in enumerate(pg_schema.MIGRATIONS[:before], start=1):
+                assert await pg_schema._apply(conn, number, script)
+            await conn.execute(_OLD_RULE)
+            await conn.execute(
+                "INSERT INTO alert_states (rule_id, device_id, state, since) VALUES (1, 'a', 'firing', 5)"
+            )
+        finally:
+            await conn.close()
+        await _check_upgraded(open_store(url))
+
+
+async def _check_upgraded(store: Store) -> None:
+    await store.open()
+    try:
+        (rule,) = await store.list_alert_rules()
+        assert (rule.name, rule.notifiers, rule.routes_to(7)) == ("cpu high", [], True)
+        assert [s.device_id for s in await store.list_active_alert_states()] == ["a"]
+    finally:
+        await store.close()
