@@ -79,6 +79,7 @@ class AgentSocket:
         self._pushed_while_syncing = False
         self._last_command_id = 0
         self._ended = False
+        self.last_frame = time.monotonic()  # when the last frame arrived (monitor_server.idle)
         # Rotation (DESIGN §10): the offer awaiting the agent's ``credential_saved``, with who asked.
         self._rotation: asyncio.Future[DeviceCredential | None] | None = None
         self._rotation_by: tuple[Principal | str | None, str | None] = (None, None)
@@ -251,13 +252,10 @@ class AgentSocket:
 
     async def _read_loop(self) -> PresenceReason:
         """Handle frames until the socket ends; return the presence reason for going offline."""
+        receive = self.websocket.receive
         while True:
-            try:
-                async with asyncio.timeout(self.hub.settings.idle_timeout):
-                    message = await self.websocket.receive()
-            except TimeoutError:
-                self.abort(CloseCode.TIMEOUT, "no frame within the idle timeout")
-                return PresenceReason.TIMEOUT
+            message = await receive()  # a silent agent is closed by the idle sweep (monitor_server.idle)
+            self.last_frame = time.monotonic()
             if message["type"] == "websocket.disconnect":
                 code = message.get("code")
                 log.info("agent %s closed: code %s %s", self.device_id, code, message.get("reason") or "")
@@ -269,6 +267,8 @@ class AgentSocket:
     def _offline_reason(self, code: int | None) -> PresenceReason:
         if self.close_code == CloseCode.OVERLOADED:
             return PresenceReason.OVERLOADED
+        if self.close_code == CloseCode.TIMEOUT:
+            return PresenceReason.TIMEOUT
         if code == CloseCode.SERVICE_RESTART:
             hub_stopping = SERVER_SHUTDOWN_EXTENSION in self.websocket.scope.get("extensions", {})
             return PresenceReason.HUB_SHUTDOWN if hub_stopping else PresenceReason.AGENT_RESTART

@@ -19,6 +19,7 @@ from monitor_server.events import DeviceRemoved, SampleEvent
 from monitor_server.identity import Identity
 from monitor_server.identity.audit import AuditAction
 from monitor_server.identity.principals import Principal
+from monitor_server.idle import run_idle_sweeper
 from monitor_server.ingest import SampleWriter
 from monitor_server.presence import Presence
 from monitor_server.releases import ReleaseService
@@ -127,6 +128,7 @@ class Hub:
         self._writer_task = asyncio.get_running_loop().create_task(self.writer.run())
         self._spawn(self.commands.run_delivery_recorder())
         self._spawn(self.presence.run_sweeper(s.presence_check_interval))
+        self._spawn(run_idle_sweeper(self.sessions.sockets, s.idle_timeout))
         exclusive = self.cluster.exclusive
         self._spawn(
             run_retention(self.store, s.retention_days, s.retention_check_interval, exclusive=exclusive)

@@ -111,6 +111,9 @@ class SessionRegistry:
         socket.push(command)
         return True
 
+    def sockets(self) -> list[AgentSocket]:
+        return list(self._sessions.values())
+
     def device_ids(self) -> list[str]:
         return list(self._sessions)
 
