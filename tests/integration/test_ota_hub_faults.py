@@ -155,8 +155,8 @@ async def test_hub_away_across_the_switch_loses_no_sample_and_runs_a_queued_comm
     assert hub_down - t(2) < last_old < switched and first_new < hub_up, window
     assert restart <= t(MAX_RESTART), restart
     assert others[0][0] <= t(MAX_GAP), others[:3]
-    # Taken while the hub was away, by each version, and stored after it came back.
-    assert sum(hub_down < ts < last_old for ts in times) >= 2, (hub_down, last_old)
+    # Taken while the hub was away and stored after it came back: by the new version (the old one
+    # may already be stopped for the switch when the hub goes: e5362e7 meant to drop its count).
     assert sum(first_new <= ts < hub_up for ts in times) >= 2, (first_new, hub_up)
 
 
