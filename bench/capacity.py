@@ -1,8 +1,9 @@
 """Scenario 2, capacity: connect agents in steps up to 10,000; hub RSS per connection, idle CPU.
 
 The agents send no metrics during the measurement (their sample interval is an hour): what the
-hub pays is the socket, its session, the heartbeat frame every 5 s and the agent's ping every 5 s
-(the hub pings only an agent silent for a ping interval and a grace: a heartbeating one never).
+hub pays is the socket, its session, the agent's ping every 5 s and a heartbeat frame every 20 s
+(the hub's default since its pings prove the agent alive; the hub pings only an agent silent for a
+ping interval and a grace, so a pinging one never).
 """
 
 from __future__ import annotations
