@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ from monitor_server.identity.principals import Principal, PrincipalKind
 from monitor_server.identity.secrets import digest, same
 from monitor_server.ingest import TRANSIENT_ERRORS, sample_from
 from monitor_server.keepalive import ABORT_EXTENSION, SERVER_SHUTDOWN_EXTENSION
+from monitor_server.lean_sync import Wakeup
 from monitor_server.store import Command
 from monitor_server.store.records import DeviceCredential
 from monitor_server.throttle import client_address
@@ -72,9 +72,11 @@ class AgentSocket:
         self.instance_id = ""
         self.close_code: int | None = None
         self._close_reason = ""
-        self._outbox: deque[tuple[str, int | None]] = deque()
+        # A list, not a deque: at most ``outbox_size`` (1,024) frames, so ``pop(0)`` is a short
+        # memmove, and an empty list is 56 bytes where a deque is 760 (held by every socket).
+        self._outbox: list[tuple[str, int | None]] = []
         self._outbox_bytes = 0
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()
         self._syncing = True  # the stored backlog is being sent page by page: pushes wait in the store
         self._pushed_while_syncing = False
         self._last_command_id = 0
@@ -83,7 +85,11 @@ class AgentSocket:
         # Rotation (DESIGN §10): the offer awaiting the agent's ``credential_saved``, with who asked.
         self._rotation: asyncio.Future[DeviceCredential | None] | None = None
         self._rotation_by: tuple[Principal | str | None, str | None] = (None, None)
-        self._acks: asyncio.Queue[AckIn] = asyncio.Queue(ACKS_QUEUED)
+        # Acks waiting to be stored, and the task storing them: started by the first ack, ended
+        # when they are through (an idle socket holds no queue and no task for them).
+        self._acks: list[AckIn] = []
+        self._acker: asyncio.Task[None] | None = None
+        self._tasks: asyncio.TaskGroup | None = None
 
     # Lifecycle
 
@@ -120,13 +126,14 @@ class AgentSocket:
         reason = PresenceReason.DISCONNECTED
         try:
             async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
                 writer = tasks.create_task(self._write_loop(), name=f"writer {self.device_id}")
-                acker = tasks.create_task(self._ack_loop(), name=f"acks {self.device_id}")
                 reason = await self._read_loop()
                 if self.close_code is not None:  # let the writer send our close frame first
                     await asyncio.wait({writer}, timeout=CLOSE_GRACE)
                 writer.cancel()
-                acker.cancel()
+                if self._acker is not None:
+                    self._acker.cancel()
         except* _SOCKET_GONE as group:
             log.debug("agent %s: socket gone while writing: %r", self.device_id, group.exceptions[0])
         return reason
@@ -279,9 +286,9 @@ class AgentSocket:
             if self.close_code != CloseCode.REMOVED:  # a removed device's last frames are not stored
                 await self._store(event)
         elif isinstance(event, AckIn):
-            # Stored by ``_ack_loop``: a commit that stalls must not stop this socket being read
+            # Stored by ``_store_acks``: a commit that stalls must not stop this socket being read
             # (uvicorn reads no pong while the app does not read, and the keepalive would fire).
-            await self._acks.put(event)
+            await self._queue_ack(event)
         elif isinstance(event, CloseRequested):
             self.abort(event.code, event.reason)
         elif isinstance(event, CredentialStored):
@@ -308,9 +315,20 @@ class AgentSocket:
         self.session.committed(seq)
         self._wake.set()
 
-    async def _ack_loop(self) -> None:
-        while True:
-            await self._ack(await self._acks.get())
+    async def _queue_ack(self, ack: AckIn) -> None:
+        self._acks.append(ack)
+        if self._acker is None:
+            assert self._tasks is not None, "acks arrive after the welcome"
+            self._acker = self._tasks.create_task(self._store_acks(), name=f"acks {self.device_id}")
+        elif len(self._acks) >= ACKS_QUEUED:
+            await asyncio.wait({self._acker})  # reading waits until the backlog is stored
+
+    async def _store_acks(self) -> None:
+        try:
+            while self._acks:
+                await self._ack(self._acks.pop(0))
+        finally:
+            self._acker = None
 
     async def _ack(self, ack: AckIn) -> None:
         frame = ack.frame
@@ -412,7 +430,7 @@ class AgentSocket:
             for text in self.session.data_to_send():
                 await send(text)
             while self._outbox and self.close_code is None:
-                text, command_id = self._outbox.popleft()
+                text, command_id = self._outbox.pop(0)
                 self._outbox_bytes -= len(text)
                 await send(text)
                 if command_id is not None:

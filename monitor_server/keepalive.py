@@ -18,9 +18,12 @@ fixed clock, for no ping at all to a live agent.
 
 from __future__ import annotations
 
+from typing import Any
+
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
+from monitor_server.lean_sync import ReceiveQueue, Wakeup
 from protocol.codes import CloseCode
 
 # The ASGI scope extension through which the app drops a connection at once (buffers and all).
@@ -33,6 +36,19 @@ SERVER_SHUTDOWN_EXTENSION = "monitor.server.shutdown"
 
 class KeepaliveReportingProtocol(WebSocketsSansIOProtocol):
     last_received = 0.0  # loop time of the last bytes read from the peer
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The same calls as asyncio's, without their deques (monitor_server.lean_sync).
+        self.queue = ReceiveQueue()  # type: ignore[assignment]
+        self.writable = Wakeup()  # type: ignore[assignment]
+        self.writable.set()
+
+    def start_keepalive(self) -> None:
+        """The handshake is done (uvicorn starts its keepalive then): its request and response,
+        headers and all, are not read again; the scope keeps what the application needs."""
+        del self.request, self.response
+        super().start_keepalive()
 
     def _grace(self) -> float:
         assert self.ping_interval is not None
