@@ -229,15 +229,14 @@ class AgentSocket:
     async def _open(self, hello: Hello) -> None:
         hub, s = self.hub, self.hub.settings
         details = DeviceDetails.of(hello)  # empty strings in hello mean "not reported"
-        await hub.store.touch_device(
-            self.device_id,
-            time.time(),
-            hostname=details.hostname,
-            agent_version=details.agent_version,
-            platform=details.platform,
-            agent_tags=json.dumps(sorted(set(hello.tags))),  # what this agent reports, every hello
-            commands=json.dumps(offered_commands(hello.capabilities)),
-        )
+        reported = {
+            "hostname": details.hostname,
+            "agent_version": details.agent_version,
+            "platform": details.platform,
+            "agent_tags": json.dumps(sorted(set(hello.tags))),  # what this agent reports, every hello
+            "commands": json.dumps(offered_commands(hello.capabilities)),
+        }
+        await hub.touches.submit((self.device_id, time.time(), reported))
         await hub.presence.ws_connected(self.device_id, details)
         if self.close_code is not None:  # replaced (or closed) while the hub recorded it: no welcome
             return

@@ -16,6 +16,7 @@ from monitor_server.cluster.notice import Kind, Notice
 from monitor_server.cluster.relay import Relay
 from monitor_server.commands import CommandService
 from monitor_server.events import DeviceRemoved, SampleEvent
+from monitor_server.group_commit import GroupCommit
 from monitor_server.identity import Identity
 from monitor_server.identity.audit import AuditAction
 from monitor_server.identity.principals import Principal
@@ -27,6 +28,7 @@ from monitor_server.retention import run_retention
 from monitor_server.sessions import SessionRegistry
 from monitor_server.settings import Settings
 from monitor_server.store import RemovedDevice, Sample, Store, open_store
+from monitor_server.store.base import Touch
 from monitor_server.throttle import Throttle
 from monitor_server.token import ResolvedToken, resolve_token
 from protocol.codes import CloseCode
@@ -53,12 +55,15 @@ class Hub:
     throttle: Throttle = field(default_factory=Throttle)
     alerts: AlertService | None = None  # rules, states, notifications (DESIGN §11)
     releases: ReleaseService = field(init=False)  # rollouts and update offers (DESIGN §12)
+    # What hellos report of their devices, stored by group commit (one transaction per storm wave).
+    touches: GroupCommit[Touch] = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _writer_task: asyncio.Task[None] | None = None
     _relay: Relay | None = None
 
     def __post_init__(self) -> None:
         self.releases = ReleaseService(self.store, self.sessions, self.tell_rollout, self.bus.publish)
+        self.touches = GroupCommit(self.store.touch_devices)
 
     def tell_rollout(self, version: str) -> None:
         """Other hubs offer a rollout saved here to the agents they hold (DESIGN §13)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from monitor_server.store.alert_records import AlertRule, AlertState, Notifier, OutboxItem, Silence
@@ -23,6 +23,9 @@ from monitor_server.store.records import (
 from monitor_server.store.release_records import Release, ReleaseDevice, Rollout
 from protocol.identity import Role
 
+# What a hello reports of its device: id, when, and ``touch_device``'s ``info``.
+Touch = tuple[str, float, Mapping[str, str | None]]
+
 
 class Store(Protocol):
     async def open(self) -> None: ...
@@ -34,6 +37,10 @@ class Store(Protocol):
         """Create the device if new; set ``last_seen`` and what ``info`` reports (None keeps the
         stored value): ``hostname``, ``agent_version``, ``platform``, and ``agent_tags`` and
         ``commands`` as JSON arrays."""
+        ...
+
+    async def touch_devices(self, touches: Sequence[Touch]) -> None:
+        """``touch_device`` for each, in order, in one transaction (a storm of hellos)."""
         ...
 
     async def list_devices(self) -> list[Device]: ...

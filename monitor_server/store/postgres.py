@@ -16,6 +16,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from monitor_server.store import pg_rollups as rollups
+from monitor_server.store.base import Touch
 from monitor_server.store.pg_alerts import PgAlerts
 from monitor_server.store.pg_identity import PgIdentity
 from monitor_server.store.pg_releases import PgReleases
@@ -106,8 +107,13 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
             await conn.execute(_UPDATE_LATEST, *_columns([_latest_row(s) for s in newest], 7))
 
     async def touch_device(self, device_id: str, seen_at: float, **info: str | None) -> None:
-        fields = ("hostname", "agent_version", "platform", "agent_tags", "commands")
-        await self._pool.execute(_TOUCH, device_id, seen_at, *(info.get(f) for f in fields))
+        await self._pool.execute(_TOUCH, *_touch_row((device_id, seen_at, info)))
+
+    async def touch_devices(self, touches: Sequence[Touch]) -> None:
+        # Rows locked in device-id order, as every multi-row write takes them (no deadlock); a
+        # stable sort keeps one device's touches in the order given.
+        async with self._tx() as conn:
+            await conn.executemany(_TOUCH, [_touch_row(t) for t in sorted(touches, key=lambda t: t[0])])
 
     async def list_devices(self) -> list[Device]:
         rows = await self._pool.fetch(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY device_id")
@@ -466,6 +472,14 @@ _TOUCH = (
     " agent_version = COALESCE($4, devices.agent_version), platform = COALESCE($5, devices.platform),"
     " agent_tags = COALESCE($6, devices.agent_tags), commands = COALESCE($7, devices.commands)"
 )
+_TOUCH_FIELDS = ("hostname", "agent_version", "platform", "agent_tags", "commands")
+
+
+def _touch_row(touch: Touch) -> tuple[Any, ...]:
+    device_id, seen_at, info = touch
+    return (device_id, seen_at, *(info.get(f) for f in _TOUCH_FIELDS))
+
+
 # New devices are first seen at their first event; the rest is the device's last event. Offline
 # releases the holding hub; online makes ``$8`` the holder when ``$7``, otherwise it stays.
 _SET_PRESENCE = (

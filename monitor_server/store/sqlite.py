@@ -15,6 +15,7 @@ from typing import Any
 
 import aiosqlite
 
+from monitor_server.store.base import Touch
 from monitor_server.store.records import (
     ROLLUP_FIELDS,
     TIERS,
@@ -135,25 +136,11 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
             await db.executemany(_UPSERT_LATEST, [_latest_row(s, seen_at) for s in latest.values()])
 
     async def touch_device(self, device_id: str, seen_at: float, **info: str | None) -> None:
+        await self.touch_devices([(device_id, seen_at, info)])
+
+    async def touch_devices(self, touches: Sequence[Touch]) -> None:
         async with self._tx() as db:
-            await db.execute(
-                "INSERT INTO devices (device_id, first_seen) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                (device_id, seen_at),
-            )
-            await db.execute(
-                "UPDATE devices SET last_seen = ?, hostname = COALESCE(?, hostname),"
-                " agent_version = COALESCE(?, agent_version), platform = COALESCE(?, platform),"
-                " agent_tags = COALESCE(?, agent_tags), commands = COALESCE(?, commands) WHERE device_id = ?",
-                (
-                    seen_at,
-                    info.get("hostname"),
-                    info.get("agent_version"),
-                    info.get("platform"),
-                    info.get("agent_tags"),
-                    info.get("commands"),
-                    device_id,
-                ),
-            )
+            await db.executemany(_TOUCH, [_touch_row(t) for t in touches])
 
     async def list_devices(self) -> list[Device]:
         rows = await self._fetch(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY device_id")
@@ -782,6 +769,21 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
             (float("-inf") if since is None else since, limit),
         )
         return [AuditEvent(r[1], r[2], r[3], r[4], r[5], r[6], loads(r[7]), id=r[0]) for r in rows]
+
+
+_TOUCH_FIELDS = ("hostname", "agent_version", "platform", "agent_tags", "commands")
+_TOUCH = (
+    "INSERT INTO devices (device_id, first_seen, last_seen"
+    + "".join(f", {f}" for f in _TOUCH_FIELDS)
+    + ") VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7)"
+    + " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen"
+    + "".join(f", {f} = COALESCE(excluded.{f}, {f})" for f in _TOUCH_FIELDS)
+)
+
+
+def _touch_row(touch: Touch) -> tuple[Any, ...]:
+    device_id, seen_at, info = touch
+    return (device_id, seen_at, *(info.get(f) for f in _TOUCH_FIELDS))
 
 
 # One statement per device of a batch (it was three: a live sample per frame from 1,000 agents

@@ -100,6 +100,30 @@ async def test_touch_device_creates_then_keeps_what_is_not_reported(store: Store
     assert device.online is False and device.hub_id is None and device.last_payload is None
 
 
+async def test_touch_devices_stores_many_hellos_in_order_in_one_call(store: Store) -> None:
+    """A group commit of hellos: each device created or updated, a device's later touch winning
+    over its earlier one, unreported fields kept."""
+    await store.touch_device("old", T0, hostname="old-host", platform="linux")
+    await store.touch_devices(
+        [
+            ("new-b", T0 + 1, {"hostname": "b", "agent_version": "1.0"}),
+            ("old", T0 + 2, {"hostname": None, "agent_version": "2.0"}),
+            ("new-a", T0 + 3, {"hostname": "a"}),
+            ("new-b", T0 + 4, {"agent_version": "1.1"}),
+        ]
+    )
+    devices = {d.device_id: d for d in await store.list_devices()}
+    summary = {
+        k: (d.first_seen, d.last_seen, d.hostname, d.agent_version, d.platform) for k, d in devices.items()
+    }
+    assert summary == {
+        "new-a": (T0 + 3, T0 + 3, "a", None, None),
+        "new-b": (T0 + 1, T0 + 4, "b", "1.1", None),
+        "old": (T0, T0 + 2, "old-host", "2.0", "linux"),
+    }
+    await store.touch_devices([])
+
+
 async def test_devices_listed_bytewise(store: Store) -> None:
     """Devices are listed by id in byte order (capitals before lower case), on both backends."""
     for name in ("b", "a", "B", "a.1", "a-2"):
