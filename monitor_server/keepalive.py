@@ -30,6 +30,8 @@ from protocol.codes import CloseCode
 ABORT_EXTENSION = "monitor.transport.abort"
 # Share of the ping interval a peer may be silent beyond it before it is pinged (see above).
 SILENCE_GRACE = 0.2
+# Messages queued for the application before reading from the socket pauses (see below).
+QUEUED_BEFORE_PAUSE = 4
 # Present in the scope once the server closes the connection because it is shutting down.
 SERVER_SHUTDOWN_EXTENSION = "monitor.server.shutdown"
 
@@ -97,7 +99,16 @@ class KeepaliveReportingProtocol(WebSocketsSansIOProtocol):
                 self.conn.send_close(CloseCode.INVALID_DATA, "text frame is not UTF-8")
                 self.handle_parser_exception()
                 return
+        if self.read_paused or self.queue.qsize() >= QUEUED_BEFORE_PAUSE - 1:
+            super().send_receive_event_to_app()  # stock: queue it and pause reading
+            return
+        # Stock uvicorn pauses reading after every message and resumes when the app has read it:
+        # two epoll changes per frame, for agents that send one small frame per sample. Reading
+        # pauses only once QUEUED_BEFORE_PAUSE messages wait (still bounded: each is at most
+        # ``max_frame_bytes``); uvicorn skips its pause while ``read_paused`` already says so.
+        self.read_paused = True
         super().send_receive_event_to_app()
+        self.read_paused = False
 
     def keepalive_timeout(self) -> None:
         if self.read_paused and not (self.close_sent or self.transport.is_closing()):
