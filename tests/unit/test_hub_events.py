@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
 import pytest
@@ -140,6 +140,11 @@ class TransitionStore:
         hub: str | None = None,
     ) -> PresenceEvent:
         return PresenceEvent(device_id, online, reason, connection, at)
+
+    async def set_presence_many(
+        self, events: Sequence[PresenceEvent], hub: str | None = None, *, claim: bool = False
+    ) -> None:
+        return None
 
 
 async def transitions(steps: Callable[[Presence], Awaitable[None]]) -> list[HubEvent]:
