@@ -6,19 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.run import SCENARIOS
+
 NOTES = Path(__file__).resolve().parent / "notes.md"
-ORDER = (
-    "push",
-    "capacity",
-    "ingest",
-    "presence",
-    "storm",
-    "footprint",
-    "decode",
-    "revoke",
-    "identity",
-    "cluster",
-)
+ORDER = SCENARIOS  # one list of scenarios: bench/run.py's
 
 
 def _fmt(value: Any) -> str:
@@ -528,6 +519,115 @@ def _cluster(r: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _alerts_ingest(r: dict[str, Any]) -> list[str]:
+    loads = {
+        "live": f"live `metrics`, 1 sample/frame, {r['live_agents']:,} agents",
+        "batched": f"`metrics_batch` of 500, {r['batch_agents']} agents",
+    }
+    rows = []
+    for load, label in loads.items():
+        s = r["summary"][load]
+        rows.append(
+            [
+                label,
+                s["without_rules"]["samples_per_second"],
+                s["with_rules"]["samples_per_second"],
+                f"**{s['rate_ratio']:.1%}** ({', '.join(f'{x:.0%}' for x in s['rate_ratio_per_run'])})",
+                f"{s['without_rules']['hub_us_per_sample']} / {s['with_rules']['hub_us_per_sample']}",
+                f"**{s['cpu_per_sample_ratio']:.2f}x** "
+                f"({', '.join(f'{x:.2f}' for x in s['cpu_per_sample_ratio_per_run'])})",
+                f"{s['without_rules']['bound_by']}; {s['with_rules']['bound_by']}",
+            ]
+        )
+        half = s.get("second_half")
+        if half and load == "live":
+            rows.append(
+                [
+                    f"... the window's second half only ({r['window_seconds'][load] / 2:g} s)",
+                    half["samples_per_second"][0],
+                    half["samples_per_second"][1],
+                    f"{half['rate_ratio']:.1%}",
+                    f"{half['hub_us_per_sample'][0]} / {half['hub_us_per_sample'][1]}",
+                    f"{half['cpu_per_sample_ratio']:.2f}x",
+                    "",
+                ]
+            )
+    lines = _table(
+        rows,
+        [
+            "load (`bench/live_load.py`)",
+            "samples/s stored, no rules",
+            "with 100 rules",
+            "with / without (each run)",
+            "hub us per sample, no rules / rules",
+            "rules / no rules (each run)",
+            "bound by (no rules; rules)",
+        ],
+    )
+    rows = []
+    for load, label in loads.items():
+        windows = sorted(
+            (w for key in ("without", "with") for w in r["runs"][load][key]), key=lambda w: w["order"]
+        )
+        for w in windows:
+            alerts, sent = w.get("alerts_at_end"), w.get("notifications")
+            halves = [w.get("first_half"), w.get("second_half")]
+            rows.append(
+                [
+                    label,
+                    w["order"],
+                    w["rules"],
+                    w["samples_per_second"],
+                    " / ".join(_fmt(h["samples_per_second"]) for h in halves if h),
+                    w["hub_cpu_percent"],
+                    w["hub_us_per_sample"],
+                    w["load_generator_cpu_percent"],
+                    f"{w.get('seconds_to_connect', '')}"
+                    + (f" ({w['agents_never_connected']} never)" if w.get("agents_never_connected") else ""),
+                    f"{alerts['pending']:,} / {alerts['firing']:,}" if alerts else "",
+                    f"{sent['firing']:,} / {sent['resolved']:,} in {sent['posts']}" if sent else "",
+                    w.get("load_average", ""),
+                ]
+            )
+    lines += _table(
+        rows,
+        [
+            "load",
+            "window",
+            "rules",
+            "samples/s stored",
+            "first / second half",
+            "hub CPU %",
+            "hub us per sample",
+            "load generator CPU %",
+            "s to connect",
+            "alerts pending / firing at the end",
+            "notified firing / resolved (webhook posts)",
+            "load average",
+        ],
+    )
+    kinds = r["rule_kinds"]
+    live_note = (
+        f"all {r['devices']:,} devices connected and sending"
+        if r["live_agents"] >= r["devices"]
+        else f"{r['live_agents']:,} of the {r['devices']:,} devices connected and sending, the others known, "
+        "offline and covered by the rules"
+    )
+    spans = r["window_seconds"]
+    lines.append(
+        f"{r['devices']:,} known devices, tagged (`group-0`..`group-9`, `site-0`..`site-3`); "
+        f"{r['rules']} rules ({kinds['threshold']} threshold on cpu, ram, disk, load_1, net_rx_bps, "
+        f"net_tx_bps, mem_used and uptime_sec, {kinds['status']} status, {kinds['offline']} offline; "
+        f"{r['rules_by_tag']} by a tag, {r['rules_by_device_list']} by a list of devices, the others "
+        f"cover every device) and a webhook notifier in the bench process. Live load: {live_note}; "
+        f"batched load: {r['batch_agents']} of them, the others offline. Each window a fresh hub on a copy "
+        f"of the same database, {spans['live']:g} s (live) or {spans['batched']:g} s (batched) after a "
+        f"{r['warmup_seconds']:g} s warm-up; no rules and rules alternate, their order swapped from run "
+        "to run. Ratios: of the medians (each run's in parentheses)."
+    )
+    return [*lines, ""]
+
+
 RENDER = {
     "push": _push,
     "capacity": _capacity,
@@ -539,6 +639,7 @@ RENDER = {
     "revoke": _revoke,
     "identity": _identity,
     "cluster": _cluster,
+    "alerts_ingest": _alerts_ingest,
 }
 TITLES = {
     "push": "1. Push latency",
@@ -551,6 +652,7 @@ TITLES = {
     "revoke": "8. Revocation",
     "identity": "9. Identity: per-device credentials, logins, sessions",
     "cluster": "10. Several hubs on one PostgreSQL database",
+    "alerts_ingest": "11. Alerts: the ingest cost of 100 rules over 10,000 devices",
 }
 
 

@@ -35,6 +35,7 @@ SCENARIOS = (
     "revoke",
     "identity",
     "cluster",
+    "alerts_ingest",
 )
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
