@@ -138,6 +138,11 @@ class Presence:
 
     async def sweep(self) -> None:
         for device_id in expired(self._http_seen, self._clock(), self._window):
+            # Checked again: while an earlier device of this sweep was recorded, this one may have
+            # sent again, or said hello over a WebSocket (which took it out of ``_http_seen``).
+            seen = self._http_seen.get(device_id)
+            if seen is None or self._clock() - seen <= self._window:
+                continue
             del self._http_seen[device_id]
             self._online.pop(device_id, None)
             await self._record(device_id, False, PresenceReason.TIMEOUT, HTTP, self._clock())

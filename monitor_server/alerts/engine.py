@@ -8,6 +8,7 @@ Transitions land in ``changed`` for the service to store and notify.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
@@ -19,8 +20,8 @@ from monitor_server.store.alert_records import AlertRule, AlertState
 Key = tuple[int, str]
 # The rules of a device reading one field: the field, whether it is a column of ``Sample``, whether
 # bounds decide that none fires (all plain thresholds), the lowest ``>`` and ``>=`` values and the
-# highest ``<`` and ``<=`` (no rule fires inside them), how to read the field, the rules.
-_Group = tuple[str, bool, bool, float, float, float, float, r.Reader, tuple[Rule, ...]]
+# highest ``<`` and ``<=`` (no rule fires inside them), how to read the field, the rules and their ids.
+_Group = tuple[str, bool, bool, float, float, float, float, r.Reader, tuple[Rule, ...], frozenset[int]]
 _NUMBERS: frozenset[type] = frozenset({float, int})
 _CORE_FIELDS = frozenset({"cpu", "ram", "disk", "uptime_sec", "status"})
 
@@ -28,7 +29,8 @@ _CORE_FIELDS = frozenset({"cpu", "ram", "disk", "uptime_sec", "status"})
 def _group(field: str, status: bool, rules: tuple[Rule, ...]) -> _Group:
     gt, ge, lt, le = r.bounds(rules)
     plain = not status and all(rule.record.op in (">", ">=", "<", "<=") for rule in rules)
-    return (field, field in _CORE_FIELDS, plain, gt, ge, lt, le, r.reader(field, status), rules)
+    ids = frozenset(rule.id for rule in rules)
+    return (field, field in _CORE_FIELDS, plain, gt, ge, lt, le, r.reader(field, status), rules, ids)
 
 
 class Evaluator:
@@ -46,6 +48,9 @@ class Evaluator:
         self._sampled: dict[str, tuple[_Group, ...]] = {}
         self._live: dict[str, dict[int, AlertState]] = {}  # per device: states pending or firing
         self._pending: set[Key] = set()
+        # (when its ``for`` elapses, key) of pending states: the tick pops what is due instead of
+        # walking every pending state (10,000 devices offline: as many pending offline states).
+        self._due: list[tuple[float, Key]] = []
 
     # what the evaluator knows
 
@@ -71,6 +76,8 @@ class Evaluator:
         forgotten (their keys returned); devices already offline start the new offline rules."""
         self.rules = {record.id: Rule.compile(record) for record in records}
         self._sampled.clear()
+        self._due = [(self._due_at(key), key) for key in self._pending]  # ``for`` may have changed
+        heapq.heapify(self._due)
         gone = [key for key in self.states if not self._selected(key)]
         for key in gone:
             self._drop(key)
@@ -113,12 +120,13 @@ class Evaluator:
         live = self._live.get(device_id)
         changed = False
         extra = sample.extra
-        for field, core, plain, gt, ge, lt, le, read, rules in groups:
+        for field, core, plain, gt, ge, lt, le, read, rules, ids in groups:
             raw: Any = getattr(sample, field) if core else extra.get(field)
             if raw is None:
                 continue
-            # The common case, inline: no rule of the group fires and none is active.
-            if live is None and plain and raw.__class__ in _NUMBERS:
+            # The common case, inline: no rule of the group fires and none of them is active (the
+            # device's other rules may be: an offline rule pending since before it came back).
+            if plain and (live is None or live.keys().isdisjoint(ids)) and raw.__class__ in _NUMBERS:
                 number = cast(float, raw)  # int or float (not bool): compared as they are
                 if not (number > gt or number >= ge or number < lt or number <= le):
                     continue
@@ -148,14 +156,19 @@ class Evaluator:
     def tick(self, now: float) -> bool:
         """Pending states whose ``for`` elapsed fire (metric rules only while the device is online)."""
         changed = False
-        for key in list(self._pending):
+        due = self._due
+        while due and due[0][0] <= now:
+            _, key = heapq.heappop(due)
             rule, state = self.rules.get(key[0]), self.states.get(key)
-            if rule is None or state is None:
-                self._pending.discard(key)
-                continue
+            if key not in self._pending or rule is None or state is None:
+                continue  # resolved, dropped or re-pushed since: a stale entry
             if rule.kind is not Kind.OFFLINE and key[1] not in self._online:
+                heapq.heappush(due, (now + 1.0, key))  # fires once the device is back
                 continue
-            changed |= self._apply(r.promote(rule, state, now))
+            promoted = r.promote(rule, state, now)
+            if promoted is None:
+                heapq.heappush(due, (max(self._due_at(key), now + 1e-3), key))
+            changed |= self._apply(promoted)
         return changed
 
     def firing(self) -> Iterator[AlertState]:
@@ -192,8 +205,16 @@ class Evaluator:
             self._live.setdefault(state.device_id, {})[state.rule_id] = state
         if state.state == Phase.PENDING:
             self._pending.add(key)
+            heapq.heappush(self._due, (self._due_at(key), key))
         else:
             self._pending.discard(key)
+
+    def _due_at(self, key: Key) -> float:
+        """When the pending state ``key`` fires (its rule unknown: now, so the tick drops it)."""
+        state, rule = self.states.get(key), self.rules.get(key[0])
+        if state is None or rule is None:
+            return 0.0
+        return state.since + rule.record.for_seconds
 
     def _drop(self, key: Key) -> None:
         del self.states[key]

@@ -36,6 +36,7 @@ REPEAT = 4 * 3600.0  # default seconds before an alert still firing is notified 
 RELOAD = 15.0  # seconds between re-reads of rules, notifiers and silences (a safety net: other hubs
 # tell their changes at once, an ``alert_config`` notice)
 CONFIG = ("rules", "notifiers", "silences")  # what an ``alert_config`` notice says changed
+TAGS_READ_ONE_BY_ONE = 20  # devices back online whose tags are read one query each; more: one list
 STOP_WAIT = 5.0  # seconds a stopping hub lets a delivery attempt in flight finish
 
 
@@ -302,10 +303,15 @@ class AlertService:
 
     async def _read_tags(self) -> None:
         devices, self._tags_to_read = self._tags_to_read, set()
+        if len(devices) > TAGS_READ_ONE_BY_ONE:  # a fleet reconnecting: one query, not thousands
+            for device in await self._store.list_devices():
+                if device.device_id in devices:
+                    self.evaluator.set_tags(device.device_id, frozenset(device.all_tags()))
+            return
         for device_id in devices:
-            device = await self._store.get_device(device_id)
-            if device is not None:
-                self.evaluator.set_tags(device_id, frozenset(device.all_tags()))
+            found = await self._store.get_device(device_id)
+            if found is not None:
+                self.evaluator.set_tags(device_id, frozenset(found.all_tags()))
 
     async def _delete_forgotten(self) -> None:
         for device_id in list(self._forgotten):

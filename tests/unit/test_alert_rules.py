@@ -95,6 +95,39 @@ def test_offline_rule_starts_for_devices_already_offline() -> None:
     assert [s.state for s in ev.changed] == ["pending"]
 
 
+def test_a_pending_offline_rule_leaves_the_metric_rules_their_quick_check() -> None:
+    """An offline rule pending on the device (its states are live) changes nothing for cpu: below
+    the value nothing happens, above it the cpu rule goes pending as usual."""
+    ev = evaluator(CPU, OFFLINE, online=False, tags=frozenset({"rack-1"}))
+    ev.set_rules([CPU, OFFLINE], 0.0)
+    ev.changed.clear()
+    assert ev.states[(2, "d1")].state == "pending"
+    ev.on_presence("d1", True, 1.0)
+    ev.on_presence("d1", False, 2.0)
+    assert phases(ev) == ["ok", "pending"]
+    ev._online.add("d1")  # samples from a device another hub says is online: only cpu matters here
+    assert not ev.on_sample(sample(50), 3.0)
+    assert ev.on_sample(sample(95), 4.0) and phases(ev) == ["pending"]
+
+
+def test_the_tick_fires_what_is_due_and_follows_a_changed_for() -> None:
+    """Pending states fire when their ``for`` elapses, whatever order they started in; a rule whose
+    ``for`` shrinks fires at the new time; a resolved state never fires."""
+    ev = evaluator(CPU, dataclasses.replace(CPU, id=7, name="slow", for_seconds=30.0))
+    ev.on_sample(sample(95), 0.0)
+    assert phases(ev) == ["pending", "pending"]
+    assert ev.tick(2.0) and [(s.rule_id, s.state) for s in ev.changed] == [(1, "firing")]
+    ev.changed.clear()
+    assert not ev.tick(10.0)
+    ev.set_rules([CPU, dataclasses.replace(CPU, id=7, name="slow", for_seconds=5.0)], 10.0)
+    ev.changed.clear()
+    assert ev.tick(10.0) and [(s.rule_id, s.state) for s in ev.changed] == [(7, "firing")]
+    other = evaluator(CPU)
+    other.on_sample(sample(95), 0.0)
+    other.on_sample(sample(50), 1.0)
+    assert phases(other) == ["pending", "ok"] and not other.tick(5.0)
+
+
 def test_status_rule() -> None:
     """status error fires at once (for 0); any other status resolves; a sample without status is silent."""
     ev = evaluator(STATUS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
@@ -202,3 +203,42 @@ async def test_http_seen_publishes_payload_details_once() -> None:
     [online] = await transitions(steps)
     assert online.to_json()["reason"] == "ingest"
     assert online.to_json()["hostname"] == "h.lan" and online.to_json()["agent_version"] == "1.0"
+
+
+class GatedStore(TransitionStore):
+    """Holds the first offline transition until ``release`` is set (a slow commit)."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def set_presence(
+        self,
+        device_id: str,
+        online: bool,
+        reason: str,
+        connection: str | None,
+        at: float,
+        hub: str | None = None,
+    ) -> PresenceEvent:
+        if not online and not self.entered.is_set():
+            self.entered.set()
+            await self.release.wait()
+        return PresenceEvent(device_id, online, reason, connection, at)
+
+
+async def test_a_device_that_says_hello_during_a_sweep_is_left_online() -> None:
+    """Two HTTP devices expire; while the first is recorded offline the second says hello over a
+    WebSocket: the sweep goes on without it (it raised KeyError and stopped there)."""
+    clock = [0.0]
+    store = GatedStore()
+    presence = Presence(cast(Store, store), EventBus(), http_window=60, clock=lambda: clock[0])
+    await presence.http_seen("a")
+    await presence.http_seen("b")
+    clock[0] = 100.0
+    sweep = asyncio.ensure_future(presence.sweep())
+    await store.entered.wait()
+    await presence.ws_connected("b")
+    store.release.set()
+    await sweep
+    assert not presence.is_online("a") and presence.is_online("b")
