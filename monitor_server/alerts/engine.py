@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
-from typing import Any, cast
+from typing import Any
 
 from monitor_server.alerts import rules as r
 from monitor_server.alerts.rules import Kind, Phase, Rule
@@ -126,10 +126,15 @@ class Evaluator:
                 continue
             # The common case, inline: no rule of the group fires and none of them is active (the
             # device's other rules may be: an offline rule pending since before it came back).
-            if plain and (live is None or live.keys().isdisjoint(ids)) and raw.__class__ in _NUMBERS:
-                number = cast(float, raw)  # int or float (not bool): compared as they are
-                if not (number > gt or number >= ge or number < lt or number <= le):
-                    continue
+            # Numbers only (int or float, not bool), compared as they are: no ``typing.cast``, which
+            # is a call per field.
+            if (
+                plain
+                and (live is None or live.keys().isdisjoint(ids))
+                and raw.__class__ in _NUMBERS
+                and not (raw > gt or raw >= ge or raw < lt or raw <= le)  # type: ignore[operator]
+            ):
+                continue
             value = read(sample)
             if value is None:
                 continue
