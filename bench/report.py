@@ -36,28 +36,73 @@ def _targets(result: dict[str, Any]) -> list[str]:
     return _table(rows, ["figure", "target", "achieved", ""])
 
 
+FLEETS = {
+    "light": "light (`bench/push_fleet.py`, own process)",
+    "agents": "agent's own code (`Agent` + `WsTransport`, in `bench.run`)",
+}
+
+
+def _hist(buckets: dict[str, float]) -> tuple[int, str]:
+    """(observations over 1 s, the smallest bucket bound holding 99 % of them) of a histogram."""
+    total = buckets.get("+Inf", 0.0)
+    over = int(total - buckets.get("1.0", total))
+    p99 = next((b for b, n in buckets.items() if n >= 0.99 * total), "+Inf") if total else "-"
+    return over, p99
+
+
 def _push(r: dict[str, Any]) -> list[str]:
     rows = []
     for size in r["sizes"]:
         fr, ar = size["push_from_request"], size["push_after_return"]
+        polled = size["poll_1s"].get("n", 1)
         rows.append(
             [
                 size["agents"],
-                f"{fr['p50_ms']} / {fr['p99_ms']} / {fr['max_ms']}",
+                FLEETS[size.get("fleet", "agents")],
+                f"{fr['p50_ms']} / {fr['p99_ms']} / {fr['max_ms']}"
+                + (
+                    f" ({lost} not arrived in 30 s)"
+                    if (lost := sum(w.get("not_arrived", 0) for w in size["runs"]))
+                    else ""
+                ),
+                f"{size.get('hub_cpu_percent', 0):.0f} / {size.get('generator_cpu_percent', 0):.0f}"
+                if "hub_cpu_percent" in size
+                else "not measured",
+                f"{size['generator_late_p99_ms']} / {size['generator_late_max_ms']}"
+                if "generator_late_p99_ms" in size
+                else "not measured",
+                size.get("limited_by", ""),
+                (
+                    "{} of {} over 1 s / p99 <= {} s".format(
+                        _hist(h["commit"])[0], int(h["commit"].get("+Inf", 0)), _hist(h["push"])[1]
+                    )
+                    if (h := size.get("hub_histograms"))
+                    else "not measured"
+                ),
                 f"{ar['p50_ms']} / {ar['p99_ms']} / {ar['max_ms']}",
-                f"{size['poll_1s']['p50_ms']} / {size['poll_1s']['p99_ms']} / {size['poll_1s']['max_ms']}",
-                f"{size['poll_10s']['p50_ms']} / {size['poll_10s']['p99_ms']} / {size['poll_10s']['max_ms']}",
-                f"{size['ratio_vs_poll_1s_p50']}x / {size['ratio_vs_poll_1s_p99']}x",
+                f"{size['poll_1s']['p50_ms']} / {size['poll_1s']['p99_ms']} / {size['poll_1s']['max_ms']}"
+                if polled
+                else "not run",
+                f"{size['poll_10s']['p50_ms']} / {size['poll_10s']['p99_ms']} / {size['poll_10s']['max_ms']}"
+                if polled
+                else "not run",
+                f"{size['ratio_vs_poll_1s_p50']}x / {size['ratio_vs_poll_1s_p99']}x" if polled else "",
                 f"{sum(w['arrived_before_return'] for w in size['runs'])} of "
                 f"{sum(w['n'] for w in size['runs'])}",
-                size["online_at_end"],
+                f"{size['online_at_end']:,}"
+                + (f" ({size['reconnects']:,} reconnects)" if size.get("reconnects") else ""),
             ]
         )
     return _table(
         rows,
         [
             "agents",
+            "fleet",
             "**push from REST request sent**, ms p50/p99/max",
+            "CPU % hub / load generator",
+            "generator loop late, ms p99/max",
+            "limited by",
+            "hub's histograms: store commits / push (enqueue -> written)",
             "push after REST return (secondary), ms",
             "poll every 1 s, ms",
             "poll every 10 s, ms",
@@ -691,3 +736,33 @@ def write_report(results: Path, target: Path) -> None:
     if NOTES.exists():
         lines += [NOTES.read_text().rstrip(), ""]
     target.write_text("\n".join(lines))
+
+
+def update_sections(results: Path, target: Path, names: list[str]) -> None:
+    """Re-render only ``names`` in ``target`` (the other sections keep the runs they show) and the notes."""
+    text = target.read_text()
+    for name in names:
+        r = json.loads((results / f"{name}.json").read_text())
+        head = f"## {TITLES[name]}"
+        body = [
+            head,
+            "",
+            f"Run {r['meta']['date']} with `{r['meta']['command']}` ({r.get('seconds', '?')} s).",
+            "",
+            *(_targets(r) if r.get("targets") else []),
+            *RENDER[name](r),
+        ]
+        start = text.index(head)
+        end = text.index("\n## ", start + len(head)) + 1
+        text = text[:start] + "\n".join(body) + "\n" + text[end:]
+    if NOTES.exists():
+        first = NOTES.read_text().split("\n", 1)[0]
+        text = text[: text.index(first)] + NOTES.read_text().rstrip() + "\n"
+    target.write_text(text)
+
+
+if __name__ == "__main__":
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    update_sections(root / "bench" / "results" / "full", root / "docs" / "benchmarks.md", sys.argv[1:])
