@@ -192,6 +192,7 @@ async def _window(
     late: list[float],
 ) -> dict[str, Any]:
     posted: list[tuple[int, float, float]] = []
+    timed_out = 0
     hub_cpu, own_cpu = CpuMeter(hub), CpuMeter(psutil.Process())
     hub_cpu.start()
     own_cpu.start()
@@ -202,10 +203,14 @@ async def _window(
         device_id = rng.choice(fleet).device_id
         sent = time.perf_counter()
         try:
-            response = await client.post(f"/devices/{device_id}/commands", json={"command": "ping"})
-        except (httpx.ReadError, httpx.RemoteProtocolError):  # a kept-alive connection the hub had closed
-            sent = time.perf_counter()
-            response = await client.post(f"/devices/{device_id}/commands", json={"command": "ping"})
+            try:
+                response = await client.post(f"/devices/{device_id}/commands", json={"command": "ping"})
+            except (httpx.ReadError, httpx.RemoteProtocolError):  # a kept-alive connection the hub closed
+                sent = time.perf_counter()
+                response = await client.post(f"/devices/{device_id}/commands", json={"command": "ping"})
+        except httpx.TimeoutException:  # the hub did not answer within 30 s: counted, not fatal
+            timed_out += 1
+            continue
         returned = time.perf_counter()
         response.raise_for_status()
         posted.append((int(response.json()["id"]), sent, returned))
@@ -222,6 +227,7 @@ async def _window(
         "after_return": summary_ms([max(0.0, at[cid] - returned) for cid, _, returned in posted]),
         "arrived_before_return": sum(1 for cid, _, returned in posted if at[cid] <= returned),
         "not_arrived": sum(1 for cid, _, _ in posted if cid not in arrivals.at),
+        "posts_timed_out": timed_out,
         "connections_ended": sum(arrivals.ended.values()) - ended_before,
         "hub_cpu_percent": hub_percent,
         "generator_cpu_percent": own_percent,
