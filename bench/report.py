@@ -119,12 +119,15 @@ def _capacity(r: dict[str, Any]) -> list[str]:
         for s in r["steps"]
     ]
     lines = _table(rows, ["agents", "s to connect the step", "hub sessions", "hub RSS MiB", "hub fds"])
+    idle = r["idle"]
     lines.append(
-        f"Hub RSS with no agent: {r['hub_rss_empty_mib']} MiB. Idle hub CPU with {r['connected']:,} "
-        f"agents (heartbeat every 5 s and the agent's ping every 5 s; the hub pings only an agent silent "
-        f"for 6 s): **{r['idle_cpu_percent']} %** of one "
-        f"core (median of {len(r['runs'])} windows of {r['window_seconds']:g} s); reconnects during "
-        f"the windows: {r['reconnects_during_idle']}.{' Failure: ' + r['failure'] if r['failure'] else ''}"
+        f"Hub RSS with no agent: {r['hub_rss_empty_mib']} MiB; per connection at {r['connected']:,} "
+        f"agents: **{r['rss_per_connection_kib']} KiB**. Idle hub CPU with {idle.get('agents', 0):,} "
+        f"agents (the agent's ping every 5 s and a heartbeat every 20 s; the hub pings only an agent "
+        f"silent for 6 s): **{r['idle_cpu_percent']} %** of one core (median of "
+        f"{len(idle.get('runs', []))} windows of {idle.get('window_seconds', 0):g} s; "
+        f"{', '.join(str(w['idle_cpu_percent']) for w in idle.get('runs', []))}); reconnects during "
+        f"the windows: {idle.get('reconnects', 'n/a')}.{' Failure: ' + r['failure'] if r['failure'] else ''}"
     )
     return [*lines, ""]
 
