@@ -528,7 +528,7 @@ async def _generate(
     an agent whose connection fails before its welcome trying again: 10,000 handshakes at once
     overflow the hub's accept queue and, on a loaded machine, a handshake times out, which would
     lose the whole window. Prints the same events and result."""
-    from bench.live_load import LightAgent, _cpu
+    from bench.live_load import LightAgent, timed_window
 
     stop = asyncio.Event()
     rng = random.Random(7)  # the same agents, ids and samples as bench/live_load.py's
@@ -571,23 +571,12 @@ async def _generate(
     async with asyncio.timeout(300):
         for mine in welcomed:
             await mine.wait()
-    await asyncio.sleep(warmup)
-    sent0, t0, cpu0 = sum(a.sent for a in fleet), time.monotonic(), _cpu()
-    print(json.dumps({"event": "window_start", "at": time.time()}), flush=True)
-    await asyncio.sleep(seconds)
-    sent1, t1, cpu1 = sum(a.sent for a in fleet), time.monotonic(), _cpu()
-    print(json.dumps({"event": "window_end", "at": time.time()}), flush=True)
-    stop.set()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    window = await timed_window(fleet, tasks, stop, seconds, warmup)
     return {
         "event": "result",
         "agents": agents,
         "samples_per_frame": per_frame,
-        "samples_sent_per_second": round((sent1 - sent0) / (t1 - t0)),
-        "load_generator_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
-        "seconds": round(t1 - t0, 2),
+        **window,
         "connect_retries": retries[0],
         "agents_lost": lost[0],
         "agents_never_connected": unconnected[0],

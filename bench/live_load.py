@@ -145,7 +145,20 @@ async def main(
     tasks = [asyncio.get_running_loop().create_task(a.run(url, token, welcomed, count, stop)) for a in fleet]
     async with asyncio.timeout(120):
         await welcomed.wait()
-    await asyncio.sleep(WARMUP)
+    window = await timed_window(fleet, tasks, stop, seconds, WARMUP)
+    return {"event": "result", "agents": agents, "samples_per_frame": per_frame, **window}
+
+
+async def timed_window(
+    fleet: list[LightAgent],
+    tasks: list[asyncio.Task[None]],
+    stop: asyncio.Event,
+    seconds: float,
+    warmup: float,
+) -> dict[str, Any]:
+    """After ``warmup``, one window of ``seconds`` (marked on stdout for the hub's CPU meter): the
+    samples sent per second and this process's CPU; then the fleet is stopped."""
+    await asyncio.sleep(warmup)
     sent0, t0, cpu0 = sum(a.sent for a in fleet), time.monotonic(), _cpu()
     print(json.dumps({"event": "window_start", "at": time.time()}), flush=True)
     await asyncio.sleep(seconds)
@@ -156,9 +169,6 @@ async def main(
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     return {
-        "event": "result",
-        "agents": agents,
-        "samples_per_frame": per_frame,
         "samples_sent_per_second": round((sent1 - sent0) / (t1 - t0)),
         "load_generator_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
         "seconds": round(t1 - t0, 2),
