@@ -6,6 +6,7 @@ developer's run skips these tests with the reason; in CI (``CI`` set) that is a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -57,15 +58,21 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    """A fresh browser context (no cookies) with a desktop-sized page."""
+@contextlib.asynccontextmanager
+async def fresh_page(browser: Browser) -> AsyncIterator[Page]:
+    """A fresh browser context (no cookies: another person at another desk), a desktop-sized page."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(ms(10))
     try:
         yield await context.new_page()
     finally:
         await context.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    async with fresh_page(browser) as opened:
+        yield opened
 
 
 async def log_in(page: Page, hub: RunningHub, token: str | None = None) -> None:

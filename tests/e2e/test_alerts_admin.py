@@ -16,11 +16,11 @@ from websockets.asyncio.client import ClientConnection
 
 from tests.agentd import eventually
 from tests.agents import connect_agent
-from tests.e2e.conftest import ms
-from tests.e2e.test_alerts_view import Metrics
+from tests.e2e.conftest import fresh_page
+from tests.e2e.test_alerts_view import RULE, Metrics
 from tests.e2e.test_dashboard_roles import add_user, logged_in
 from tests.hubs import RunningHub
-from tests.integration.test_alerts import Receiver, _async, fast
+from tests.integration.test_alerts import Receiver, _async, fast, started_receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -37,22 +37,14 @@ async def agent(hub: RunningHub) -> AsyncIterator[ClientConnection]:
 @pytest.fixture
 async def viewer_page(browser: Browser) -> AsyncIterator[Page]:
     """A second browser context (its own cookies) for a viewer beside the admin."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(ms(10))
-    try:
-        yield await context.new_page()
-    finally:
-        await context.close()
+    async with fresh_page(browser) as opened:
+        yield opened
 
 
 @pytest.fixture
 async def listening() -> AsyncIterator[Receiver]:
-    started = Receiver()
-    await started.start()
-    try:
+    async with started_receiver() as started:
         yield started
-    finally:
-        await started.close()
 
 
 async def test_an_admin_creates_a_rule_and_a_webhook_from_the_page_and_gets_notified(
@@ -210,17 +202,7 @@ async def test_an_admin_edits_a_rule_and_its_notifiers_and_an_operator_puts_a_de
         await pager_receiver.close()
 
 
-RULE_BODY = {
-    "name": "cpu busy",
-    "kind": "threshold",
-    "metric": "cpu",
-    "op": ">",
-    "value": 50,
-    "clear_value": 40,
-    "for": 0,
-    "severity": "critical",
-    "selector": {"devices": ["web-7"]},
-}
+RULE_BODY = {**RULE, "selector": {"devices": ["web-7"]}}
 
 
 async def _outbox_empty(hub: RunningHub) -> bool:

@@ -18,7 +18,7 @@ from playwright.async_api import Browser, Dialog, Page, WebSocket, expect
 from monitor_server.identity.principals import Role
 from tests.agents import connect_agent, next_frame, send
 from tests.conftest import HubFactory
-from tests.e2e.conftest import ARTIFACTS, log_in_as, ms
+from tests.e2e.conftest import ARTIFACTS, fresh_page, log_in_as, ms
 from tests.hubs import RunningHub
 from tests.timing import t
 
@@ -38,12 +38,8 @@ async def add_user(api: httpx.AsyncClient, name: str, role: str) -> None:
 @pytest.fixture
 async def other_page(browser: Browser) -> AsyncIterator[Page]:
     """A second browser with its own cookies (another person at another desk)."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(ms(10))
-    try:
-        yield await context.new_page()
-    finally:
-        await context.close()
+    async with fresh_page(browser) as opened:
+        yield opened
 
 
 async def logged_in(page: Page, hub: RunningHub, name: str, role: str) -> Page:

@@ -87,15 +87,21 @@ class Receiver:
             writer.close()
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A started receiver, closed after the test."""
+@contextlib.asynccontextmanager
+async def started_receiver() -> AsyncIterator[Receiver]:
+    """A started receiver, closed when the block ends."""
     started = Receiver()
     await started.start()
     try:
         yield started
     finally:
         await started.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with started_receiver() as started:
+        yield started
 
 
 def fast(hub: RunningHub) -> None:

@@ -20,19 +20,15 @@ from tests.integration.test_alerts import (
     _queued,
     fast,
     ingest,
+    started_receiver,
 )
 from tests.processes import free_port
 
 
 @pytest.fixture
 async def listening() -> AsyncIterator[Receiver]:
-    """A started receiver, closed after the test."""
-    started = Receiver()
-    await started.start()
-    try:
+    async with started_receiver() as started:
         yield started
-    finally:
-        await started.close()
 
 
 async def _apprise(api: httpx.AsyncClient, receiver: Receiver) -> dict[str, Any]:
