@@ -71,3 +71,33 @@ test("silencing one alert: its device and rule, an ISO end time, the comment", (
     matchers: { device: "a", rule: "cpu busy" }, ends_at: "2026-11-26T13:00:00.000Z", comment: "looking",
   });
 });
+
+test("events during GET /alerts wait for its list and are applied after it, in order", () => {
+  const state = new AlertsState();
+  state.hold();
+  state.apply([{ type: "alert", ...alert("a", "firing") }]);  // fired after the list was read
+  state.apply([{ type: "alert", ...alert("b", "pending") }, { type: "alert", ...alert("b", "ok") }]);
+  assert.deepEqual(state.list(), [], "held, not applied");
+  state.reset([alert("c", "firing")]);
+  state.done();
+  assert.deepEqual(state.list().map((a) => `${a.device_id}:${a.state}`), ["a:firing", "c:firing"]);
+  state.apply([{ type: "alert", ...alert("a", "ok") }]);
+  assert.deepEqual(state.list().map((a) => a.device_id), ["c"], "applied directly once done");
+});
+
+test("overlapping reads apply the held events after the last; a failed read still releases them", () => {
+  const state = new AlertsState();
+  state.hold();
+  state.hold();
+  state.apply([{ type: "alert", ...alert("a", "firing") }]);
+  state.reset([]);
+  state.done();
+  assert.deepEqual(state.list(), [], "still held: the second read is under way");
+  state.reset([]);
+  state.done();
+  assert.equal(state.firing("a"), 1);
+  state.hold();
+  state.apply([{ type: "alert", ...alert("a", "ok") }]);
+  state.done();  // the read failed: no reset
+  assert.equal(state.firing("a"), 0);
+});

@@ -9,6 +9,20 @@ export class AlertsState {
   constructor() {
     this.alerts = new Map();     // "rule_id|device_id" -> the alert as GET /alerts lists it
     this.listeners = new Set();
+    this.holds = 0;              // GET /alerts requests under way
+    this.held = [];              // events that arrived meanwhile, applied once the last one is in
+  }
+
+  // Before GET /alerts: events from now on wait, so that its list (read before some of them) does
+  // not wipe them out. `done()` after its reset (or its failure) applies them, in order.
+  hold() { this.holds += 1; }
+
+  done() {
+    this.holds = Math.max(0, this.holds - 1);
+    if (this.holds || !this.held.length) return;
+    const held = this.held;
+    this.held = [];
+    this.apply(held);
   }
 
   // Calls `listener(deviceIds)` after every change (the devices whose alerts changed); returns the unsubscribe.
@@ -30,6 +44,7 @@ export class AlertsState {
 
   // A batch of /ws/ui events: `alert` ones change the list, `device_removed` drops that device's.
   apply(events) {
+    if (this.holds) { this.held.push(...events); return; }
     const ids = new Set();
     for (const event of events) {
       if (event.type === "alert") {

@@ -30,8 +30,13 @@ export class Alerts {
 
   // After each (re)connected snapshot: the list as the hub has it now.
   async reload() {
-    const { alerts } = await api.alerts();
-    this.state.reset(alerts);
+    this.state.hold();
+    try {
+      const { alerts } = await api.alerts();
+      this.state.reset(alerts);
+    } finally {
+      this.state.done();
+    }
   }
 
   apply(events) { this.state.apply(events); }
