@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from monitor_server.alerts import rules as r
+from monitor_server.alerts.quiet import Quiet, Reading, compile_quiet
 from monitor_server.alerts.rules import Kind, Phase, Rule
 from monitor_server.store import Sample
 from monitor_server.store.alert_records import AlertRule, AlertState
@@ -20,8 +21,11 @@ from monitor_server.store.alert_records import AlertRule, AlertState
 Key = tuple[int, str]
 # The rules of a device reading one field: the field, whether it is a column of ``Sample``, whether
 # bounds decide that none fires (all plain thresholds), the lowest ``>`` and ``>=`` values and the
-# highest ``<`` and ``<=`` (no rule fires inside them), how to read the field, the rules and their ids.
-_Group = tuple[str, bool, bool, float, float, float, float, r.Reader, tuple[Rule, ...], frozenset[int]]
+# highest ``<`` and ``<=`` (no rule fires inside them), how to read the field, and the rules.
+_Group = tuple[str, bool, bool, float, float, float, float, r.Reader, tuple[Rule, ...]]
+# A device's groups, their compiled quick check (``quiet.py``), and the ids of all their rules.
+_Sampled = tuple[tuple[_Group, ...], Quiet, frozenset[int]]
+_UNWATCHED: _Sampled = ((), compile_quiet(()), frozenset())  # a device no metric rule selects
 _NUMBERS: frozenset[type] = frozenset({float, int})
 _CORE_FIELDS = frozenset({"cpu", "ram", "disk", "uptime_sec", "status"})
 
@@ -29,8 +33,16 @@ _CORE_FIELDS = frozenset({"cpu", "ram", "disk", "uptime_sec", "status"})
 def _group(field: str, status: bool, rules: tuple[Rule, ...]) -> _Group:
     gt, ge, lt, le = r.bounds(rules)
     plain = not status and all(rule.record.op in (">", ">=", "<", "<=") for rule in rules)
-    ids = frozenset(rule.id for rule in rules)
-    return (field, field in _CORE_FIELDS, plain, gt, ge, lt, le, r.reader(field, status), rules, ids)
+    return (field, field in _CORE_FIELDS, plain, gt, ge, lt, le, r.reader(field, status), rules)
+
+
+def _reading(field: str, status: bool, rules: list[Rule]) -> Reading:
+    pairs = sorted(
+        (rule.record.op, float(rule.record.value))
+        for rule in rules
+        if rule.record.op is not None and rule.record.value is not None and rule.kind is Kind.THRESHOLD
+    )
+    return (field, field in _CORE_FIELDS, status, tuple(pairs))
 
 
 class Evaluator:
@@ -39,13 +51,14 @@ class Evaluator:
         # hubs: a device online on another hub is never seen coming back here.
         self.start_offline = start_offline
         self.rules: dict[int, Rule] = {}
+        self._readers: dict[int, r.Reader] = {}  # per rule: how it reads a sample
         self.states: dict[Key, AlertState] = {}
         self.changed: list[AlertState] = []  # transitions not yet taken by the service
         self._tags: dict[str, frozenset[str]] = {}
         self._online: set[str] = set()
         self._known: set[str] = set()
         # Per device: its threshold and status rules, grouped by the field they read.
-        self._sampled: dict[str, tuple[_Group, ...]] = {}
+        self._sampled: dict[str, _Sampled] = {}
         self._live: dict[str, dict[int, AlertState]] = {}  # per device: states pending or firing
         self._pending: set[Key] = set()
         # (when its ``for`` elapses, key) of pending states: the tick pops what is due instead of
@@ -75,6 +88,9 @@ class Evaluator:
         """Replace the rules. States of deleted rules, or of devices a rule no longer selects, are
         forgotten (their keys returned); devices already offline start the new offline rules."""
         self.rules = {record.id: Rule.compile(record) for record in records}
+        self._readers = {
+            rule.id: r.reader(rule.field, rule.kind is Kind.STATUS) for rule in self.rules.values()
+        }
         self._sampled.clear()
         self._due = [(self._due_at(key), key) for key in self._pending]  # ``for`` may have changed
         heapq.heapify(self._due)
@@ -112,37 +128,52 @@ class Evaluator:
     def on_sample(self, sample: Sample, now: float) -> bool:
         """A sample arrived; whether a state changed."""
         device_id = sample.device_id
-        groups = self._sampled.get(device_id)
-        if groups is None:
-            groups = self._index(device_id)
-        if not groups:
+        sampled = self._sampled.get(device_id)
+        if sampled is None:
+            sampled = self._index(device_id)
+        if sampled is _UNWATCHED:
             return False
+        groups, quiet, ids = sampled
         live = self._live.get(device_id)
+        active: list[int] = []
         changed = False
-        extra = sample.extra
-        for field, core, plain, gt, ge, lt, le, read, rules, ids in groups:
+        if live is not None and not live.keys().isdisjoint(ids):
+            active = [rule_id for rule_id in live if rule_id in ids]
+            changed = self._observe_active(sample, active, now)
+        # The common case: no rule of the device fires at this sample (the compiled check).
+        if quiet(sample):
+            return changed
+        return self._look_closer(sample, groups, active, now) or changed
+
+    def _observe_active(self, sample: Sample, active: list[int], now: float) -> bool:
+        """The device's pending and firing metric rules see the sample (it may resolve them)."""
+        changed, device_id = False, sample.device_id
+        for rule_id in active:
+            value = self._readers[rule_id](sample)
+            if value is not None:
+                state = self.states.get((rule_id, device_id))
+                changed |= self._apply(r.observe(self.rules[rule_id], device_id, state, value, now))
+        return changed
+
+    def _look_closer(self, sample: Sample, groups: tuple[_Group, ...], active: list[int], now: float) -> bool:
+        """Some rule may fire: per field, its bounds, then its rules (those not already active)."""
+        changed, device_id, extra = False, sample.device_id, sample.extra
+        for field, core, plain, gt, ge, lt, le, read, rules in groups:
             raw: Any = getattr(sample, field) if core else extra.get(field)
             if raw is None:
                 continue
-            # The common case, inline: no rule of the group fires and none of them is active (the
-            # device's other rules may be: an offline rule pending since before it came back).
-            # Numbers only (int or float, not bool), compared as they are: no ``typing.cast``, which
-            # is a call per field.
+            # Numbers only (int or float, not bool), compared as they are: no ``typing.cast``.
             if (
-                plain
-                and (live is None or live.keys().isdisjoint(ids))
-                and raw.__class__ in _NUMBERS
-                and not (raw > gt or raw >= ge or raw < lt or raw <= le)  # type: ignore[operator]
+                plain and raw.__class__ in _NUMBERS and not (raw > gt or raw >= ge or raw < lt or raw <= le)  # type: ignore[operator]
             ):
                 continue
             value = read(sample)
             if value is None:
                 continue
             for rule in rules:
-                if (live is None or rule.id not in live) and not rule.fires(value):
-                    continue  # ok and stays ok: the common case costs one comparison
-                state = self.states.get((rule.id, device_id))
-                changed |= self._apply(r.observe(rule, device_id, state, value, now))
+                if rule.fires(value) and rule.id not in active:  # an ok rule: only firing moves it
+                    state = self.states.get((rule.id, device_id))
+                    changed |= self._apply(r.observe(rule, device_id, state, value, now))
         return changed
 
     def on_presence(self, device_id: str, online: bool, now: float) -> bool:
@@ -230,15 +261,18 @@ class Evaluator:
             if not live:
                 del self._live[key[1]]
 
-    def _index(self, device_id: str) -> tuple[_Group, ...]:
+    def _index(self, device_id: str) -> _Sampled:
         self._known.add(device_id)
         by_field: dict[tuple[str, bool], list[Rule]] = {}
         for rule in self._selecting(device_id):
             if rule.kind is not Kind.OFFLINE:
                 by_field.setdefault((rule.field, rule.kind is Kind.STATUS), []).append(rule)
         groups = tuple(_group(name, status, tuple(rules)) for (name, status), rules in by_field.items())
-        self._sampled[device_id] = groups
-        return groups
+        readings = tuple(_reading(name, status, rules) for (name, status), rules in by_field.items())
+        ids = frozenset(rule.id for rules in by_field.values() for rule in rules)
+        sampled = (groups, compile_quiet(readings), ids) if groups else _UNWATCHED
+        self._sampled[device_id] = sampled
+        return sampled
 
     def _selecting(self, device_id: str) -> Iterator[Rule]:
         tags = self._tag_set(device_id)

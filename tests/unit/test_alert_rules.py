@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor_server.alerts import webhook
 from monitor_server.alerts.engine import Evaluator
-from monitor_server.alerts.rules import Phase, Rule, quiet_test, transition
+from monitor_server.alerts.quiet import compile_quiet
+from monitor_server.alerts.rules import Phase, Rule, observe, transition
 from monitor_server.alerts.service import silences_alert
 from monitor_server.store import Sample
 from monitor_server.store.alert_records import AlertRule, AlertState, Silence
@@ -183,18 +185,69 @@ def test_silence_matching() -> None:
     assert not silences_alert(Silence(1, {"device": "d1"}, 100.0), CPU, state, 100.0)
 
 
-@given(
-    st.lists(
-        st.tuples(st.sampled_from([">", ">=", "<", "<=", "==", "!="]), st.integers(-5, 5)),
-        min_size=1,
-        max_size=8,
-    ),
+NUMBERS = st.one_of(
     st.integers(-7, 7),
+    st.floats(-7, 7),
+    st.sampled_from([math.nan, math.inf, -math.inf, True, False, None, "9", [1]]),
 )
-def test_quiet_group_agrees_with_each_rule(ops: list[tuple[str, int]], value: int) -> None:
-    """A group is quiet at a value exactly when none of its rules fires there."""
-    group = tuple(
-        Rule.compile(AlertRule(n, f"r{n}", "threshold", "cpu", op, float(v)))
-        for n, (op, v) in enumerate(ops, 1)
-    )
-    assert quiet_test(group)(float(value)) == (not any(rule.fires(float(value)) for rule in group))
+THRESHOLDS = st.tuples(
+    st.sampled_from(["cpu", "load_1"]),
+    st.sampled_from([">", ">=", "<", "<=", "==", "!="]),
+    st.integers(-5, 5),
+    st.integers(-5, 5),
+    st.sampled_from([0.0, 1.0]),
+)
+
+
+@given(st.lists(THRESHOLDS, min_size=1, max_size=8), NUMBERS, NUMBERS)
+def test_the_compiled_quick_check_is_quiet_only_when_no_rule_fires(
+    specs: list[tuple[str, str, int, int, float]], cpu: object, load: object
+) -> None:
+    """Quiet at a sample exactly when no rule reads a finite number there that fires it (a value
+    that is not one may say "look closer", never "quiet" where a rule fires)."""
+    rules = [
+        Rule.compile(AlertRule(n, f"r{n}", "threshold", metric, op, float(v)))
+        for n, (metric, op, v, _, _) in enumerate(specs, 1)
+    ]
+    by_field: dict[str, list[tuple[str, float]]] = {}
+    for rule in rules:
+        by_field.setdefault(rule.field, []).append((rule.record.op or "", rule.record.value or 0.0))
+    readings = tuple((f, f == "cpu", False, tuple(sorted(p))) for f, p in sorted(by_field.items()))
+    reading = Sample("d1", 0.0, cpu, None, None, None, None, {"load_1": load})  # type: ignore[arg-type]
+    fires = any((v := rule.reading(reading)) is not None and rule.fires(v) for rule in rules)
+    quiet = compile_quiet(readings)(reading)
+    assert not (quiet and fires)
+    if all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in (cpu, load)):
+        assert quiet == (not fires)
+
+
+@settings(max_examples=150)
+@given(
+    st.lists(THRESHOLDS, min_size=1, max_size=6),
+    st.lists(st.tuples(NUMBERS, NUMBERS, st.sampled_from([None, "ok", "error"])), max_size=25),
+)
+def test_the_evaluator_moves_as_each_rule_observed_alone_would(
+    specs: list[tuple[str, str, int, int, float]], stream: list[tuple[object, object, str | None]]
+) -> None:
+    """Quick checks and all: the same transitions as observing every rule at every sample."""
+    records = [
+        AlertRule(n, f"r{n}", "threshold", metric, op, float(v), float(c), wait)
+        for n, (metric, op, v, c, wait) in enumerate(specs, 10)  # STATUS is rule 3
+    ]
+    records.append(STATUS)
+    ev = evaluator(*records)
+    rules = [Rule.compile(record) for record in records]
+    states: dict[tuple[int, str], AlertState] = {}
+    for n, (cpu, load, status) in enumerate(stream):
+        now = n * 0.5
+        reading = Sample("d1", now, cpu, None, None, None, status, {"load_1": load})  # type: ignore[arg-type]
+        ev.on_sample(reading, now)
+        expected = []
+        for rule in rules:
+            value = rule.reading(reading)
+            moved = None if value is None else observe(rule, "d1", states.get((rule.id, "d1")), value, now)
+            if moved is not None:
+                states[moved.key] = moved
+                expected.append(moved)
+        assert sorted(ev.changed, key=lambda s: s.rule_id) == sorted(expected, key=lambda s: s.rule_id)
+        ev.changed.clear()

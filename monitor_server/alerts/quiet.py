@@ -1,0 +1,93 @@
+"""A device's quick check, compiled: whether no rule that reads its samples fires at this sample.
+
+The evaluator asks it for every sample of a device some rule selects, so it is one generated
+function per set of (field, op, value) a device's rules read, shared by the devices with the same
+set: each field read once, compared with the lowest ``>``/``>=`` value and the highest ``<``/``<=``
+of its rules (and each ``==``/``!=`` value), no loop, no call. False means "look closer", never
+"a rule fires": the evaluator's own path then decides (a value that is not a number, a state
+already pending or firing...). Field names and values reach the generated code as arguments of
+its factory, never as source text, so a rule's metric name cannot inject code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from monitor_server.store import Sample
+
+Quiet = Callable[[Sample], bool]
+# One field's rules: (field, read from a ``Sample`` attribute, status rule, ((op, value), ...)).
+Reading = tuple[str, bool, bool, tuple[tuple[str, float], ...]]
+
+_EXTREME: dict[str, Callable[[Iterable[float]], float]] = {">": min, ">=": min, "<": max, "<=": max}
+_ATTRIBUTES = frozenset({"cpu", "ram", "disk", "uptime_sec", "status"})  # ``Sample``'s own fields
+_CACHE_LIMIT = 4096
+_cache: dict[tuple[Reading, ...], Quiet] = {}
+
+
+def _always_quiet(sample: Sample) -> bool:
+    return True
+
+
+def compile_quiet(readings: tuple[Reading, ...]) -> Quiet:
+    """The quick check for these readings (cached: devices with the same rules share one)."""
+    found = _cache.get(readings)
+    if found is None:
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
+        found = _cache[readings] = _build(readings)
+    return found
+
+
+def _comparisons(pairs: tuple[tuple[str, float], ...]) -> list[tuple[str, float]]:
+    """The few comparisons that stand for all: one per bound op (its extreme value), every ``==``
+    and ``!=`` value; NaN values and infinities that no reading crosses are left out."""
+    out: list[tuple[str, float]] = []
+    for op, pick in _EXTREME.items():
+        values = [v for o, v in pairs if o == op and not math.isnan(v)]
+        if values and math.isfinite(bound := pick(values)):
+            out.append((op, bound))
+    out += [(op, v) for op, v in pairs if op in ("==", "!=")]
+    return out
+
+
+def _build(readings: tuple[Reading, ...]) -> Quiet:
+    lines: list[str] = []
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"a{len(args) - 1}"
+
+    for field, attribute, status, pairs in readings:
+        if status:
+            lines.append('if sample.status == "error": return False')
+            continue
+        tests = " or ".join(f"v {op} {arg(value)}" for op, value in _comparisons(pairs))
+        if not tests:
+            continue
+        if attribute and field not in _ATTRIBUTES:
+            raise ValueError(f"not a sample attribute: {field!r}")
+        source = f"sample.{field}" if attribute else f"extra.get({arg(field)})"
+        lines += [f"v = {source}", f"if v is not None and ({tests}): return False"]
+    if not lines:
+        return _always_quiet
+    body = "\n".join(f"            {line}" for line in lines)
+    params = ", ".join(f"a{n}" for n in range(len(args)))
+    source = (
+        f"def factory({params}):\n"
+        "    def quiet(sample):\n"
+        "        extra = sample.extra\n"
+        "        try:\n"
+        f"{body}\n"
+        "        except TypeError:\n"  # a reading that is not a number: the evaluator's path decides
+        "            return False\n"
+        "        return True\n"
+        "    return quiet\n"
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<alert quick check>", "exec"), namespace)  # noqa: S102 - no user text in it
+    quiet: Quiet = namespace["factory"](*args)
+    return quiet
