@@ -21,7 +21,7 @@ from monitor_server.auth import presented_token
 from monitor_server.events import DeviceDetails
 from monitor_server.identity.principals import Principal, PrincipalKind
 from monitor_server.identity.secrets import digest, same
-from monitor_server.ingest import TRANSIENT_ERRORS, sample_from
+from monitor_server.ingest import TRANSIENT_ERRORS, sample_of
 from monitor_server.keepalive import ABORT_EXTENSION, SERVER_SHUTDOWN_EXTENSION
 from monitor_server.lean_sync import Wakeup
 from monitor_server.store import Command
@@ -299,7 +299,7 @@ class AgentSocket:
         hub, now = self.hub, time.time()
         done: asyncio.Future[None] | None = None
         for received in samples.valid:
-            sample = sample_from(self.device_id, received.values, now, received.extra)
+            sample = sample_of(self.device_id, received.fields(), now)
             done = hub.writer.submit(sample)
             hub.publish_sample(sample)
         if done is not None and samples.last_seq is not None:

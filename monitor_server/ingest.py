@@ -39,20 +39,28 @@ def sample_from(
 
     ``values`` are a validated sample's named fields (``protocol.codec.ReceivedSample``).
     """
-    kept = {k: v for k, v in values.items() if v is not None and k not in _TYPED}
+    fields = {k: v for k, v in values.items() if v is not None}
     if extra:
-        kept.update((k, v) for k, v in extra.items() if k not in _TYPED)
-    get = values.get
-    ts = get("ts")
+        fields.update((k, v) for k, v in extra.items() if k not in _TYPED)
+    return sample_of(device_id, fields, received_at)
+
+
+def sample_of(device_id: str, fields: dict[str, Any], received_at: float) -> Sample:
+    """The sample of these set fields (``ReceivedSample.fields``), taking ``fields`` over: the core
+    metrics are popped out of it into their columns, and what is left is the sample's ``extra``."""
+    pop = fields.pop
+    ts = pop("ts", None)
+    pop("type", None)
+    pop("device_id", None)
     return Sample(
         device_id,
-        received_at if ts is None else to_epoch(ts),
-        get("cpu"),
-        get("ram"),
-        get("disk"),
-        get("uptime_sec"),
-        get("status"),
-        kept,
+        received_at if ts is None else ts if ts.__class__ is float else to_epoch(ts),
+        pop("cpu", None),
+        pop("ram", None),
+        pop("disk", None),
+        pop("uptime_sec", None),
+        pop("status", None),
+        fields,
     )
 
 

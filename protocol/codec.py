@@ -174,6 +174,22 @@ class ReceivedSample:
         values.pop("seq", None)  # a ``metrics`` frame's own number, not a sample field
         return values
 
+    def fields(self) -> dict[str, Any]:
+        """The fields this sample set, named or not (None left out), in a new dict the caller owns.
+
+        What the fast path decoded is read in C (``to_builtins`` omits the fields left at their
+        default, None): no dict of every named field, no Python loop.
+        """
+        named = self.named
+        if isinstance(named, dict):
+            given = {k: v for k, v in named.items() if v is not None}
+            given.update(self.extra)
+            return given
+        out: dict[str, Any] = msgspec.to_builtins(named)
+        out.pop("type", None)  # a ``metrics`` frame's tag and number, not sample fields
+        out.pop("seq", None)
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class RefusedSample:

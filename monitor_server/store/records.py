@@ -10,9 +10,13 @@ from protocol import CommandState, is_open, to_iso
 from protocol.identity import Role
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sample:
-    """One metrics sample as stored: typed core columns plus everything else in ``extra``."""
+    """One metrics sample as stored: typed core columns plus everything else in ``extra``.
+
+    Not frozen: a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``,
+    three times the cost, and every sample received is built once. Treat it as read-only.
+    """
 
     device_id: str
     ts: float

@@ -408,6 +408,19 @@ def test_fast_and_slow_paths_agree(sample: dict[str, Any]) -> None:
 
 
 @given(_field_values())
+def test_fields_are_the_set_ones_on_both_paths_in_a_frame_and_in_a_batch(sample: dict[str, Any]) -> None:
+    """``ReceivedSample.fields``: the named fields set plus the unnamed ones, the same whichever
+    path decoded them, without the frame's own ``type`` and ``seq``."""
+    plain = _samples(_raw(type="metrics", seq=1, **sample))
+    if not plain.valid:
+        return
+    with_extra = _samples(_raw(type="metrics", seq=1, **sample, zz_extra=1))
+    batch = _samples(json.dumps({"type": "metrics_batch", "seq": 1, "samples": [sample]}))
+    assert plain.valid[0].fields() == _fields(plain) == batch.valid[0].fields()
+    assert with_extra.valid[0].fields() == {**_fields(plain), "zz_extra": 1}
+
+
+@given(_field_values())
 def test_agent_validation_agrees_with_the_hub(sample: dict[str, Any]) -> None:
     """The agent's pre-send check (``protocol.plain``) refuses exactly what the hub's decoder refuses."""
     try:
