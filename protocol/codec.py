@@ -154,13 +154,20 @@ def _frame(struct: msgspec.Struct) -> Any:
     return _AGENT[type(struct)](**msgspec.structs.asdict(struct))
 
 
-@dataclass(frozen=True, slots=True)
-class ReceivedSample:
-    """A valid sample as the hub received it, with its sequence number and unnamed fields."""
+_NONE: Mapping[str, Any] = types.MappingProxyType({})  # no unnamed fields: one shared, not a dict each
 
-    named: Any  # the struct the fast path decoded, or the slow path's dict: read ``values``
+
+@dataclass(slots=True)
+class ReceivedSample:
+    """A valid sample as the hub received it, with its sequence number and unnamed fields.
+
+    Not frozen (a frozen dataclass's ``__init__`` costs three times as much, and a batch makes
+    500 of them); treat it as read-only.
+    """
+
+    named: Any  # the struct the fast path decoded, or the slow path's dict: read ``fields()``
     seq: int | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # the decoders pass ``_NONE`` instead
 
     @property
     def values(self) -> dict[str, Any]:
@@ -235,7 +242,7 @@ def decode_agent_frame(data: bytes | str) -> AgentFrame | Samples | AckIn:
     kind = type(struct)
     if kind is _METRICS:
         seq = struct.seq
-        return Samples([ReceivedSample(struct, seq)], [], seq)
+        return Samples([ReceivedSample(struct, seq, _NONE)], [], seq)
     if kind is _BATCH:
         return _batch(struct.samples, struct.seq)
     if kind is _ACK:
@@ -248,8 +255,8 @@ def _batch(samples: list[msgspec.Struct], first: int | None) -> Samples:
     if first is not None and first + len(samples) > 2**63:
         raise FrameValidationError("seq: the batch's sequence numbers pass 2**63-1")
     if first is None:
-        return Samples([ReceivedSample(s) for s in samples], [], None)
-    valid = [ReceivedSample(s, first + i) for i, s in enumerate(samples)]
+        return Samples([ReceivedSample(s, None, _NONE) for s in samples], [], None)
+    valid = [ReceivedSample(s, first + i, _NONE) for i, s in enumerate(samples)]
     return Samples(valid, [], first + len(samples) - 1 if samples else None)
 
 
