@@ -23,9 +23,9 @@ Key = tuple[int, str]
 # bounds decide that none fires (all plain thresholds), the lowest ``>`` and ``>=`` values and the
 # highest ``<`` and ``<=`` (no rule fires inside them), how to read the field, and the rules.
 _Group = tuple[str, bool, bool, float, float, float, float, r.Reader, tuple[Rule, ...]]
-# A device's groups, their compiled quick check (``quiet.py``), and the ids of all their rules.
-_Sampled = tuple[tuple[_Group, ...], Quiet, frozenset[int]]
-_UNWATCHED: _Sampled = ((), compile_quiet(()), frozenset())  # a device no metric rule selects
+# A device's groups and the ids of all their rules.
+_Sampled = tuple[tuple[_Group, ...], frozenset[int]]
+_UNWATCHED: _Sampled = ((), frozenset())  # a device no metric rule selects
 _NUMBERS: frozenset[type] = frozenset({float, int})
 _CORE_FIELDS = frozenset({"cpu", "ram", "disk", "uptime_sec", "status"})
 
@@ -37,6 +37,7 @@ def _group(field: str, status: bool, rules: tuple[Rule, ...]) -> _Group:
 
 
 def _reading(field: str, status: bool, rules: list[Rule]) -> Reading:
+    """What the quick check reads of one field for these rules (``quiet.Reading``)."""
     pairs = sorted(
         (rule.record.op, float(rule.record.value))
         for rule in rules
@@ -59,8 +60,13 @@ class Evaluator:
         self._known: set[str] = set()
         # Per device: its threshold and status rules, grouped by the field they read.
         self._sampled: dict[str, _Sampled] = {}
+        # Per device: the compiled quick check (``quiet.py``) of its rules that are ok now (its
+        # pending and firing ones are observed one by one); dropped when one of them moves.
+        self._quick: dict[str, Quiet] = {}
+        self._quick_by_rules: dict[tuple[frozenset[int], frozenset[int]], Quiet] = {}  # (ids, active)
         self._live: dict[str, dict[int, AlertState]] = {}  # per device: states pending or firing
         self._pending: set[Key] = set()
+        self._firing: set[Key] = set()  # the repeat check walks these each tick, not every active state
         # (when its ``for`` elapses, key) of pending states: the tick pops what is due instead of
         # walking every pending state (10,000 devices offline: as many pending offline states).
         self._due: list[tuple[float, Key]] = []
@@ -92,6 +98,8 @@ class Evaluator:
             rule.id: r.reader(rule.field, rule.kind is Kind.STATUS) for rule in self.rules.values()
         }
         self._sampled.clear()
+        self._quick.clear()
+        self._quick_by_rules.clear()
         self._due = [(self._due_at(key), key) for key in self._pending]  # ``for`` may have changed
         heapq.heapify(self._due)
         gone = [key for key in self.states if not self._selected(key)]
@@ -111,6 +119,7 @@ class Evaluator:
         if self._tags.get(device_id) != tags:
             self._tags[device_id] = tags
             self._sampled.pop(device_id, None)
+            self._quick.pop(device_id, None)
 
     def forget_device(self, device_id: str) -> list[Key]:
         """A removed device: its states go (keys returned)."""
@@ -118,6 +127,7 @@ class Evaluator:
         self._online.discard(device_id)
         self._tags.pop(device_id, None)
         self._sampled.pop(device_id, None)
+        self._quick.pop(device_id, None)
         gone = [key for key in self.states if key[1] == device_id]
         for key in gone:
             self._drop(key)
@@ -133,14 +143,17 @@ class Evaluator:
             sampled = self._index(device_id)
         if sampled is _UNWATCHED:
             return False
-        groups, quiet, ids = sampled
+        groups, ids = sampled
         live = self._live.get(device_id)
         active: list[int] = []
         changed = False
         if live is not None and not live.keys().isdisjoint(ids):
             active = [rule_id for rule_id in live if rule_id in ids]
             changed = self._observe_active(sample, active, now)
-        # The common case: no rule of the device fires at this sample (the compiled check).
+        # The common case: none of the device's other rules fires at this sample (compiled).
+        quiet = self._quick.get(device_id)
+        if quiet is None:
+            quiet = self._quick[device_id] = self._compile_quick(device_id, groups, ids)
         if quiet(sample):
             return changed
         return self._look_closer(sample, groups, active, now) or changed
@@ -208,12 +221,9 @@ class Evaluator:
         return changed
 
     def firing(self) -> Iterator[AlertState]:
-        """States firing now (from the per-device index of active states: no scan of every state)."""
-        for device_id, live in self._live.items():
-            for rule_id in live:
-                state = self.states.get((rule_id, device_id))
-                if state is not None and state.state == Phase.FIRING:
-                    yield state
+        """States firing now (from an index of them: no walk over every pending state)."""
+        for key in self._firing:
+            yield self.states[key]
 
     def active(self) -> Iterator[AlertState]:
         """States pending or firing now."""
@@ -230,6 +240,9 @@ class Evaluator:
 
     def _put(self, state: AlertState) -> None:
         key = state.key
+        old = self.states.get(key)
+        if (old is None or old.state == Phase.OK) != (state.state == Phase.OK):
+            self._quick.pop(state.device_id, None)  # one of its rules became ok, or stopped being
         self.states[key] = state
         if state.state == Phase.OK:
             live = self._live.get(state.device_id)
@@ -244,6 +257,10 @@ class Evaluator:
             heapq.heappush(self._due, (self._due_at(key), key))
         else:
             self._pending.discard(key)
+        if state.state == Phase.FIRING:
+            self._firing.add(key)
+        else:
+            self._firing.discard(key)
 
     def _due_at(self, key: Key) -> float:
         """When the pending state ``key`` fires (its rule unknown: now, so the tick drops it)."""
@@ -254,7 +271,9 @@ class Evaluator:
 
     def _drop(self, key: Key) -> None:
         del self.states[key]
+        self._quick.pop(key[1], None)
         self._pending.discard(key)
+        self._firing.discard(key)
         live = self._live.get(key[1])
         if live is not None:
             live.pop(key[0], None)
@@ -268,11 +287,24 @@ class Evaluator:
             if rule.kind is not Kind.OFFLINE:
                 by_field.setdefault((rule.field, rule.kind is Kind.STATUS), []).append(rule)
         groups = tuple(_group(name, status, tuple(rules)) for (name, status), rules in by_field.items())
-        readings = tuple(_reading(name, status, rules) for (name, status), rules in by_field.items())
         ids = frozenset(rule.id for rules in by_field.values() for rule in rules)
-        sampled = (groups, compile_quiet(readings), ids) if groups else _UNWATCHED
+        sampled = (groups, ids) if groups else _UNWATCHED
         self._sampled[device_id] = sampled
         return sampled
+
+    def _compile_quick(self, device_id: str, groups: tuple[_Group, ...], ids: frozenset[int]) -> Quiet:
+        """The quick check of the device's rules that are ok now (shared with devices alike)."""
+        live = self._live.get(device_id) or {}
+        key = (ids, ids.intersection(live))
+        found = self._quick_by_rules.get(key)
+        if found is None:
+            readings = []
+            for group in groups:
+                field, rules = group[0], [rule for rule in group[8] if rule.id not in live]
+                if rules:
+                    readings.append(_reading(field, rules[0].kind is Kind.STATUS, rules))
+            found = self._quick_by_rules[key] = compile_quiet(tuple(readings))
+        return found
 
     def _selecting(self, device_id: str) -> Iterator[Rule]:
         tags = self._tag_set(device_id)

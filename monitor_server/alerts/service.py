@@ -38,6 +38,9 @@ RELOAD = 15.0  # seconds between re-reads of rules, notifiers and silences (a sa
 CONFIG = ("rules", "notifiers", "silences")  # what an ``alert_config`` notice says changed
 TAGS_READ_ONE_BY_ONE = 20  # devices back online whose tags are read one query each; more: one list
 STOP_WAIT = 5.0  # seconds a stopping hub lets a delivery attempt in flight finish
+# Seconds at least between two writes of transitions: a fleet whose samples keep crossing
+# thresholds costs a transaction per pace, not one per sample that moved a state (newest wins).
+PERSIST_PACE = 0.25
 
 
 def silences_alert(silence: Silence, rule: AlertRule, state: AlertState, now: float) -> bool:
@@ -78,6 +81,7 @@ class AlertService:
         self._notifiers: dict[int, Notifier] = {}
         self._silences: list[Silence] = []
         self._dirty: dict[Key, AlertState] = {}  # transitions not stored yet
+        self._last_write = 0.0  # time.monotonic() of the last write of transitions
         self._due: set[Key] = set()  # may owe a notification: looked at when the group goes out
         self._held: set[Key] = set()  # owed but silenced
         self._deadline: float | None = None  # when the current group goes out
@@ -289,6 +293,7 @@ class AlertService:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             try:
+                await self._pace()
                 await self._read_tags()
                 await self._delete_forgotten()
                 await self._persist()
@@ -300,6 +305,12 @@ class AlertService:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 self._wake.set()
+
+    async def _pace(self) -> None:
+        """Let transitions gather until ``PERSIST_PACE`` after the last write."""
+        wait = self._last_write + PERSIST_PACE - time.monotonic()
+        if self._dirty and wait > 0:
+            await asyncio.sleep(wait)
 
     async def _read_tags(self) -> None:
         devices, self._tags_to_read = self._tags_to_read, set()
@@ -322,6 +333,7 @@ class AlertService:
         if not self._dirty:
             return
         batch, self._dirty = self._dirty, {}
+        self._last_write = time.monotonic()
         try:
             await self._store.save_alert_states(list(batch.values()))
         except BaseException:

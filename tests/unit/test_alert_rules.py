@@ -97,6 +97,16 @@ def test_offline_rule_starts_for_devices_already_offline() -> None:
     assert [s.state for s in ev.changed] == ["pending"]
 
 
+def test_a_rule_firing_at_load_that_resolves_fires_again() -> None:
+    """The quick check leaves out the rules active when it is compiled: one that resolves is back in it."""
+    firing = AlertState(CPU.id, "d1", "firing", 0.0, 95.0, 0.0)
+    ev = Evaluator()
+    ev.load([dataclasses.replace(CPU, for_seconds=0.0)], [firing], [("d1", True, frozenset())], 0.0)
+    for cpu, expected in ((95.0, []), (70.0, ["ok"]), (50.0, []), (99.0, ["firing"]), (85.0, [])):
+        ev.on_sample(sample(cpu), 1.0)
+        assert phases(ev) == expected, cpu
+
+
 def test_a_pending_offline_rule_leaves_the_metric_rules_their_quick_check() -> None:
     """An offline rule pending on the device (its states are live) changes nothing for cpu: below
     the value nothing happens, above it the cpu rule goes pending as usual."""
