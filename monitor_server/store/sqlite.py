@@ -7,7 +7,9 @@ half-finished transaction. Samples arrive in batches (see ``ingest.py``): one tr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -108,7 +110,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
         assert self._writer is not None, "store is not open"
         async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            await _begin(self._writer)
             try:
                 yield self._writer
             except BaseException:
@@ -940,6 +942,20 @@ def _bucket(device_id: str, r: aiosqlite.Row) -> Sample:
     core = [averages.pop(m, None) for m in ("cpu", "ram", "disk")]
     extra: dict[str, Any] = {**averages, "count": r[1], "min": lows, "max": highs}
     return Sample(device_id, r[0], core[0], core[1], core[2], r[2], None, extra)
+
+
+async def _begin(db: aiosqlite.Connection) -> None:
+    """BEGIN IMMEDIATE. Cancelled while waiting, the BEGIN still runs in the connection's thread:
+    the transaction it opens is rolled back before the cancellation goes on, or every later
+    write on the connection would fail ("cannot start a transaction within a transaction")."""
+    begun = asyncio.ensure_future(db.execute("BEGIN IMMEDIATE"))
+    try:
+        await asyncio.shield(begun)
+    except asyncio.CancelledError:
+        with contextlib.suppress(sqlite3.Error):  # a BEGIN that failed opened nothing
+            await begun
+            await db.execute("ROLLBACK")
+        raise
 
 
 def _sample_row(s: Sample) -> tuple[Any, ...]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import orjson
 
 from monitor_server.store import Sample, Store
@@ -24,6 +27,20 @@ async def test_samples_round_trip_with_extra_fields_oldest_first(store: Store) -
     found = await store.query_samples("d1", None, None, 100)
     assert found == [stored[1], stored[2], stored[0]]
     assert found[2].extra == {"load_1": 0.25, "nested": {"a": [1, 2.5, None]}, "label": "x"}
+
+
+async def test_a_write_cancelled_at_any_step_leaves_the_store_writable(store: Store) -> None:
+    """A task cancelled inside a write (a hub stopping its tasks) neither commits half of it nor
+    leaves a transaction open that would fail every later write."""
+    for turns in range(8):  # cancelled after 0, 1, ... turns of the loop: waiting, in BEGIN, ...
+        task = asyncio.ensure_future(store.write_samples([sample("c", T0 + turns)], T0))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await store.write_samples([sample("d1", T0 + turns)], T0)
+    assert len(await store.query_samples("d1", None, None, 100)) == 8
 
 
 async def test_replayed_batch_is_stored_once(store: Store) -> None:
