@@ -14,6 +14,8 @@ from typing import Any
 
 from bench.common import HubProcess, Scale, fleet_for, median_of, running_fleet, wait_for
 
+BACK_WITHIN = 10.0  # seconds from the kill to every agent back online (issue 11; the first wave's was 30)
+
 
 async def _storm(hub: HubProcess, fleet_count: int, connected: Any) -> dict[str, Any]:
     killed = time.monotonic()
@@ -77,9 +79,9 @@ async def run(folder: Path, scale: Scale) -> dict[str, Any]:
         "without_jitter": lockstep,
         "targets": {
             f"{count} agents back online after a hub kill+restart, with jitter (s)": {
-                "target": "<= 30",
+                "target": f"<= {BACK_WITHIN:g}",
                 "achieved": worst,
-                "met": worst <= 30,
+                "met": worst <= BACK_WITHIN,
             },
             "no fd exhaustion, no agent stuck offline": {
                 "target": "yes",
