@@ -61,6 +61,17 @@ test("a rollout event replaces the rollout (paused); an unknown version is retur
   assert.deepEqual([...unknown], ["0.3.0"]);
 });
 
+test("events during GET /releases wait for the list; unknown versions among them are returned", () => {
+  const state = new ReleasesState();
+  state.hold();
+  assert.equal(state.apply([{ type: "release", version: "0.2.0", ...entry("a", "installed", T2) }]).size, 0);
+  assert.equal(state.apply([{ type: "rollout", ...rollout("0.3.0") }]).size, 0, "held: nothing to read yet");
+  state.reset([release("0.2.0", T0)], [{ version: "0.2.0", devices: [entry("a", "downloading", T1)] }]);
+  assert.equal(state.devices("0.2.0")[0].state, "downloading", "held until done");
+  assert.deepEqual([...state.done()], ["0.3.0"]);
+  assert.equal(state.devices("0.2.0")[0].state, "installed", "the event came after the list was read");
+});
+
 test("the rollout form's body: one target, names split, downgrade only when asked", () => {
   assert.deepEqual(rolloutBody("percent", " 25 ", false), { percent: 25 });
   assert.deepEqual(rolloutBody("devices", "a, b  a", true), { devices: ["a", "b"], allow_downgrade: true });

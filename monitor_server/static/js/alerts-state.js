@@ -1,6 +1,8 @@
 // The alerts active now (pending or firing, silenced or not), kept from GET /alerts and the live
 // `alert` events of /ws/ui (an "ok" one resolves its alert). Pure: no DOM, tested with node --test.
 
+import { HeldEvents } from "./held-events.js";
+
 const RANK = { firing: 0, pending: 1 };
 
 export const alertKey = (a) => `${a.rule_id}|${a.device_id}`;
@@ -9,21 +11,14 @@ export class AlertsState {
   constructor() {
     this.alerts = new Map();     // "rule_id|device_id" -> the alert as GET /alerts lists it
     this.listeners = new Set();
-    this.holds = 0;              // GET /alerts requests under way
-    this.held = [];              // events that arrived meanwhile, applied once the last one is in
+    this.waiting = new HeldEvents();
   }
 
-  // Before GET /alerts: events from now on wait, so that its list (read before some of them) does
-  // not wipe them out. `done()` after its reset (or its failure) applies them, in order.
-  hold() { this.holds += 1; }
+  // Before GET /alerts: events from now on wait for its list. `done()` after its reset (or its
+  // failure) applies them, in order.
+  hold() { this.waiting.hold(); }
 
-  done() {
-    this.holds = Math.max(0, this.holds - 1);
-    if (this.holds || !this.held.length) return;
-    const held = this.held;
-    this.held = [];
-    this.apply(held);
-  }
+  done() { this.apply(this.waiting.done()); }
 
   // Calls `listener(deviceIds)` after every change (the devices whose alerts changed); returns the unsubscribe.
   subscribe(listener) { this.listeners.add(listener); return () => this.listeners.delete(listener); }
@@ -44,7 +39,7 @@ export class AlertsState {
 
   // A batch of /ws/ui events: `alert` ones change the list, `device_removed` drops that device's.
   apply(events) {
-    if (this.holds) { this.held.push(...events); return; }
+    if (this.waiting.keep(events)) return;
     const ids = new Set();
     for (const event of events) {
       if (event.type === "alert") {

@@ -2,13 +2,22 @@
 // GET /releases/{version} and the live `release` and `rollout` events of /ws/ui.
 // Pure: no DOM, tested with node --test.
 
+import { HeldEvents } from "./held-events.js";
+
 export const STATES = ["offered", "downloading", "installed", "failed", "rolled_back"];
 
 export class ReleasesState {
   constructor() {
     this.releases = new Map();   // version -> { version, size, created_at, created_by, sha256, rollout, devices: Map }
     this.listeners = new Set();
+    this.waiting = new HeldEvents();
   }
+
+  // Before GET /releases: events from now on wait for its list. `done()` after its reset (or its
+  // failure) applies them, in order, and returns the versions they name that are not known.
+  hold() { this.waiting.hold(); }
+
+  done() { return this.apply(this.waiting.done()); }
 
   // Calls `listener(versions)` after every change (the versions that changed); returns the unsubscribe.
   subscribe(listener) { this.listeners.add(listener); return () => this.listeners.delete(listener); }
@@ -37,6 +46,7 @@ export class ReleasesState {
   apply(events) {
     const versions = new Set();
     const unknown = new Set();
+    if (this.waiting.keep(events)) return unknown;
     for (const event of events) {
       if (event.type !== "release" && event.type !== "rollout") continue;
       const release = this.releases.get(event.version);

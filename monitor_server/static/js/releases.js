@@ -26,14 +26,23 @@ export class Releases {
 
   // After each (re)connected snapshot and when an event names a release not known yet.
   async reload() {
-    const { releases } = await api.releases();
-    const details = await Promise.all(releases.map((r) => api.release(r.version).catch(() => null)));
-    this.loaded = true;
-    this.state.reset(releases, details.filter(Boolean));
+    this.state.hold();
+    let unknown = new Set();
+    try {
+      const { releases } = await api.releases();
+      const details = await Promise.all(releases.map((r) => api.release(r.version).catch(() => null)));
+      this.loaded = true;
+      this.state.reset(releases, details.filter(Boolean));
+    } finally {
+      unknown = this.state.done();
+    }
+    this.readAgainFor(unknown);
   }
 
-  apply(events) {
-    const unknown = this.state.apply(events);
+  apply(events) { this.readAgainFor(this.state.apply(events)); }
+
+  // Events named releases the list did not have (published since it was read): read it again.
+  readAgainFor(unknown) {
     if (unknown.size && this.loaded) this.reload().catch((error) => console.error(error));
   }
 
