@@ -160,12 +160,20 @@ class Evaluator:
 
     def _observe_active(self, sample: Sample, active: list[int], now: float) -> bool:
         """The device's pending and firing metric rules see the sample (it may resolve them)."""
-        changed, device_id = False, sample.device_id
+        changed, device_id, live = False, sample.device_id, self._live[sample.device_id]
         for rule_id in active:
             value = self._readers[rule_id](sample)
-            if value is not None:
-                state = self.states.get((rule_id, device_id))
-                changed |= self._apply(r.observe(self.rules[rule_id], device_id, state, value, now))
+            if value is None:
+                continue
+            rule, state = self.rules[rule_id], live[rule_id]
+            # What most samples of an active rule do, inline: nothing (firing and not cleared, or
+            # pending, still true and its ``for`` not elapsed).
+            if state.state == "firing":
+                if not rule.clears(value):
+                    continue
+            elif rule.fires(value) and now - state.since < rule.record.for_seconds:
+                continue
+            changed |= self._apply(r.observe(rule, device_id, state, value, now))
         return changed
 
     def _look_closer(self, sample: Sample, groups: tuple[_Group, ...], active: list[int], now: float) -> bool:

@@ -138,8 +138,11 @@ def _number(raw: object) -> float | None:
     return value if math.isfinite(value) else None
 
 
+_PHASES = {p.value: p for p in Phase}  # a dict lookup: ``Phase(value)`` is a slow call
+
+
 def phase(state: AlertState | None) -> Phase:
-    return Phase.OK if state is None else Phase(state.state)
+    return Phase.OK if state is None else _PHASES[state.state]
 
 
 def _move(
