@@ -160,12 +160,13 @@ class Evaluator:
 
     def _observe_active(self, sample: Sample, active: list[int], now: float) -> bool:
         """The device's pending and firing metric rules see the sample (it may resolve them)."""
-        changed, device_id, live = False, sample.device_id, self._live[sample.device_id]
+        changed, device_id, states = False, sample.device_id, self.states
         for rule_id in active:
             value = self._readers[rule_id](sample)
             if value is None:
                 continue
-            rule, state = self.rules[rule_id], live[rule_id]
+            # From ``states``, not ``_live``: the service writes ``last_notified_at`` there.
+            rule, state = self.rules[rule_id], states[rule_id, device_id]
             # What most samples of an active rule do, inline: nothing (firing and not cleared, or
             # pending, still true and its ``for`` not elapsed).
             if state.state == "firing":
