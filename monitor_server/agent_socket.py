@@ -298,10 +298,10 @@ class AgentSocket:
     async def _store(self, samples: Samples) -> None:
         hub, now = self.hub, time.time()
         done: asyncio.Future[None] | None = None
-        for received in samples.valid:
-            sample = sample_of(self.device_id, received.fields(), now)
+        made = [sample_of(self.device_id, received.fields(), now) for received in samples.valid]
+        for sample in made:
             done = hub.writer.submit(sample)
-            hub.publish_sample(sample)
+        hub.publish_samples(made)
         if done is not None and samples.last_seq is not None:
             done.add_done_callback(partial(self._committed, samples.last_seq))
         # A full backlog pauses this socket's reads until the next commit: back-pressure

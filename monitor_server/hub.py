@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,13 +110,19 @@ class Hub:
         )
 
     def publish_sample(self, sample: Sample) -> None:
-        """Tell dashboards about a sample as it arrives (only when someone watches, here or elsewhere)."""
+        self.publish_samples((sample,))
+
+    def publish_samples(self, samples: Sequence[Sample]) -> None:
+        """Samples as they arrive, in order: to the alert rules, and to dashboards (only when someone
+        watches, here or elsewhere: other hubs get the newest of each device)."""
         if self._relay is not None:
-            self._relay.note_sample(sample)
+            for newest in {sample.device_id: sample for sample in samples}.values():
+                self._relay.note_sample(newest)
         if self.alerts is not None:
-            self.alerts.on_sample(sample)
+            self.alerts.on_samples(samples)
         if self.bus.subscriber_count:
-            self.bus.publish(SampleEvent.of(sample))
+            for sample in samples:
+                self.bus.publish(SampleEvent.of(sample))
 
     async def start(self) -> None:
         await self.store.open()

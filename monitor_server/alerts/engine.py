@@ -8,6 +8,7 @@ Transitions land in ``changed`` for the service to store and notify.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -26,6 +27,9 @@ _Group = tuple[str, bool, bool, float, float, float, float, r.Reader, tuple[Rule
 # A device's groups and the ids of all their rules.
 _Sampled = tuple[tuple[_Group, ...], frozenset[int]]
 _UNWATCHED: _Sampled = ((), frozenset())  # a device no metric rule selects
+# What a run of samples from one device needs (``Evaluator._view``): its groups and rule ids, its
+# active (pending or firing) metric rules and their states, and the quick check of the others.
+_View = tuple[tuple[_Group, ...], frozenset[int], list[int], dict[int, AlertState], Quiet]
 _NUMBERS: frozenset[type] = frozenset({float, int})
 _CORE_FIELDS = frozenset({"cpu", "ram", "disk", "uptime_sec", "status"})
 
@@ -135,38 +139,61 @@ class Evaluator:
 
     # the streams
 
+    def on_samples(self, samples: Iterable[Sample], now: float) -> bool:
+        """Samples arrived, in order; whether a state changed. What the device's rules need is looked
+        up once for a run of samples from one device (a batch), and again after a transition."""
+        changed, device_id, view = False, None, None
+        for sample in samples:
+            if sample.device_id != device_id:
+                device_id = sample.device_id
+                view = self._view(device_id)
+            if view is not None and self._see(sample, view, now):
+                changed = True
+                view = self._view(device_id)  # its states moved
+        return changed
+
     def on_sample(self, sample: Sample, now: float) -> bool:
         """A sample arrived; whether a state changed."""
-        device_id = sample.device_id
+        view = self._view(sample.device_id)
+        return view is not None and self._see(sample, view, now)
+
+    def _view(self, device_id: str) -> _View | None:
+        """The device's rule groups, rule ids, active rules and their states, and the quick check of
+        its other rules (None: no metric rule selects it)."""
         sampled = self._sampled.get(device_id)
         if sampled is None:
             sampled = self._index(device_id)
         if sampled is _UNWATCHED:
-            return False
+            return None
         groups, ids = sampled
         live = self._live.get(device_id)
         active: list[int] = []
-        changed = False
         if live is not None and not live.keys().isdisjoint(ids):
             active = [rule_id for rule_id in live if rule_id in ids]
-            changed = self._observe_active(sample, active, now)
-        # The common case: none of the device's other rules fires at this sample (compiled).
-        quiet = self._quick.get(device_id)
-        if quiet is None:
-            quiet = self._quick[device_id] = self._compile_quick(device_id, groups, ids)
+        return groups, ids, active, live or {}, self._quick_of(device_id, groups, ids)
+
+    def _see(self, sample: Sample, view: _View, now: float) -> bool:
+        """One sample against the device's rules: the active ones each, the others quickly."""
+        groups, _, active, live, quiet = view
+        # The active rules each (one of them resolved by this sample stays out of what follows:
+        # one move per rule and sample), then the common case: none of the device's other rules
+        # fires at this sample (compiled).
+        changed = bool(active) and self._observe_active(sample, active, live, now)
         if quiet(sample):
             return changed
         return self._look_closer(sample, groups, active, now) or changed
 
-    def _observe_active(self, sample: Sample, active: list[int], now: float) -> bool:
-        """The device's pending and firing metric rules see the sample (it may resolve them)."""
-        changed, device_id, states = False, sample.device_id, self.states
+    def _observe_active(
+        self, sample: Sample, active: list[int], live: dict[int, AlertState], now: float
+    ) -> bool:
+        """The device's pending and firing metric rules (``active``, their states in ``live``) see
+        the sample (it may resolve them)."""
+        changed, device_id = False, sample.device_id
         for rule_id in active:
             value = self._readers[rule_id](sample)
             if value is None:
                 continue
-            # From ``states``, not ``_live``: the service writes ``last_notified_at`` there.
-            rule, state = self.rules[rule_id], states[rule_id, device_id]
+            rule, state = self.rules[rule_id], live[rule_id]
             # What most samples of an active rule do, inline: nothing (firing and not cleared, or
             # pending, still true and its ``for`` not elapsed).
             if state.state == "firing":
@@ -228,6 +255,16 @@ class Evaluator:
                 heapq.heappush(due, (max(self._due_at(key), now + 1e-3), key))
             changed |= self._apply(promoted)
         return changed
+
+    def mark_notified(self, key: Key, at: float) -> AlertState | None:
+        """Record that ``key``'s alert was notified at ``at``, in every index; the new state (None
+        if the state is gone)."""
+        state = self.states.get(key)
+        if state is None:
+            return None
+        state = dataclasses.replace(state, last_notified_at=at)
+        self._put(state)
+        return state
 
     def firing(self) -> Iterator[AlertState]:
         """States firing now (from an index of them: no walk over every pending state)."""
@@ -300,6 +337,12 @@ class Evaluator:
         sampled = (groups, ids) if groups else _UNWATCHED
         self._sampled[device_id] = sampled
         return sampled
+
+    def _quick_of(self, device_id: str, groups: tuple[_Group, ...], ids: frozenset[int]) -> Quiet:
+        quiet = self._quick.get(device_id)
+        if quiet is None:
+            quiet = self._quick[device_id] = self._compile_quick(device_id, groups, ids)
+        return quiet
 
     def _compile_quick(self, device_id: str, groups: tuple[_Group, ...], ids: frozenset[int]) -> Quiet:
         """The quick check of the device's rules that are ok now (shared with devices alike)."""

@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from monitor_server.alerts import webhook
@@ -124,8 +124,9 @@ class AlertService:
 
     # the streams (the hub calls these)
 
-    def on_sample(self, sample: Sample) -> None:
-        if self._started and self.evaluator.on_sample(sample, self._clock()):
+    def on_samples(self, samples: Sequence[Sample]) -> None:
+        """Samples as they arrive, in order (one clock reading for them all)."""
+        if self._started and self.evaluator.on_samples(samples, self._clock()):
             self._take()
 
     def on_presence(self, event: PresenceEvent) -> None:
@@ -375,12 +376,9 @@ class AlertService:
             self._mark_due({a.state.key for a in alerts})
             raise
         for state in notified:  # what changed meanwhile keeps its change, and is marked notified
-            current = self.evaluator.states.get(state.key)
-            if current is not None:
-                current = dataclasses.replace(current, last_notified_at=now)
-                self.evaluator.states[state.key] = current
-                if state.key in self._dirty:
-                    self._dirty[state.key] = current
+            current = self.evaluator.mark_notified(state.key, now)
+            if current is not None and state.key in self._dirty:
+                self._dirty[state.key] = current
         log.info("%d alert(s) queued for %d notifier(s)", len(alerts), len(bodies))
         self.delivery.wake()
 

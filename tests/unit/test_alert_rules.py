@@ -261,3 +261,60 @@ def test_the_evaluator_moves_as_each_rule_observed_alone_would(
                 expected.append(moved)
         assert sorted(ev.changed, key=lambda s: s.rule_id) == sorted(expected, key=lambda s: s.rule_id)
         ev.changed.clear()
+
+
+@settings(max_examples=150)
+@given(
+    st.lists(THRESHOLDS, min_size=1, max_size=6),
+    st.lists(st.lists(st.tuples(st.sampled_from(["d1", "d2"]), NUMBERS, NUMBERS), max_size=8), max_size=8),
+)
+def test_batches_move_as_each_sample_observed_alone_would(
+    specs: list[tuple[str, str, int, int, float]], batches: list[list[tuple[str, object, object]]]
+) -> None:
+    """``on_samples`` (what a device's rules need looked up once per run of its samples, again
+    after a transition): the same transitions, in order, as every rule observing every sample."""
+    records = [
+        AlertRule(n, f"r{n}", "threshold", metric, op, float(v), float(c), wait)
+        for n, (metric, op, v, c, wait) in enumerate(specs, 10)
+    ]
+    ev = Evaluator()
+    ev.load(records, [], [("d1", True, frozenset()), ("d2", True, frozenset())], 0.0)
+    ev.changed.clear()
+    rules = [Rule.compile(record) for record in records]
+    states: dict[tuple[int, str], AlertState] = {}
+    for n, batch in enumerate(batches):
+        now = n * 0.5
+        readings = [Sample(d, now, cpu, None, None, None, None, {"load_1": load}) for d, cpu, load in batch]  # type: ignore[arg-type]
+        assert ev.on_samples(readings, now) == bool(ev.changed)
+        expected = []
+        for reading in readings:
+            for rule in rules:
+                value = rule.reading(reading)
+                key = (rule.id, reading.device_id)
+                moved = (
+                    None if value is None else observe(rule, reading.device_id, states.get(key), value, now)
+                )
+                if moved is not None:
+                    states[key] = moved
+                    expected.append(moved)
+
+        # Per (rule, device) in sample order (a stable sort keeps each one's own order).
+        def by_key(state: AlertState) -> tuple[str, int]:
+            return state.device_id, state.rule_id
+
+        assert sorted(ev.changed, key=by_key) == sorted(expected, key=by_key)
+        ev.changed.clear()
+
+
+def test_a_notified_alert_resolves_owing_its_resolved_notification() -> None:
+    """``mark_notified`` reaches the state the next sample resolves (the evaluator's index of active
+    states too): the resolved state remembers the firing notification and owes the resolved one."""
+    ev = evaluator(dataclasses.replace(CPU, for_seconds=0.0))
+    assert ev.on_samples([sample(95)], 1.0) and phases(ev) == ["firing"]
+    notified = ev.mark_notified((CPU.id, "d1"), 2.0)
+    assert notified is not None and notified.owes() is None
+    assert ev.mark_notified((CPU.id, "gone"), 2.0) is None
+    assert not ev.on_samples([sample(96), sample(85)], 3.0)  # still firing: not below the clear value
+    assert ev.on_samples([sample(70)], 4.0)
+    (resolved,) = ev.changed
+    assert resolved.state == "ok" and resolved.last_notified_at == 2.0 and resolved.owes() == "resolved"
