@@ -606,9 +606,9 @@ def _alerts_ingest(r: dict[str, Any]) -> list[str]:
             "load (`bench/live_load.py`)",
             "samples/s stored, no rules",
             "with 100 rules",
-            "with / without (each run)",
+            "with / without (each pair of windows)",
             "hub us per sample, no rules / rules",
-            "rules / no rules (each run)",
+            "rules / no rules (each pair of windows)",
             "bound by (no rules; rules)",
         ],
     )
@@ -671,7 +671,8 @@ def _alerts_ingest(r: dict[str, Any]) -> list[str]:
         f"batched load: {r['batch_agents']} of them, the others offline. Each window a fresh hub on a copy "
         f"of the same database, {spans['live']:g} s (live) or {spans['batched']:g} s (batched) after a "
         f"{r['warmup_seconds']:g} s warm-up; no rules and rules alternate, their order swapped from run "
-        "to run. Ratios: of the medians (each run's in parentheses)."
+        "to run (batched: two pairs per run, the second in the opposite order). Ratios: of the "
+        "medians (each pair of windows' in parentheses)."
     )
     return [*lines, ""]
 

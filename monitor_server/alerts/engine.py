@@ -27,9 +27,9 @@ _Group = tuple[str, bool, bool, float, float, float, float, r.Reader, tuple[Rule
 # A device's groups and the ids of all their rules.
 _Sampled = tuple[tuple[_Group, ...], frozenset[int]]
 _UNWATCHED: _Sampled = ((), frozenset())  # a device no metric rule selects
-# What a run of samples from one device needs (``Evaluator._view``): its groups and rule ids, its
-# active (pending or firing) metric rules and their states, and the quick check of the others.
-_View = tuple[tuple[_Group, ...], frozenset[int], list[int], dict[int, AlertState], Quiet]
+# What a run of samples from one device needs (``Evaluator._view``): its groups, its active
+# (pending or firing) metric rules and their states, and the quick check of the others.
+_View = tuple[tuple[_Group, ...], list[int], dict[int, AlertState], Quiet]
 _NUMBERS: frozenset[type] = frozenset({float, int})
 _CORE_FIELDS = frozenset({"cpu", "ram", "disk", "uptime_sec", "status"})
 
@@ -147,19 +147,27 @@ class Evaluator:
             if sample.device_id != device_id:
                 device_id = sample.device_id
                 view = self._view(device_id)
-            if view is not None and self._see(sample, view, now):
+            if view is None:
+                continue  # no metric rule selects the device
+            groups, active, live, quiet = view
+            # The active rules each (one of them resolved by this sample stays out of what follows:
+            # one move per rule and sample), then the common case: none of the device's other rules
+            # fires at this sample (compiled).
+            moved = bool(active) and self._observe_active(sample, active, live, now)
+            if not quiet(sample) and self._look_closer(sample, groups, active, now):
+                moved = True
+            if moved:
                 changed = True
                 view = self._view(device_id)  # its states moved
         return changed
 
     def on_sample(self, sample: Sample, now: float) -> bool:
         """A sample arrived; whether a state changed."""
-        view = self._view(sample.device_id)
-        return view is not None and self._see(sample, view, now)
+        return self.on_samples((sample,), now)
 
     def _view(self, device_id: str) -> _View | None:
-        """The device's rule groups, rule ids, active rules and their states, and the quick check of
-        its other rules (None: no metric rule selects it)."""
+        """The device's rule groups, active rules and their states, and the quick check of its other
+        rules (None: no metric rule selects it)."""
         sampled = self._sampled.get(device_id)
         if sampled is None:
             sampled = self._index(device_id)
@@ -170,18 +178,7 @@ class Evaluator:
         active: list[int] = []
         if live is not None and not live.keys().isdisjoint(ids):
             active = [rule_id for rule_id in live if rule_id in ids]
-        return groups, ids, active, live or {}, self._quick_of(device_id, groups, ids)
-
-    def _see(self, sample: Sample, view: _View, now: float) -> bool:
-        """One sample against the device's rules: the active ones each, the others quickly."""
-        groups, _, active, live, quiet = view
-        # The active rules each (one of them resolved by this sample stays out of what follows:
-        # one move per rule and sample), then the common case: none of the device's other rules
-        # fires at this sample (compiled).
-        changed = bool(active) and self._observe_active(sample, active, live, now)
-        if quiet(sample):
-            return changed
-        return self._look_closer(sample, groups, active, now) or changed
+        return groups, active, live or {}, self._quick_of(device_id, groups, ids)
 
     def _observe_active(
         self, sample: Sample, active: list[int], live: dict[int, AlertState], now: float

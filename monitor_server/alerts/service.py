@@ -255,8 +255,8 @@ class AlertService:
 
     async def _reload_tags(self) -> None:
         if any(rule.tags for rule in self.evaluator.rules.values()):
-            for device in await self._store.list_devices():
-                self.evaluator.set_tags(device.device_id, frozenset(device.all_tags()))
+            for device_id, tags in (await self._store.device_tags()).items():
+                self.evaluator.set_tags(device_id, tags)
 
     # inside: transitions, storage, notifications
 
@@ -316,9 +316,9 @@ class AlertService:
     async def _read_tags(self) -> None:
         devices, self._tags_to_read = self._tags_to_read, set()
         if len(devices) > TAGS_READ_ONE_BY_ONE:  # a fleet reconnecting: one query, not thousands
-            for device in await self._store.list_devices():
-                if device.device_id in devices:
-                    self.evaluator.set_tags(device.device_id, frozenset(device.all_tags()))
+            for device_id, tags in (await self._store.device_tags()).items():
+                if device_id in devices:
+                    self.evaluator.set_tags(device_id, tags)
             return
         for device_id in devices:
             found = await self._store.get_device(device_id)

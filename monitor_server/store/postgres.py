@@ -32,7 +32,7 @@ from monitor_server.store.records import (
     tier_for,
     tier_step,
 )
-from monitor_server.store.rows import command_of, device_of, dumps, same_body, sample_of
+from monitor_server.store.rows import command_of, device_of, dumps, same_body, sample_of, tags_of
 from protocol.codes import PresenceReason
 from protocol.commands import FINAL_STATES, OPEN_STATES, CommandState, sources_of, transition
 from protocol.errors import Conflict, IllegalTransition, NotFound
@@ -118,6 +118,9 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
     async def list_devices(self) -> list[Device]:
         rows = await self._pool.fetch(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY device_id")
         return [device_of(r) for r in rows]
+
+    async def device_tags(self) -> dict[str, frozenset[str]]:
+        return dict(map(tags_of, await self._pool.fetch("SELECT device_id, tags, agent_tags FROM devices")))
 
     async def get_device(self, device_id: str) -> Device | None:
         row = await self._pool.fetchrow(

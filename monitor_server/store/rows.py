@@ -53,6 +53,11 @@ def device_of(r: Row) -> Device:
     )
 
 
+def tags_of(r: Row) -> tuple[str, frozenset[str]]:
+    """A device's id and all its tags, from ``device_id, tags, agent_tags``."""
+    return r[0], frozenset((*(loads(r[1]) or ()), *(loads(r[2]) or ())))
+
+
 def command_of(r: Row) -> Command:
     return Command(
         id=r[0],

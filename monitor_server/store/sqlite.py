@@ -36,7 +36,7 @@ from monitor_server.store.records import (
     tier_for,
     tier_step,
 )
-from monitor_server.store.rows import command_of, device_of, dumps, loads, same_body, sample_of
+from monitor_server.store.rows import command_of, device_of, dumps, loads, same_body, sample_of, tags_of
 from monitor_server.store.schema import MIGRATIONS
 from monitor_server.store.sqlite_alerts import SQLiteAlerts
 from monitor_server.store.sqlite_releases import SQLiteReleases
@@ -147,6 +147,9 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
     async def list_devices(self) -> list[Device]:
         rows = await self._fetch(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY device_id")
         return [device_of(r) for r in rows]
+
+    async def device_tags(self) -> dict[str, frozenset[str]]:
+        return dict(map(tags_of, await self._fetch("SELECT device_id, tags, agent_tags FROM devices")))
 
     async def get_device(self, device_id: str) -> Device | None:
         rows = await self._fetch(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,))

@@ -164,6 +164,19 @@ async def test_rename_and_tags(store: Store) -> None:
     assert await store.set_device_tags("nobody", ["x"]) is None
 
 
+async def test_device_tags_are_the_operators_and_the_agents(store: Store) -> None:
+    """``device_tags`` (what alert selectors read): every device, with both kinds of tags."""
+    assert await store.device_tags() == {}
+    await store.touch_device("d1", T0, agent_tags='["from-agent", "a"]')
+    await store.touch_device("d2", T0)
+    await store.set_device_tags("d1", ["a", "b"])
+    await store.set_device_tags("d3-unknown", ["x"])
+    assert await store.device_tags() == {"d1": frozenset({"a", "b", "from-agent"}), "d2": frozenset()}
+    assert {
+        d.device_id: frozenset(d.all_tags()) for d in await store.list_devices()
+    } == await store.device_tags()
+
+
 async def test_delete_device_removes_its_rows_and_counts_them(store: Store) -> None:
     """Samples, presence events, commands and rollups of the device go; other devices stay."""
     await store.write_samples([sample("d1", T0 + i) for i in range(4)], T0)
