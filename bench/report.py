@@ -123,8 +123,8 @@ def _capacity(r: dict[str, Any]) -> list[str]:
     lines.append(
         f"Hub RSS with no agent: {r['hub_rss_empty_mib']} MiB; per connection at {r['connected']:,} "
         f"agents: **{r['rss_per_connection_kib']} KiB**. Idle hub CPU with {idle.get('agents', 0):,} "
-        f"agents (the agent's ping every 5 s and a heartbeat every 20 s; the hub pings only an agent "
-        f"silent for 6 s): **{r['idle_cpu_percent']} %** of one core (median of "
+        f"agents (the agent's ping every 5 s, a heartbeat every 300 s, none in the windows; the hub "
+        f"pings only an agent silent for 6 s): **{r['idle_cpu_percent']} %** of one core (median of "
         f"{len(idle.get('runs', []))} windows of {idle.get('window_seconds', 0):g} s; "
         f"{', '.join(str(w['idle_cpu_percent']) for w in idle.get('runs', []))}); reconnects during "
         f"the windows: {idle.get('reconnects', 'n/a')}.{' Failure: ' + r['failure'] if r['failure'] else ''}"

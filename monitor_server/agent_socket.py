@@ -268,7 +268,8 @@ class AgentSocket:
                 return self._offline_reason(code)
             for event in self.session.receive(_payload(message)):
                 await self._handle(event)
-            self._wake.set()  # error frames the session queued
+            if self.session.has_data_to_send():
+                self._wake.set()  # error frames the session queued (not for every frame: a task switch)
 
     def _offline_reason(self, code: int | None) -> PresenceReason:
         if self.close_code == CloseCode.OVERLOADED:

@@ -29,7 +29,11 @@ _FLAGS: tuple[tuple[str, type, str], ...] = (
     ("data-dir", str, "folder for the generated token (MONITOR_DATA_DIR, default: the db's folder)"),
     ("ping-interval", float, "seconds between keepalive pings (MONITOR_PING_INTERVAL, 5)"),
     ("ping-timeout", float, "seconds to wait for a pong (MONITOR_PING_TIMEOUT, 5)"),
-    ("heartbeat-interval", float, "agents send a frame at least this often (MONITOR_HEARTBEAT_INTERVAL, 5)"),
+    (
+        "heartbeat-interval",
+        float,
+        "agents send a frame at least this often (MONITOR_HEARTBEAT_INTERVAL, 300)",
+    ),
     ("http-offline-after", float, "HTTP-only devices go offline after (MONITOR_HTTP_OFFLINE_AFTER, 30)"),
     ("retention-days", float, "days of raw samples kept (MONITOR_RETENTION_DAYS, 7)"),
     ("log-level", str, "debug|info|warning|error (MONITOR_LOG_LEVEL, info)"),

@@ -24,10 +24,12 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("MONITOR_TOKEN", "EXPECTED_TOKEN", "token")
     )
 
-    # 20 s, not 5: an agent's pings (every ping_interval) already prove it alive to the keepalive,
-    # which drops a silent peer within ping_interval + ping_timeout; a heartbeat frame every 5 s on
-    # top cost a quarter of an idle hub's CPU (bench/notes.md, capacity).
-    heartbeat_interval: float = Field(20.0, gt=0, description="agents send a frame at least this often")
+    # 300 s: an agent's pings (every ping_interval) already prove it alive to the keepalive, which
+    # drops a silent peer within ping_interval + ping_timeout (10 s). A heartbeat frame is what an
+    # agent with nothing else to send says to show its own code still runs (a peer whose pings go
+    # through but that sends no frame is closed after idle_timeout, about 10 minutes). At 20 s,
+    # 10,000 idle agents' heartbeats cost the hub 5 % of a core (bench/notes.md, capacity).
+    heartbeat_interval: float = Field(300.0, gt=0, description="agents send a frame at least this often")
     ping_interval: float = Field(5.0, gt=0)
     ping_timeout: float = Field(5.0, gt=0)
     hello_timeout: float = Field(5.0, gt=0)

@@ -157,6 +157,10 @@ class HubSession:
 
     # Output
 
+    def has_data_to_send(self) -> bool:
+        """Whether ``data_to_send`` has a frame now (the I/O loop wakes its writer only then)."""
+        return bool(self._outgoing) or (self.stored_acks and self._committed > self._acknowledged)
+
     def data_to_send(self) -> list[str]:
         """Frames to send now, in order; one ``stored`` frame sums up every commit since the last."""
         frames, self._outgoing = self._outgoing, []

@@ -73,7 +73,10 @@ class Evaluator:
         self._firing: set[Key] = set()  # the repeat check walks these each tick, not every active state
         # (when its ``for`` elapses, key) of pending states: the tick pops what is due instead of
         # walking every pending state (10,000 devices offline: as many pending offline states).
+        # One entry per key (``_queued``): a state that flaps between ok and pending keeps its
+        # entry, which comes due no later than the newest pending's and is pushed again then.
         self._due: list[tuple[float, Key]] = []
+        self._queued: set[Key] = set()
 
     # what the evaluator knows
 
@@ -105,6 +108,7 @@ class Evaluator:
         self._quick.clear()
         self._quick_by_rules.clear()
         self._due = [(self._due_at(key), key) for key in self._pending]  # ``for`` may have changed
+        self._queued = set(self._pending)
         heapq.heapify(self._due)
         gone = [key for key in self.states if not self._selected(key)]
         for key in gone:
@@ -241,17 +245,23 @@ class Evaluator:
         due = self._due
         while due and due[0][0] <= now:
             _, key = heapq.heappop(due)
+            self._queued.discard(key)
             rule, state = self.rules.get(key[0]), self.states.get(key)
             if key not in self._pending or rule is None or state is None:
-                continue  # resolved, dropped or re-pushed since: a stale entry
+                continue  # resolved or dropped since: a stale entry
             if rule.kind is not Kind.OFFLINE and key[1] not in self._online:
-                heapq.heappush(due, (now + 1.0, key))  # fires once the device is back
+                self._queue(key, now + 1.0)  # fires once the device is back
                 continue
             promoted = r.promote(rule, state, now)
-            if promoted is None:
-                heapq.heappush(due, (max(self._due_at(key), now + 1e-3), key))
+            if promoted is None:  # pending again since this entry was pushed: due later
+                self._queue(key, max(self._due_at(key), now + 1e-3))
             changed |= self._apply(promoted)
         return changed
+
+    def _queue(self, key: Key, at: float) -> None:
+        if key not in self._queued:
+            self._queued.add(key)
+            heapq.heappush(self._due, (at, key))
 
     def mark_notified(self, key: Key, at: float) -> AlertState | None:
         """Record that ``key``'s alert was notified at ``at``, in every index; the new state (None
@@ -297,7 +307,7 @@ class Evaluator:
             self._live.setdefault(state.device_id, {})[state.rule_id] = state
         if state.state == Phase.PENDING:
             self._pending.add(key)
-            heapq.heappush(self._due, (self._due_at(key), key))
+            self._queue(key, self._due_at(key))
         else:
             self._pending.discard(key)
         if state.state == Phase.FIRING:

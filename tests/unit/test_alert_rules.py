@@ -140,6 +140,18 @@ def test_the_tick_fires_what_is_due_and_follows_a_changed_for() -> None:
     assert phases(other) == ["pending", "ok"] and not other.tick(5.0)
 
 
+def test_a_flapping_pending_state_keeps_one_entry_and_fires_on_time() -> None:
+    """Pending and ok in turn at every sample (a batch replaying a noisy series): the tick's queue
+    holds one entry for the state, not one per start, and the last start fires ``for`` after it."""
+    ev = evaluator(CPU)  # for 2 s
+    for n in range(1000):
+        ev.on_samples([sample(95), sample(50)], n * 0.001)
+    ev.on_samples([sample(95)], 1.0)
+    assert phases(ev)[-1] == "pending" and len(ev._due) == 1
+    assert not ev.tick(2.5)  # the first start's entry comes due at 2.0: not this start's
+    assert ev.tick(3.0) and phases(ev) == ["firing"]
+
+
 def test_status_rule() -> None:
     """status error fires at once (for 0); any other status resolves; a sample without status is silent."""
     ev = evaluator(STATUS)

@@ -259,6 +259,25 @@ def test_samples_become_an_event() -> None:
     assert session.data_to_send() == []
 
 
+def test_has_data_to_send_says_whether_a_frame_waits() -> None:
+    """True exactly when ``data_to_send`` would return a frame: an error frame, or a ``stored``
+    owed after a commit; a heartbeat or a sample alone queues nothing (the writer is not woken)."""
+    session = opened()
+    for frame in ('{"type": "heartbeat"}', metrics(seq=1)):
+        session.receive(frame)
+        assert not session.has_data_to_send() and session.data_to_send() == []
+    session.committed(1)
+    assert session.has_data_to_send()
+    assert [f["type"] for f in sent(session)] == ["stored"] and not session.has_data_to_send()
+    session.receive(BAD_FRAME)
+    assert session.has_data_to_send()
+    assert [f["type"] for f in sent(session)] == ["error"] and not session.has_data_to_send()
+    plain = opened(stored_acks=False)
+    plain.receive(metrics())
+    plain.committed(1)
+    assert not plain.has_data_to_send() and plain.data_to_send() == []
+
+
 def test_ack_becomes_an_event() -> None:
     """An ack yields AckIn with its extra fields, for the I/O loop to store."""
     session = opened()
