@@ -65,20 +65,10 @@ def samples(count: int, rng: random.Random, batched: bool = False) -> list[Sampl
     ]
 
 
-def per_sample(evaluator: Evaluator, batch: list[Sample], passes: int) -> float:
-    for sample in batch[:DEVICES]:  # the per-device selection is worked out once, before timing
-        evaluator.on_sample(sample, 0.0)
-    best = float("inf")
-    for _ in range(passes):
-        started = time.process_time()
-        for sample in batch:
-            evaluator.on_sample(sample, 1.0)
-        best = min(best, (time.process_time() - started) / len(batch))
-    return best * 1e6
-
-
-def per_sample_batched(evaluator: Evaluator, batch: list[Sample], passes: int) -> float:
-    chunks = [batch[start : start + BATCH] for start in range(0, len(batch), BATCH)]
+def per_sample(evaluator: Evaluator, samples: list[Sample], passes: int, size: int) -> float:
+    """Best of ``passes``, in us of CPU per sample, fed to ``on_samples`` in runs of ``size`` (1: one
+    by one, as live agents send them); a first pass works out each device's selection untimed."""
+    chunks = [samples[start : start + size] for start in range(0, len(samples), size)]
     for chunk in chunks:
         evaluator.on_samples(chunk, 0.0)
     best = float("inf")
@@ -86,7 +76,7 @@ def per_sample_batched(evaluator: Evaluator, batch: list[Sample], passes: int) -
         started = time.process_time()
         for chunk in chunks:
             evaluator.on_samples(chunk, 1.0)
-        best = min(best, (time.process_time() - started) / len(batch))
+        best = min(best, (time.process_time() - started) / len(samples))
     return best * 1e6
 
 
@@ -105,8 +95,8 @@ def main() -> None:
     ):
         evaluator = Evaluator()
         evaluator.load(chosen, [], devices, 0.0)
-        live = per_sample(evaluator, batch, args.passes)
-        in_batches = per_sample_batched(evaluator, batched, args.passes)
+        live = per_sample(evaluator, batch, args.passes, 1)
+        in_batches = per_sample(evaluator, batched, args.passes, BATCH)
         print(f"{label:26} {live:6.2f} us of CPU per sample one by one, {in_batches:6.2f} in batches")
 
 
