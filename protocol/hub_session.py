@@ -159,15 +159,19 @@ class HubSession:
 
     def has_data_to_send(self) -> bool:
         """Whether ``data_to_send`` has a frame now (the I/O loop wakes its writer only then)."""
-        return bool(self._outgoing) or (self.stored_acks and self._committed > self._acknowledged)
+        return bool(self._outgoing) or self._stored_owed()
 
     def data_to_send(self) -> list[str]:
         """Frames to send now, in order; one ``stored`` frame sums up every commit since the last."""
         frames, self._outgoing = self._outgoing, []
-        if self.stored_acks and self._committed > self._acknowledged:
+        if self._stored_owed():
             self._acknowledged = self._committed
             frames.append(encode(Stored(seq=self._committed)))
         return frames
+
+    def _stored_owed(self) -> bool:
+        """A commit since the last ``stored`` frame, to an agent that asked for them."""
+        return self.stored_acks and self._committed > self._acknowledged
 
     # Rules
 
