@@ -1,20 +1,27 @@
 """The evaluator: every rule and every (rule, device) state in memory, fed samples and presence.
 
-No I/O and no awaits: the hub calls ``on_sample`` for each sample as it arrives, so the cost is
-one dict lookup for a device no rule selects, and O(rules selecting the device) otherwise (which
-rules select a device is worked out once per device and kept until the rules or its tags change).
-Transitions land in ``changed`` for the service to store and notify.
+No I/O and no awaits: the hub calls ``on_samples`` with the samples of each frame as they arrive,
+so the cost is one dict lookup for a device no rule selects, and O(rules selecting the device)
+otherwise (which rules select a device is worked out once per device and kept until the rules or
+its tags change). What moved lands in ``changed`` for the service to store and notify: each (rule,
+device) once per run of a device's samples, in its state after the run (a batch replaying a noisy
+series moves a state back and forth many times at the same instant; the service stores and
+notifies the newest state only).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import heapq
-from collections.abc import Iterable, Iterator
+import math
+import operator
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import groupby
 from typing import Any
 
 from monitor_server.alerts import rules as r
-from monitor_server.alerts.quiet import Quiet, Reading, compile_quiet
+from monitor_server.alerts.quiet import Quiet, compile_quiet
 from monitor_server.alerts.rules import Kind, Phase, Rule
 from monitor_server.store import Sample
 from monitor_server.store.alert_records import AlertRule, AlertState
@@ -27,9 +34,16 @@ _Group = tuple[str, bool, bool, float, float, float, float, r.Reader, tuple[Rule
 # A device's groups and the ids of all their rules.
 _Sampled = tuple[tuple[_Group, ...], frozenset[int]]
 _UNWATCHED: _Sampled = ((), frozenset())  # a device no metric rule selects
-# What a run of samples from one device needs (``Evaluator._view``): its groups, its active
-# (pending or firing) metric rules and their states, and the quick check of the others.
-_View = tuple[tuple[_Group, ...], list[int], dict[int, AlertState], Quiet]
+# What a run of samples from one device needs (``Evaluator._view``): its groups and their rule ids,
+# its active (pending or firing) metric rules and their states.
+_View = tuple[tuple[_Group, ...], frozenset[int], list[int], dict[int, AlertState]]
+# What a device's active rules watch (``Evaluator._watch``): (rule id, phase) pairs.
+_Watch = frozenset[tuple[int, str]]
+_NOTHING_ACTIVE: _Watch = frozenset()
+_QUICK_LIMIT = 4096  # compiled checks kept (rebuilt from cached factories when dropped)
+_NEGATED = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!=", "!=": "=="}
+_ANY_NUMBER = (">=", -sys.float_info.max)  # true for every finite number
+_DEVICE = operator.attrgetter("device_id")
 _NUMBERS: frozenset[type] = frozenset({float, int})
 _CORE_FIELDS = frozenset({"cpu", "ram", "disk", "uptime_sec", "status"})
 
@@ -40,14 +54,29 @@ def _group(field: str, status: bool, rules: tuple[Rule, ...]) -> _Group:
     return (field, field in _CORE_FIELDS, plain, gt, ge, lt, le, r.reader(field, status), rules)
 
 
-def _reading(field: str, status: bool, rules: list[Rule]) -> Reading:
-    """What the quick check reads of one field for these rules (``quiet.Reading``)."""
-    pairs = sorted(
-        (rule.record.op, float(rule.record.value))
-        for rule in rules
-        if rule.record.op is not None and rule.record.value is not None and rule.kind is Kind.THRESHOLD
-    )
-    return (field, field in _CORE_FIELDS, status, tuple(pairs))
+def _phase(rule: Rule, state: AlertState, now: float) -> str:
+    """What an active state watches for: "firing", "pending", or "due" (its ``for`` elapsed)."""
+    if state.state == Phase.PENDING:
+        return "due" if now - state.since >= rule.record.for_seconds else Phase.PENDING
+    return state.state
+
+
+def _watched(rule: Rule, phase: str) -> list[tuple[str, float]]:
+    """The (op, value) pairs a reading that moves the rule holds (``quiet.Reading``): an ok rule's
+    condition; the opposite of a firing one's clear condition, or of a pending one's condition; a
+    due rule moves at any reading."""
+    if rule.kind is Kind.STATUS:  # the reading: 1.0 for "error", else 0.0
+        return {Phase.OK: [("==", 1.0)], "due": [("==", 1.0), ("!=", 1.0)]}.get(phase, [("!=", 1.0)])
+    op, value, clear = rule.record.op, rule.record.value, rule.record.clear_value
+    if op not in _NEGATED or value is None:
+        return []  # a rule the REST API would not store never fires (``Rule.compile``)
+    if phase == Phase.OK:
+        return [(op, float(value))]
+    if phase == "due":
+        return [_ANY_NUMBER]
+    if phase == Phase.FIRING and clear is not None:
+        return [(_NEGATED[op], float(clear))]
+    return [(_NEGATED[op], float(value))]
 
 
 class Evaluator:
@@ -64,10 +93,12 @@ class Evaluator:
         self._known: set[str] = set()
         # Per device: its threshold and status rules, grouped by the field they read.
         self._sampled: dict[str, _Sampled] = {}
-        # Per device: the compiled quick check (``quiet.py``) of its rules that are ok now (its
-        # pending and firing ones are observed one by one); dropped when one of them moves.
-        self._quick: dict[str, Quiet] = {}
-        self._quick_by_rules: dict[tuple[frozenset[int], frozenset[int]], Quiet] = {}  # (ids, active)
+        # The compiled quick checks (``quiet.py``), by (a device's rule ids, what its active rules
+        # watch): devices alike share one.
+        self._quick: dict[tuple[frozenset[int], _Watch], Quiet] = {}
+        # Per device: its quick check now, and until when it holds (a pending state's ``for``
+        # elapsing changes what it watches); dropped when one of its states moves.
+        self._device_quick: dict[str, tuple[Quiet, float]] = {}
         self._live: dict[str, dict[int, AlertState]] = {}  # per device: states pending or firing
         self._pending: set[Key] = set()
         self._firing: set[Key] = set()  # the repeat check walks these each tick, not every active state
@@ -106,7 +137,7 @@ class Evaluator:
         }
         self._sampled.clear()
         self._quick.clear()
-        self._quick_by_rules.clear()
+        self._device_quick.clear()
         self._due = [(self._due_at(key), key) for key in self._pending]  # ``for`` may have changed
         self._queued = set(self._pending)
         heapq.heapify(self._due)
@@ -127,7 +158,7 @@ class Evaluator:
         if self._tags.get(device_id) != tags:
             self._tags[device_id] = tags
             self._sampled.pop(device_id, None)
-            self._quick.pop(device_id, None)
+            self._device_quick.pop(device_id, None)
 
     def forget_device(self, device_id: str) -> list[Key]:
         """A removed device: its states go (keys returned)."""
@@ -135,7 +166,7 @@ class Evaluator:
         self._online.discard(device_id)
         self._tags.pop(device_id, None)
         self._sampled.pop(device_id, None)
-        self._quick.pop(device_id, None)
+        self._device_quick.pop(device_id, None)
         gone = [key for key in self.states if key[1] == device_id]
         for key in gone:
             self._drop(key)
@@ -143,35 +174,50 @@ class Evaluator:
 
     # the streams
 
-    def on_samples(self, samples: Iterable[Sample], now: float) -> bool:
-        """Samples arrived, in order; whether a state changed. What the device's rules need is looked
-        up once for a run of samples from one device (a batch), and again after a transition."""
-        changed, device_id, view = False, None, None
-        for sample in samples:
-            if sample.device_id != device_id:
-                device_id = sample.device_id
-                view = self._view(device_id)
-            if view is None:
-                continue  # no metric rule selects the device
-            groups, active, live, quiet = view
-            # The active rules each (one of them resolved by this sample stays out of what follows:
-            # one move per rule and sample), then the common case: none of the device's other rules
-            # fires at this sample (compiled).
-            moved = bool(active) and self._observe_active(sample, active, live, now)
-            if not quiet(sample) and self._look_closer(sample, groups, active, now):
-                moved = True
-            if moved:
+    def on_samples(self, samples: Sequence[Sample], now: float) -> bool:
+        """Samples arrived, in order; whether a state changed. Each run of samples from one device (a
+        batch) is evaluated together (``_run``): ``changed`` gets each (rule, device) that moved in
+        it once, in its state after the run's last sample."""
+        if len(samples) == 1:  # a live sample: no grouping
+            return self._run(samples[0].device_id, samples, now)
+        changed = False
+        for device_id, run in groupby(samples, _DEVICE):
+            if self._run(device_id, run, now):
                 changed = True
-                view = self._view(device_id)  # its states moved
         return changed
 
     def on_sample(self, sample: Sample, now: float) -> bool:
         """A sample arrived; whether a state changed."""
         return self.on_samples((sample,), now)
 
+    def _run(self, device_id: str, samples: Iterable[Sample], now: float) -> bool:
+        """A run of the device's samples, in order, as if every rule observed each one. What the
+        device's rules need is looked up once; the run's states (``states``) and its active rules
+        are kept here, and the indexes updated once, at its end."""
+        view = self._view(device_id)
+        if view is None:
+            return False  # no metric rule selects the device
+        groups, ids, active, live = view
+        states = dict(live)  # the run's state of each rule active at its start or moved in it
+        quiet = self._quick_of(device_id, groups, ids, active, states, now)
+        moved: dict[int, AlertState] = {}
+        for sample in samples:
+            # The common case: no rule of the device moves at this sample (compiled). Else the
+            # active rules each (one moved by this sample stays out of what follows: one move per
+            # rule and sample), then the others; what moved changes what the quick check watches.
+            if quiet(sample):
+                continue
+            observed = bool(active) and self._observe_active(sample, active, states, moved, now)
+            if self._look_closer(sample, groups, active, states, moved, now) or observed:
+                active[:] = [rule_id for rule_id in active if states[rule_id].state != Phase.OK]
+                quiet = self._quick_for(groups, ids, self._watch(active, states, now))
+        for state in moved.values():
+            self._apply(state)
+        return bool(moved)
+
     def _view(self, device_id: str) -> _View | None:
-        """The device's rule groups, active rules and their states, and the quick check of its other
-        rules (None: no metric rule selects it)."""
+        """The device's rule groups and their ids, its active rules and their states (None: no
+        metric rule selects it)."""
         sampled = self._sampled.get(device_id)
         if sampled is None:
             sampled = self._index(device_id)
@@ -182,32 +228,49 @@ class Evaluator:
         active: list[int] = []
         if live is not None and not live.keys().isdisjoint(ids):
             active = [rule_id for rule_id in live if rule_id in ids]
-        return groups, active, live or {}, self._quick_of(device_id, groups, ids)
+        return groups, ids, active, live or {}
+
+    def _watch(self, active: list[int], states: dict[int, AlertState], now: float) -> _Watch:
+        """What the active rules watch: (id, "firing" | "pending" | "due") each, "due" a pending
+        state whose ``for`` has elapsed (its next reading moves it)."""
+        if not active:
+            return _NOTHING_ACTIVE
+        rules = self.rules
+        return frozenset((rule_id, _phase(rules[rule_id], states[rule_id], now)) for rule_id in active)
 
     def _observe_active(
-        self, sample: Sample, active: list[int], live: dict[int, AlertState], now: float
+        self,
+        sample: Sample,
+        active: list[int],
+        states: dict[int, AlertState],
+        moved: dict[int, AlertState],
+        now: float,
     ) -> bool:
-        """The device's pending and firing metric rules (``active``, their states in ``live``) see
-        the sample (it may resolve them)."""
-        changed, device_id = False, sample.device_id
+        """The run's active metric rules (``active``, their states in ``states``) see the sample;
+        whether one moved."""
+        device_id, changed = sample.device_id, False
         for rule_id in active:
             value = self._readers[rule_id](sample)
             if value is None:
                 continue
-            rule, state = self.rules[rule_id], live[rule_id]
-            # What most samples of an active rule do, inline: nothing (firing and not cleared, or
-            # pending, still true and its ``for`` not elapsed).
-            if state.state == "firing":
-                if not rule.clears(value):
-                    continue
-            elif rule.fires(value) and now - state.since < rule.record.for_seconds:
-                continue
-            changed |= self._apply(r.observe(rule, device_id, state, value, now))
+            new = r.observe(self.rules[rule_id], device_id, states[rule_id], value, now)
+            if new is not None:
+                states[rule_id] = moved[rule_id] = new
+                changed = True
         return changed
 
-    def _look_closer(self, sample: Sample, groups: tuple[_Group, ...], active: list[int], now: float) -> bool:
-        """Some rule may fire: per field, its bounds, then its rules (those not already active)."""
-        changed, device_id, extra = False, sample.device_id, sample.extra
+    def _look_closer(
+        self,
+        sample: Sample,
+        groups: tuple[_Group, ...],
+        active: list[int],
+        states: dict[int, AlertState],
+        moved: dict[int, AlertState],
+        now: float,
+    ) -> bool:
+        """Some rule may fire: per field, its bounds, then its ok rules (one that fires joins
+        ``active``); whether one did."""
+        joined, device_id, extra = False, sample.device_id, sample.extra
         for field, core, plain, gt, ge, lt, le, read, rules in groups:
             raw: Any = getattr(sample, field) if core else extra.get(field)
             if raw is None:
@@ -222,9 +285,13 @@ class Evaluator:
                 continue
             for rule in rules:
                 if rule.fires(value) and rule.id not in active:  # an ok rule: only firing moves it
-                    state = self.states.get((rule.id, device_id))
-                    changed |= self._apply(r.observe(rule, device_id, state, value, now))
-        return changed
+                    state = states.get(rule.id) or self.states.get((rule.id, device_id))
+                    new = r.observe(rule, device_id, state, value, now)
+                    if new is not None:
+                        states[rule.id] = moved[rule.id] = new
+                        active.append(rule.id)
+                        joined = True
+        return joined
 
     def on_presence(self, device_id: str, online: bool, now: float) -> bool:
         """The device went online or offline; whether a state changed."""
@@ -293,9 +360,7 @@ class Evaluator:
 
     def _put(self, state: AlertState) -> None:
         key = state.key
-        old = self.states.get(key)
-        if (old is None or old.state == Phase.OK) != (state.state == Phase.OK):
-            self._quick.pop(state.device_id, None)  # one of its rules became ok, or stopped being
+        self._device_quick.pop(state.device_id, None)
         self.states[key] = state
         if state.state == Phase.OK:
             live = self._live.get(state.device_id)
@@ -324,7 +389,7 @@ class Evaluator:
 
     def _drop(self, key: Key) -> None:
         del self.states[key]
-        self._quick.pop(key[1], None)
+        self._device_quick.pop(key[1], None)
         self._pending.discard(key)
         self._firing.discard(key)
         live = self._live.get(key[1])
@@ -345,24 +410,47 @@ class Evaluator:
         self._sampled[device_id] = sampled
         return sampled
 
-    def _quick_of(self, device_id: str, groups: tuple[_Group, ...], ids: frozenset[int]) -> Quiet:
-        quiet = self._quick.get(device_id)
-        if quiet is None:
-            quiet = self._quick[device_id] = self._compile_quick(device_id, groups, ids)
+    def _quick_of(
+        self,
+        device_id: str,
+        groups: tuple[_Group, ...],
+        ids: frozenset[int],
+        active: list[int],
+        states: dict[int, AlertState],
+        now: float,
+    ) -> Quiet:
+        """The device's quick check at the start of a run (kept until one of its states moves or a
+        pending one comes due)."""
+        found = self._device_quick.get(device_id)
+        if found is not None and now < found[1]:
+            return found[0]
+        quiet = self._quick_for(groups, ids, self._watch(active, states, now))
+        until = math.inf
+        for rule_id in active:
+            state = states[rule_id]
+            if state.state == Phase.PENDING and now < (
+                due := state.since + self.rules[rule_id].record.for_seconds
+            ):
+                until = min(until, due)
+        self._device_quick[device_id] = (quiet, until)
         return quiet
 
-    def _compile_quick(self, device_id: str, groups: tuple[_Group, ...], ids: frozenset[int]) -> Quiet:
-        """The quick check of the device's rules that are ok now (shared with devices alike)."""
-        live = self._live.get(device_id) or {}
-        key = (ids, ids.intersection(live))
-        found = self._quick_by_rules.get(key)
+    def _quick_for(self, groups: tuple[_Group, ...], ids: frozenset[int], watch: _Watch) -> Quiet:
+        """The quick check of a device's rules (``ids``, in ``groups``), its active ones watching
+        what ``watch`` says and the others their condition."""
+        key = (ids, watch)
+        found = self._quick.get(key)
         if found is None:
+            if len(self._quick) >= _QUICK_LIMIT:
+                self._quick.clear()
+            phases = dict(watch)
             readings = []
-            for group in groups:
-                field, rules = group[0], [rule for rule in group[8] if rule.id not in live]
-                if rules:
-                    readings.append(_reading(field, rules[0].kind is Kind.STATUS, rules))
-            found = self._quick_by_rules[key] = compile_quiet(tuple(readings))
+            for field, _, _, _, _, _, _, _, rules in groups:
+                pairs = [pair for rule in rules for pair in _watched(rule, phases.get(rule.id, Phase.OK))]
+                if pairs:
+                    status = rules[0].kind is Kind.STATUS
+                    readings.append((field, field in _CORE_FIELDS, status, tuple(sorted(pairs))))
+            found = self._quick[key] = compile_quiet(tuple(readings))
         return found
 
     def _selecting(self, device_id: str) -> Iterator[Rule]:

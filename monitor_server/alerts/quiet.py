@@ -1,12 +1,14 @@
-"""A device's quick check, compiled: whether no rule that reads its samples fires at this sample.
+"""A device's quick check, compiled: whether no rule that reads its samples moves at this sample.
 
 The evaluator asks it for every sample of a device some rule selects, so it is one generated
-function per set of (field, op, value) a device's rules read, shared by the devices with the same
+function per set of (field, op, value) a device's rules watch, shared by the devices with the same
 set: each field read once, compared with the lowest ``>``/``>=`` value and the highest ``<``/``<=``
-of its rules (and each ``==``/``!=`` value), no loop, no call. False means "look closer", never
-"a rule fires": the evaluator's own path then decides (a value that is not a number, a state
-already pending or firing...). Field names and values reach the generated code as arguments of
-its factory, never as source text, so a rule's metric name cannot inject code.
+(and each ``==``/``!=`` value), no loop, no call. A rule that is ok watches its condition; a firing
+one, the opposite of its clear condition; a pending one, the opposite of its condition (the
+evaluator builds the pairs). False means "look closer", never "a rule moves": the evaluator's own
+path then decides (a value that is not a number...). Field names and values reach the generated
+code as arguments of its factory, never as source text, so a rule's metric name cannot inject code,
+and devices whose checks differ only in values share one compiled factory.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ from typing import Any
 from monitor_server.store import Sample
 
 Quiet = Callable[[Sample], bool]
-# One field's rules: (field, read from a ``Sample`` attribute, status rule, ((op, value), ...)).
+# One field's rules: (field, read from a ``Sample`` attribute, status rule, ((op, value), ...)): the
+# sample may move a rule when ``reading op value`` holds. For status rules the reading is 1.0 for a
+# status "error" and 0.0 for any other (none: no reading), so ("==", 1.0) looks at an error and
+# ("!=", 1.0) at any other status.
 Reading = tuple[str, bool, bool, tuple[tuple[str, float], ...]]
 
 _EXTREME: dict[str, Callable[[Iterable[float]], float]] = {">": min, ">=": min, "<": max, "<=": max}
 _ATTRIBUTES = frozenset({"cpu", "ram", "disk", "uptime_sec", "status"})  # ``Sample``'s own fields
 _CACHE_LIMIT = 4096
 _cache: dict[tuple[Reading, ...], Quiet] = {}
+_factories: dict[str, Callable[..., Quiet]] = {}  # by generated source: values are arguments
 
 
 def _always_quiet(sample: Sample) -> bool:
@@ -37,6 +43,8 @@ def compile_quiet(readings: tuple[Reading, ...]) -> Quiet:
     if found is None:
         if len(_cache) >= _CACHE_LIMIT:
             _cache.clear()
+        if len(_factories) >= _CACHE_LIMIT:
+            _factories.clear()
         found = _cache[readings] = _build(readings)
     return found
 
@@ -63,7 +71,7 @@ def _build(readings: tuple[Reading, ...]) -> Quiet:
 
     for field, attribute, status, pairs in readings:
         if status:
-            lines.append('if sample.status == "error": return False')
+            lines += _status_lines({op for op, _ in pairs})
             continue
         tests = " or ".join(f"v {op} {arg(value)}" for op, value in _comparisons(pairs))
         if not tests:
@@ -87,7 +95,19 @@ def _build(readings: tuple[Reading, ...]) -> Quiet:
         "        return True\n"
         "    return quiet\n"
     )
-    namespace: dict[str, Any] = {}
-    exec(compile(source, "<alert quick check>", "exec"), namespace)  # noqa: S102 - no user text in it
-    quiet: Quiet = namespace["factory"](*args)
+    factory = _factories.get(source)
+    if factory is None:
+        namespace: dict[str, Any] = {}
+        exec(compile(source, "<alert quick check>", "exec"), namespace)  # noqa: S102 - no user text in it
+        factory = _factories[source] = namespace["factory"]
+    quiet: Quiet = factory(*args)
     return quiet
+
+
+def _status_lines(ops: set[str]) -> list[str]:
+    """A status rule ok looks at an error (``==``); an active one at any other status (``!=``)."""
+    if {"==", "!="} <= ops:
+        return ["if sample.status is not None: return False"]
+    if "!=" in ops:
+        return ['if sample.status is not None and sample.status != "error": return False']
+    return ['if sample.status == "error": return False']

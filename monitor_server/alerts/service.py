@@ -1,7 +1,7 @@
 """The alert service: evaluation fed by the hub's sample and presence streams, states stored on
 every transition, notifications grouped per notifier and queued in the stored outbox.
 
-Nothing here runs per sample but ``on_sample`` (no await, no query). One task (``_run_writer``)
+Nothing here runs per sample but ``on_samples`` (no await, no query). One task (``_run_writer``)
 stores transitions and queues notifications, so the two never race: a state's
 ``last_notified_at`` is written in the same transaction as the outbox rows that notify it, and a
 restart re-derives from the stored states what is still owed (``AlertState.owes``), so a firing
