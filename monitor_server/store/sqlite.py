@@ -78,6 +78,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._rolling = asyncio.Lock()  # one roll_up at a time: its sums span transactions
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,33 +198,50 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         """Fold the samples stored since the last call into every tier; how many were folded.
 
         Samples are taken by id (the order they were stored, so late arrivals are not missed),
-        ``batch`` per transaction so ingest waits for the writer no longer than one batch.
+        ``batch`` per transaction so ingest waits for the writer no longer than one batch. Each
+        batch is summed per device and minute into the writer connection's temporary table; the
+        tiers are updated from it, with the watermark, once it holds ``FOLD_ROWS`` (device,
+        minute) rows or the samples run out. A fleet of many devices sending one sample at a time
+        has about one sample per device in a batch: folding each batch updated three tier rows per
+        sample, folding the sums of many batches updates them once per device and minute.
         """
-        folded = 0
-        while True:
-            async with self._tx() as db:
-                async with db.execute(
-                    "SELECT watermark, (SELECT COUNT(*) FROM (SELECT 1 FROM samples WHERE id >"
-                    " (SELECT watermark FROM rollup_state) ORDER BY id LIMIT ?1)),"
-                    " (SELECT MAX(id) FROM (SELECT id FROM samples WHERE id >"
-                    " (SELECT watermark FROM rollup_state) ORDER BY id LIMIT ?1)) FROM rollup_state",
-                    (batch,),
-                ) as cur:
-                    row = await cur.fetchone()
-                assert row is not None, "rollup_state has its row from migration 4"
-                low, count, high = int(row[0]), int(row[1]), row[2]
-                if not count:
+        async with self._rolling:
+            folded, low, held = 0, None, 0
+            while True:
+                async with self._tx() as db:
+                    if low is None:  # this call's first transaction: from the stored watermark
+                        for statement in _BATCH_TABLE:
+                            await db.execute(statement)
+                        await db.execute("DELETE FROM temp.rollup_batch")  # left by a failed call
+                        low = await self._watermark(db)
+                    async with db.execute(_NEXT_BATCH, (low, batch)) as cur:
+                        row = await cur.fetchone()
+                    assert row is not None
+                    count, high = int(row[0]), row[1]
+                    if count:
+                        await db.execute(_FILL_BATCH, (low, high))
+                        low, folded, held = high, folded + count, await self._held(db)
+                    if held and (count < batch or held >= FOLD_ROWS):
+                        for tier in TIERS:
+                            await db.execute(_FOLD[tier.name])
+                        await db.execute("DELETE FROM temp.rollup_batch")
+                        await db.execute("UPDATE rollup_state SET watermark = ?", (low,))
+                        held = 0
+                if count < batch:
                     return folded
-                # the batch per minute once (json_extract is the cost), then each tier from it
-                await db.execute(_BATCH_TABLE)
-                await db.execute(_FILL_BATCH, (low, high))
-                for tier in TIERS:
-                    await db.execute(_FOLD[tier.name])
-                await db.execute("DELETE FROM temp.rollup_batch")
-                await db.execute("UPDATE rollup_state SET watermark = ?", (high,))
-            folded += count
-            if count < batch:
-                return folded
+
+    @staticmethod
+    async def _watermark(db: aiosqlite.Connection) -> int:
+        async with db.execute("SELECT watermark FROM rollup_state") as cur:
+            row = await cur.fetchone()
+        assert row is not None, "rollup_state has its row from migration 4"
+        return int(row[0])
+
+    @staticmethod
+    async def _held(db: aiosqlite.Connection) -> int:
+        async with db.execute("SELECT COUNT(*) FROM temp.rollup_batch") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row is not None else 0
 
     async def delete_rollups_before(self, tier: Tier, cutoff: float) -> int:
         """Delete the tier's rows whose span ends at or before ``cutoff``; how many."""
@@ -866,30 +884,41 @@ def _merge(column: str, function: str) -> str:
     return f"{column} = COALESCE({function}({column}, excluded.{column}), {column}, excluded.{column})"
 
 
-def _fold(tier: Tier) -> str:
-    """Fold the batch (``temp.rollup_batch``, per minute) into ``tier``: new rows, or merged in."""
+def _merged() -> list[str]:
+    """An upsert's merge of one (device, span) row's sums, minimums and maximums."""
     merged = ["n = n + excluded.n", _merge("last_ts", "MAX"), _merge("uptime_sec", "MAX")]
     for m in ROLLUP_FIELDS:
         merged += [f"{m}_n = {m}_n + excluded.{m}_n", f"{m}_sum = {m}_sum + excluded.{m}_sum"]
         merged += [_merge(f"{m}_min", "MIN"), _merge(f"{m}_max", "MAX")]
+    return merged
+
+
+def _fold(tier: Tier) -> str:
+    """Fold the batch (``temp.rollup_batch``, per minute) into ``tier``: new rows, or merged in."""
     parts = "".join(f", SUM({m}_n), SUM({m}_sum), MIN({m}_min), MAX({m}_max)" for m in ROLLUP_FIELDS)
     return (
         f"INSERT INTO {tier.table} (device_id, start, n, last_ts, uptime_sec{_PART_COLUMNS})"
         f" SELECT device_id, start / {tier.width} * {tier.width}, SUM(n), MAX(last_ts), MAX(uptime_sec)"
         f"{parts} FROM temp.rollup_batch GROUP BY 1, 2"
-        f" ON CONFLICT (device_id, start) DO UPDATE SET {', '.join(merged)}"
+        f" ON CONFLICT (device_id, start) DO UPDATE SET {', '.join(_merged())}"
     )
 
 
 # The samples with ids in ``(?1, ?2]`` per device and finest tier row (every tier's width is a
 # multiple of it), in the writer connection's own temporary table.
-_BATCH_TABLE = "CREATE TEMP TABLE IF NOT EXISTS rollup_batch AS SELECT * FROM main.rollup_minute WHERE 0"
+_BATCH_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS rollup_batch AS SELECT * FROM main.rollup_minute WHERE 0",
+    "CREATE UNIQUE INDEX IF NOT EXISTS temp.rollup_batch_key ON rollup_batch (device_id, start)",
+)
+_NEXT_BATCH = "SELECT COUNT(*), MAX(id) FROM (SELECT id FROM samples WHERE id > ?1 ORDER BY id LIMIT ?2)"
 _FILL_BATCH = (
     f"INSERT INTO temp.rollup_batch (device_id, start, n, last_ts, uptime_sec{_PART_COLUMNS})"
     f" SELECT device_id, CAST(ts / {TIERS[0].width} AS INTEGER) * {TIERS[0].width}, COUNT(*), MAX(ts),"
     f" MAX(uptime_sec){_PART_AGGREGATES}"
     " FROM samples WHERE id > ?1 AND id <= ?2 GROUP BY 1, 2"
+    f" ON CONFLICT (device_id, start) DO UPDATE SET {', '.join(_merged())}"
 )
+FOLD_ROWS = 20_000  # (device, minute) sums held before the tiers are updated: one transaction
 
 
 def _tier_buckets(tier: Tier) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import defaultdict
 from typing import Any
@@ -101,6 +102,22 @@ async def test_tiers_after_roll_up_match_two_days_with_late_arrivals(store: Stor
             assert_same(answered(buckets, step, field), expected(samples, step, field))
     hours = await store.query_buckets("d1", DAY0, None, float(HOUR), 10_000)
     assert len(hours) == 48 and hours[-1].uptime_sec == max(s.uptime_sec or 0 for s in samples)
+
+
+async def test_many_devices_one_sample_each_per_batch_and_two_passes_at_once(store: Store) -> None:
+    """120 devices in turn (a batch of 50 holds one sample per device), folded by two calls at once:
+    every sample counted once, in every tier."""
+    per_device = {f"d{n:03d}": irregular(f"d{n:03d}", DAY0, 6, 13.0, seed=n) for n in range(120)}
+    interleaved = [s for row in zip(*per_device.values(), strict=True) for s in row]
+    await store.write_samples(interleaved, DAY0)
+    assert sum(await asyncio.gather(store.roll_up(batch=50), store.roll_up(batch=50))) == len(interleaved)
+    assert await store.roll_up(batch=50) == 0
+    for device, samples in list(per_device.items())[::17]:
+        for step in (60.0, float(HOUR)):
+            buckets = await store.query_buckets(device, DAY0, None, step, 10_000)
+            assert sum(b.extra["count"] for b in buckets) == len(samples), (device, step)
+            assert_same(answered(buckets, step, "cpu"), expected(samples, step, "cpu"))
+            assert_same(answered(buckets, step, "load_1"), expected(samples, step, "load_1"))
 
 
 async def test_step_is_a_whole_number_of_tier_rows(store: Store) -> None:
