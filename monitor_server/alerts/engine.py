@@ -425,14 +425,10 @@ class Evaluator:
         if found is not None and now < found[1]:
             return found[0]
         quiet = self._quick_for(groups, ids, self._watch(active, states, now))
-        until = math.inf
-        for rule_id in active:
-            state = states[rule_id]
-            if state.state == Phase.PENDING and now < (
-                due := state.since + self.rules[rule_id].record.for_seconds
-            ):
-                until = min(until, due)
-        self._device_quick[device_id] = (quiet, until)
+        pending = [
+            self._due_at((rule_id, device_id)) for rule_id in active if states[rule_id].state == Phase.PENDING
+        ]
+        self._device_quick[device_id] = (quiet, min((due for due in pending if due > now), default=math.inf))
         return quiet
 
     def _quick_for(self, groups: tuple[_Group, ...], ids: frozenset[int], watch: _Watch) -> Quiet:
