@@ -18,25 +18,23 @@ import operator
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import groupby
-from typing import Any
 
 from monitor_server.alerts import rules as r
-from monitor_server.alerts.quiet import Quiet, compile_quiet
+from monitor_server.alerts.quiet import Scan, compile_quiet
 from monitor_server.alerts.rules import Kind, Phase, Rule
 from monitor_server.store import Sample
 from monitor_server.store.alert_records import AlertRule, AlertState
 
 Key = tuple[int, str]
-# The rules of a device reading one field: the field, whether it is a column of ``Sample``, whether
-# bounds decide that none fires (all plain thresholds), the lowest ``>`` and ``>=`` values and the
-# highest ``<`` and ``<=`` (no rule fires inside them), how to read the field, and the rules.
-_Group = tuple[str, bool, bool, float, float, float, float, r.Reader, tuple[Rule, ...]]
+# The rules of a device reading one field: the field, whether it is a column of ``Sample``, how to
+# read it, and the rules.
+_Group = tuple[str, bool, r.Reader, tuple[Rule, ...]]
 # A device's groups and the ids of all their rules.
 _Sampled = tuple[tuple[_Group, ...], frozenset[int]]
 _UNWATCHED: _Sampled = ((), frozenset())  # a device no metric rule selects
 # What a run of samples from one device needs (``Evaluator._view``): its groups and their rule ids,
-# its active (pending or firing) metric rules and their states.
-_View = tuple[tuple[_Group, ...], frozenset[int], list[int], dict[int, AlertState]]
+# and the states of its active (pending or firing) metric rules, a copy the run updates.
+_View = tuple[tuple[_Group, ...], frozenset[int], dict[int, AlertState]]
 # What a device's active rules watch (``Evaluator._watch``): (rule id, phase) pairs.
 _Watch = frozenset[tuple[int, str]]
 _NOTHING_ACTIVE: _Watch = frozenset()
@@ -44,14 +42,11 @@ _QUICK_LIMIT = 4096  # compiled checks kept (rebuilt from cached factories when 
 _NEGATED = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!=", "!=": "=="}
 _ANY_NUMBER = (">=", -sys.float_info.max)  # true for every finite number
 _DEVICE = operator.attrgetter("device_id")
-_NUMBERS: frozenset[type] = frozenset({float, int})
 _CORE_FIELDS = frozenset({"cpu", "ram", "disk", "uptime_sec", "status"})
 
 
 def _group(field: str, status: bool, rules: tuple[Rule, ...]) -> _Group:
-    gt, ge, lt, le = r.bounds(rules)
-    plain = not status and all(rule.record.op in (">", ">=", "<", "<=") for rule in rules)
-    return (field, field in _CORE_FIELDS, plain, gt, ge, lt, le, r.reader(field, status), rules)
+    return (field, field in _CORE_FIELDS, r.reader(field, status), rules)
 
 
 def _phase(rule: Rule, state: AlertState, now: float) -> str:
@@ -95,10 +90,10 @@ class Evaluator:
         self._sampled: dict[str, _Sampled] = {}
         # The compiled quick checks (``quiet.py``), by (a device's rule ids, what its active rules
         # watch): devices alike share one.
-        self._quick: dict[tuple[frozenset[int], _Watch], Quiet] = {}
+        self._quick: dict[tuple[frozenset[int], _Watch], Scan] = {}
         # Per device: its quick check now, and until when it holds (a pending state's ``for``
         # elapsing changes what it watches); dropped when one of its states moves.
-        self._device_quick: dict[str, tuple[Quiet, float]] = {}
+        self._device_quick: dict[str, tuple[Scan, float]] = {}
         self._live: dict[str, dict[int, AlertState]] = {}  # per device: states pending or firing
         self._pending: set[Key] = set()
         self._firing: set[Key] = set()  # the repeat check walks these each tick, not every active state
@@ -192,32 +187,28 @@ class Evaluator:
 
     def _run(self, device_id: str, samples: Iterable[Sample], now: float) -> bool:
         """A run of the device's samples, in order, as if every rule observed each one. What the
-        device's rules need is looked up once; the run's states (``states``) and its active rules
-        are kept here, and the indexes updated once, at its end."""
+        device's rules need is looked up once; the run's states (``states``) are kept here, and the
+        indexes updated once, at its end."""
         view = self._view(device_id)
         if view is None:
             return False  # no metric rule selects the device
-        groups, ids, active, live = view
-        states = dict(live)  # the run's state of each rule active at its start or moved in it
-        quiet = self._quick_of(device_id, groups, ids, active, states, now)
+        groups, ids, states = view
+        scan = self._quick_of(device_id, groups, ids, states, now)
         moved: dict[int, AlertState] = {}
-        for sample in samples:
-            # The common case: no rule of the device moves at this sample (compiled). Else the
-            # active rules each (one moved by this sample stays out of what follows: one move per
-            # rule and sample), then the others; what moved changes what the quick check watches.
-            if quiet(sample):
-                continue
-            observed = bool(active) and self._observe_active(sample, active, states, moved, now)
-            if self._look_closer(sample, groups, active, states, moved, now) or observed:
-                active[:] = [rule_id for rule_id in active if states[rule_id].state != Phase.OK]
-                quiet = self._quick_for(groups, ids, self._watch(active, states, now))
+        rest = iter(samples)
+        # The common case: no rule of the device moves at a sample, and the compiled check walks
+        # past it. Where a reading may move one, the rules of that field look closer; what moved
+        # changes what the check watches.
+        while (found := scan(rest)) is not None:
+            if self._look_closer(*found, groups, states, moved, now):
+                scan = self._quick_for(groups, ids, self._watch(states, now))
         for state in moved.values():
             self._apply(state)
         return bool(moved)
 
     def _view(self, device_id: str) -> _View | None:
-        """The device's rule groups and their ids, its active rules and their states (None: no
-        metric rule selects it)."""
+        """The device's rule groups and their ids, and its active rules' states (None: no metric
+        rule selects it)."""
         sampled = self._sampled.get(device_id)
         if sampled is None:
             sampled = self._index(device_id)
@@ -225,73 +216,56 @@ class Evaluator:
             return None
         groups, ids = sampled
         live = self._live.get(device_id)
-        active: list[int] = []
-        if live is not None and not live.keys().isdisjoint(ids):
-            active = [rule_id for rule_id in live if rule_id in ids]
-        return groups, ids, active, live or {}
+        if live is None or live.keys().isdisjoint(ids):
+            return groups, ids, {}
+        return groups, ids, {rule_id: state for rule_id, state in live.items() if rule_id in ids}
 
-    def _watch(self, active: list[int], states: dict[int, AlertState], now: float) -> _Watch:
-        """What the active rules watch: (id, "firing" | "pending" | "due") each, "due" a pending
-        state whose ``for`` has elapsed (its next reading moves it)."""
-        if not active:
-            return _NOTHING_ACTIVE
+    def _watch(self, states: dict[int, AlertState], now: float) -> _Watch:
+        """What the active rules among ``states`` watch: (id, "firing" | "pending" | "due") each,
+        "due" a pending state whose ``for`` has elapsed (its next reading moves it)."""
         rules = self.rules
-        return frozenset((rule_id, _phase(rules[rule_id], states[rule_id], now)) for rule_id in active)
-
-    def _observe_active(
-        self,
-        sample: Sample,
-        active: list[int],
-        states: dict[int, AlertState],
-        moved: dict[int, AlertState],
-        now: float,
-    ) -> bool:
-        """The run's active metric rules (``active``, their states in ``states``) see the sample;
-        whether one moved."""
-        device_id, changed = sample.device_id, False
-        for rule_id in active:
-            value = self._readers[rule_id](sample)
-            if value is None:
-                continue
-            new = r.observe(self.rules[rule_id], device_id, states[rule_id], value, now)
-            if new is not None:
-                states[rule_id] = moved[rule_id] = new
-                changed = True
-        return changed
+        return frozenset(
+            (rule_id, _phase(rules[rule_id], state, now))
+            for rule_id, state in states.items()
+            if state.state != Phase.OK
+        )
 
     def _look_closer(
         self,
         sample: Sample,
+        mask: int,
         groups: tuple[_Group, ...],
-        active: list[int],
         states: dict[int, AlertState],
         moved: dict[int, AlertState],
         now: float,
     ) -> bool:
-        """Some rule may fire: per field, its bounds, then its ok rules (one that fires joins
-        ``active``); whether one did."""
-        joined, device_id, extra = False, sample.device_id, sample.extra
-        for field, core, plain, gt, ge, lt, le, read, rules in groups:
-            raw: Any = getattr(sample, field) if core else extra.get(field)
-            if raw is None:
-                continue
-            # Numbers only (int or float, not bool), compared as they are: no ``typing.cast``.
-            if (
-                plain and raw.__class__ in _NUMBERS and not (raw > gt or raw >= ge or raw < lt or raw <= le)  # type: ignore[operator]
-            ):
+        """The rules of the fields in ``mask`` (bit ``i``: ``groups[i]``) observe the sample: an
+        active one its reading, an ok one only a reading that fires it. Whether one moved."""
+        changed, device_id = False, sample.device_id
+        for bit, (_, _, read, rules) in enumerate(groups):
+            if not mask >> bit & 1:
                 continue
             value = read(sample)
             if value is None:
                 continue
             for rule in rules:
-                if rule.fires(value) and rule.id not in active:  # an ok rule: only firing moves it
-                    state = states.get(rule.id) or self.states.get((rule.id, device_id))
-                    new = r.observe(rule, device_id, state, value, now)
-                    if new is not None:
-                        states[rule.id] = moved[rule.id] = new
-                        active.append(rule.id)
-                        joined = True
-        return joined
+                state = states.get(rule.id)
+                # What ``observe`` would find unmoved is skipped here: an ok rule the value does
+                # not fire, a firing one it does not clear, a pending one it fires before its ``for``.
+                if state is None or state.state == Phase.OK:
+                    if not rule.fires(value):
+                        continue
+                    state = state or self.states.get((rule.id, device_id))
+                elif state.state == Phase.FIRING:
+                    if not rule.clears(value):
+                        continue
+                elif rule.fires(value) and now - state.since < rule.record.for_seconds:
+                    continue
+                new = r.observe(rule, device_id, state, value, now)
+                if new is not None:
+                    states[rule.id] = moved[rule.id] = new
+                    changed = True
+        return changed
 
     def on_presence(self, device_id: str, online: bool, now: float) -> bool:
         """The device went online or offline; whether a state changed."""
@@ -415,25 +389,27 @@ class Evaluator:
         device_id: str,
         groups: tuple[_Group, ...],
         ids: frozenset[int],
-        active: list[int],
         states: dict[int, AlertState],
         now: float,
-    ) -> Quiet:
+    ) -> Scan:
         """The device's quick check at the start of a run (kept until one of its states moves or a
         pending one comes due)."""
         found = self._device_quick.get(device_id)
         if found is not None and now < found[1]:
             return found[0]
-        quiet = self._quick_for(groups, ids, self._watch(active, states, now))
+        scan = self._quick_for(groups, ids, self._watch(states, now))
         pending = [
-            self._due_at((rule_id, device_id)) for rule_id in active if states[rule_id].state == Phase.PENDING
+            self._due_at((rule_id, device_id))
+            for rule_id, state in states.items()
+            if state.state == Phase.PENDING
         ]
-        self._device_quick[device_id] = (quiet, min((due for due in pending if due > now), default=math.inf))
-        return quiet
+        self._device_quick[device_id] = (scan, min((due for due in pending if due > now), default=math.inf))
+        return scan
 
-    def _quick_for(self, groups: tuple[_Group, ...], ids: frozenset[int], watch: _Watch) -> Quiet:
-        """The quick check of a device's rules (``ids``, in ``groups``), its active ones watching
-        what ``watch`` says and the others their condition."""
+    def _quick_for(self, groups: tuple[_Group, ...], ids: frozenset[int], watch: _Watch) -> Scan:
+        """The quick check of a device's rules (``ids``, in ``groups``: reading ``i`` is
+        ``groups[i]``), its active ones watching what ``watch`` says and the others their
+        condition."""
         key = (ids, watch)
         found = self._quick.get(key)
         if found is None:
@@ -441,11 +417,9 @@ class Evaluator:
                 self._quick.clear()
             phases = dict(watch)
             readings = []
-            for field, _, _, _, _, _, _, _, rules in groups:
+            for field, core, _, rules in groups:
                 pairs = [pair for rule in rules for pair in _watched(rule, phases.get(rule.id, Phase.OK))]
-                if pairs:
-                    status = rules[0].kind is Kind.STATUS
-                    readings.append((field, field in _CORE_FIELDS, status, tuple(sorted(pairs))))
+                readings.append((field, core, rules[0].kind is Kind.STATUS, tuple(sorted(pairs))))
             found = self._quick[key] = compile_quiet(tuple(readings))
         return found
 

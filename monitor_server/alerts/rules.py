@@ -227,15 +227,3 @@ def came_online(rule: Rule, device_id: str, state: AlertState | None, now: float
     if current is Phase.FIRING:
         return _move(rule, device_id, state, Phase.OK, now, resolved=True)
     return None
-
-
-def bounds(rules: tuple[Rule, ...]) -> tuple[float, float, float, float]:
-    """The lowest ``>`` and ``>=`` values and the highest ``<`` and ``<=`` of these rules."""
-    inf = math.inf
-    values = {
-        op: [r.record.value for r in rules if r.record.op == op and r.record.value is not None]
-        for op in _MIRRORED
-    }
-    gt, ge = min(values[">"], default=inf), min(values[">="], default=inf)
-    lt, le = max(values["<"], default=-inf), max(values["<="], default=-inf)
-    return gt, ge, lt, le

@@ -227,7 +227,8 @@ def test_the_compiled_quick_check_is_quiet_only_when_no_rule_fires(
     specs: list[tuple[str, str, int, int, float]], cpu: object, load: object
 ) -> None:
     """Quiet at a sample exactly when no rule reads a finite number there that fires it (a value
-    that is not one may say "look closer", never "quiet" where a rule fires)."""
+    that is not one may say "look closer", never "quiet" where a rule fires); where it is not, the
+    mask names every field with a rule that fires."""
     rules = [
         Rule.compile(AlertRule(n, f"r{n}", "threshold", metric, op, float(v)))
         for n, (metric, op, v, _, _) in enumerate(specs, 1)
@@ -238,10 +239,17 @@ def test_the_compiled_quick_check_is_quiet_only_when_no_rule_fires(
     readings = tuple((f, f == "cpu", False, tuple(sorted(p))) for f, p in sorted(by_field.items()))
     reading = Sample("d1", 0.0, cpu, None, None, None, None, {"load_1": load})  # type: ignore[arg-type]
     fires = any((v := rule.reading(reading)) is not None and rule.fires(v) for rule in rules)
-    quiet = compile_quiet(readings)(reading)
+    found = compile_quiet(readings)(iter([reading]))
+    quiet = found is None
     assert not (quiet and fires)
     if all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in (cpu, load)):
         assert quiet == (not fires)
+    if found is not None:
+        assert found[0] is reading
+        fields = [field for field, _, _, _ in readings]
+        for rule in rules:
+            if (v := rule.reading(reading)) is not None and rule.fires(v):
+                assert found[1] >> fields.index(rule.field) & 1, f"{rule.field} fires, not in the mask"
 
 
 @settings(max_examples=150)
