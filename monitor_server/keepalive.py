@@ -13,7 +13,8 @@ would. An agent heartbeats every interval (the hub's default heartbeat and ping 
 equal), so its next frame lands just after the interval: ``SILENCE_GRACE`` of the interval is
 waited on top, and taken off the pong deadline, so a silent peer is still dropped at most
 ``ping_interval + ping_timeout`` after the last thing it sent: the worst case of pinging on a
-fixed clock, for no ping at all to a live agent.
+fixed clock, for no ping at all to a live agent. Which peers are silent is found by one sweep
+per event loop (``keepalive_sweep``), not by a timer per socket.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from websockets.protocol import State
 from websockets.streams import StreamReader
 from websockets.utils import apply_mask
 
+from monitor_server.keepalive_sweep import TICK_SHARE, KeepaliveSweep, sweep_for
 from monitor_server.lean_sync import ReceiveQueue, Wakeup
 from protocol.codes import CloseCode
 
@@ -52,6 +54,7 @@ def _running_code(parser: object) -> object:
 
 class KeepaliveReportingProtocol(WebSocketsSansIOProtocol):
     last_received = 0.0  # loop time of the last bytes read from the peer
+    _sweep: KeepaliveSweep | None = None  # while the keepalive runs
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -62,13 +65,31 @@ class KeepaliveReportingProtocol(WebSocketsSansIOProtocol):
 
     def start_keepalive(self) -> None:
         """The handshake is done (uvicorn starts its keepalive then): its request and response,
-        headers and all, are not read again; the scope keeps what the application needs."""
+        headers and all, are not read again; the scope keeps what the application needs. The
+        loop's sweep looks after the socket from now on (``keepalive_sweep``)."""
         del self.request, self.response
-        super().start_keepalive()
+        if self.ping_interval:
+            self._sweep = sweep_for(self.loop, self.ping_interval + self._grace(), self._tick())
+            self._sweep.add(self)
+
+    def stop_keepalive(self) -> None:
+        super().stop_keepalive()
+        if self._sweep is not None:
+            self._sweep.discard(self)
+            self._sweep = None
+
+    def schedule_ping(self) -> None:
+        """uvicorn arms the next ping after each pong: the sweep sends pings instead."""
+
+    def _shorter(self) -> float:
+        assert self.ping_interval is not None
+        return min(self.ping_interval, self.ping_timeout or self.ping_interval)
 
     def _grace(self) -> float:
-        assert self.ping_interval is not None
-        return SILENCE_GRACE * min(self.ping_interval, self.ping_timeout or self.ping_interval)
+        return SILENCE_GRACE * self._shorter()
+
+    def _tick(self) -> float:
+        return TICK_SHARE * self._shorter()
 
     def data_received(self, data: bytes) -> None:
         self.last_received = self.loop.time()
@@ -90,19 +111,20 @@ class KeepaliveReportingProtocol(WebSocketsSansIOProtocol):
         self.transport.write(bytes((_PONG, size)) + apply_mask(data[6:], data[2:6]))
         return True
 
-    def send_keepalive_ping(self) -> None:
-        """Ping only a peer silent for an interval and a grace; else look again that long after it spoke."""
-        assert self.ping_interval is not None
-        grace = self._grace()
-        due = self.last_received + self.ping_interval + grace
-        if self.pending_ping_payload is None and due > self.loop.time():
-            self.ping_timer = self.loop.call_at(due, self.send_keepalive_ping)
+    def silent(self, now: float) -> None:
+        """The sweep found the peer silent for an interval and a grace: ping it, unless a ping is
+        out. The pong is due ``ping_interval + ping_timeout`` after the last bytes read, as when each
+        socket had its own timer (the sweep may look up to a tick late); after a stall of the loop,
+        the peer still gets ``ping_timeout`` less the grace and a tick to answer."""
+        if self.pending_ping_payload is not None:
             return
-        super().send_keepalive_ping()
+        assert self.ping_interval is not None
+        super().send_keepalive_ping()  # nothing when the socket is closing
         if self.pong_timer is not None and self.ping_timeout is not None:
-            # The grace waited before this ping comes off its deadline: same worst case as before.
+            least = self.ping_timeout - self._grace() - self._tick()
+            due = max(self.last_received + self.ping_interval + self.ping_timeout, now + least)
             self.pong_timer.cancel()
-            self.pong_timer = self.loop.call_later(self.ping_timeout - grace, self.keepalive_timeout)
+            self.pong_timer = self.loop.call_at(due, self.keepalive_timeout)
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
