@@ -3,9 +3,13 @@
 uvicorn's keepalive arms a timer per socket for every ping. The hub pings only a peer silent for
 a ping interval and a grace (``keepalive.py``), so a live agent is never pinged, but its timer
 still fired about once an interval to look, and was armed again: 10,000 idle agents cost about
-1,700 timer callbacks a second. The sweep instead walks the sockets it holds every ``tick``
-seconds and compares each one's last read with one threshold (a float comparison per socket);
-only a silent one gets a ping, and its own pong deadline, as before.
+1,700 timer callbacks a second, each arming a new timer. The sweep keeps a timing wheel instead:
+a socket sits in the slot of the tick when it could first have been silent for ``silence``
+seconds (from its last read), and when that tick comes it is looked at once: silent, it is
+pinged (and gets its own pong deadline, as before); else it moves to the slot its last read now
+gives. A socket costs a look and a list append per ``silence`` seconds; one timer per tick serves
+them all. (Comparing every socket's last read at every tick instead cost more than the timers:
+a cache miss per socket, 20,000 a second at 10,000 sockets.)
 
 The sweep looks up to a ``tick`` late, so the pong deadline is set at a fixed point after the last
 bytes read (``ping_interval + ping_timeout``), not after the ping: the worst case for a silent
@@ -15,6 +19,7 @@ peer stays what it was.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Protocol
 
 # Share of the shorter of the ping interval and timeout between two sweeps.
@@ -29,35 +34,52 @@ class Swept(Protocol):
 
 
 class KeepaliveSweep:
-    """The sockets of one event loop with the same keepalive timings."""
+    """The sockets of one event loop with the same keepalive timings, in a timing wheel."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, silence: float, tick: float) -> None:
         self.loop = loop
         self.silence = silence  # seconds without a byte read before a socket is pinged
         self.tick = tick
-        self._sockets: dict[Swept, None] = {}  # insertion-ordered, O(1) removal
+        self._sockets: set[Swept] = set()
+        self._slots: dict[int, list[Swept]] = {}  # by tick number: the sockets to look at then
+        self._next = 0  # the first tick number not looked at yet
         self._timer: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
         return len(self._sockets)
 
     def add(self, socket: Swept) -> None:
-        self._sockets[socket] = None
-        if self._timer is None:
+        if not self._sockets:
+            self._next = math.floor(self.loop.time() / self.tick)
             self._timer = self.loop.call_later(self.tick, self._sweep)
+        self._sockets.add(socket)
+        self._look_at(socket, socket.last_received + self.silence)
 
     def discard(self, socket: Swept) -> None:
-        self._sockets.pop(socket, None)
-        if not self._sockets and self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """Taken out (its slot entry is dropped when that tick comes)."""
+        self._sockets.discard(socket)
+        if not self._sockets:
+            self._slots.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _look_at(self, socket: Swept, when: float) -> None:
+        self._slots.setdefault(max(math.ceil(when / self.tick), self._next), []).append(socket)
 
     def _sweep(self) -> None:
         now = self.loop.time()
-        before = now - self.silence
-        silent = [s for s in self._sockets if s.last_received <= before]
-        for socket in silent:
-            socket.silent(now)
+        last = math.floor(now / self.tick)
+        for number in range(self._next, last + 1):
+            for socket in self._slots.pop(number, ()):
+                if socket not in self._sockets:
+                    continue
+                when = socket.last_received + self.silence
+                if when <= now:
+                    socket.silent(now)  # a ping (or one already out): look again a silence later
+                    when = now + self.silence
+                self._look_at(socket, when)
+        self._next = last + 1
         self._timer = self.loop.call_later(self.tick, self._sweep) if self._sockets else None
 
 

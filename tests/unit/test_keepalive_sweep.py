@@ -75,3 +75,17 @@ def test_closed_loops_and_their_sweeps_are_let_go() -> None:
         assert all(not loop.is_closed() for loop, _, _ in keepalive_sweep._sweeps)
     finally:
         new.close()
+
+
+async def test_each_socket_is_told_when_its_own_silence_ends() -> None:
+    """Sockets last read at different times are told in that order, none before its silence."""
+    loop = asyncio.get_running_loop()
+    sweep = KeepaliveSweep(loop, silence=0.15, tick=0.01)
+    start = loop.time()
+    sockets = [Socket(start + offset) for offset in (0.2, 0.0, 0.1)]
+    for socket in sockets:
+        sweep.add(socket)
+    await asyncio.wait_for(asyncio.gather(*(s.called.wait() for s in sockets)), 3)
+    firsts = [s.calls[0] for s in sockets]
+    assert all(at - s.last_received >= 0.15 for at, s in zip(firsts, sockets, strict=True))
+    assert firsts[1] <= firsts[2] <= firsts[0]
