@@ -114,14 +114,14 @@ class KeepaliveReportingProtocol(WebSocketsSansIOProtocol):
     def silent(self, now: float) -> None:
         """The sweep found the peer silent for an interval and a grace: ping it, unless a ping is
         out. The pong is due ``ping_interval + ping_timeout`` after the last bytes read, as when each
-        socket had its own timer (the sweep may look up to a tick late); after a stall of the loop,
-        the peer still gets ``ping_timeout`` less the grace and a tick to answer."""
+        socket had its own timer (the sweep looks up to two ticks late); after a stall of the loop,
+        the peer still gets ``ping_timeout`` less the grace and two ticks to answer."""
         if self.pending_ping_payload is not None:
             return
         assert self.ping_interval is not None
         super().send_keepalive_ping()  # nothing when the socket is closing
         if self.pong_timer is not None and self.ping_timeout is not None:
-            least = self.ping_timeout - self._grace() - self._tick()
+            least = self.ping_timeout - self._grace() - 2 * self._tick()
             due = max(self.last_received + self.ping_interval + self.ping_timeout, now + least)
             self.pong_timer.cancel()
             self.pong_timer = self.loop.call_at(due, self.keepalive_timeout)

@@ -11,9 +11,10 @@ gives. A socket costs a look and a list append per ``silence`` seconds; one time
 them all. (Comparing every socket's last read at every tick instead cost more than the timers:
 a cache miss per socket, 20,000 a second at 10,000 sockets.)
 
-The sweep looks up to a ``tick`` late, so the pong deadline is set at a fixed point after the last
-bytes read (``ping_interval + ping_timeout``), not after the ping: the worst case for a silent
-peer stays what it was.
+A socket's silence runs out inside its slot's tick and the sweeps run on the ticks' boundaries,
+so it is looked at up to two ticks late (one when a timer fires a little early); the pong
+deadline is therefore set at a fixed point after the last bytes read (``ping_interval +
+ping_timeout``), not after the ping: the worst case for a silent peer stays what it was.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class KeepaliveSweep:
     def add(self, socket: Swept) -> None:
         if not self._sockets:
             self._next = math.floor(self.loop.time() / self.tick)
-            self._timer = self.loop.call_later(self.tick, self._sweep)
+            self._timer = self.loop.call_at((self._next + 1) * self.tick, self._sweep)
         self._sockets.add(socket)
         self._look_at(socket, socket.last_received + self.silence)
 
@@ -80,7 +81,8 @@ class KeepaliveSweep:
                     when = now + self.silence
                 self._look_at(socket, when)
         self._next = last + 1
-        self._timer = self.loop.call_later(self.tick, self._sweep) if self._sockets else None
+        # On the next boundary (not a tick after this sweep ran: a late sweep would push every later one).
+        self._timer = self.loop.call_at(self._next * self.tick, self._sweep) if self._sockets else None
 
 
 _sweeps: dict[tuple[asyncio.AbstractEventLoop, float, float], KeepaliveSweep] = {}
