@@ -37,7 +37,6 @@ _UNWATCHED: _Sampled = ((), frozenset())  # a device no metric rule selects
 _View = tuple[tuple[_Group, ...], frozenset[int], dict[int, AlertState]]
 # What a device's active rules watch (``Evaluator._watch``): (rule id, phase) pairs.
 _Watch = frozenset[tuple[int, str]]
-_NOTHING_ACTIVE: _Watch = frozenset()
 _QUICK_LIMIT = 4096  # compiled checks kept (rebuilt from cached factories when dropped)
 _NEGATED = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!=", "!=": "=="}
 _ANY_NUMBER = (">=", -sys.float_info.max)  # true for every finite number
@@ -80,7 +79,6 @@ class Evaluator:
         # hubs: a device online on another hub is never seen coming back here.
         self.start_offline = start_offline
         self.rules: dict[int, Rule] = {}
-        self._readers: dict[int, r.Reader] = {}  # per rule: how it reads a sample
         self.states: dict[Key, AlertState] = {}
         self.changed: list[AlertState] = []  # transitions not yet taken by the service
         self._tags: dict[str, frozenset[str]] = {}
@@ -127,9 +125,6 @@ class Evaluator:
         """Replace the rules. States of deleted rules, or of devices a rule no longer selects, are
         forgotten (their keys returned); devices already offline start the new offline rules."""
         self.rules = {record.id: Rule.compile(record) for record in records}
-        self._readers = {
-            rule.id: r.reader(rule.field, rule.kind is Kind.STATUS) for rule in self.rules.values()
-        }
         self._sampled.clear()
         self._quick.clear()
         self._device_quick.clear()
