@@ -12,17 +12,21 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-class GroupCommit(Generic[T]):
-    def __init__(self, write: Callable[[list[T]], Awaitable[None]]) -> None:
+class GroupCommit(Generic[T, R]):
+    """``write`` stores a batch and returns what its callers are told (the same for each)."""
+
+    def __init__(self, write: Callable[[list[T]], Awaitable[R]]) -> None:
         self._write = write
         self._pending: list[T] = []
-        self._done: asyncio.Future[None] | None = None  # resolves when ``_pending`` is written
+        self._done: asyncio.Future[R] | None = None  # resolves when ``_pending`` is written
         self._drain: asyncio.Task[None] | None = None
 
-    async def submit(self, item: T) -> None:
-        """Return once ``item`` is written; raise what its write raised.
+    async def submit(self, item: T) -> R:
+        """Return once ``item`` is written, with what its batch's write returned; raise what it
+        raised.
 
         A caller cancelled while waiting leaves its item in the batch: it is written anyway.
         """
@@ -32,7 +36,7 @@ class GroupCommit(Generic[T]):
         self._pending.append(item)
         if self._drain is None:
             self._drain = asyncio.get_running_loop().create_task(self._run())
-        await asyncio.shield(done)
+        return await asyncio.shield(done)
 
     async def _run(self) -> None:
         try:
@@ -41,11 +45,11 @@ class GroupCommit(Generic[T]):
                 self._pending, self._done = [], None
                 assert done is not None
                 try:
-                    await self._write(batch)
+                    result = await self._write(batch)
                 except Exception as exc:
                     done.set_exception(exc)
                     done.exception()  # retrieved: waiters that were cancelled must not warn
                 else:
-                    done.set_result(None)
+                    done.set_result(result)
         finally:
             self._drain = None

@@ -56,7 +56,7 @@ class Hub:
     alerts: AlertService | None = None  # rules, states, notifications (DESIGN §11)
     releases: ReleaseService = field(init=False)  # rollouts and update offers (DESIGN §12)
     # What hellos report of their devices, stored by group commit (one transaction per storm wave).
-    touches: GroupCommit[Touch] = field(init=False)
+    touches: GroupCommit[Touch, None] = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _writer_task: asyncio.Task[None] | None = None
     _relay: Relay | None = None

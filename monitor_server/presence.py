@@ -57,9 +57,13 @@ class Presence:
         # Keeps each device's stored transitions in the order they were decided; devices do not
         # wait for each other (PostgreSQL commits several at once: a storm of hellos is not serial).
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
-        # Online transitions need no ownership check: many go in one transaction (a storm of
-        # hellos, a burst of first-seen HTTP devices), each still in its device's order.
-        self._onlines = GroupCommit(self._store_onlines)
+        # Transitions that arrive together go in one transaction (a storm of hellos, a burst of
+        # first-seen HTTP devices, and their timeouts a window later), each still in its
+        # device's order; an offline one is stored only if no other hub holds the session.
+        self._onlines: GroupCommit[PresenceEvent, None] = GroupCommit(self._store_onlines)
+        self._offlines: GroupCommit[PresenceEvent, frozenset[PresenceEvent]] = GroupCommit(
+            self._store_offlines
+        )
         self.listeners: list[Callable[[PresenceEvent], None]] = []  # told each stored transition (alerts)
 
     def is_online(self, device_id: str) -> bool:
@@ -137,15 +141,14 @@ class Presence:
         self._http_seen.pop(device_id, None)
 
     async def sweep(self) -> None:
-        for device_id in expired(self._http_seen, self._clock(), self._window):
-            # Checked again: while an earlier device of this sweep was recorded, this one may have
-            # sent again, or said hello over a WebSocket (which took it out of ``_http_seen``).
-            seen = self._http_seen.get(device_id)
-            if seen is None or self._clock() - seen <= self._window:
-                continue
+        """Every HTTP device silent past the window goes offline, decided at once and stored
+        together (the devices first seen in one burst time out in one)."""
+        now = self._clock()
+        gone = expired(self._http_seen, now, self._window)
+        for device_id in gone:
             del self._http_seen[device_id]
             self._online.pop(device_id, None)
-            await self._record(device_id, False, PresenceReason.TIMEOUT, HTTP, self._clock())
+        await asyncio.gather(*(self._record(d, False, PresenceReason.TIMEOUT, HTTP, now) for d in gone))
 
     async def run_sweeper(self, interval: float) -> None:
         while True:
@@ -175,14 +178,17 @@ class Presence:
     async def _store_one(
         self, device_id: str, online: bool, reason: str, connection: str | None, at: float
     ) -> PresenceEvent | None:
+        event = PresenceEvent(device_id, online, reason, connection, at)
         if not online:
-            return await self._store.set_presence(device_id, False, reason, connection, at, self._hub_id)
-        event = PresenceEvent(device_id, True, reason, connection, at)
+            return event if event in await self._offlines.submit(event) else None
         await self._onlines.submit(event)
         return event
 
     async def _store_onlines(self, events: list[PresenceEvent]) -> None:
         await self._store.set_presence_many(events, self._hub_id, claim=True)
+
+    async def _store_offlines(self, events: list[PresenceEvent]) -> frozenset[PresenceEvent]:
+        return frozenset(await self._store.set_offline_many(events, self._hub_id))
 
     @asynccontextmanager
     async def _device_lock(self, device_id: str) -> AsyncIterator[None]:

@@ -114,6 +114,13 @@ class Store(Protocol):
         otherwise their holder stays."""
         ...
 
+    async def set_offline_many(
+        self, events: Sequence[PresenceEvent], hub: str | None = None
+    ) -> list[PresenceEvent]:
+        """Store offline transitions in one transaction, each as ``set_presence`` would: those
+        from ``hub`` while another hub holds the session are left out. Returns the ones stored."""
+        ...
+
     async def mark_hub_lost(self, hub: str, at: float) -> list[PresenceEvent]:
         """Every device online through ``hub`` goes offline (``hub_lost``) in one transaction."""
         ...

@@ -266,6 +266,20 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
         async with self._tx() as conn:
             await _store_presence(conn, events, hub, claim)
 
+    async def set_offline_many(
+        self, events: Sequence[PresenceEvent], hub: str | None = None
+    ) -> list[PresenceEvent]:
+        if not events:
+            return []
+        async with self._tx() as conn:
+            kept = list(events)
+            if hub is not None:
+                rows = await conn.fetch(_HOLDERS, sorted({e.device_id for e in events}))
+                elsewhere = {r[0] for r in rows if r[1] not in (None, hub)}
+                kept = [e for e in events if e.device_id not in elsewhere]
+            await _store_presence(conn, kept, hub, claim=True)
+        return kept
+
     async def mark_hub_lost(self, hub: str, at: float) -> list[PresenceEvent]:
         """Every device online through ``hub`` goes offline (``hub_lost``), in one transaction."""
         async with self._tx() as conn:
@@ -498,6 +512,10 @@ _RECORD_PRESENCE = (
     "INSERT INTO presence_events (device_id, online, reason, connection, at)"
     " SELECT device_id, online, reason, connection, at FROM unnest($1::text[], $2::bool[], $3::text[],"
     " $4::text[], $5::float8[]) WITH ORDINALITY AS u(device_id, online, reason, connection, at, i) ORDER BY i"
+)
+# The devices' holding hubs, their rows locked in id order (as every multi-row write takes them).
+_HOLDERS = (
+    "SELECT device_id, hub_id FROM devices WHERE device_id = ANY($1::text[]) ORDER BY device_id FOR UPDATE"
 )
 _HUB_LOST = (
     "UPDATE devices SET online = FALSE, presence_reason = $2, presence_since = $3, hub_id = NULL"

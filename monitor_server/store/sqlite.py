@@ -330,6 +330,15 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
             await _add_devices(db, events)
             await _store_presence(db, events, hub, claim)
 
+    async def set_offline_many(
+        self, events: Sequence[PresenceEvent], hub: str | None = None
+    ) -> list[PresenceEvent]:
+        async with self._tx() as db:
+            await _add_devices(db, events)
+            kept = list(events) if hub is None else await _not_held_elsewhere(db, events, hub)
+            await _store_presence(db, kept, hub, claim=True)
+        return kept
+
     async def mark_hub_lost(self, hub: str, at: float) -> list[PresenceEvent]:
         """Every device online through ``hub`` goes offline (``hub_lost``), in one transaction."""
         async with self._tx() as db:
@@ -849,6 +858,19 @@ async def _store_presence(
         "INSERT INTO presence_events (device_id, online, reason, connection, at) VALUES (?, ?, ?, ?, ?)",
         [(e.device_id, int(e.online), e.reason, e.connection, e.at) for e in events],
     )
+
+
+async def _not_held_elsewhere(
+    db: aiosqlite.Connection, events: Sequence[PresenceEvent], hub: str
+) -> list[PresenceEvent]:
+    """The events whose device no hub but ``hub`` holds (a session another hub took over stays)."""
+    async with db.execute(
+        "SELECT device_id FROM devices WHERE device_id IN (SELECT value FROM json_each(?))"
+        " AND hub_id IS NOT NULL AND hub_id != ?",
+        (dumps(sorted({e.device_id for e in events})), hub),
+    ) as cur:
+        elsewhere = {row[0] for row in await cur.fetchall()}
+    return [e for e in events if e.device_id not in elsewhere]
 
 
 class _NothingToRemove(Exception):

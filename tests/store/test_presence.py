@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from monitor_server.bus import EventBus
+from monitor_server.presence import Presence
 from monitor_server.store import PresenceEvent, Store
 from protocol.codes import PresenceReason
 
@@ -140,3 +144,57 @@ async def test_mark_hub_lost_takes_only_that_hubs_online_devices_offline(store: 
     assert (await store.presence_events("z1", 1))[0].reason == "hub_lost"
     assert len(await store.presence_events("gone", 10)) == 2
     assert await store.mark_hub_lost("lost", T0 + 30) == []
+
+
+async def test_offline_many_stores_all_but_sessions_another_hub_holds(store: Store) -> None:
+    """Offline transitions in one transaction, each checked as ``set_presence`` checks it: the
+    device hub B took over stays online; the ones hub A or no hub holds, unknown ones included,
+    go offline. Returned: the stored ones, in order."""
+    for device, hub in (("d1", "hub-a"), ("d2", "hub-b"), ("d3", "hub-a")):
+        await store.set_presence(device, True, "connected", "ws", T0, hub=hub)
+    await store.set_presence("d4", True, "ingest", "http", T0)  # no holder (a single hub's record)
+    offline = [PresenceEvent(d, False, "timeout", "ws", T0 + 1) for d in ("d3", "d2", "d1", "d4", "d5")]
+    stored = await store.set_offline_many(offline, hub="hub-a")
+    assert stored == [e for e in offline if e.device_id != "d2"]
+    for device in ("d1", "d3", "d4", "d5"):
+        row = await store.get_device(device)
+        assert row is not None and not row.online and row.hub_id is None, device
+        assert (await store.presence_events(device, 1))[0].at == T0 + 1
+    held = await store.get_device("d2")
+    assert held is not None and held.online and held.hub_id == "hub-b"
+    assert [e.online for e in await store.presence_events("d2", 10)] == [True]
+    assert await store.set_offline_many([], hub="hub-a") == []
+
+
+async def test_offline_many_without_hub_stores_every_one(store: Store) -> None:
+    await store.set_presence("d1", True, "connected", "ws", T0, hub="hub-b")
+    offline = [PresenceEvent("d1", False, "hub_restart", "ws", T0 + 1)]
+    assert await store.set_offline_many(offline) == offline
+    row = await store.get_device("d1")
+    assert row is not None and not row.online and row.hub_id is None
+
+
+async def test_http_devices_that_time_out_together_are_stored_together(store: Store) -> None:
+    """A burst of first-seen HTTP devices times out a window later: one transaction, every
+    transition stored and published (it was one transaction per device)."""
+    batches: list[int] = []
+    real = store.set_offline_many
+
+    async def counted(events: Sequence[PresenceEvent], hub: str | None = None) -> list[PresenceEvent]:
+        batches.append(len(events))
+        return await real(events, hub)
+
+    store.set_offline_many = counted  # type: ignore[method-assign]
+    clock, bus = [T0], EventBus()
+    presence = Presence(store, bus, http_window=30, clock=lambda: clock[0])
+    for n in range(300):
+        await presence.http_seen(f"h{n:03d}")
+    clock[0] = T0 + 31
+    async with bus.subscribe() as published:
+        await presence.sweep()
+        assert published.pending() == 300
+    assert batches == [300]
+    assert presence.online_count() == 0
+    for device in ("h000", "h150", "h299"):
+        row = await store.get_device(device)
+        assert row is not None and not row.online and row.presence_reason == "timeout"

@@ -64,3 +64,20 @@ async def test_a_cancelled_caller_is_written_anyway_and_others_still_wait() -> N
     await asyncio.gather(first, waiting)
     assert cancelled.cancelled()
     assert rec.batches == [[1], [2, 3]]
+
+
+async def test_each_caller_gets_what_its_batch_write_returned() -> None:
+    """The write's result goes to every caller of its batch, and only to them."""
+
+    async def stored_evens(batch: list[int]) -> frozenset[int]:
+        await gate.wait()
+        return frozenset(n for n in batch if n % 2 == 0)
+
+    gate = asyncio.Event()
+    commit: GroupCommit[int, frozenset[int]] = GroupCommit(stored_evens)
+    first = asyncio.ensure_future(commit.submit(1))
+    await asyncio.sleep(0)
+    rest = [asyncio.ensure_future(commit.submit(n)) for n in (2, 3)]
+    gate.set()
+    assert await first == frozenset()
+    assert [await r for r in rest] == [frozenset({2}), frozenset({2})]
