@@ -45,7 +45,19 @@ from protocol.commands import FINAL_STATES, OPEN_STATES, CommandState, sources_o
 from protocol.errors import Conflict, IllegalTransition, NotFound, Unauthenticated
 from protocol.identity import Role
 
-_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000")
+# A checkpoint every 4,000 WAL pages (16 MiB; SQLite's default is 1,000): the pages every small
+# transaction rewrites (the devices table, the indexes' ends) are copied into the database a quarter
+# as often. Fresh hubs, interleaved windows (REST 10 s, medians of 3): /ingest from first-seen devices
+# 3,835 -> 4,422 req/s; 22 s of batches of 500 from 16 agents 105,666 -> 103,091 samples/s (4 pairs, within
+# their spread). 10,000 pages gave first-seen 4,585 but batches 98,041 (109,014 without): a page
+# read looks through one more WAL hash table per 4,096 frames.
+WAL_CHECKPOINT_PAGES = 4_000
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=5000",
+    f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}",
+)
 _CMD_COLUMNS = (
     "id, device_id, command, args, state, created_at, delivered_at, acked_at, cancelled_at,"
     " success, message, result, idempotency_key, expires_at"
