@@ -247,13 +247,9 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
     ) -> PresenceEvent | None:
         """Store one transition; an offline from ``hub`` while another hub holds the session: None."""
         event = PresenceEvent(device_id, online, reason, connection, at)
+        if not online:
+            return next(iter(await self.set_offline_many([event], hub)), None)
         async with self._tx() as conn:
-            if not online and hub is not None:
-                holder = await conn.fetchval(
-                    "SELECT hub_id FROM devices WHERE device_id = $1 FOR UPDATE", device_id
-                )
-                if holder not in (None, hub):
-                    return None
             await _store_presence(conn, [event], hub, claim=True)
         return event
 

@@ -324,13 +324,10 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
     ) -> PresenceEvent | None:
         """Store one transition; an offline from ``hub`` while another hub holds the session: None."""
         event = PresenceEvent(device_id, online, reason, connection, at)
+        if not online:
+            return next(iter(await self.set_offline_many([event], hub)), None)
         async with self._tx() as db:
             await _add_devices(db, [event])
-            if not online and hub is not None:
-                async with db.execute("SELECT hub_id FROM devices WHERE device_id = ?", (device_id,)) as cur:
-                    row = await cur.fetchone()
-                if row is not None and row[0] not in (None, hub):
-                    return None
             await _store_presence(db, [event], hub, claim=True)
         return event
 
