@@ -26,10 +26,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import psutil
 
@@ -228,10 +229,25 @@ async def _rest_rate(
     return fixed, fresh
 
 
+async def _stored_rows(hub: HubProcess) -> int:
+    return await asyncio.get_running_loop().run_in_executor(None, _rows, hub.db)
+
+
+async def _floor_frames(hub: HubProcess) -> int:
+    async with httpx.AsyncClient() as client:
+        return int((await client.get(f"{hub.http_url}/count")).json()["frames"])
+
+
 async def _light_window(
-    hub: HubProcess, agents: int, per_frame: int, window: float, prefix: str
+    hub: HubProcess,
+    agents: int,
+    per_frame: int,
+    window: float,
+    prefix: str,
+    count: Callable[[HubProcess], Awaitable[int]] = _stored_rows,
 ) -> dict[str, Any]:
-    """One window of ``bench/live_load.py``; the hub's rows and CPU over the generator's own window."""
+    """One window of ``bench/live_load.py``; the hub's rows (``count``) and CPU over the generator's
+    own window."""
     command = [
         *taskset(LOAD_CORE),
         sys.executable,
@@ -245,7 +261,6 @@ async def _light_window(
         prefix,
     ]
     proc = hub.process()
-    loop = asyncio.get_running_loop()
     gen = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
     assert gen.stdout is not None
     start: tuple[int, float, float] | None = None
@@ -255,7 +270,7 @@ async def _light_window(
         while line := await gen.stdout.readline():
             event = json.loads(line)
             now = (
-                await loop.run_in_executor(None, _rows, hub.db),
+                await count(hub),
                 time.monotonic(),
                 sum(proc.cpu_times()[:2]),
             )
@@ -281,25 +296,44 @@ async def _light_window(
     }
 
 
+Windows = list[dict[str, Any]]
+
+
 async def _live_vs_batched(
     folder: Path, agents: int, window: float, runs: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Live single-sample frames from ``agents`` and batches of 500 from 16, order alternating.
+) -> tuple[Windows, Windows, Windows]:
+    """Live single-sample frames from ``agents``, batches of 500 from 16, and the live load against
+    ``bench/live_floor.py`` (the stack's own cost per frame); the order rotates from run to run.
 
     Each window gets a fresh hub and database: on a shared hub, batched windows that followed a
     live one cost 2.6x more CPU per sample (1,000 closed connections to settle, spread indexes).
     """
-    live: list[dict[str, Any]] = []
-    batched: list[dict[str, Any]] = []
+    live: Windows = []
+    batched: Windows = []
+    floor: Windows = []
+    kinds = ("live", "batched", "floor")
     for n in range(runs):
-        order = (1, BATCH) if n % 2 == 0 else (BATCH, 1)
-        for per_frame in order:
-            async with running_hub(folder / f"run{n}-{per_frame}") as hub:
-                if per_frame == 1:
+        for kind in kinds[n % 3 :] + kinds[: n % 3]:
+            if kind == "floor":
+                floor.append(await _floor_window(folder / f"run{n}-floor", agents, window))
+                continue
+            async with running_hub(folder / f"run{n}-{kind}") as hub:
+                if kind == "live":
                     live.append(await _light_window(hub, agents, 1, window, "live-"))
                 else:
                     batched.append(await _light_window(hub, AGENTS, BATCH, window, "batch-"))
-    return live, batched
+    return live, batched, floor
+
+
+async def _floor_window(folder: Path, agents: int, window: float) -> dict[str, Any]:
+    """The live load against ``bench/live_floor.py`` on the hub's core: frames decoded, its CPU."""
+    floor = HubProcess(folder)
+    floor.command = [*taskset(HUB_CORE), sys.executable, "-m", "bench.live_floor"]
+    await floor.start()
+    try:
+        return await _light_window(floor, agents, 1, window, "floor-", count=_floor_frames)
+    finally:
+        floor.stop()
 
 
 def _raw(folder: Path, rows: int, runs: int, devices: int = AGENTS) -> list[dict[str, Any]]:
@@ -331,7 +365,7 @@ def _bound(windows: list[dict[str, Any]]) -> str:
 async def run(folder: Path, scale: Scale) -> dict[str, Any]:
     window = scale.pick(2.0, 30.0)
     live_agents = scale.pick(50, LIVE_AGENTS)
-    live_runs, batched_runs = await _live_vs_batched(
+    live_runs, batched_runs, floor_runs = await _live_vs_batched(
         folder / "live", live_agents, scale.pick(2.0, 20.0), scale.runs
     )
     async with running_hub(folder / "ws") as hub:
@@ -348,6 +382,8 @@ async def run(folder: Path, scale: Scale) -> dict[str, Any]:
     live_us = median_of(live_runs, "hub_us_per_sample")
     batched_us = median_of(batched_runs, "hub_us_per_sample")
     cost_ratio = round(live_us / batched_us, 2) if batched_us else float("nan")
+    floor_us = median_of(floor_runs, "hub_us_per_sample")
+    floor_ratio = round(floor_us / batched_us, 2) if batched_us else float("nan")
     batched_ratio = round(batched / raw, 3) if raw else 0.0
     rest_new = median_of(rest_new_runs, "requests_per_second")
     return {
@@ -357,6 +393,11 @@ async def run(folder: Path, scale: Scale) -> dict[str, Any]:
         "window_seconds": window,
         "live_runs": live_runs,
         "light_batched_runs": batched_runs,
+        "floor_runs": floor_runs,
+        "floor_frames_per_second": median_of(floor_runs, "samples_per_second"),
+        "floor_us_per_frame": floor_us,
+        "floor_over_batched_cost": floor_ratio,
+        "floor_bound_by": _bound(floor_runs),
         "ws_runs": ws_runs,
         "raw_runs": raw_runs,
         "raw_many_devices_runs": raw_many_runs,
@@ -385,7 +426,7 @@ async def run(folder: Path, scale: Scale) -> dict[str, Any]:
             },
             "hub CPU per live sample / per sample in batches of 500": {
                 "target": "<= 1.5x",
-                "achieved": f"{cost_ratio}x ({live_us} / {batched_us} us)",
+                "achieved": f"{cost_ratio}x ({live_us} / {batched_us} us); the stack alone: {floor_ratio}x",
                 "met": cost_ratio <= 1.5,
             },
             "batches of 500 (light generator): share of raw executemany (16 devices)": {

@@ -149,6 +149,17 @@ def _ingest(r: dict[str, Any]) -> list[str]:
             for runs in (r["live_runs"], r["light_batched_runs"])
             for i, w in enumerate(runs)
         ]
+        rows += [
+            [
+                f"live `metrics` to `bench/live_floor.py` (the stack alone), {w['agents']:,} agents",
+                i + 1,
+                w["samples_per_second"],
+                w["hub_cpu_percent"],
+                w["hub_us_per_sample"],
+                w["load_generator_cpu_percent"],
+            ]
+            for i, w in enumerate(r.get("floor_runs") or [])
+        ]
         lines += _table(
             rows,
             [
@@ -171,6 +182,16 @@ def _ingest(r: dict[str, Any]) -> list[str]:
             f"`executemany` of rows round-robin over {r['live_agents']:,} devices (the live load's index "
             f"order): {r.get('raw_many_devices_rows_per_second', float('nan')):,.0f} rows/s."
         )
+        if r.get("floor_runs"):
+            lines.append("")
+            lines.append(
+                f"The floor: the same live load against a server with the hub's stack and none of its "
+                f"work (uvicorn, Starlette, `msgspec` decoding, `stored` every 0.1 s; "
+                f"`bench/live_floor.py`), on the hub's core in the same run: "
+                f"{r['floor_frames_per_second']:,.0f} frames/s (bound by: {r['floor_bound_by']}), "
+                f"**{r['floor_us_per_frame']} us of CPU per frame**, {r['floor_over_batched_cost']}x the "
+                f"hub's cost per sample in batches of 500."
+            )
         lines.append("")
     rest_new = r.get("rest_first_seen_runs") or []
     rows = [
