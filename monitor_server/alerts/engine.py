@@ -79,6 +79,7 @@ class Evaluator:
         # hubs: a device online on another hub is never seen coming back here.
         self.start_offline = start_offline
         self.rules: dict[int, Rule] = {}
+        self._offline_rules: list[Rule] = []  # the rules a device coming online may move
         self.states: dict[Key, AlertState] = {}
         self.changed: list[AlertState] = []  # transitions not yet taken by the service
         self._tags: dict[str, frozenset[str]] = {}
@@ -125,6 +126,7 @@ class Evaluator:
         """Replace the rules. States of deleted rules, or of devices a rule no longer selects, are
         forgotten (their keys returned); devices already offline start the new offline rules."""
         self.rules = {record.id: Rule.compile(record) for record in records}
+        self._offline_rules = [rule for rule in self.rules.values() if rule.kind is Kind.OFFLINE]
         self._sampled.clear()
         self._quick.clear()
         self._device_quick.clear()
@@ -271,9 +273,23 @@ class Evaluator:
             self._online.discard(device_id)
         move = r.came_online if online else r.went_offline
         changed = False
-        for rule in self._selecting(device_id):
-            changed |= self._apply(move(rule, device_id, self.states.get((rule.id, device_id)), now))
+        tags = self._tag_set(device_id)
+        for rule in self._moved_by_presence(device_id, online):
+            if rule.selects(device_id, tags):
+                changed |= self._apply(move(rule, device_id, self.states.get((rule.id, device_id)), now))
         return changed
+
+    def _moved_by_presence(self, device_id: str, online: bool) -> list[Rule]:
+        """The rules a presence change may move (``came_online``, ``went_offline``): the offline
+        rules, and going offline the metric rules with a state pending for the device (dropped)."""
+        if online:
+            return self._offline_rules
+        live = self._live.get(device_id)
+        if not live:
+            return self._offline_rules
+        rules = self.rules
+        pending = [rules[i] for i, s in live.items() if s.state == Phase.PENDING and i in rules]
+        return self._offline_rules + [rule for rule in pending if rule.kind is not Kind.OFFLINE]
 
     def tick(self, now: float) -> bool:
         """Pending states whose ``for`` elapsed fire (metric rules only while the device is online)."""

@@ -71,14 +71,14 @@ class Rule:
     clears: Callable[[float], bool]
     tags: frozenset[str]
     devices: frozenset[str]
-    id: int = 0  # the record's (a field, not a property: read for every sample)
+    # The record's id and kind, as fields: read for every sample and presence change (an enum
+    # lookup per read cost more than the check it guards).
+    id: int = 0
+    kind: Kind = Kind.THRESHOLD
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", self.record.id)
-
-    @property
-    def kind(self) -> Kind:
-        return Kind(self.record.kind)
+        object.__setattr__(self, "kind", Kind(self.record.kind))
 
     @classmethod
     def compile(cls, record: AlertRule) -> Rule:

@@ -80,6 +80,27 @@ def test_offline_device_does_not_fire_metric_rules_and_missing_samples_never_res
     assert ev.states[(1, "d1")].state == "firing"
 
 
+def test_going_offline_moves_the_offline_rules_and_the_pending_metric_ones_only() -> None:
+    """Offline: the device's pending metric state drops, its firing one stays, its offline rule
+    starts; another device's states are untouched. Back online: only the offline rule moves."""
+    firing_cpu = dataclasses.replace(CPU, id=7, name="cpu firing", for_seconds=0.0)
+    ev = Evaluator()
+    devices = [("d1", True, frozenset({"rack-1"})), ("d2", True, frozenset({"rack-1"}))]
+    ev.load([CPU, OFFLINE, firing_cpu], [], devices, 0.0)
+    ev.on_samples([sample(95), sample(95, device="d2")], 0.0)
+    ev.changed.clear()
+    assert ev.on_presence("d1", False, 1.0)
+    assert sorted((s.rule_id, s.device_id, s.state) for s in ev.changed) == [
+        (CPU.id, "d1", "ok"),
+        (OFFLINE.id, "d1", "pending"),
+    ]
+    ev.changed.clear()
+    assert ev.states[(firing_cpu.id, "d1")].state == "firing"
+    assert ev.states[(CPU.id, "d2")].state == "pending"
+    assert ev.on_presence("d1", True, 2.0)
+    assert [(s.rule_id, s.state) for s in ev.changed] == [(OFFLINE.id, "ok")]
+
+
 def test_offline_rule_by_tag() -> None:
     """An offline rule selecting a tag: pending when the device goes, firing after ``for``, resolved back."""
     ev = evaluator(OFFLINE, tags=frozenset({"rack-1"}))
