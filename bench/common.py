@@ -150,8 +150,13 @@ class HubProcess:
 
 
 @contextlib.asynccontextmanager
-async def running_hub(folder: Path, env: Mapping[str, str] | None = None) -> AsyncIterator[HubProcess]:
+async def running_hub(
+    folder: Path, env: Mapping[str, str] | None = None, command: list[str] | None = None
+) -> AsyncIterator[HubProcess]:
+    """A hub (or ``command``, a server run like one) started in ``folder``, stopped at the end."""
     hub = HubProcess(folder, env)
+    if command is not None:
+        hub.command = command
     await hub.start()
     try:
         yield hub

@@ -312,28 +312,18 @@ async def _live_vs_batched(
     batched: Windows = []
     floor: Windows = []
     kinds = ("live", "batched", "floor")
+    floor_command = [*taskset(HUB_CORE), sys.executable, "-m", "bench.live_floor"]
     for n in range(runs):
         for kind in kinds[n % 3 :] + kinds[: n % 3]:
-            if kind == "floor":
-                floor.append(await _floor_window(folder / f"run{n}-floor", agents, window))
-                continue
-            async with running_hub(folder / f"run{n}-{kind}") as hub:
+            command = floor_command if kind == "floor" else None
+            async with running_hub(folder / f"run{n}-{kind}", command=command) as hub:
                 if kind == "live":
                     live.append(await _light_window(hub, agents, 1, window, "live-"))
+                elif kind == "floor":  # frames decoded, not rows: it stores nothing
+                    floor.append(await _light_window(hub, agents, 1, window, "floor-", _floor_frames))
                 else:
                     batched.append(await _light_window(hub, AGENTS, BATCH, window, "batch-"))
     return live, batched, floor
-
-
-async def _floor_window(folder: Path, agents: int, window: float) -> dict[str, Any]:
-    """The live load against ``bench/live_floor.py`` on the hub's core: frames decoded, its CPU."""
-    floor = HubProcess(folder)
-    floor.command = [*taskset(HUB_CORE), sys.executable, "-m", "bench.live_floor"]
-    await floor.start()
-    try:
-        return await _light_window(floor, agents, 1, window, "floor-", count=_floor_frames)
-    finally:
-        floor.stop()
 
 
 def _raw(folder: Path, rows: int, runs: int, devices: int = AGENTS) -> list[dict[str, Any]]:

@@ -132,33 +132,30 @@ def _capacity(r: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _light_load(w: dict[str, Any], floor: bool) -> str:
+    """What a window of ``bench/live_load.py`` sent, and to what."""
+    if floor:
+        return f"live `metrics` to `bench/live_floor.py` (the stack alone), {w['agents']:,} agents"
+    if w["samples_per_frame"] == 1:
+        return f"live `metrics`, 1 sample/frame, {w['agents']:,} agents"
+    return f"`metrics_batch` of {w['samples_per_frame']}, {w['agents']} agents"
+
+
 def _ingest(r: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     if "live_runs" in r:
+        loads = ((r["live_runs"], False), (r["light_batched_runs"], False), (r.get("floor_runs") or [], True))
         rows = [
             [
-                f"live `metrics`, 1 sample/frame, {w['agents']:,} agents"
-                if w["samples_per_frame"] == 1
-                else f"`metrics_batch` of {w['samples_per_frame']}, {w['agents']} agents",
+                _light_load(w, floor),
                 i + 1,
                 w["samples_per_second"],
                 w["hub_cpu_percent"],
                 w["hub_us_per_sample"],
                 w["load_generator_cpu_percent"],
             ]
-            for runs in (r["live_runs"], r["light_batched_runs"])
+            for runs, floor in loads
             for i, w in enumerate(runs)
-        ]
-        rows += [
-            [
-                f"live `metrics` to `bench/live_floor.py` (the stack alone), {w['agents']:,} agents",
-                i + 1,
-                w["samples_per_second"],
-                w["hub_cpu_percent"],
-                w["hub_us_per_sample"],
-                w["load_generator_cpu_percent"],
-            ]
-            for i, w in enumerate(r.get("floor_runs") or [])
         ]
         lines += _table(
             rows,

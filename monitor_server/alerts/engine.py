@@ -79,7 +79,7 @@ class Evaluator:
         # hubs: a device online on another hub is never seen coming back here.
         self.start_offline = start_offline
         self.rules: dict[int, Rule] = {}
-        self._offline_rules: list[Rule] = []  # the rules a device coming online may move
+        self._offline_rules: list[Rule] = []  # moved by every presence change (``on_presence``)
         self.states: dict[Key, AlertState] = {}
         self.changed: list[AlertState] = []  # transitions not yet taken by the service
         self._tags: dict[str, frozenset[str]] = {}
@@ -287,9 +287,14 @@ class Evaluator:
         live = self._live.get(device_id)
         if not live:
             return self._offline_rules
-        rules = self.rules
-        pending = [rules[i] for i, s in live.items() if s.state == Phase.PENDING and i in rules]
-        return self._offline_rules + [rule for rule in pending if rule.kind is not Kind.OFFLINE]
+        pending = [
+            rule
+            for rule_id, state in live.items()
+            if state.state == Phase.PENDING
+            and (rule := self.rules.get(rule_id)) is not None
+            and rule.kind is not Kind.OFFLINE  # already among the offline rules
+        ]
+        return self._offline_rules + pending
 
     def tick(self, now: float) -> bool:
         """Pending states whose ``for`` elapsed fire (metric rules only while the device is online)."""
