@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import groupby
 
 from monitor_server.alerts import rules as r
-from monitor_server.alerts.quiet import Scan, compile_quiet
+from monitor_server.alerts.quiet import Scan, always_quiet, compile_quiet
 from monitor_server.alerts.rules import Kind, Phase, Rule
 from monitor_server.store import Sample
 from monitor_server.store.alert_records import AlertRule, AlertState
@@ -32,6 +32,7 @@ _Group = tuple[str, bool, r.Reader, tuple[Rule, ...]]
 # A device's groups and the ids of all their rules.
 _Sampled = tuple[tuple[_Group, ...], frozenset[int]]
 _UNWATCHED: _Sampled = ((), frozenset())  # a device no metric rule selects
+_NEVER_STOPS: tuple[Scan, float] = (always_quiet, math.inf)  # its quick check, kept until a change
 # What a run of samples from one device needs (``Evaluator._view``): its groups and their rule ids,
 # and the states of its active (pending or firing) metric rules, a copy the run updates.
 _View = tuple[tuple[_Group, ...], frozenset[int], dict[int, AlertState]]
@@ -186,19 +187,32 @@ class Evaluator:
         """A run of the device's samples, in order, as if every rule observed each one. What the
         device's rules need is looked up once; the run's states (``states``) are kept here, and the
         indexes updated once, at its end."""
-        view = self._view(device_id)
-        if view is None:
-            return False  # no metric rule selects the device
-        groups, ids, states = view
-        scan = self._quick_of(device_id, groups, ids, states, now)
-        moved: dict[int, AlertState] = {}
         rest = iter(samples)
-        # The common case: no rule of the device moves at a sample, and the compiled check walks
-        # past it. Where a reading may move one, the rules of that field look closer; what moved
-        # changes what the check watches.
-        while (found := scan(rest)) is not None:
+        kept = self._device_quick.get(device_id)
+        if kept is not None and now < kept[1]:
+            # The common case: the device's check holds and walks the run without a stop (a device
+            # no metric rule selects keeps one that never stops). Nothing else is looked up.
+            scan = kept[0]
+            if (found := scan(rest)) is None:
+                return False
+            view = self._view(device_id)
+            assert view is not None, "a device no rule selects keeps a check that never stops"
+            groups, ids, states = view
+        else:
+            view = self._view(device_id)
+            if view is None:
+                self._device_quick[device_id] = _NEVER_STOPS
+                return False
+            groups, ids, states = view
+            scan = self._quick_of(device_id, groups, ids, states, now)
+            found = scan(rest)
+        moved: dict[int, AlertState] = {}
+        # Where a reading may move a rule, the rules of that field look closer; what moved changes
+        # what the check watches.
+        while found is not None:
             if self._look_closer(*found, groups, states, moved, now):
                 scan = self._quick_for(groups, ids, self._watch(states, now))
+            found = scan(rest)
         for state in moved.values():
             self._apply(state)
         return bool(moved)

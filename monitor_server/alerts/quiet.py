@@ -37,7 +37,7 @@ _cache: dict[tuple[Reading, ...], Scan] = {}
 _factories: dict[str, Callable[..., Scan]] = {}  # by generated source: values are arguments
 
 
-def _always_quiet(samples: Iterator[Sample]) -> tuple[Sample, int] | None:
+def always_quiet(samples: Iterator[Sample]) -> tuple[Sample, int] | None:
     return None
 
 
@@ -85,7 +85,7 @@ def _build(readings: tuple[Reading, ...]) -> Scan:
         source = f"sample.{field}" if attribute else f"extra.get({arg(field)})"
         lines += [f"v = {source}", f"if v is not None and ({tests}): m |= {1 << bit}"]
     if not lines:
-        return _always_quiet
+        return always_quiet
     body = "\n".join(f"                {line}" for line in lines)
     params = ", ".join(f"a{n}" for n in range(len(args)))
     source = (

@@ -15,8 +15,10 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 from monitor_server.alerts import webhook
@@ -41,6 +43,10 @@ STOP_WAIT = 5.0  # seconds a stopping hub lets a delivery attempt in flight fini
 # Seconds at least between two writes of transitions: a fleet whose samples keep crossing
 # thresholds costs a transaction per pace, not one per sample that moved a state (newest wins).
 PERSIST_PACE = 0.25
+# Seconds a state stays pending before it is stored. Most pending runs of a noisy metric end within
+# seconds, back to ok: neither move is written (the store still holds the ok before them). A restart
+# forgets a pending run shorter than this: its ``for`` starts again at the device's next sample.
+PENDING_STORED_AFTER = 10.0
 
 
 def silences_alert(silence: Silence, rule: AlertRule, state: AlertState, now: float) -> bool:
@@ -81,6 +87,9 @@ class AlertService:
         self._notifiers: dict[int, Notifier] = {}
         self._silences: list[Silence] = []
         self._dirty: dict[Key, AlertState] = {}  # transitions not stored yet
+        # Pending states not stored yet (``PENDING_STORED_AFTER``), oldest first.
+        self._young: OrderedDict[Key, AlertState] = OrderedDict()
+        self._unshown: dict[Key, AlertState] = {}  # transitions not told to dashboards yet
         self._last_write = 0.0  # time.monotonic() of the last write of transitions
         self._due: set[Key] = set()  # may owe a notification: looked at when the group goes out
         self._held: set[Key] = set()  # owed but silenced
@@ -117,6 +126,7 @@ class AlertService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self._store_young(math.inf)
         try:
             await self._persist()  # transitions decided so far survive the restart
         except Exception:
@@ -141,15 +151,21 @@ class AlertService:
     def forget_device(self, device_id: str, stored: bool = True) -> None:
         """A removed device: its states go from memory and, unless ``stored`` is False (another
         hub removed it and deletes them), from the store, without notifying."""
-        for key in self.evaluator.forget_device(device_id):
-            self._dirty.pop(key, None)
-            self._due.discard(key)
-            self._held.discard(key)
+        self._forget(self.evaluator.forget_device(device_id))
         if stored and self._started:
             self._forgotten.add(device_id)
             self._wake.set()
 
     # what REST reads and changes
+
+    def _forget(self, keys: Iterable[Key]) -> None:
+        """States gone from the evaluator: nothing about them is stored, shown or notified."""
+        for key in keys:
+            self._dirty.pop(key, None)
+            self._young.pop(key, None)
+            self._unshown.pop(key, None)
+            self._due.discard(key)
+            self._held.discard(key)
 
     async def alerts(self) -> list[dict[str, Any]]:
         """Pending and firing alerts now, each with its rule's name and severity and whether silenced.
@@ -163,7 +179,7 @@ class AlertService:
             states: list[AlertState] = list(self.evaluator.active())
         else:
             active = {s.key: s for s in await self._store.list_active_alert_states()}
-            for key, state in self._dirty.items():
+            for key, state in [*self._dirty.items(), *self._young.items()]:  # the young are newer
                 if state.state == "ok":
                     active.pop(key, None)
                 else:
@@ -246,10 +262,7 @@ class AlertService:
         if [r.record for r in self.evaluator.rules.values()] == rules:
             return
         gone = self.evaluator.set_rules(rules, self._clock())
-        for key in gone:
-            self._dirty.pop(key, None)
-            self._due.discard(key)
-            self._held.discard(key)
+        self._forget(gone)
         await self._store.delete_alert_states(gone)
         self._take()
 
@@ -266,8 +279,15 @@ class AlertService:
         if not changed:
             return
         self.evaluator.changed = []
+        young = self._young
         for state in changed:
-            self._dirty[state.key] = state
+            key = state.key
+            self._unshown[key] = state
+            if state.state == "pending":  # it follows ok (stored, or in ``_dirty``)
+                young[key] = state
+            elif young.pop(key, None) is None or state.state != "ok":
+                self._dirty[key] = state
+            # else a short pending run ended: the store still holds the ok from before it
         self._mark_due({s.key for s in changed if s.state != "pending"})
         self._wake.set()
 
@@ -310,7 +330,7 @@ class AlertService:
     async def _pace(self) -> None:
         """Let transitions gather until ``PERSIST_PACE`` after the last write."""
         wait = self._last_write + PERSIST_PACE - time.monotonic()
-        if self._dirty and wait > 0:
+        if (self._dirty or self._unshown) and wait > 0:
             await asyncio.sleep(wait)
 
     async def _read_tags(self) -> None:
@@ -331,21 +351,45 @@ class AlertService:
             self._forgotten.discard(device_id)
 
     async def _persist(self) -> None:
-        if not self._dirty:
+        """Store the transitions not stored yet, then tell dashboards every transition since the
+        last pass (the newest per rule and device)."""
+        if not self._dirty and not self._unshown:
             return
         batch, self._dirty = self._dirty, {}
+        shown, self._unshown = self._unshown, {}
         self._last_write = time.monotonic()
         try:
-            await self._store.save_alert_states(list(batch.values()))
+            if batch:
+                await self._store.save_alert_states(list(batch.values()))
         except BaseException:
             self._dirty = {**batch, **self._dirty}  # newer transitions win
+            self._unshown = {**shown, **self._unshown}
             raise
+        for key, state in batch.items():
+            if state.state == "pending":  # stored early (``_flush`` marked it): no longer young
+                self._young.pop(key, None)
+        self._show(shown.values())
+
+    def _show(self, states: Iterable[AlertState]) -> None:
+        """Tell dashboards (the hub's bus) of these transitions: the newest of each (rule, device)."""
         if self._publish is not None:
             now = self._clock()
-            for state in batch.values():
+            for state in states:
                 event = self._event(state, now)
                 if event is not None:
                     self._publish(event)
+
+    def _store_young(self, until: float) -> None:
+        """Pending states pending since ``until`` or before go to ``_dirty`` (their current state)."""
+        young, states = self._young, self.evaluator.states
+        while young:
+            key, state = next(iter(young.items()))
+            if state.since > until:
+                break
+            del young[key]
+            current = states.get(key)
+            if current is not None and current.state == "pending":
+                self._dirty[key] = current
 
     async def _flush(self) -> None:
         """The group goes out: one notification per notifier with every alert owed, not silenced and
@@ -404,6 +448,9 @@ class AlertService:
             try:
                 if self.evaluator.tick(now):
                     self._take()
+                self._store_young(now - PENDING_STORED_AFTER)
+                if self._dirty:
+                    self._wake.set()
                 self._mark_due(self._repeats_due(now))
                 if self._held and any(s.ends_at <= now for s in self._silences):
                     self._silences = [s for s in self._silences if s.ends_at > now]

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from monitor_server.alerts import service as alert_service
 from tests.agentd import eventually
 from tests.agents import connect_agent, send
 from tests.hubs import RunningHub
@@ -486,3 +487,31 @@ async def test_a_removed_devices_alerts_are_forgotten_also_after_a_restart(
 
 async def _stored_devices(hub: RunningHub, devices: list[str]) -> bool:
     return [s.device_id for s in await hub.hub.store.list_alert_states()] == devices
+
+
+async def test_a_short_pending_run_is_not_stored_a_long_one_is_and_survives_a_restart(
+    hub: RunningHub, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state is stored once pending for ``PENDING_STORED_AFTER``: a pending run that ends sooner is
+    never written (the store holds what came before it), a longer one is, and a stop stores the rest,
+    so the pending run goes on, ``since`` and all, after a restart."""
+    monkeypatch.setattr(alert_service, "PENDING_STORED_AFTER", 1.0)
+    assert (await api.post("/alert-rules", json={**CPU_RULE, "for": 300})).status_code == 201
+    await ingest(api, "short-1", 95)
+    assert [(a["device_id"], a["state"]) for a in await _alerts(api)] == [("short-1", "pending")]
+    await ingest(api, "short-1", 10)  # back to ok before it was stored
+    assert await _alerts(api) == []
+    await ingest(api, "long-1", 95)
+    # Stored oldest first: once long-1's pending state is in the store, short-1's would be too.
+    await eventually(lambda: _stored(hub, {"long-1": "pending"}), within=5, what="long-1 stored")
+    await ingest(api, "young-1", 95)  # pending for less than a second when the hub stops
+    before = {a["device_id"]: a["since"] for a in await _alerts(api)}
+    await hub.restart()
+    assert await _stored(hub, {"long-1": "pending", "young-1": "pending"})
+    assert {a["device_id"]: a["since"] for a in await _alerts(api)} == before
+    await ingest(api, "long-1", 10)  # a stored pending state's end is stored
+    await eventually(lambda: _stored(hub, {"long-1": "ok", "young-1": "pending"}), within=5, what="ok")
+
+
+async def _stored(hub: RunningHub, states: dict[str, str]) -> bool:
+    return {s.device_id: s.state for s in await hub.hub.store.list_alert_states()} == states

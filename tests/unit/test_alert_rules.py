@@ -192,6 +192,14 @@ def test_extra_fields_and_cached_selection() -> None:
     assert not ev.on_sample(sample(temp_max=float("nan")), 3.0)
 
 
+def test_a_device_no_rule_watched_is_watched_once_a_rule_selects_it() -> None:
+    """A device no metric rule selects keeps a check that never stops, until the rules change."""
+    ev = evaluator(OFFLINE)
+    assert not ev.on_sample(sample(99), 1.0) and not ev.on_sample(sample(99), 2.0)
+    ev.set_rules([OFFLINE, dataclasses.replace(CPU, for_seconds=0.0)], 3.0)
+    assert ev.on_sample(sample(99), 4.0) and phases(ev) == ["firing"]
+
+
 def test_rule_removed_forgets_its_states() -> None:
     """States of a deleted rule are dropped and their keys returned."""
     ev = evaluator(CPU)
