@@ -51,7 +51,10 @@ LIVE_AGENTS = 10_000
 BATCH_AGENTS = 16
 PREFIX = "dev-"
 CLIENTS = 32  # keep-alive HTTP connections that make the template fleet
-LIVE_WINDOW = 30.0  # seconds; its halves are reported too (the first still sees connections settle)
+# Seconds; its halves are reported too (the first still sees connections settle). Two of the hub's
+# 30 s roll-up periods: the connect phase takes 28-53 s here, so where a window falls in that schedule
+# varies, and a window of 30 s moved by 2x from window to window under the same code (issue 14).
+LIVE_WINDOW = 60.0
 BATCH_WINDOW = 20.0
 WARMUP = 10.0  # seconds after every connection was welcomed, before the window starts
 # Seconds from the hub being ready to the load starting, rules or not: the hub folds the samples
