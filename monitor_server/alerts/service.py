@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import heapq
 import logging
 import math
 import time
@@ -93,6 +94,9 @@ class AlertService:
         self._last_write = 0.0  # time.monotonic() of the last write of transitions
         self._due: set[Key] = set()  # may owe a notification: looked at when the group goes out
         self._held: set[Key] = set()  # owed but silenced
+        # Firing alerts by when a repeat is due (``_repeats_due``): (when, key), and each key's newest when.
+        self._repeats: list[tuple[float, Key]] = []
+        self._repeat_at: dict[Key, float] = {}
         self._deadline: float | None = None  # when the current group goes out
         self._tags_to_read: set[str] = set()  # devices whose tags may have changed
         self._forgotten: set[str] = set()  # removed devices whose stored states are to be deleted
@@ -253,6 +257,7 @@ class AlertService:
             if s.owes() is not None and s.device_id not in theirs
         }
         self._take()
+        self._schedule_repeats(self.evaluator.firing())
         if owed:
             log.info("%d alert notifications owed from before the restart", len(owed))
             self._mark_due(owed)
@@ -423,6 +428,7 @@ class AlertService:
             current = self.evaluator.mark_notified(state.key, now)
             if current is not None and state.key in self._dirty:
                 self._dirty[state.key] = current
+        self._schedule_repeats(notified)
         log.info("%d alert(s) queued for %d notifier(s)", len(alerts), len(bodies))
         self.delivery.wake()
 
@@ -433,12 +439,32 @@ class AlertService:
             return None
         return "firing" if fired <= notified <= now - self.repeat_interval else None
 
+    def _schedule_repeats(self, states: Iterable[AlertState]) -> None:
+        """Firing alerts notified: their repeat is looked at a repeat interval after."""
+        if not self.repeat_interval:
+            return
+        for state in states:
+            if state.state == "firing" and state.last_notified_at is not None:
+                when = state.last_notified_at + self.repeat_interval
+                if self._repeat_at.get(state.key) != when:
+                    self._repeat_at[state.key] = when
+                    heapq.heappush(self._repeats, (when, state.key))
+
     def _repeats_due(self, now: float) -> set[Key]:
-        return {
-            s.key
-            for s in self.evaluator.firing()
-            if s.key not in self._held and s.key not in self._due and self._repeat(s, now)
-        }
+        """Firing alerts whose repeat is due: those scheduled until ``now``, not every firing one."""
+        due: set[Key] = set()
+        repeats, scheduled, states = self._repeats, self._repeat_at, self.evaluator.states
+        while repeats and repeats[0][0] <= now:
+            when, key = heapq.heappop(repeats)
+            if scheduled.get(key) != when:
+                continue  # scheduled again since
+            del scheduled[key]
+            state = states.get(key)
+            if key in self._held or key in self._due:
+                continue  # notified later, and scheduled again then
+            if state is not None and self._repeat(state, now):
+                due.add(key)
+        return due
 
     async def _run_ticks(self) -> None:
         last_reload = self._clock()

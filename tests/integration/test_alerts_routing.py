@@ -120,6 +120,26 @@ async def test_group_wait_and_repeat_interval_are_settings(hub_factory: HubFacto
         await receiver.close()
 
 
+async def test_a_firing_alert_is_repeated_after_a_restart_on_its_schedule(hub_factory: HubFactory) -> None:
+    """The repeat of an alert notified before a restart comes a repeat interval after that
+    notification, from the restarted hub (its schedule is rebuilt from the stored states)."""
+    hub = await hub_factory(alert_group_wait=0.2, alert_repeat_interval=2.0)
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        async with _client(hub) as api:
+            await _notifier(api, "ops", receiver)
+            assert (await api.post("/alert-rules", json={**CPU_RULE, "for": 0})).status_code == 201
+            await api.post("/ingest", json={"device_id": "rep-2", "cpu": 95})
+            await eventually(lambda: _async(receiver.bodies), within=10, what="the firing notification")
+            await hub.restart()
+            await eventually(lambda: _async(len(receiver.bodies) >= 2), within=10, what="the repeat")
+        assert receiver.received_at[1] - receiver.received_at[0] >= 2.0
+        assert receiver.statuses() == ["firing", "firing"]
+    finally:
+        await receiver.close()
+
+
 def test_alert_timing_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The defaults (2 s, 4 h), the environment variables, 0 = never repeat, no negative values."""
     defaults = Settings()
