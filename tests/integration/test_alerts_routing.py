@@ -5,6 +5,7 @@ MONITOR_ALERT_REPEAT_INTERVAL."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -100,44 +101,53 @@ async def test_a_rule_goes_to_the_notifiers_it_names(
         assert (await api.delete(f"/notifiers/{pager['id']}")).status_code == 200
 
 
-async def test_group_wait_and_repeat_interval_are_settings(hub_factory: HubFactory) -> None:
-    """MONITOR_ALERT_GROUP_WAIT 0.2 s: the firing notification comes well before the default 2 s;
-    MONITOR_ALERT_REPEAT_INTERVAL 1 s: it comes again a second later."""
-    hub = await hub_factory(alert_group_wait=0.2, alert_repeat_interval=1.0)
+@contextlib.asynccontextmanager
+async def _cpu_rule_hub(
+    hub_factory: HubFactory, **settings: float
+) -> AsyncIterator[tuple[RunningHub, httpx.AsyncClient, Receiver]]:
+    """A hub with these settings, a receiver as its notifier "ops", and the cpu rule with ``for`` 0."""
+    hub = await hub_factory(**settings)
     receiver = Receiver()
     await receiver.start()
     try:
         async with _client(hub) as api:
             await _notifier(api, "ops", receiver)
             assert (await api.post("/alert-rules", json={**CPU_RULE, "for": 0})).status_code == 201
-            crossed = time.time()
-            await api.post("/ingest", json={"device_id": "rep-1", "cpu": 95})
-            await eventually(lambda: _async(len(receiver.bodies) >= 2), within=10, what="the repeat")
-        assert 0.2 <= receiver.received_at[0] - crossed < 0.2 + t(1.5)
-        assert receiver.received_at[1] - receiver.received_at[0] >= 1.0
-        assert receiver.statuses()[:2] == ["firing", "firing"]
+            yield hub, api, receiver
     finally:
         await receiver.close()
+
+
+async def test_group_wait_and_repeat_interval_are_settings(hub_factory: HubFactory) -> None:
+    """MONITOR_ALERT_GROUP_WAIT 0.2 s: the firing notification comes well before the default 2 s;
+    MONITOR_ALERT_REPEAT_INTERVAL 1 s: it comes again a second later."""
+    async with _cpu_rule_hub(hub_factory, alert_group_wait=0.2, alert_repeat_interval=1.0) as (
+        _,
+        api,
+        receiver,
+    ):
+        crossed = time.time()
+        await api.post("/ingest", json={"device_id": "rep-1", "cpu": 95})
+        await eventually(lambda: _async(len(receiver.bodies) >= 2), within=10, what="the repeat")
+    assert 0.2 <= receiver.received_at[0] - crossed < 0.2 + t(1.5)
+    assert receiver.received_at[1] - receiver.received_at[0] >= 1.0
+    assert receiver.statuses()[:2] == ["firing", "firing"]
 
 
 async def test_a_firing_alert_is_repeated_after_a_restart_on_its_schedule(hub_factory: HubFactory) -> None:
     """The repeat of an alert notified before a restart comes a repeat interval after that
     notification, from the restarted hub (its schedule is rebuilt from the stored states)."""
-    hub = await hub_factory(alert_group_wait=0.2, alert_repeat_interval=2.0)
-    receiver = Receiver()
-    await receiver.start()
-    try:
-        async with _client(hub) as api:
-            await _notifier(api, "ops", receiver)
-            assert (await api.post("/alert-rules", json={**CPU_RULE, "for": 0})).status_code == 201
-            await api.post("/ingest", json={"device_id": "rep-2", "cpu": 95})
-            await eventually(lambda: _async(receiver.bodies), within=10, what="the firing notification")
-            await hub.restart()
-            await eventually(lambda: _async(len(receiver.bodies) >= 2), within=10, what="the repeat")
-        assert receiver.received_at[1] - receiver.received_at[0] >= 2.0
-        assert receiver.statuses() == ["firing", "firing"]
-    finally:
-        await receiver.close()
+    async with _cpu_rule_hub(hub_factory, alert_group_wait=0.2, alert_repeat_interval=2.0) as (
+        hub,
+        api,
+        receiver,
+    ):
+        await api.post("/ingest", json={"device_id": "rep-2", "cpu": 95})
+        await eventually(lambda: _async(receiver.bodies), within=10, what="the firing notification")
+        await hub.restart()
+        await eventually(lambda: _async(len(receiver.bodies) >= 2), within=10, what="the repeat")
+    assert receiver.received_at[1] - receiver.received_at[0] >= 2.0
+    assert receiver.statuses() == ["firing", "firing"]
 
 
 def test_alert_timing_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
