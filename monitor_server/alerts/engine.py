@@ -172,7 +172,7 @@ class Evaluator:
         batch) is evaluated together (``_run``): ``changed`` gets each (rule, device) that moved in
         it once, in its state after the run's last sample."""
         if len(samples) == 1:  # a live sample: no grouping
-            return self._run(samples[0].device_id, samples, now)
+            return self._run(samples[0].device_id, samples, now, alone=True)
         changed = False
         for device_id, run in groupby(samples, _DEVICE):
             if self._run(device_id, run, now):
@@ -183,10 +183,10 @@ class Evaluator:
         """A sample arrived; whether a state changed."""
         return self.on_samples((sample,), now)
 
-    def _run(self, device_id: str, samples: Iterable[Sample], now: float) -> bool:
+    def _run(self, device_id: str, samples: Iterable[Sample], now: float, alone: bool = False) -> bool:
         """A run of the device's samples, in order, as if every rule observed each one. What the
         device's rules need is looked up once; the run's states (``states``) are kept here, and the
-        indexes updated once, at its end."""
+        indexes updated once, at its end. ``alone``: the run is one sample."""
         rest = iter(samples)
         kept = self._device_quick.get(device_id)
         if kept is not None and now < kept[1]:
@@ -211,6 +211,8 @@ class Evaluator:
         # what the check watches.
         while found is not None:
             if self._look_closer(*found, groups, states, moved, now):
+                if alone:
+                    break  # no sample left to check: the device's next run builds its check
                 scan = self._quick_for(groups, ids, self._watch(states, now))
             found = scan(rest)
         for state in moved.values():
