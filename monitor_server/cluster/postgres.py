@@ -37,6 +37,7 @@ OUTBOX_LIMIT = 100_000  # notices waiting for the database; past it the oldest a
 KEEP_NOTICES = 600.0  # seconds a notice row is kept (catch-up reaches back far less)
 CATCH_UP_MARGIN = 10.0  # seconds the catch-up query reaches back past the last contact
 PROBE_TIMEOUT = 3.0
+STOP_TIMEOUT = 10.0  # seconds a stopping hub waits for its cancelled cluster tasks
 WRITE_TIMEOUT = 6.0
 _SERVER_SETTINGS = {
     "tcp_keepalives_idle": "5",
@@ -143,14 +144,14 @@ class PgCluster:
             await self._flush()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:  # bounded: a stop never hangs on a query that does not answer its cancel
+            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self._write("execute", "DELETE FROM hubs WHERE hub_id = $1", self.hub_id)
         for conn in (self._listener, self._writer):
             if conn is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(conn.close(), PROBE_TIMEOUT)
+                await _close(conn)
 
     async def _connect(self) -> asyncpg.Connection:
         settings = {**_SERVER_SETTINGS, "application_name": f"monitor-hub {self.hub_id}"}
@@ -189,7 +190,11 @@ class PgCluster:
 
     async def _listen(self) -> None:
         conn = await self._connect()
-        await conn.add_listener(self._channel, self._on_notify)
+        try:
+            await conn.add_listener(self._channel, self._on_notify)
+        except BaseException:
+            conn.terminate()  # not listening: never left open (a stop may cancel this)
+            raise
         conn.add_termination_listener(lambda _c: self._relisten.set())
         old, self._listener = self._listener, conn
         if old is not None:
@@ -354,3 +359,11 @@ def _body(text: str | None) -> dict[str, Any]:
         return {}
     value = json.loads(text)
     return value if isinstance(value, dict) else {}
+
+
+async def _close(conn: asyncpg.Connection) -> None:
+    """Close politely within ``PROBE_TIMEOUT``, else drop the connection: never left open."""
+    try:
+        await asyncio.wait_for(conn.close(), PROBE_TIMEOUT)
+    except Exception:
+        conn.terminate()

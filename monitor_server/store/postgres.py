@@ -8,6 +8,7 @@ unqualified: the URL's ``search_path`` chooses the schema.
 # ruff: noqa: S608 (SQL assembled from module constants and "$n" placeholders only)
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,6 +38,7 @@ from protocol.codes import PresenceReason
 from protocol.commands import FINAL_STATES, OPEN_STATES, CommandState, sources_of, transition
 from protocol.errors import Conflict, IllegalTransition, NotFound
 
+CLOSE_TIMEOUT = 10.0  # seconds ``close`` waits for connections in use before dropping them
 _CMD_COLUMNS = (
     "id, device_id, command, args, state, created_at, delivered_at, acked_at, cancelled_at,"
     " success, message, result, idempotency_key, expires_at"
@@ -82,7 +84,10 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
     async def close(self) -> None:
         if self._opened:
             self._opened = False
-            await self._pool.close()
+            try:  # waits for connections in use to come back: bounded, then they are dropped
+                await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT)
+            except TimeoutError:
+                self._pool.terminate()
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[PoolConnectionProxy]:
