@@ -162,15 +162,6 @@ class AlertService:
 
     # what REST reads and changes
 
-    def _forget(self, keys: Iterable[Key]) -> None:
-        """States gone from the evaluator: nothing about them is stored, shown or notified."""
-        for key in keys:
-            self._dirty.pop(key, None)
-            self._young.pop(key, None)
-            self._unshown.pop(key, None)
-            self._due.discard(key)
-            self._held.discard(key)
-
     async def alerts(self) -> list[dict[str, Any]]:
         """Pending and firing alerts now, each with its rule's name and severity and whether silenced.
 
@@ -278,6 +269,15 @@ class AlertService:
 
     # inside: transitions, storage, notifications
 
+    def _forget(self, keys: Iterable[Key]) -> None:
+        """States gone from the evaluator: nothing about them is stored, shown or notified."""
+        for key in keys:
+            self._dirty.pop(key, None)
+            self._young.pop(key, None)
+            self._unshown.pop(key, None)
+            self._due.discard(key)
+            self._held.discard(key)
+
     def _take(self) -> None:
         """Collect the evaluator's transitions: to store, and perhaps to notify."""
         changed = self.evaluator.changed
@@ -373,13 +373,9 @@ class AlertService:
         for key, state in batch.items():
             if state.state == "pending":  # stored early (``_flush`` marked it): no longer young
                 self._young.pop(key, None)
-        self._show(shown.values())
-
-    def _show(self, states: Iterable[AlertState]) -> None:
-        """Tell dashboards (the hub's bus) of these transitions: the newest of each (rule, device)."""
         if self._publish is not None:
             now = self._clock()
-            for state in states:
+            for state in shown.values():
                 event = self._event(state, now)
                 if event is not None:
                     self._publish(event)
@@ -459,9 +455,9 @@ class AlertService:
             if scheduled.get(key) != when:
                 continue  # scheduled again since
             del scheduled[key]
-            state = states.get(key)
             if key in self._held or key in self._due:
                 continue  # notified later, and scheduled again then
+            state = states.get(key)
             if state is not None and self._repeat(state, now):
                 due.add(key)
         return due
