@@ -25,6 +25,8 @@ from typing import Any
 from monitor_server.alerts import webhook
 from monitor_server.alerts.delivery import Delivery
 from monitor_server.alerts.engine import Evaluator, Key
+from monitor_server.alerts.rules import Kind as RuleKind
+from monitor_server.alerts.rules import Rule
 from monitor_server.cluster import Exclusive
 from monitor_server.cluster.notice import Kind, Notice
 from monitor_server.events import AlertChanged
@@ -44,10 +46,17 @@ STOP_WAIT = 5.0  # seconds a stopping hub lets a delivery attempt in flight fini
 # Seconds at least between two writes of transitions: a fleet whose samples keep crossing
 # thresholds costs a transaction per pace, not one per sample that moved a state (newest wins).
 PERSIST_PACE = 0.25
-# Seconds a state stays pending before it is stored. Most pending runs of a noisy metric end within
-# seconds, back to ok: neither move is written (the store still holds the ok before them). A restart
-# forgets a pending run shorter than this: its ``for`` starts again at the device's next sample.
+# Seconds a metric rule's state stays pending before it is stored. Most pending runs of a noisy
+# metric end within seconds, back to ok: neither move is written (the store still holds the ok
+# before them). A restart forgets a pending run shorter than this: its ``for`` starts again at the
+# device's next sample. An offline rule's pending state follows presence, not a noisy metric, and
+# is stored at once: a restart keeps when the device went away.
 PENDING_STORED_AFTER = 10.0
+
+
+def _waits_to_store(rule: Rule | None) -> bool:
+    """Whether a pending state of ``rule`` waits ``PENDING_STORED_AFTER`` before it is stored."""
+    return rule is None or rule.kind is not RuleKind.OFFLINE
 
 
 def silences_alert(silence: Silence, rule: AlertRule, state: AlertState, now: float) -> bool:
@@ -284,12 +293,12 @@ class AlertService:
         if not changed:
             return
         self.evaluator.changed = []
-        young = self._young
+        young, rules = self._young, self.evaluator.rules
         for state in changed:
             key = state.key
             self._unshown[key] = state
-            if state.state == "pending":  # it follows ok (stored, or in ``_dirty``)
-                young[key] = state
+            if state.state == "pending" and _waits_to_store(rules.get(state.rule_id)):
+                young[key] = state  # it follows ok (stored, or in ``_dirty``)
             elif young.pop(key, None) is None or state.state != "ok":
                 self._dirty[key] = state
             # else a short pending run ended: the store still holds the ok from before it

@@ -515,3 +515,26 @@ async def test_a_short_pending_run_is_not_stored_a_long_one_is_and_survives_a_re
 
 async def _stored(hub: RunningHub, states: dict[str, str]) -> bool:
     return {s.device_id: s.state for s in await hub.hub.store.list_alert_states()} == states
+
+
+async def test_an_offline_rules_pending_state_is_stored_at_once(
+    hub: RunningHub, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a metric rule's pending state waits ``PENDING_STORED_AFTER``: an offline rule's follows
+    presence and is stored as it starts, so a restart keeps when the device went away."""
+    monkeypatch.setattr(alert_service, "PENDING_STORED_AFTER", 3600.0)
+    away = {"devices": ["away-1", "away-2"]}
+    assert (
+        await api.post("/alert-rules", json={"name": "gone", "kind": "offline", "for": 300, "selector": away})
+    ).status_code == 201
+    assert (await api.post("/alert-rules", json={**CPU_RULE, "for": 300})).status_code == 201
+    first, second = await connect_agent(hub, "away-1"), await connect_agent(hub, "away-2")
+    await first.close()
+    await eventually(lambda: _stored(hub, {"away-1": "pending"}), within=5, what="away-1's pending state")
+    await ingest(api, "hot-1", 95)
+    await second.close()  # stored after hot-1 went pending: hot-1's would be stored by then too
+    await eventually(
+        lambda: _stored(hub, {"away-1": "pending", "away-2": "pending"}), within=5, what="away-2's"
+    )
+    pending = {a["device_id"]: a["state"] for a in await _alerts(api)}
+    assert pending == {"away-1": "pending", "away-2": "pending", "hot-1": "pending"}
