@@ -215,6 +215,13 @@ MIGRATIONS: tuple[str, ...] = (
     RELEASES_DDL,
     # 11: alert routing (issue 14): the notifiers a rule goes to; the pending and firing states indexed.
     ALERT_ROUTING_DDL,
+    # 12: a roll-up pass folds its sums into the tiers a range of devices per transaction: while
+    # one is under way, the samples with ids up to ``pass_high`` of devices up to ``pass_device``
+    # are folded, those of the devices after it only up to ``watermark`` (both NULL between passes).
+    """
+    ALTER TABLE rollup_state ADD COLUMN pass_high INTEGER;
+    ALTER TABLE rollup_state ADD COLUMN pass_device TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

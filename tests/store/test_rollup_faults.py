@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitor_server.store import Sample, Store
+from monitor_server.store import sqlite as sqlite_store
+from monitor_server.store.sqlite import SQLiteStore
 from tests.store.test_rollups import DAY0, HOUR, answered, assert_same, expected
 
 STEPS = (60.0, float(HOUR), 21600.0)
@@ -48,6 +53,11 @@ def batches(seed: int, devices: int = 7) -> list[list[Sample]]:
 
 async def assert_folded_exactly(store: Store, stored: list[Sample]) -> None:
     await store.roll_up()
+    await assert_answered_exactly(store, stored)
+
+
+async def assert_answered_exactly(store: Store, stored: list[Sample]) -> None:
+    """Every tier's buckets hold each sample once, whatever the roll-up has folded so far."""
     unique = {(s.device_id, s.ts): s for s in stored}
     for device in sorted({d for d, _ in unique}):
         mine = [s for (d, _), s in unique.items() if d == device]
@@ -80,3 +90,42 @@ async def test_a_refused_write_folds_nothing_of_its_batch(store: Store) -> None:
             with pytest.raises(Exception):  # noqa: B017, PT011 (either backend's own error)
                 await store.write_samples(refused, DAY0)
     await assert_folded_exactly(store, [s for b in written for s in b])
+
+
+async def test_a_pass_cut_short_between_chunks_is_exact_meanwhile_and_finished_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite folds a pass into the tiers a range of devices per transaction. One refused after
+    three devices (a trigger in the database) leaves those folded and the rest not: charts stay
+    exact meanwhile, and the next pass, by a store opened again (its held sums gone), folds the
+    rest once."""
+    monkeypatch.setattr(sqlite_store, "FOLD_CHUNK", 2)  # a device a chunk: each has many minutes
+    path = tmp_path / "hub.db"
+    store = SQLiteStore(path)
+    await store.open()
+    written = [s for b in batches(7) for s in b]
+    await store.write_samples(written, DAY0)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(
+            "CREATE TRIGGER cut BEFORE UPDATE OF pass_device ON rollup_state"
+            " WHEN NEW.pass_device >= 'f3' BEGIN SELECT RAISE(ABORT, 'cut short'); END"
+        )
+        conn.commit()
+    with pytest.raises(sqlite3.IntegrityError, match="cut short"):
+        await store.roll_up()
+    await assert_answered_exactly(store, written)
+    await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT pass_device FROM rollup_state").fetchone() == ("f2",)
+        assert conn.execute("SELECT COUNT(DISTINCT device_id) FROM rollup_minute").fetchone() == (3,)
+        conn.execute("DROP TRIGGER cut")
+        conn.commit()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        await assert_folded_exactly(store, written)
+    finally:
+        await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT pass_high, pass_device FROM rollup_state").fetchone() == (None, None)
+        assert conn.execute("SELECT COUNT(DISTINCT device_id) FROM rollup_minute").fetchone() == (7,)
