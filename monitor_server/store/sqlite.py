@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -931,10 +931,15 @@ def _value(field: str) -> str:
     return field if field in _TYPED_FIELDS else f"json_extract(extra, '$.{field}')"
 
 
-# Per metric: how many samples had it, their sum, minimum and maximum (a "part" of a bucket).
-_PART_AGGREGATES = "".join(
-    f", COUNT({_value(m)}), TOTAL({_value(m)}), MIN({_value(m)}), MAX({_value(m)})" for m in ROLLUP_FIELDS
-)
+def _part_aggregates(read: Callable[[str], str]) -> str:
+    """Per metric (``read`` gives its SQL): how many samples had it, their sum, minimum and maximum
+    (a "part" of a bucket)."""
+    return "".join(
+        f", COUNT({read(m)}), TOTAL({read(m)}), MIN({read(m)}), MAX({read(m)})" for m in ROLLUP_FIELDS
+    )
+
+
+_PART_AGGREGATES = _part_aggregates(_value)
 _NAMED_PART_AGGREGATES = "".join(
     f", COUNT({_value(m)}) AS {m}_n, TOTAL({_value(m)}) AS {m}_sum, MIN({_value(m)}) AS {m}_min,"
     f" MAX({_value(m)}) AS {m}_max"
@@ -1001,9 +1006,7 @@ def _fill(where: str) -> str:
 
 
 _EXTRACTED = "".join(f", {_value(m)} AS v_{m}" for m in ROLLUP_FIELDS)
-_EXTRACTED_AGGREGATES = "".join(
-    f", COUNT(v_{m}), TOTAL(v_{m}), MIN(v_{m}), MAX(v_{m})" for m in ROLLUP_FIELDS
-)
+_EXTRACTED_AGGREGATES = _part_aggregates(lambda m: f"v_{m}")
 _FILL_BATCH = _fill("id > ?1 AND id <= ?2")
 _FILL_BATCH_AFTER = _fill("id > ?1 AND id <= ?2 AND device_id > ?3")  # what a pass cut short left
 FOLD_ROWS = 20_000  # (device, minute) sums held before the tiers are updated

@@ -104,17 +104,19 @@ async def test_a_pass_cut_short_between_chunks_is_exact_meanwhile_and_finished_b
     store = SQLiteStore(path)
     await store.open()
     written = [s for b in batches(7) for s in b]
-    await store.write_samples(written, DAY0)
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        conn.execute(
-            "CREATE TRIGGER cut BEFORE UPDATE OF pass_device ON rollup_state"
-            " WHEN NEW.pass_device >= 'f3' BEGIN SELECT RAISE(ABORT, 'cut short'); END"
-        )
-        conn.commit()
-    with pytest.raises(sqlite3.IntegrityError, match="cut short"):
-        await store.roll_up()
-    await assert_answered_exactly(store, written)
-    await store.close()
+    try:
+        await store.write_samples(written, DAY0)
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute(
+                "CREATE TRIGGER cut BEFORE UPDATE OF pass_device ON rollup_state"
+                " WHEN NEW.pass_device >= 'f3' BEGIN SELECT RAISE(ABORT, 'cut short'); END"
+            )
+            conn.commit()
+        with pytest.raises(sqlite3.IntegrityError, match="cut short"):
+            await store.roll_up()
+        await assert_answered_exactly(store, written)
+    finally:
+        await store.close()
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("SELECT pass_device FROM rollup_state").fetchone() == ("f2",)
         assert conn.execute("SELECT COUNT(DISTINCT device_id) FROM rollup_minute").fetchone() == (3,)
