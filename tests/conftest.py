@@ -12,6 +12,7 @@ import pytest
 from hypothesis import settings
 
 from tests.hubs import RunningHub
+from tests.pg_leaks import pytest_configure, pytest_terminal_summary, pytest_unconfigure  # noqa: F401 (hooks)
 
 # Locally hypothesis explores new examples every run; CI replays a fixed sequence so a red
 # build always means a change, never a newly drawn example (those show up on developers' runs).
