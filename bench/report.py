@@ -179,6 +179,13 @@ def _ingest(r: dict[str, Any]) -> list[str]:
             f"`executemany` of rows round-robin over {r['live_agents']:,} devices (the live load's index "
             f"order): {r.get('raw_many_devices_rows_per_second', float('nan')):,.0f} rows/s."
         )
+        if r.get("light_batched_roll_up_us_per_sample"):
+            lines[-1] += (
+                f" The hub's roll-up of the batched windows' samples (its next pass, after each window): "
+                f"**{r['light_batched_roll_up_us_per_sample']} us of hub CPU per sample** more; at the "
+                f"window's rate per CPU, the batches' share of raw with it: "
+                f"{r['light_batched_ratio_with_roll_up']:.0%}."
+            )
         if r.get("floor_runs"):
             lines.append("")
             lines.append(
