@@ -105,12 +105,7 @@ ROLL_UP_WAIT = 180.0  # seconds a window's samples may take to be folded
 
 def _folded(db: Path) -> tuple[int, int]:
     """(the highest sample id, the roll-up's watermark: every sample up to it is in the tiers)."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        high = conn.execute("SELECT coalesce(max(id), 0) FROM samples").fetchone()[0]
-        return int(high), int(conn.execute("SELECT watermark FROM rollup_state").fetchone()[0])
-    finally:
-        conn.close()
+    return _rows(db), _read_int(db, "SELECT watermark FROM rollup_state")
 
 
 async def _roll_up_cost(hub: HubProcess) -> dict[str, Any]:
@@ -140,12 +135,17 @@ async def _roll_up_cost(hub: HubProcess) -> dict[str, Any]:
     }
 
 
-def _rows(db: Path) -> int:
+def _read_int(db: Path, sql: str) -> int:
+    """One integer from the hub's database, read-only beside the running hub."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return int(conn.execute("SELECT coalesce(max(id), 0) FROM samples").fetchone()[0])
+        return int(conn.execute(sql).fetchone()[0])
     finally:
         conn.close()
+
+
+def _rows(db: Path) -> int:
+    return _read_int(db, "SELECT coalesce(max(id), 0) FROM samples")
 
 
 async def _ws_rate(hub: HubProcess, window: float, runs: int) -> list[dict[str, Any]]:

@@ -52,9 +52,10 @@ def _to_postgres(sock: object) -> bool:
     if not isinstance(sock, socket.socket):
         return False
     try:
-        return sock.getpeername()[1] == _PG_PORT
-    except (OSError, IndexError, TypeError):
-        return f", {_PG_PORT})>" in repr(sock)
+        peer = sock.getpeername()
+    except OSError:  # not connected: its repr names no peer either
+        return False
+    return isinstance(peer, tuple) and peer[1] == _PG_PORT
 
 
 def _hook(unraisable: Any) -> None:

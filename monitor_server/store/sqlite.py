@@ -931,20 +931,21 @@ def _value(field: str) -> str:
     return field if field in _TYPED_FIELDS else f"json_extract(extra, '$.{field}')"
 
 
-def _part_aggregates(read: Callable[[str], str]) -> str:
+def _part_aggregates(read: Callable[[str], str], named: bool = False) -> str:
     """Per metric (``read`` gives its SQL): how many samples had it, their sum, minimum and maximum
-    (a "part" of a bucket)."""
+    (a "part" of a bucket); ``named``: as ``<metric>_n``, ``_sum``, ``_min``, ``_max``."""
+
+    def part(function: str, m: str, suffix: str) -> str:
+        return f", {function}({read(m)})" + (f" AS {m}_{suffix}" if named else "")
+
     return "".join(
-        f", COUNT({read(m)}), TOTAL({read(m)}), MIN({read(m)}), MAX({read(m)})" for m in ROLLUP_FIELDS
+        part("COUNT", m, "n") + part("TOTAL", m, "sum") + part("MIN", m, "min") + part("MAX", m, "max")
+        for m in ROLLUP_FIELDS
     )
 
 
 _PART_AGGREGATES = _part_aggregates(_value)
-_NAMED_PART_AGGREGATES = "".join(
-    f", COUNT({_value(m)}) AS {m}_n, TOTAL({_value(m)}) AS {m}_sum, MIN({_value(m)}) AS {m}_min,"
-    f" MAX({_value(m)}) AS {m}_max"
-    for m in ROLLUP_FIELDS
-)
+_NAMED_PART_AGGREGATES = _part_aggregates(_value, named=True)
 _PART_COLUMNS = "".join(f", {m}_n, {m}_sum, {m}_min, {m}_max" for m in ROLLUP_FIELDS)
 # Parts of one bucket merged: the newest sample's time, how many samples, the highest uptime,
 # and per metric the average (NULL when no sample had it: x/0 is NULL), minimum and maximum.
