@@ -98,7 +98,7 @@ class Hub:
             sessions=sessions,
             presence=presence,
             commands=CommandService(store, bus, sessions),
-            writer=SampleWriter(store, settings.batch_max_rows),
+            writer=SampleWriter(store, settings.batch_max_rows, hub_id=cluster.hub_id),
             identity=identity,
             cluster=cluster,
             throttle=Throttle(

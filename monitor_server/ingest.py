@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from monitor_server.store import Sample, Store
+from monitor_server.store import PresenceEvent, Sample, Store
 from protocol.timestamps import to_epoch
 
 log = logging.getLogger("monitor_server.ingest")
@@ -78,12 +78,15 @@ class SampleWriter:
         max_rows: int,
         clock: Callable[[], float] = time.time,
         max_pending: int | None = None,
+        hub_id: str | None = None,
     ) -> None:
         self._store = store
+        self._hub_id = hub_id  # the hub that claims the devices ``submit``'s ``online`` brings online
         self._max_rows = max_rows
         self._max_pending = max_pending or 4 * max_rows
         self._clock = clock
         self._pending: list[Sample] = []
+        self._onlines: list[PresenceEvent] = []  # stored in the transaction of the pending samples
         self._done: asyncio.Future[None] | None = None  # resolves when ``_pending`` is stored
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -101,11 +104,17 @@ class SampleWriter:
         """Rows submitted and not yet handed to the store (the backlog)."""
         return len(self._pending)
 
-    def submit(self, sample: Sample) -> asyncio.Future[None]:
-        """Queue one sample; the future resolves when its batch is committed."""
+    def submit(self, sample: Sample, online: PresenceEvent | None = None) -> asyncio.Future[None]:
+        """Queue one sample; the future resolves when its batch is committed.
+
+        ``online``: a presence transition stored in the same transaction (an HTTP device's first
+        sample brings it online without a transaction of its own).
+        """
         if self._done is None:
             self._done = asyncio.get_running_loop().create_future()
         self._pending.append(sample)
+        if online is not None:
+            self._onlines.append(online)
         if len(self._pending) >= self._max_pending:
             self._room.clear()
         self._wake.set()
@@ -140,11 +149,13 @@ class SampleWriter:
 
     async def flush(self) -> None:
         while self._pending:
-            rows, done = self._pending, self._done
-            self._pending, self._done = [], None
+            rows, onlines, done = self._pending, self._onlines, self._done
+            self._pending, self._onlines, self._done = [], [], None
             outcome: BaseException | None = None
             for start in range(0, len(rows), self._max_rows):
-                outcome = await self._write_until_stored(rows[start : start + self._max_rows]) or outcome
+                chunk = rows[start : start + self._max_rows]
+                outcome = await self._write_until_stored(chunk, onlines) or outcome
+                onlines = []  # with the first chunk: the store creates a device row it lacks
             if len(self._pending) < self._max_pending:
                 self._room.set()
             if done is not None and not done.done():
@@ -155,12 +166,14 @@ class SampleWriter:
                     done.exception()  # mark retrieved: fire-and-forget callers must not warn
         self._wake.clear()
 
-    async def _write_until_stored(self, batch: list[Sample]) -> BaseException | None:
+    async def _write_until_stored(
+        self, batch: list[Sample], onlines: list[PresenceEvent]
+    ) -> BaseException | None:
         """Write ``batch``, retrying failures that pass; only a shutdown makes it give up."""
         delay, attempts = RETRY_FIRST, 0
         while True:
             try:
-                await self._write_isolating(batch)
+                await self._write_isolating(batch, onlines)
             except TRANSIENT_ERRORS as exc:
                 attempts += 1
                 if self._closing and attempts >= GIVE_UP_WHEN_CLOSING:
@@ -180,22 +193,38 @@ class SampleWriter:
             self._noted = (0.0, "")  # a commit just worked: earlier failures are over
             return None
 
-    async def _write_isolating(self, batch: list[Sample]) -> None:
-        """Write ``batch``; a row the store refuses is found by halving and left out."""
+    async def _write_isolating(self, batch: list[Sample], onlines: list[PresenceEvent]) -> None:
+        """Write ``batch``; a row the store refuses is found by halving and left out.
+
+        Before halving, ``onlines`` are stored on their own: a refused row takes no transition down.
+        """
         started = time.perf_counter()
         try:
-            await self._store.write_samples(batch, self._clock())
+            await self._store.write_samples(batch, self._clock(), onlines, self._hub_id)
         except TRANSIENT_ERRORS:
             raise
         except Exception as exc:
+            if onlines:
+                await self._store_alone(onlines)
+                await self._write_isolating(batch, [])
+                return
             if len(batch) == 1:
                 self.rows_refused += 1
                 log.error("the store refused a sample of %s at %s: %r", batch[0].device_id, batch[0].ts, exc)
                 return
             middle = len(batch) // 2
-            await self._write_isolating(batch[:middle])
-            await self._write_isolating(batch[middle:])
+            await self._write_isolating(batch[:middle], [])
+            await self._write_isolating(batch[middle:], [])
             return
         self.rows_written += len(batch)
         if self.on_commit is not None:
             self.on_commit(time.perf_counter() - started)
+
+    async def _store_alone(self, onlines: list[PresenceEvent]) -> None:
+        """The transitions of a batch the store refused, in a transaction of their own."""
+        try:
+            await self._store.set_presence_many(onlines, self._hub_id, claim=True)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:
+            log.error("the store refused %d presence transitions: %r", len(onlines), exc)

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 from monitor_server.bus import EventBus
 from monitor_server.events import DeviceDetails, PresenceChanged
@@ -116,18 +117,57 @@ class Presence:
             return
         await self._record(device_id, False, reason, WS, self._clock())
 
-    async def http_seen(self, device_id: str, details: DeviceDetails | None = None) -> None:
+    async def http_ingest(
+        self,
+        device_id: str,
+        store: Callable[[PresenceEvent | None], asyncio.Future[None]],
+        details: DeviceDetails | None = None,
+    ) -> None:
         """An HTTP ingest: online now (unless a WebSocket session already says so).
 
-        ``details`` (from the payload) ride on the ``ingest`` event when this makes it online.
+        ``store`` queues the request's sample with the transition this makes (None if none) and
+        returns its commit's future: a first-seen device goes online in its sample's transaction.
+        Returns once committed. ``details`` (from the payload) ride on the ``ingest`` event.
         """
-        now = self._clock()
-        if device_id in self._online and self._online[device_id].connection == WS:
+        event = self._http_online(device_id)
+        if event is None:
+            await asyncio.shield(store(None))
             return
+        async with self._device_lock(device_id):  # after the device's earlier transitions
+            stored = store(event)
+            stored.add_done_callback(partial(self._stored_online, event, details))
+            await asyncio.shield(stored)
+
+    async def http_seen(self, device_id: str, details: DeviceDetails | None = None) -> None:
+        """An HTTP contact without a sample: its transition (if any) in a transaction of its own."""
+        await self.http_ingest(device_id, self._store_alone, details)
+
+    def _http_online(self, device_id: str) -> PresenceEvent | None:
+        """Note an HTTP contact; the transition it makes, decided now (None: already online)."""
+        current = self._online.get(device_id)
+        if current is not None and current.connection == WS:
+            return None
+        now = self._clock()
         self._http_seen[device_id] = now
-        if device_id not in self._online:
-            self._online[device_id] = Online(HTTP, now)
-            await self._record(device_id, True, PresenceReason.INGEST, HTTP, now, details)
+        if current is not None:
+            return None
+        self._online[device_id] = Online(HTTP, now)
+        return PresenceEvent(device_id, True, PresenceReason.INGEST, HTTP, now)
+
+    def _store_alone(self, event: PresenceEvent | None) -> asyncio.Future[None]:
+        if event is None:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return asyncio.ensure_future(self._onlines.submit(event))
+
+    def _stored_online(
+        self, event: PresenceEvent, details: DeviceDetails | None, done: asyncio.Future[None]
+    ) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return  # not stored: the hub gave up at shutdown (its next start rebuilds presence)
+        log.info("device %s online (%s)", event.device_id, event.reason)
+        self.announce(event, details)
 
     async def reclaim(self, device_ids: list[str]) -> None:
         """This hub was taken for dead while holding these sessions: record them online again."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -41,11 +42,10 @@ async def ingest(request: Request) -> Response:
     if (failure := hub.writer.failure()) is not None:
         return unavailable(f"the database is failing ({failure}); retry later")
     hub.publish_sample(sample)
+    details = DeviceDetails(hostname=payload.get("hostname"), agent_version=payload.get("agent_version"))
     try:
         async with asyncio.timeout(hub.settings.ingest_wait):
-            await asyncio.shield(hub.writer.submit(sample))
+            await hub.presence.http_ingest(device_id, partial(hub.writer.submit, sample), details)
     except TimeoutError:  # stored later if the database recovers; the client may retry
         return unavailable(f"not stored within {hub.settings.ingest_wait:g} s; retry later")
-    details = DeviceDetails(hostname=payload.get("hostname"), agent_version=payload.get("agent_version"))
-    await hub.presence.http_seen(device_id, details)
     return JSONResponse({"ok": True, "ts_utc": to_iso(now)})

@@ -32,7 +32,18 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     # devices and samples
-    async def write_samples(self, samples: Sequence[Sample], seen_at: float) -> None: ...
+    async def write_samples(
+        self,
+        samples: Sequence[Sample],
+        seen_at: float,
+        onlines: Sequence[PresenceEvent] = (),
+        hub: str | None = None,
+    ) -> None:
+        """Store the samples and each device's newest one; in the same transaction, ``onlines``
+        as ``set_presence_many(onlines, hub, claim=True)`` stores them (a first-seen HTTP device
+        goes online with its first sample, not in a transaction of its own)."""
+        ...
+
     async def touch_device(self, device_id: str, seen_at: float, **info: str | None) -> None:
         """Create the device if new; set ``last_seen`` and what ``info`` reports (None keeps the
         stored value): ``hostname``, ``agent_version``, ``platform``, and ``agent_tags`` and

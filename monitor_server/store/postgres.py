@@ -96,8 +96,15 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
 
     # devices and samples
 
-    async def write_samples(self, samples: Sequence[Sample], seen_at: float) -> None:
+    async def write_samples(
+        self,
+        samples: Sequence[Sample],
+        seen_at: float,
+        onlines: Sequence[PresenceEvent] = (),
+        hub: str | None = None,
+    ) -> None:
         if not samples:
+            await self.set_presence_many(onlines, hub, claim=True)
             return
         latest: dict[str, Sample] = {}
         for sample in samples:
@@ -110,6 +117,8 @@ class PostgresStore(PgIdentity, PgAlerts, PgReleases):
             await conn.execute(_INSERT_SAMPLES, *_columns([_sample_row(s) for s in _in_order(samples)], 8))
             await conn.execute(_SEEN, [s.device_id for s in newest], seen_at)
             await conn.execute(_UPDATE_LATEST, *_columns([_latest_row(s) for s in newest], 7))
+            if onlines:
+                await _store_presence(conn, onlines, hub, claim=True)
 
     async def touch_device(self, device_id: str, seen_at: float, **info: str | None) -> None:
         await self._pool.execute(_TOUCH, *_touch_row((device_id, seen_at, info)))

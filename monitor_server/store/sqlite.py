@@ -147,7 +147,13 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
 
     # devices and samples
 
-    async def write_samples(self, samples: Sequence[Sample], seen_at: float) -> None:
+    async def write_samples(
+        self,
+        samples: Sequence[Sample],
+        seen_at: float,
+        onlines: Sequence[PresenceEvent] = (),
+        hub: str | None = None,
+    ) -> None:
         latest: dict[str, Sample] = {}
         for sample in samples:
             if sample.device_id not in latest or sample.ts >= latest[sample.device_id].ts:
@@ -158,6 +164,9 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
                 [_sample_row(s) for s in samples],
             )
             await db.executemany(_UPSERT_LATEST, [_latest_row(s, seen_at) for s in latest.values()])
+            if onlines:
+                await _add_devices(db, onlines)
+                await _store_presence(db, onlines, hub, claim=True)
 
     async def touch_device(self, device_id: str, seen_at: float, **info: str | None) -> None:
         await self.touch_devices([(device_id, seen_at, info)])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from monitor_server.bus import EventBus
+from monitor_server.ingest import SampleWriter
 from monitor_server.presence import Presence
-from monitor_server.store import PresenceEvent, Store
+from monitor_server.store import PresenceEvent, Sample, Store
 from protocol.codes import PresenceReason
 
 T0 = 1_800_000_000.0
@@ -198,3 +200,41 @@ async def test_http_devices_that_time_out_together_are_stored_together(store: St
     for device in ("h000", "h150", "h299"):
         row = await store.get_device(device)
         assert row is not None and not row.online and row.presence_reason == "timeout"
+
+
+async def test_samples_and_the_onlines_they_bring_are_stored_together(store: Store) -> None:
+    """``write_samples`` stores the transitions it is given with the rows, the hub claiming them;
+    one whose device has no row in the batch creates the device."""
+    samples = [Sample("s1", T0, 1.0, 2.0, 3.0, 60, "ok"), Sample("s1", T0 + 1, 1.5, 2.0, 3.0, 61, "ok")]
+    onlines = [
+        PresenceEvent("s1", True, PresenceReason.INGEST, "http", T0 + 1),
+        PresenceEvent("s2", True, PresenceReason.INGEST, "http", T0 + 2),
+    ]
+    await store.write_samples(samples, T0 + 2, onlines, hub="hub-a")
+    for event in onlines:
+        device = await store.get_device(event.device_id)
+        assert device is not None and device.online and device.hub_id == "hub-a"
+        assert (device.connection, device.presence_reason, device.presence_since) == (
+            "http",
+            "ingest",
+            event.at,
+        )
+        assert await store.presence_events(event.device_id, 10) == [event]
+    assert len(await store.query_samples("s1", None, None, 10)) == 2
+
+
+async def test_a_refused_row_does_not_take_the_onlines_of_its_batch_down(store: Store) -> None:
+    """The writer stores a batch's transitions on their own before it isolates a row the store
+    refuses (an integer past 64 bits): the device goes online, its good rows are stored."""
+    writer = SampleWriter(store, max_rows=100, hub_id="hub-a")
+    good = [Sample("w1", T0 + i, 1.0, 2.0, 3.0, 60, "ok") for i in range(3)]
+    bad = Sample("w1", T0 + 10, 1.0, 2.0, 3.0, 2**64 - 1, "ok")
+    event = PresenceEvent("w1", True, PresenceReason.INGEST, "http", T0)
+    done = [writer.submit(good[0], event), writer.submit(bad), *(writer.submit(s) for s in good[1:])]
+    await writer.flush()
+    await asyncio.gather(*done)
+    assert writer.rows_refused == 1 and writer.rows_written == 3
+    assert await store.presence_events("w1", 10) == [event]
+    device = await store.get_device("w1")
+    assert device is not None and device.online and device.hub_id == "hub-a"
+    assert len(await store.query_samples("w1", None, None, 10)) == 3
