@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from monitor_server.bus import EventBus
 from monitor_server.ingest import SampleWriter
-from monitor_server.presence import Presence
+from monitor_server.presence import TIMEOUT_CHUNK, Presence
 from monitor_server.store import PresenceEvent, Sample, Store
 from protocol.codes import PresenceReason
 
@@ -238,3 +238,37 @@ async def test_a_refused_row_does_not_take_the_onlines_of_its_batch_down(store: 
     device = await store.get_device("w1")
     assert device is not None and device.online and device.hub_id == "hub-a"
     assert len(await store.query_samples("w1", None, None, 10)) == 3
+
+
+async def test_a_large_burst_of_timeouts_is_stored_in_chunks_in_each_devices_order(store: Store) -> None:
+    """2,500 HTTP devices timing out at once: three transactions (``TIMEOUT_CHUNK``), each device
+    published once. An ingest decided while the first chunk is being stored waits for its
+    device's timeout, so the store ends with the device online again."""
+    batches: list[int] = []
+    again: list[asyncio.Future[None]] = []
+    real = store.set_offline_many
+    clock, bus = [T0], EventBus()
+    presence = Presence(store, bus, http_window=30, clock=lambda: clock[0])
+
+    async def counted(events: Sequence[PresenceEvent], hub: str | None = None) -> list[PresenceEvent]:
+        batches.append(len(events))
+        if len(batches) == 1:  # h0000 comes back while its timeout is being stored
+            again.append(asyncio.ensure_future(presence.http_seen("h0000")))
+            await asyncio.sleep(0)
+        return await real(events, hub)
+
+    store.set_offline_many = counted  # type: ignore[method-assign]
+    for start in range(0, 2_500, 500):
+        await asyncio.gather(*(presence.http_seen(f"h{n:04d}") for n in range(start, start + 500)))
+    clock[0] = T0 + 31
+    async with bus.subscribe(maxsize=4_000) as published:
+        await presence.sweep()
+        await again[0]
+        assert published.pending() == 2_501
+    assert batches == [TIMEOUT_CHUNK, TIMEOUT_CHUNK, 500]
+    assert [e.online for e in await store.presence_events("h0000", 10)] == [True, False, True]
+    row = await store.get_device("h0000")
+    assert row is not None and row.online
+    for device in ("h0001", "h1500", "h2499"):
+        row = await store.get_device(device)
+        assert row is not None and not row.online and row.presence_reason == "timeout"
