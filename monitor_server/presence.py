@@ -170,8 +170,7 @@ class Presence:
     ) -> None:
         if done.cancelled() or done.exception() is not None:
             return  # not stored: the hub gave up at shutdown (its next start rebuilds presence)
-        log.info("device %s online (%s)", event.device_id, event.reason)
-        self.announce(event, details)
+        self._stored(event, details)
 
     async def reclaim(self, device_ids: list[str]) -> None:
         """This hub was taken for dead while holding these sessions: record them online again."""
@@ -203,9 +202,7 @@ class Presence:
         lock wait and a group commit each; every device's lock is held until its chunk is
         stored, so a transition decided meanwhile is stored after its timeout."""
         for device_id in device_ids:  # free locks: taken without yielding, all before any write
-            lock, users = self._locks.setdefault(device_id, (asyncio.Lock(), [0]))
-            users[0] += 1
-            await lock.acquire()
+            await self._join(device_id).acquire()
         done = 0
         try:
             while done < len(device_ids):
@@ -217,18 +214,14 @@ class Presence:
                     self._release(device_id)
                 for event in events:
                     if event in kept:
-                        log.info("device %s offline (%s)", event.device_id, event.reason)
-                        self.announce(event)
+                        self._stored(event)
         finally:
             for device_id in device_ids[done:]:
                 self._release(device_id)
 
     def _release(self, device_id: str) -> None:
-        lock, users = self._locks[device_id]
-        lock.release()
-        users[0] -= 1
-        if not users[0]:
-            del self._locks[device_id]
+        self._locks[device_id][0].release()
+        self._leave(device_id)
 
     async def run_sweeper(self, interval: float) -> None:
         while True:
@@ -252,7 +245,10 @@ class Presence:
         if event is None:
             log.debug("device %s: offline here, online on another hub", device_id)
             return
-        log.info("device %s %s (%s)", device_id, "online" if online else "offline", reason)
+        self._stored(event, details)
+
+    def _stored(self, event: PresenceEvent, details: DeviceDetails | None = None) -> None:
+        log.info("device %s %s (%s)", event.device_id, "online" if event.online else "offline", event.reason)
         self.announce(event, details)
 
     async def _store_one(
@@ -272,15 +268,24 @@ class Presence:
 
     @asynccontextmanager
     async def _device_lock(self, device_id: str) -> AsyncIterator[None]:
-        lock, users = self._locks.setdefault(device_id, (asyncio.Lock(), [0]))
-        users[0] += 1
+        lock = self._join(device_id)
         try:
             async with lock:
                 yield
         finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._locks[device_id]
+            self._leave(device_id)
+
+    def _join(self, device_id: str) -> asyncio.Lock:
+        """The device's lock, counted as wanted until ``_leave`` (the last one out drops it)."""
+        lock, users = self._locks.setdefault(device_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        return lock
+
+    def _leave(self, device_id: str) -> None:
+        users = self._locks[device_id][1]
+        users[0] -= 1
+        if not users[0]:
+            del self._locks[device_id]
 
     def announce(self, event: PresenceEvent, details: DeviceDetails | None = None) -> None:
         """Tell the listeners (alerts) and the dashboards of a stored transition.
