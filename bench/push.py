@@ -8,10 +8,14 @@ before it answers, so many frames arrive before the response and count as 0). In
 agents (the agent's own HTTP transport, polling ``/commands/next`` every 1 s and every 10 s) get
 commands too: their latency is what the original design paid.
 
-Two fleets. The headline's is ``bench/push_fleet.py``: light agents in their own process (uvloop,
-on the load core) speaking the real protocol from pre-built frames, with the commander in that
-process too, so the request's send time and the frame's arrival share one clock and an event loop
-that is not saturated. The agent's own ``Agent`` + ``WsTransport`` code in this process (the
+Two fleets. The headline's is ``bench/push_fleet.py``: light agents (uvloop, on the load core)
+speaking the real protocol from pre-built frames. ``PROBES`` of them get the commands, in a
+process of their own with the commander, so the request's send time and the frame's arrival share
+one clock and an event loop that is not saturated; the others hold their connections and send
+their samples in ``BACKGROUND_PROCESSES`` processes. The hub cannot tell the two apart. All
+10,000 in one process (the headline before) kept that process's loop 66-160 ms late at p99 and
+up to a second at worst: its arrival times were off by that much, and what it had put off it sent
+the hub in bursts. The agent's own ``Agent`` + ``WsTransport`` code in this process (the
 fleet every size used before) stays as rows of their own: at 10,000 agents it keeps core 1 busy
 and its event loop late by hundreds of milliseconds, and the arrival times are taken there. Every
 window records the hub's CPU, the load generator's CPU and how late the generator's loop woke a
@@ -56,6 +60,8 @@ from monitor_agent.spool import MemorySpool
 
 RATE = 10.0  # commands per second over REST, as the issue asks
 LIGHT, AGENTS = "light", "agents"  # bench/push_fleet.py; the agent's own code in this process
+PROBES = 100  # light agents the commands go to, in a process of their own (bench/push_fleet.py)
+BACKGROUND_PROCESSES = 4  # processes the other light agents are spread over
 GENERATOR_LATE_MS = 10.0  # a generator whose loop is later than the target at p99 is the limit
 
 
@@ -215,9 +221,15 @@ async def _hub_histograms(client: httpx.AsyncClient) -> dict[str, dict[str, floa
 
 
 async def _light_fleet(
-    hub: HubProcess, agents: int, window: float, runs: int, online: asyncio.Event, out: dict[str, Any]
+    hub: HubProcess,
+    agents: int,
+    options: list[str],
+    online: asyncio.Event,
+    out: dict[str, Any],
+    release: asyncio.Event | None = None,
 ) -> None:
-    """Run ``bench/push_fleet.py`` on the load core; ``online`` is set once its fleet is welcomed."""
+    """Run ``bench/push_fleet.py`` on the load core; ``online`` is set once its fleet is welcomed.
+    With ``release``, the fleet holds its connections (``--hold``) until that is set."""
     command = [
         *taskset(LOAD_CORE),
         sys.executable,
@@ -228,22 +240,90 @@ async def _light_fleet(
         TOKEN,
         str(hub.pid),
         str(agents),
-        f"--seconds={window}",
-        f"--runs={runs}",
+        *options,
+        *(["--hold"] if release is not None else []),
     ]
-    proc = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.PIPE
+    )
     assert proc.stdout is not None
+    assert proc.stdin is not None
     try:
         async for line in proc.stdout:
             event = json.loads(line)
             if event["event"] == "online":
                 out["connect_seconds"] = event["connect_seconds"]
                 online.set()
+                if release is not None:
+                    await release.wait()
+                    proc.stdin.close()
             elif event["event"] == "result":
                 out.update(event)
     finally:
+        if proc.returncode is None and release is None:
+            proc.stdin.close()
         if await proc.wait() != 0 or "windows" not in out:
             raise RuntimeError(f"bench.push_fleet failed (exit {proc.returncode}; its stderr is above)")
+
+
+async def _started(task: asyncio.Task[None], online: asyncio.Event) -> None:
+    """Wait until ``online`` is set; raise why ``task`` ended if it ends first."""
+    await asyncio.wait([task, asyncio.ensure_future(online.wait())], return_when="FIRST_COMPLETED")
+    if task.done():
+        task.result()  # raises why it ended before its fleet was online
+        raise RuntimeError("bench.push_fleet ended before its fleet was online")
+
+
+async def _split_fleet(
+    hub: HubProcess, agents: int, window: float, runs: int, probed: asyncio.Event, out: dict[str, Any]
+) -> None:
+    """``agents - PROBES`` light agents holding their connections, spread over
+    ``BACKGROUND_PROCESSES`` processes (the background), then ``PROBES`` light agents and the
+    commander in another: the commands go to the probes, so arrivals are timed in a loop that
+    10,000 connections do not keep late."""
+    loop = asyncio.get_running_loop()
+    probes = min(PROBES, agents)
+    window_args = [f"--seconds={window}", f"--runs={runs}", "--prefix=probe-"]
+    release = asyncio.Event()
+    held: list[tuple[asyncio.Task[None], dict[str, Any]]] = []
+    for n, share in enumerate(_shares(agents - probes, BACKGROUND_PROCESSES)):
+        held_online, background = asyncio.Event(), dict[str, Any]()
+        task = loop.create_task(
+            _light_fleet(hub, share, [f"--prefix=light{n}-"], held_online, background, release)
+        )
+        held.append((task, background))
+        await _started(task, held_online)
+    probe_online = asyncio.Event()
+    probing = loop.create_task(_light_fleet(hub, probes, window_args, probe_online, out))
+    await _started(probing, probe_online)
+    probed.set()
+    try:
+        await probing
+    finally:
+        release.set()
+        await asyncio.gather(*(task for task, _ in held))
+    for _, background in held:
+        out["connect_seconds"] += background["connect_seconds"]
+        out["online_at_end"] += background["online_at_end"]
+        out["reconnects"] += background["reconnects"]
+        for why, n in background["connections_ended"].items():
+            out["connections_ended"][why] = out["connections_ended"].get(why, 0) + n
+    if held:
+        windows = [background["windows"][0] for _, background in held]
+        out["background"] = {
+            "processes": len(held),
+            "generator_cpu_percent": round(sum(w["generator_cpu_percent"] for w in windows), 3),
+            "generator_late_p99_ms": max(w["generator_late_p99_ms"] for w in windows),
+            "generator_late_max_ms": max(w["generator_late_max_ms"] for w in windows),
+        }
+
+
+def _shares(total: int, parts: int) -> list[int]:
+    """``total`` split into at most ``parts`` near-equal positive shares."""
+    parts = min(parts, total)
+    if parts <= 0:
+        return []
+    return [total // parts + (1 if n < total % parts else 0) for n in range(parts)]
 
 
 async def measure(
@@ -273,13 +353,9 @@ async def measure(
             if fleet_kind == LIGHT:
                 online, light = asyncio.Event(), dict[str, Any]()
                 fleet_task = asyncio.get_running_loop().create_task(
-                    _light_fleet(hub, agents, window, scale.runs, online, light)
+                    _split_fleet(hub, agents, window, scale.runs, online, light)
                 )
-                await asyncio.wait(
-                    [fleet_task, asyncio.ensure_future(online.wait())], return_when="FIRST_COMPLETED"
-                )
-                if fleet_task.done():
-                    fleet_task.result()  # raises why it ended before its fleet was online
+                await _started(fleet_task, online)
                 polled = baselines()
                 await fleet_task
                 poll_1s, poll_10s = await polled
@@ -289,6 +365,7 @@ async def measure(
                     light["windows"],
                 )
                 reconnects, ended = light["reconnects"], light["connections_ended"]
+                background = light.get("background")
             else:
                 fleet = fleet_for(hub, agents, on_command=clock.hook, ramp=scale.pick(0.5, agents / 500))
                 async with running_fleet(fleet):
@@ -303,6 +380,7 @@ async def measure(
                     poll_1s, poll_10s = await polled
                     still_online = fleet.connected()
                     reconnects, ended = None, None  # the agents reconnect on their own; not counted
+                    background = None
             histograms = await _hub_histograms(client)
         for agent, _ in pollers_:
             agent.stop()
@@ -350,6 +428,7 @@ async def measure(
         },
         **generator,
         "limited_by": limited_by,
+        "background": background,
         "hub_histograms": histograms,
         "reconnects": reconnects,
         "connections_ended": ended,

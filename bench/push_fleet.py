@@ -17,6 +17,9 @@ random agents, so the request's send time and the frame's arrival share one cloc
 caller). Per window it reports its own CPU, the hub's CPU and its loop's lateness (a 10 ms
 ticker), so the report can say which side was the limit. Output: JSON lines on stdout, an
 ``online`` event once every connection was welcomed, then ``result``.
+
+With ``--hold`` it posts nothing: its agents hold their connections and send their samples until
+stdin closes (``bench/push.py`` runs the fleet's bulk that way, beside a small commanded one).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import asyncio
 import gc
 import json
 import random
+import sys
 import time
 from typing import Any
 
@@ -236,6 +240,43 @@ async def _window(
     }
 
 
+async def _windows(
+    args: argparse.Namespace,
+    fleet: list[LightPushAgent],
+    arrivals: Arrivals,
+    hub: psutil.Process,
+    late: list[float],
+) -> list[dict[str, Any]]:
+    window_rng = random.Random(args.seed + 1)
+    async with httpx.AsyncClient(
+        base_url=args.http_url, headers={"X-Auth-Token": args.token}, timeout=30
+    ) as client:
+        return [
+            await _window(client, fleet, arrivals, args.seconds, window_rng, hub, late)
+            for _ in range(args.runs)
+        ]
+
+
+async def _hold(hub: psutil.Process, late: list[float]) -> dict[str, Any]:
+    """The background fleet: hold the connections, post nothing, until stdin closes."""
+    hub_cpu, own_cpu = CpuMeter(hub), CpuMeter(psutil.Process())
+    hub_cpu.start()
+    own_cpu.start()
+    late.clear()
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.read(4096):
+        pass
+    lateness = summary_ms(late)
+    return {
+        "hub_cpu_percent": hub_cpu.stop(),
+        "generator_cpu_percent": own_cpu.stop(),
+        "generator_late_p99_ms": lateness["p99_ms"],
+        "generator_late_max_ms": lateness["max_ms"],
+    }
+
+
 def _emit(event: dict[str, Any]) -> None:
     print(json.dumps(event), flush=True)
 
@@ -268,14 +309,10 @@ async def main(args: argparse.Namespace) -> None:
     late: list[float] = []
     ticker = loop.create_task(_ticker(late))
     hub = psutil.Process(args.hub_pid)
-    window_rng = random.Random(args.seed + 1)
-    async with httpx.AsyncClient(
-        base_url=args.http_url, headers={"X-Auth-Token": args.token}, timeout=30
-    ) as client:
-        windows = [
-            await _window(client, fleet, arrivals, args.seconds, window_rng, hub, late)
-            for _ in range(args.runs)
-        ]
+    if args.hold:
+        windows = [await _hold(hub, late)]
+    else:
+        windows = await _windows(args, fleet, arrivals, hub, late)
     ticker.cancel()
     online_at_end = sum(1 for a in fleet if a.open)
     for task in tasks:
@@ -307,6 +344,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between an agent's samples")
     parser.add_argument("--prefix", default="light-")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--hold",
+        action="store_true",
+        help="the background fleet: post no commands, hold the connections until stdin closes",
+    )
     return parser.parse_args(argv)
 
 

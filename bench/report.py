@@ -37,7 +37,7 @@ def _targets(result: dict[str, Any]) -> list[str]:
 
 
 FLEETS = {
-    "light": "light (`bench/push_fleet.py`, own process)",
+    "light": "light (`bench/push_fleet.py`: 100 commanded agents in a process, the rest in four)",
     "agents": "agent's own code (`Agent` + `WsTransport`, in `bench.run`)",
 }
 
@@ -55,6 +55,7 @@ def _push(r: dict[str, Any]) -> list[str]:
     for size in r["sizes"]:
         fr, ar = size["push_from_request"], size["push_after_return"]
         polled = size["poll_1s"].get("n", 1)
+        bg = size.get("background")  # the light fleet's uncommanded processes
         rows.append(
             [
                 size["agents"],
@@ -66,9 +67,19 @@ def _push(r: dict[str, Any]) -> list[str]:
                     else ""
                 ),
                 f"{size.get('hub_cpu_percent', 0):.0f} / {size.get('generator_cpu_percent', 0):.0f}"
+                + (
+                    f" (background {bg['generator_cpu_percent']:.0f})"
+                    if (bg := size.get("background"))
+                    else ""
+                )
                 if "hub_cpu_percent" in size
                 else "not measured",
                 f"{size['generator_late_p99_ms']} / {size['generator_late_max_ms']}"
+                + (
+                    f" (background {bg['generator_late_p99_ms']} / {bg['generator_late_max_ms']})"
+                    if bg
+                    else ""
+                )
                 if "generator_late_p99_ms" in size
                 else "not measured",
                 size.get("limited_by", ""),
