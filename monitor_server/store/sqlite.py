@@ -1,7 +1,11 @@
-"""The default store: one SQLite file in WAL mode, one writer connection, one reader connection.
+"""The default store: one SQLite file in WAL mode.
 
-Every write is one explicit transaction behind a lock, so interleaved coroutines never share a
-half-finished transaction. Samples arrive in batches (see ``ingest.py``): one transaction for many rows.
+Every write is one explicit transaction, one at a time across the connections (the write lock),
+so interleaved coroutines never share a half-finished transaction. The frequent writes run on a
+thread of their own, a transaction per hand-off (``sqlite_thread.py``); a command's insert and its
+device's read run on the event loop's thread when the lock is free; the rest drive aiosqlite
+statement by statement; the roll-up has a connection of its own. Samples arrive in batches (see
+``ingest.py``): one transaction for many rows.
 """
 
 from __future__ import annotations
@@ -9,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -40,6 +46,7 @@ from monitor_server.store.rows import command_of, device_of, dumps, loads, same_
 from monitor_server.store.schema import MIGRATIONS
 from monitor_server.store.sqlite_alerts import SQLiteAlerts
 from monitor_server.store.sqlite_releases import SQLiteReleases
+from monitor_server.store.sqlite_thread import Body, SQLiteThread, connect, in_transaction
 from protocol.codes import PresenceReason
 from protocol.commands import FINAL_STATES, OPEN_STATES, CommandState, sources_of, transition
 from protocol.errors import Conflict, IllegalTransition, NotFound, Unauthenticated
@@ -68,6 +75,11 @@ _DEVICE_COLUMNS = (
     " commands, hub_id"
 )
 _SAMPLE_COLUMNS = "device_id, ts, cpu, ram, disk, uptime_sec, status, extra"
+# The loop thread's connection never checkpoints: a commit there appends to the WAL and returns;
+# copying the WAL into the database is left to the commits on the store's threads.
+_INLINE_PRAGMAS = (*_PRAGMAS, "PRAGMA wal_autocheckpoint=0")
+_INSERT_SAMPLES = f"INSERT OR IGNORE INTO samples ({_SAMPLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
+T = TypeVar("T")
 
 
 def _state_in(states: frozenset[CommandState]) -> tuple[str, tuple[str, ...]]:
@@ -84,12 +96,14 @@ _CANCELLABLE_SQL, _CANCELLABLE_ARGS = _state_in(sources_of(CommandState.CANCELLE
 _EXPIRABLE_SQL, _EXPIRABLE_ARGS = _state_in(sources_of(CommandState.EXPIRED))
 
 
-# Every write waits for the roll-up's transaction in progress: a pushed command's commit too. In
-# one process on the bench machine (10,000 devices, a pass of 60,000 samples), batches of 5,000
-# and the whole fold in one transaction held the writer 0.2-0.35 s per batch and 1.4-2.7 s for
-# the fold; 1,000 and 500 held it 50-100 ms each, 500 and 250 20-60 ms, with the pass no longer
-# in all. Too short, and the pass's many transactions delay more of the commits they interleave
-# with (the push scenario's median rose by 2 ms with 500 and 250).
+# The samples are summed outside any write transaction (the roll-up's own connection, in a read
+# transaction); the batch still bounds how long each fold behind it runs. Before that, every write
+# waited for the batch being summed. In one process on the bench machine (10,000 devices, a pass
+# of 60,000 samples), batches of 5,000 and the whole fold in one transaction held the writer
+# 0.2-0.35 s per batch and 1.4-2.7 s for the fold; 1,000 and 500 held it 50-100 ms each, 500 and
+# 250 20-60 ms, with the pass no longer in all. Too short, and the pass's many transactions delay
+# more of the commits they interleave with (the push scenario's median rose by 2 ms with 500 and
+# 250).
 ROLL_BATCH = 1_000  # samples summed per transaction
 
 
@@ -98,7 +112,16 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        # The frequent writes (samples, presence, commands, audit), a transaction per hand-off.
+        self._writes = SQLiteThread(path, _PRAGMAS, "sqlite-writes")
+        # The roll-up's: its sums in its own temporary table, read and summed with no write lock.
+        self._roller = SQLiteThread(path, _PRAGMAS, "sqlite-rollup")
+        # Used on the event loop's own thread, for what a pushed command waits for: the device's
+        # row, and the command's insert when the write lock is free (see ``_write``).
+        self._inline: sqlite3.Connection | None = None
+        # One write transaction at a time across the connections (SQLite's own lock would make
+        # a writer poll for it); taken in the threads, never held across an event-loop wake-up.
+        self._write_lock = threading.Lock()
         self._rolling = asyncio.Lock()  # one roll_up at a time: its sums span transactions
 
     async def open(self) -> None:
@@ -106,8 +129,17 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         self._writer = await self._connect()
         await self._migrate(self._writer)
         self._reader = await self._connect()
+        await self._writes.open()
+        await self._roller.open()
+        await self._roller.run(_create_batch_table)
+        self._inline = connect(self.path, _INLINE_PRAGMAS)
 
     async def close(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
+        await self._roller.close()
+        await self._writes.close()
         for conn in (self._reader, self._writer):
             if conn is not None:
                 await conn.close()
@@ -130,15 +162,49 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        assert self._writer is not None, "store is not open"
-        async with self._lock:
-            await _begin(self._writer)
+        """A write transaction on the writer, a statement per hand-off (the less frequent writes)."""
+        db = self._writer
+        assert db is not None, "store is not open"
+        async with self._exclusive():
+            await _begin(db)
             try:
-                yield self._writer
+                yield db
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await db.execute("ROLLBACK")
                 raise
-            await self._writer.execute("COMMIT")
+            await db.execute("COMMIT")
+
+    @asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """The write lock for a transaction driven from the event loop. It is taken on the frequent
+        writes' thread, in turn with the transactions queued there, which wait until it is back."""
+        taken: list[bool] = []
+        try:
+            await self._writes.run(lambda _: taken.append(self._write_lock.acquire()))
+        except asyncio.CancelledError:
+            if taken:  # the hand-off still finished (see SQLiteThread): the lock is ours
+                self._write_lock.release()
+            raise
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
+    async def _write(self, body: Body[T], on: SQLiteThread | None = None, inline: bool = False) -> T:
+        """``body`` in one write transaction on the frequent writes' connection (or ``on``), in one
+        hand-off to its thread. The write lock is taken and released in that thread, so a
+        transaction holds it for its SQLite work alone, however late the event loop is.
+
+        ``inline`` (a short transaction someone waits for): when the lock is free, ``body`` runs
+        at once on the event loop's thread, with no hand-off to wait a loop turn for; else as
+        above."""
+        if inline and self._write_lock.acquire(blocking=False):
+            try:
+                assert self._inline is not None, "store is not open"
+                return in_transaction(self._inline, body, contextlib.nullcontext(), "BEGIN IMMEDIATE")
+            finally:
+                self._write_lock.release()
+        return await (on or self._writes).write(body, self._write_lock)
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         assert self._reader is not None, "store is not open"
@@ -158,22 +224,24 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         for sample in samples:
             if sample.device_id not in latest or sample.ts >= latest[sample.device_id].ts:
                 latest[sample.device_id] = sample
-        async with self._tx() as db:
-            await db.executemany(
-                f"INSERT OR IGNORE INTO samples ({_SAMPLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
-                [_sample_row(s) for s in samples],
-            )
-            await db.executemany(_UPSERT_LATEST, [_latest_row(s, seen_at) for s in latest.values()])
+        rows = [_sample_row(s) for s in samples]
+        latest_rows = [_latest_row(s, seen_at) for s in latest.values()]
+
+        def store(db: sqlite3.Connection) -> None:
+            db.executemany(_INSERT_SAMPLES, rows)
+            db.executemany(_UPSERT_LATEST, latest_rows)
             if onlines:
-                await _add_devices(db, onlines)
-                await _store_presence(db, onlines, hub, claim=True)
+                _add_devices(db, onlines)
+                _store_presence(db, onlines, hub, claim=True)
+
+        await self._write(store)
 
     async def touch_device(self, device_id: str, seen_at: float, **info: str | None) -> None:
         await self.touch_devices([(device_id, seen_at, info)])
 
     async def touch_devices(self, touches: Sequence[Touch]) -> None:
-        async with self._tx() as db:
-            await db.executemany(_TOUCH, [_touch_row(t) for t in touches])
+        rows = [_touch_row(t) for t in touches]
+        await self._write(lambda db: db.executemany(_TOUCH, rows))
 
     async def list_devices(self) -> list[Device]:
         rows = await self._fetch(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY device_id")
@@ -183,8 +251,12 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         return dict(map(tags_of, await self._fetch("SELECT device_id, tags, agent_tags FROM devices")))
 
     async def get_device(self, device_id: str) -> Device | None:
-        rows = await self._fetch(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,))
-        return device_of(rows[0]) if rows else None
+        """One row by its key, read on the event loop's thread (a WAL reader never waits)."""
+        assert self._inline is not None, "store is not open"
+        row = self._inline.execute(
+            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        return device_of(row) if row is not None else None
 
     async def query_samples(
         self, device_id: str, since: float | None, until: float | None, limit: int
@@ -228,8 +300,9 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         """Fold the samples stored since the last call into every tier; how many were folded.
 
         Samples are taken by id (the order they were stored, so late arrivals are not missed),
-        ``batch`` per transaction so ingest waits for the writer no longer than one batch. Each
-        batch is summed per device and minute into the writer connection's temporary table; the
+        ``batch`` per read transaction on the roll-up's own connection, so no write waits for
+        the summing. Each batch is summed per device and minute into that connection's temporary
+        table; the
         tiers are updated from it once it holds ``FOLD_ROWS`` (device, minute) rows or the samples
         run out. A fleet of many devices sending one sample at a time has about one sample per
         device in a batch: folding each batch updated three tier rows per sample, folding the sums
@@ -238,14 +311,9 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         one chunk, not for the whole fleet's.
         """
         async with self._rolling:
-            async with self._tx() as db:
-                for statement in _BATCH_TABLE:
-                    await db.execute(statement)
-                await db.execute("DELETE FROM temp.rollup_batch")  # left by a failed call
-                low, cut_high, cut_after = await self._progress(db)
+            low, cut_high, cut_after = await self._roller.read(_start_pass)
             if cut_high is not None and cut_after is not None:  # a pass cut short: finish it first
-                async with self._tx() as db:
-                    await db.execute(_FILL_BATCH_AFTER, (low, cut_high, cut_after))
+                await self._roller.read(lambda db: db.execute(_FILL_BATCH_AFTER, (low, cut_high, cut_after)))
                 await self._fold_held(cut_high, cut_after)
                 low = cut_high
             return await self._fold_from(low, batch)
@@ -253,52 +321,23 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
     async def _fold_from(self, low: int, batch: int) -> int:
         folded, held = 0, 0
         while True:
-            async with self._tx() as db:
-                async with db.execute(_NEXT_BATCH, (low, batch)) as cur:
-                    row = await cur.fetchone()
-                assert row is not None
-                count, high = int(row[0]), row[1]
-                if count:
-                    await db.execute(_FILL_BATCH, (low, high))
-                    low, folded, held = high, folded + count, await self._held(db)
+            # A read transaction: the sums go to the roller's temporary table, no write lock taken.
+            count, high, held = await self._roller.read(functools.partial(_sum_batch, low=low, batch=batch))
+            if count:
+                low, folded = high, folded + count
             if held and (count < batch or held >= FOLD_ROWS):
                 await self._fold_held(low, "")
                 held = 0
             if count < batch:
                 return folded
 
-    async def _fold_held(self, high: int, after: str) -> None:
+    async def _fold_held(self, high: int, after: str | None) -> None:
         """Fold the held sums of the devices after ``after`` into the tiers, ``FOLD_CHUNK`` rows (a
         range of devices) per transaction, each recording how far the pass got; the last one
         moves the watermark to ``high``."""
-        while True:
-            async with self._tx() as db:
-                async with db.execute(_CHUNK_END, (after, FOLD_CHUNK - 1)) as cur:
-                    row = await cur.fetchone()
-                upto = None if row is None else str(row[0])  # None: the held rows after ``after``
-                for tier in TIERS:
-                    await db.execute(_FOLD[tier.name], (after, upto))
-                await db.execute(_FOLDED, (upto,))
-                if upto is None:
-                    await db.execute(_ROLLED_ALL, (high,))
-                    return
-                await db.execute(_ROLLED_TO, (high, upto))
-                after = upto
-
-    @staticmethod
-    async def _progress(db: aiosqlite.Connection) -> tuple[int, int | None, str | None]:
-        """The watermark, and how far a pass cut short got (``pass_high``, ``pass_device``)."""
-        async with db.execute("SELECT watermark, pass_high, pass_device FROM rollup_state") as cur:
-            row = await cur.fetchone()
-        assert row is not None, "rollup_state has its row from migration 4"
-        return int(row[0]), row[1], row[2]
-
-    @staticmethod
-    async def _held(db: aiosqlite.Connection) -> int:
-        # Rows are only added until a fold empties the table: its highest rowid is its size.
-        async with db.execute("SELECT COALESCE(MAX(rowid), 0) FROM temp.rollup_batch") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row is not None else 0
+        while after is not None:
+            start: str = after
+            after = await self._write(functools.partial(_fold_chunk, high=high, after=start), on=self._roller)
 
     async def delete_rollups_before(self, tier: Tier, cutoff: float) -> int:
         """Delete the tier's rows whose span ends at or before ``cutoff``; how many."""
@@ -373,40 +412,45 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         event = PresenceEvent(device_id, online, reason, connection, at)
         if not online:
             return next(iter(await self.set_offline_many([event], hub)), None)
-        async with self._tx() as db:
-            await _add_devices(db, [event])
-            await _store_presence(db, [event], hub, claim=True)
+        await self.set_presence_many([event], hub, claim=True)
         return event
 
     async def set_presence_many(
         self, events: Sequence[PresenceEvent], hub: str | None = None, *, claim: bool = False
     ) -> None:
         """Store many transitions in one transaction (a restart marks thousands offline at once)."""
-        async with self._tx() as db:
-            await _add_devices(db, events)
-            await _store_presence(db, events, hub, claim)
+
+        def store(db: sqlite3.Connection) -> None:
+            _add_devices(db, events)
+            _store_presence(db, events, hub, claim)
+
+        await self._write(store)
 
     async def set_offline_many(
         self, events: Sequence[PresenceEvent], hub: str | None = None
     ) -> list[PresenceEvent]:
-        async with self._tx() as db:
-            await _add_devices(db, events)
-            kept = list(events) if hub is None else await _not_held_elsewhere(db, events, hub)
-            await _store_presence(db, kept, hub, claim=True)
-        return kept
+        def store(db: sqlite3.Connection) -> list[PresenceEvent]:
+            _add_devices(db, events)
+            kept = list(events) if hub is None else _not_held_elsewhere(db, events, hub)
+            _store_presence(db, kept, hub, claim=True)
+            return kept
+
+        return await self._write(store)
 
     async def mark_hub_lost(self, hub: str, at: float) -> list[PresenceEvent]:
         """Every device online through ``hub`` goes offline (``hub_lost``), in one transaction."""
-        async with self._tx() as db:
-            async with db.execute(
+
+        def store(db: sqlite3.Connection) -> list[PresenceEvent]:
+            rows = db.execute(
                 "SELECT device_id, connection FROM devices WHERE online = 1 AND hub_id = ?"
                 " ORDER BY device_id",
                 (hub,),
-            ) as cur:
-                rows = await cur.fetchall()
+            ).fetchall()
             events = [PresenceEvent(r[0], False, PresenceReason.HUB_LOST, r[1], at) for r in rows]
-            await _store_presence(db, events)
-        return events
+            _store_presence(db, events)
+            return events
+
+        return await self._write(store)
 
     async def presence_events(self, device_id: str, limit: int) -> list[PresenceEvent]:
         rows = await self._fetch(
@@ -427,9 +471,11 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         idempotency_key: str | None = None,
         expires_at: float | None = None,
     ) -> tuple[Command, bool]:
-        async with self._tx() as db:
+        body = dumps(args)
+
+        def store(db: sqlite3.Connection) -> tuple[Command, bool]:
             if idempotency_key is not None:
-                existing = await _one_command(
+                existing = _one_command(
                     db, "device_id = ? AND idempotency_key = ?", (device_id, idempotency_key)
                 )
                 if existing is not None:
@@ -439,19 +485,11 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
                             f" {existing.id} with a different body; use a new key for a new command"
                         )
                     return existing, False
-            cur = await db.execute(
+            cur = db.execute(
                 "INSERT INTO commands"
                 " (device_id, command, args, state, created_at, idempotency_key, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    device_id,
-                    command,
-                    dumps(args),
-                    CommandState.PENDING.value,
-                    at,
-                    idempotency_key,
-                    expires_at,
-                ),
+                (device_id, command, body, CommandState.PENDING.value, at, idempotency_key, expires_at),
             )
             assert cur.lastrowid is not None
             created = Command(
@@ -464,7 +502,9 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
                 idempotency_key=idempotency_key,
                 expires_at=expires_at,
             )
-        return created, True
+            return created, True
+
+        return await self._write(store, inline=True)
 
     async def get_command(self, device_id: str, command_id: int) -> Command | None:
         rows = await self._fetch(
@@ -511,12 +551,13 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
             params += (device_id,)
         if not await self._fetch(f"SELECT 1 FROM commands WHERE {where} LIMIT 1", params):
             return []
-        async with self._tx() as db:
-            changed = await _returning(
+        changed = await self._write(
+            lambda db: _returning(
                 db,
                 f"UPDATE commands SET state = ? WHERE {where} RETURNING {_CMD_COLUMNS}",
                 (CommandState.EXPIRED.value, *params),
             )
+        )
         return sorted(changed, key=lambda command: command.id)
 
     async def mark_delivered(self, command_ids: Sequence[int], at: float) -> list[Command]:
@@ -524,13 +565,14 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         if not command_ids:
             return []
         marks = ",".join("?" * len(command_ids))
-        async with self._tx() as db:
-            changed = await _returning(
+        changed = await self._write(
+            lambda db: _returning(
                 db,
                 f"UPDATE commands SET state = ?, delivered_at = ?"
                 f" WHERE id IN ({marks}) AND {_DELIVERABLE_SQL} RETURNING {_CMD_COLUMNS}",
                 (CommandState.DELIVERED.value, at, *command_ids, *_DELIVERABLE_ARGS),
             )
+        )
         return sorted(changed, key=lambda command: command.id)
 
     async def ack_command(
@@ -543,8 +585,10 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         at: float,
     ) -> tuple[Command, bool]:
         """Store the first acknowledgement; later ones (or one after cancel or expiry) change nothing."""
-        async with self._tx() as db:
-            acked = await _returning(
+        stored_result = dumps(result)
+
+        def store(db: sqlite3.Connection) -> tuple[Command | None, bool]:
+            acked = _returning(
                 db,
                 "UPDATE commands SET state = ?, acked_at = ?, success = ?, message = ?, result = ?"
                 f" WHERE device_id = ? AND id = ? AND {_ACKABLE_SQL} RETURNING {_CMD_COLUMNS}",
@@ -553,7 +597,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
                     at,
                     int(success),
                     message,
-                    dumps(result),
+                    stored_result,
                     device_id,
                     command_id,
                     *_ACKABLE_ARGS,
@@ -561,7 +605,12 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
             )
             if acked:
                 return acked[0], True
-            current = await _one_command(db, "device_id = ? AND id = ?", (device_id, command_id))
+            return _one_command(db, "device_id = ? AND id = ?", (device_id, command_id)), False
+
+        current, changed = await self._write(store)
+        if changed:
+            assert current is not None
+            return current, True
         if current is None:
             raise NotFound(f"command {command_id} does not exist for device {device_id!r}")
         assert current.state in FINAL_STATES, f"open command {command_id} was not acked"
@@ -569,8 +618,9 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
 
     async def cancel_command(self, device_id: str, command_id: int, at: float) -> Command:
         """Cancel an open command; cancelling a cancelled one again returns it, any other is a Conflict."""
-        async with self._tx() as db:
-            current = await _one_command(db, "device_id = ? AND id = ?", (device_id, command_id))
+
+        def store(db: sqlite3.Connection) -> Command:
+            current = _one_command(db, "device_id = ? AND id = ?", (device_id, command_id))
             if current is None:
                 raise NotFound(f"command {command_id} does not exist for device {device_id!r}")
             if current.state is CommandState.CANCELLED:
@@ -579,7 +629,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
                 target = transition(current.state, CommandState.CANCELLED)
             except IllegalTransition as exc:
                 raise _cannot_cancel(current) from exc
-            cancelled = await _returning(
+            cancelled = _returning(
                 db,
                 "UPDATE commands SET state = ?, cancelled_at = ?"
                 f" WHERE device_id = ? AND id = ? AND {_CANCELLABLE_SQL} RETURNING {_CMD_COLUMNS}",
@@ -588,11 +638,13 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
             if cancelled:
                 return cancelled[0]
             # Settled between the read and the update (an ack won the race): report what it is now.
-            latest = await _one_command(db, "device_id = ? AND id = ?", (device_id, command_id))
-        assert latest is not None
-        if latest.state is CommandState.CANCELLED:
-            return latest
-        raise _cannot_cancel(latest)
+            latest = _one_command(db, "device_id = ? AND id = ?", (device_id, command_id))
+            assert latest is not None
+            if latest.state is CommandState.CANCELLED:
+                return latest
+            raise _cannot_cancel(latest)
+
+        return await self._write(store)
 
     # identity: users and sessions
 
@@ -833,8 +885,8 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
     # identity: audit log
 
     async def add_audit(self, event: AuditEvent) -> AuditEvent:
-        async with self._tx() as db:
-            cur = await db.execute(
+        def store(db: sqlite3.Connection) -> int:
+            cur = db.execute(
                 "INSERT INTO audit (at, actor_kind, actor, action, target, address, detail)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -848,7 +900,9 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
                 ),
             )
             assert cur.lastrowid is not None
-        return _replace_audit(event, id=cur.lastrowid)
+            return cur.lastrowid
+
+        return _replace_audit(event, id=await self._write(store))
 
     async def list_audit(self, since: float | None, limit: int) -> list[AuditEvent]:
         rows = await self._fetch(
@@ -893,39 +947,39 @@ _UPSERT_LATEST = (
 )
 
 
-async def _add_devices(db: aiosqlite.Connection, events: Sequence[PresenceEvent]) -> None:
-    await db.executemany(
+def _add_devices(db: sqlite3.Connection, events: Sequence[PresenceEvent]) -> None:
+    db.executemany(
         "INSERT INTO devices (device_id, first_seen) VALUES (?, ?) ON CONFLICT DO NOTHING",
         [(e.device_id, e.at) for e in events],
     )
 
 
-async def _store_presence(
-    db: aiosqlite.Connection, events: Sequence[PresenceEvent], hub: str | None = None, claim: bool = False
+def _store_presence(
+    db: sqlite3.Connection, events: Sequence[PresenceEvent], hub: str | None = None, claim: bool = False
 ) -> None:
     """Set each device's presence and record the events. Offline releases the holding hub; online
     makes ``hub`` the holder when ``claim``, otherwise the holder stays."""
-    await db.executemany(
+    db.executemany(
         "UPDATE devices SET online = ?1, connection = ?2, presence_reason = ?3, presence_since = ?4,"
         " hub_id = CASE WHEN NOT ?1 THEN NULL WHEN ?5 THEN ?6 ELSE hub_id END WHERE device_id = ?7",
         [(int(e.online), e.connection, e.reason, e.at, int(claim), hub, e.device_id) for e in events],
     )
-    await db.executemany(
+    db.executemany(
         "INSERT INTO presence_events (device_id, online, reason, connection, at) VALUES (?, ?, ?, ?, ?)",
         [(e.device_id, int(e.online), e.reason, e.connection, e.at) for e in events],
     )
 
 
-async def _not_held_elsewhere(
-    db: aiosqlite.Connection, events: Sequence[PresenceEvent], hub: str
+def _not_held_elsewhere(
+    db: sqlite3.Connection, events: Sequence[PresenceEvent], hub: str
 ) -> list[PresenceEvent]:
     """The events whose device no hub but ``hub`` holds (a session another hub took over stays)."""
-    async with db.execute(
+    cur = db.execute(
         "SELECT device_id FROM devices WHERE device_id IN (SELECT value FROM json_each(?))"
         " AND hub_id IS NOT NULL AND hub_id != ?",
         (dumps(sorted({e.device_id for e in events})), hub),
-    ) as cur:
-        elsewhere = {row[0] for row in await cur.fetchall()}
+    )
+    elsewhere = {row[0] for row in cur.fetchall()}
     return [e for e in events if e.device_id not in elsewhere]
 
 
@@ -1030,6 +1084,46 @@ _ROLLED_TO = "UPDATE rollup_state SET pass_high = ?, pass_device = ?"
 _ROLLED_ALL = "UPDATE rollup_state SET watermark = ?, pass_high = NULL, pass_device = NULL"
 
 
+def _create_batch_table(db: sqlite3.Connection) -> None:
+    for statement in _BATCH_TABLE:
+        db.execute(statement)
+
+
+def _start_pass(db: sqlite3.Connection) -> tuple[int, int | None, str | None]:
+    """Empty the held sums (left by a failed pass); the watermark, and how far a pass cut short
+    got (``pass_high``, ``pass_device``)."""
+    db.execute("DELETE FROM temp.rollup_batch")
+    row = db.execute("SELECT watermark, pass_high, pass_device FROM rollup_state").fetchone()
+    assert row is not None, "rollup_state has its row from migration 4"
+    return int(row[0]), row[1], row[2]
+
+
+def _sum_batch(db: sqlite3.Connection, low: int, batch: int) -> tuple[int, int, int]:
+    """Sum the next ``batch`` samples after id ``low`` into the held sums: how many, the highest
+    id, and how many (device, minute) sums are held now."""
+    count, high = db.execute(_NEXT_BATCH, (low, batch)).fetchone()
+    if count:
+        db.execute(_FILL_BATCH, (low, high))
+    # Rows are only added until a fold empties the table: its highest rowid is its size.
+    held = db.execute("SELECT COALESCE(MAX(rowid), 0) FROM temp.rollup_batch").fetchone()[0]
+    return int(count), high, int(held)
+
+
+def _fold_chunk(db: sqlite3.Connection, high: int, after: str) -> str | None:
+    """Fold the held sums of the next ``FOLD_CHUNK`` devices after ``after`` into every tier and
+    record how far the pass got; the last device folded, or None when none was left."""
+    row = db.execute(_CHUNK_END, (after, FOLD_CHUNK - 1)).fetchone()
+    upto = None if row is None else str(row[0])  # None: the held rows after ``after``
+    for tier in TIERS:
+        db.execute(_FOLD[tier.name], (after, upto))
+    db.execute(_FOLDED, (upto,))
+    if upto is None:
+        db.execute(_ROLLED_ALL, (high,))
+    else:
+        db.execute(_ROLLED_TO, (high, upto))
+    return upto
+
+
 def _tier_buckets(tier: Tier) -> str:
     """Buckets of ``?1`` seconds (a multiple of the width) from the tier's rows starting in
     ``[?3, ?4]`` and the samples not folded yet in those rows' spans, newest ``?5`` buckets first.
@@ -1119,16 +1213,14 @@ def _latest_row(s: Sample, seen_at: float) -> tuple[Any, ...]:
     )
 
 
-async def _one_command(db: aiosqlite.Connection, where: str, params: Sequence[Any]) -> Command | None:
-    async with db.execute(f"SELECT {_CMD_COLUMNS} FROM commands WHERE {where}", params) as cur:
-        row = await cur.fetchone()
+def _one_command(db: sqlite3.Connection, where: str, params: Sequence[Any]) -> Command | None:
+    row = db.execute(f"SELECT {_CMD_COLUMNS} FROM commands WHERE {where}", params).fetchone()
     return command_of(row) if row is not None else None
 
 
-async def _returning(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[Command]:
+def _returning(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Command]:
     """Run an ``UPDATE ... RETURNING`` of command columns: exactly the rows it changed."""
-    async with db.execute(sql, params) as cur:
-        return [command_of(r) for r in await cur.fetchall()]
+    return [command_of(r) for r in db.execute(sql, params).fetchall()]
 
 
 def _cannot_cancel(command: Command) -> Conflict:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import httpx
 import pytest
 
@@ -35,10 +35,10 @@ async def test_cancel_losing_race_to_ack_keeps_ack_and_conflicts(
     await store.ack_command("d1", command.id, True, "pong", {"rtt": 3}, 2.0)
     real_read = sqlite_store._one_command
 
-    async def stale_read(db: aiosqlite.Connection, where: str, params: Sequence[Any]) -> Command | None:
+    def stale_read(db: sqlite3.Connection, where: str, params: Sequence[Any]) -> Command | None:
         """The first read still sees the command pending, as if the ack landed just after it."""
         monkeypatch.setattr(sqlite_store, "_one_command", real_read)
-        found = await real_read(db, where, params)
+        found = real_read(db, where, params)
         return None if found is None else dataclasses.replace(found, state=CommandState.PENDING)
 
     monkeypatch.setattr(sqlite_store, "_one_command", stale_read)

@@ -1,0 +1,99 @@
+"""SQLite's write paths: the threads' transactions, the loop's inline ones, and the one write lock.
+
+The frequent writes run a whole transaction per hand-off to a thread, taking the write lock
+there; a command's insert runs on the event loop's thread when the lock is free; the other writes
+drive a transaction statement by statement from the loop. These hold the paths to one writer at a
+time, in order, whatever is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor_server.store import Sample
+from monitor_server.store.sqlite import SQLiteStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    opened = SQLiteStore(tmp_path / "hub.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def sample(device: str, ts: float) -> Sample:
+    return Sample(device, ts, 1.0, 2.0, 3.0, 10, "ok", {})
+
+
+async def test_a_command_enqueued_while_another_transaction_holds_the_lock_is_stored_after_it(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    """The loop cannot take the held lock: the command waits on the writes' thread instead of
+    writing beside the transaction (SQLite would refuse it, busy) and is stored once it ends."""
+    async with store._tx() as db:  # a transaction driven from the loop holds the lock
+        await db.execute("INSERT INTO devices (device_id, first_seen) VALUES ('held', 1)")
+        queued = asyncio.ensure_future(store.create_command("dev", "ping", None, 2.0))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not queued.done()
+    created, is_new = await queued
+    assert is_new
+    with contextlib.closing(sqlite3.connect(tmp_path / "hub.db")) as conn:
+        assert conn.execute("SELECT device_id FROM devices").fetchall() == [("held",)]
+        assert conn.execute("SELECT id, device_id FROM commands").fetchall() == [(created.id, "dev")]
+    assert not store._write_lock.locked()
+
+
+async def test_commands_created_inline_and_queued_beside_samples_are_all_stored(store: SQLiteStore) -> None:
+    """Commands created while samples are queued for the thread (some inline, some queued when
+    the lock was taken): each stored once, under its own id, and read back by the inline read."""
+    writes = [
+        asyncio.ensure_future(store.write_samples([sample(f"d{n}", 100.0 + n)], 100.0 + n)) for n in range(10)
+    ]
+    commands = [
+        asyncio.ensure_future(store.create_command(f"d{n}", "ping", {"n": n}, 1.0 + n)) for n in range(10)
+    ]
+    await asyncio.gather(*writes)
+    created = [c for c, _ in await asyncio.gather(*commands)]
+    assert len({c.id for c in created}) == 10
+    for n, command in enumerate(created):
+        device = await store.get_device(f"d{n}")
+        assert device is not None
+        assert device.last_seen == 100.0 + n
+        assert await store.get_command(f"d{n}", command.id) == command
+
+
+async def test_a_write_cancelled_in_its_thread_still_ends_its_transaction_and_frees_the_lock(
+    store: SQLiteStore,
+) -> None:
+    writing = asyncio.ensure_future(store.write_samples([sample("a", 1.0)], 1.0))
+    await asyncio.sleep(0)  # handed to the thread
+    writing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writing
+    assert not store._write_lock.locked()
+    await store.write_samples([sample("b", 2.0)], 2.0)  # the connection is not left in a transaction
+    assert [s.device_id for s in await store.query_samples("a", None, None, 10)] == ["a"]
+    assert [s.device_id for s in await store.query_samples("b", None, None, 10)] == ["b"]
+
+
+async def test_a_loop_transaction_cancelled_while_waiting_for_the_lock_does_not_keep_it(
+    store: SQLiteStore,
+) -> None:
+    async with store._tx():
+        waiting = asyncio.ensure_future(store.rename_device("x", "name"))
+        await asyncio.sleep(0)
+        waiting.cancel()
+    # The lock it was waiting for is taken for it once free, and given back as it is cancelled.
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert not store._write_lock.locked()
+    await store.write_samples([sample("x", 1.0)], 1.0)
+    assert (await store.rename_device("x", "renamed")) is not None
