@@ -80,6 +80,7 @@ class Evaluator:
         # hubs: a device online on another hub is never seen coming back here.
         self.start_offline = start_offline
         self.rules: dict[int, Rule] = {}
+        self._reads_samples = False  # a rule other than an offline one exists
         self._offline_rules: list[Rule] = []  # moved by every presence change (``on_presence``)
         self.states: dict[Key, AlertState] = {}
         self.changed: list[AlertState] = []  # transitions not yet taken by the service
@@ -128,6 +129,7 @@ class Evaluator:
         forgotten (their keys returned); devices already offline start the new offline rules."""
         self.rules = {record.id: Rule.compile(record) for record in records}
         self._offline_rules = [rule for rule in self.rules.values() if rule.kind is Kind.OFFLINE]
+        self._reads_samples = len(self._offline_rules) < len(self.rules)
         self._sampled.clear()
         self._quick.clear()
         self._device_quick.clear()
@@ -171,6 +173,9 @@ class Evaluator:
         """Samples arrived, in order; whether a state changed. Each run of samples from one device (a
         batch) is evaluated together (``_run``): ``changed`` gets each (rule, device) that moved in
         it once, in its state after the run's last sample."""
+        if not self._reads_samples:  # no rule reads them: only that their devices exist counts
+            self._known.update(sample.device_id for sample in samples)
+            return False
         if len(samples) == 1:  # a live sample: no grouping
             return self._run(samples[0].device_id, samples, now, alone=True)
         changed = False

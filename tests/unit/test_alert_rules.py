@@ -112,6 +112,21 @@ def test_offline_rule_by_tag() -> None:
     assert not other.on_presence("d1", False, 10.0)
 
 
+def test_a_device_known_only_by_its_samples_while_no_rule_reads_them_gets_a_later_rule() -> None:
+    """With only an offline rule (samples skip the rules), a device that only sent samples is
+    still known: an offline rule added later starts for it, and a metric rule reads its next one."""
+    ev = Evaluator()
+    ev.load([dataclasses.replace(OFFLINE, selector={})], [], [], 0.0)
+    assert not ev.on_samples([sample(95, device="s1"), sample(96, device="s2")], 1.0)
+    ev.set_rules([dataclasses.replace(OFFLINE, id=9, selector={}), CPU], 2.0)
+    assert sorted((s.rule_id, s.device_id, s.state) for s in ev.changed) == [
+        (9, "s1", "pending"),
+        (9, "s2", "pending"),
+    ]
+    ev.changed.clear()
+    assert ev.on_sample(sample(97, device="s1"), 3.0) and phases(ev) == ["pending"]
+
+
 def test_offline_rule_starts_for_devices_already_offline() -> None:
     """A device offline when the rule is loaded is pending at once."""
     ev = evaluator(OFFLINE, online=False, tags=frozenset({"rack-1"}))
