@@ -36,6 +36,13 @@ async def _state(api: httpx.AsyncClient, version: str, device_id: str, wanted: s
     return await eventually(reached, within=90, what=f"{device_id} {wanted} {version}")
 
 
+async def _paused(api: httpx.AsyncClient, version: str) -> None:
+    async def paused() -> bool:
+        return bool((await api.get(f"/releases/{version}")).json()["rollout"]["paused"])
+
+    await eventually(paused, within=30, what=f"rollout of {version} paused")
+
+
 @pytest.mark.timeout(300)
 async def test_rollout_updates_the_agent_and_a_broken_release_rolls_back_and_pauses(
     releases: Releases, hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path
@@ -62,6 +69,7 @@ async def test_rollout_updates_the_agent_and_a_broken_release_rolls_back_and_pau
         # The agent reports update_failed with the code and the launcher's reason (DESIGN §12).
         assert failed["reason"].startswith("update_failed: exited: the new version exited"), failed
         assert "before reaching welcome" in failed["reason"], failed
-        assert (await api.get(f"/releases/{BROKEN}")).json()["rollout"]["paused"]
+        # The failure is stored (and shown) first, then judged: the pause follows it.
+        await _paused(api, BROKEN)
         await _reports(api, "ota-e2e", GOOD)
         assert run.layout.pointer("current") == GOOD
