@@ -302,9 +302,8 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         Samples are taken by id (the order they were stored, so late arrivals are not missed),
         ``batch`` per read transaction on the roll-up's own connection, so no write waits for
         the summing. Each batch is summed per device and minute into that connection's temporary
-        table; the
-        tiers are updated from it once it holds ``FOLD_ROWS`` (device, minute) rows or the samples
-        run out. A fleet of many devices sending one sample at a time has about one sample per
+        table; the tiers are updated from it once it holds ``FOLD_ROWS`` (device, minute) rows or
+        the samples run out. A fleet of many devices sending one sample at a time has about one sample per
         device in a batch: folding each batch updated three tier rows per sample, folding the sums
         of many batches updates them once per device and minute. The sums go into the tiers
         ``FOLD_CHUNK`` rows per transaction (``_fold_held``), so a command or a sample waits for
@@ -331,13 +330,13 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
             if count < batch:
                 return folded
 
-    async def _fold_held(self, high: int, after: str | None) -> None:
+    async def _fold_held(self, high: int, after: str) -> None:
         """Fold the held sums of the devices after ``after`` into the tiers, ``FOLD_CHUNK`` rows (a
         range of devices) per transaction, each recording how far the pass got; the last one
         moves the watermark to ``high``."""
-        while after is not None:
-            start: str = after
-            after = await self._write(functools.partial(_fold_chunk, high=high, after=start), on=self._roller)
+        upto: str | None = after
+        while upto is not None:
+            upto = await self._write(functools.partial(_fold_chunk, high=high, after=upto), on=self._roller)
 
     async def delete_rollups_before(self, tier: Tier, cutoff: float) -> int:
         """Delete the tier's rows whose span ends at or before ``cutoff``; how many."""
@@ -608,13 +607,10 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
             return _one_command(db, "device_id = ? AND id = ?", (device_id, command_id)), False
 
         current, changed = await self._write(store)
-        if changed:
-            assert current is not None
-            return current, True
         if current is None:
             raise NotFound(f"command {command_id} does not exist for device {device_id!r}")
-        assert current.state in FINAL_STATES, f"open command {command_id} was not acked"
-        return current, False
+        assert changed or current.state in FINAL_STATES, f"open command {command_id} was not acked"
+        return current, changed
 
     async def cancel_command(self, device_id: str, command_id: int, at: float) -> Command:
         """Cancel an open command; cancelling a cancelled one again returns it, any other is a Conflict."""
