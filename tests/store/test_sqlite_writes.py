@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from monitor_server.store import Sample
-from monitor_server.store.sqlite import SQLiteStore
+from monitor_server.store.sqlite import ROLLUP_NICE, SQLiteStore
+from monitor_server.store.sqlite_thread import lower_priority
 
 
 @pytest.fixture
@@ -97,3 +101,26 @@ async def test_a_loop_transaction_cancelled_while_waiting_for_the_lock_does_not_
     assert not store._write_lock.locked()
     await store.write_samples([sample("x", 1.0)], 1.0)
     assert (await store.rename_device("x", "renamed")) is not None
+
+
+def _nice_of_thread() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread has a nice value of its own only on Linux")
+async def test_the_roll_up_thread_runs_nicer_than_the_loop_and_the_writes_thread_does_not(
+    store: SQLiteStore,
+) -> None:
+    loop_nice = _nice_of_thread()
+    roller_nice = await store._roller.run(lambda db: _nice_of_thread())
+    writes_nice = await store._writes.run(lambda db: _nice_of_thread())
+    assert roller_nice == min(19, loop_nice + ROLLUP_NICE) > loop_nice
+    assert writes_nice == loop_nice == _nice_of_thread()  # the loop's own is left as it was
+    await store.write_samples([sample("d1", 1_000.0), sample("d1", 1_010.0)], 1_010.0)
+    assert await store.roll_up() == 2  # the nicer thread still folds
+
+
+def test_lowering_by_nothing_leaves_the_thread_as_it_is() -> None:
+    before = _nice_of_thread()
+    lower_priority(0)
+    assert _nice_of_thread() == before
