@@ -45,6 +45,7 @@ from monitor_server.store.records import (
 from monitor_server.store.rows import command_of, device_of, dumps, loads, same_body, sample_of, tags_of
 from monitor_server.store.schema import MIGRATIONS
 from monitor_server.store.sqlite_alerts import SQLiteAlerts
+from monitor_server.store.sqlite_checkpoint import NO_AUTOCHECKPOINT, Checkpointer
 from monitor_server.store.sqlite_releases import SQLiteReleases
 from monitor_server.store.sqlite_thread import Body, SQLiteThread, connect, in_transaction
 from protocol.codes import PresenceReason
@@ -52,18 +53,14 @@ from protocol.commands import FINAL_STATES, OPEN_STATES, CommandState, sources_o
 from protocol.errors import Conflict, IllegalTransition, NotFound, Unauthenticated
 from protocol.identity import Role
 
-# A checkpoint every 4,000 WAL pages (16 MiB; SQLite's default is 1,000): the pages every small
-# transaction rewrites (the devices table, the indexes' ends) are copied into the database a quarter
-# as often. Fresh hubs, interleaved windows (REST 10 s, medians of 3): /ingest from first-seen devices
-# 3,835 -> 4,422 req/s; 22 s of batches of 500 from 16 agents 105,666 -> 103,091 samples/s (4 pairs, within
-# their spread). 10,000 pages gave first-seen 4,585 but batches 98,041 (109,014 without): a page
-# read looks through one more WAL hash table per 4,096 frames.
-WAL_CHECKPOINT_PAGES = 4_000
+# No connection checkpoints when it commits (the checkpoint would run inside the commit, holding
+# the write lock): ``Checkpointer`` copies the WAL into the database on a connection of its own,
+# at the 4,000 pages the automatic checkpoint had (``store/sqlite_checkpoint.py``).
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA busy_timeout=5000",
-    f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}",
+    NO_AUTOCHECKPOINT,
 )
 _CMD_COLUMNS = (
     "id, device_id, command, args, state, created_at, delivered_at, acked_at, cancelled_at,"
@@ -75,9 +72,6 @@ _DEVICE_COLUMNS = (
     " commands, hub_id"
 )
 _SAMPLE_COLUMNS = "device_id, ts, cpu, ram, disk, uptime_sec, status, extra"
-# The loop thread's connection never checkpoints: a commit there appends to the WAL and returns;
-# copying the WAL into the database is left to the commits on the store's threads.
-_INLINE_PRAGMAS = (*_PRAGMAS, "PRAGMA wal_autocheckpoint=0")
 _INSERT_SAMPLES = f"INSERT OR IGNORE INTO samples ({_SAMPLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
 T = TypeVar("T")
 
@@ -126,6 +120,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         # Used on the event loop's own thread, for what a pushed command waits for: the device's
         # row, and the command's insert when the write lock is free (see ``_write``).
         self._inline: sqlite3.Connection | None = None
+        self._checkpointer = Checkpointer(path, _PRAGMAS)  # the WAL copied in, outside the lock
         # One write transaction at a time across the connections (SQLite's own lock would make
         # a writer poll for it); taken in the threads, never held across an event-loop wake-up.
         self._write_lock = threading.Lock()
@@ -139,9 +134,11 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         await self._writes.open()
         await self._roller.open()
         await self._roller.run(_create_batch_table)
-        self._inline = connect(self.path, _INLINE_PRAGMAS)
+        self._inline = connect(self.path, _PRAGMAS)
+        await self._checkpointer.open()
 
     async def close(self) -> None:
+        await self._checkpointer.close()
         if self._inline is not None:
             self._inline.close()
             self._inline = None

@@ -21,7 +21,9 @@ import pytest
 
 from monitor_server.store import Sample
 from monitor_server.store.sqlite import ROLLUP_NICE, SQLiteStore
+from monitor_server.store.sqlite_checkpoint import NO_AUTOCHECKPOINT, Checkpointer, wal_frames
 from monitor_server.store.sqlite_thread import lower_priority
+from tests.agentd import eventually
 
 
 @pytest.fixture
@@ -124,3 +126,64 @@ def test_lowering_by_nothing_leaves_the_thread_as_it_is() -> None:
     before = _nice_of_thread()
     lower_priority(0)
     assert _nice_of_thread() == before
+
+
+def _autocheckpoint(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+
+async def test_no_connection_checkpoints_in_its_commit_and_the_checkpointer_copies_the_wal(
+    store: SQLiteStore,
+) -> None:
+    """A checkpoint in a commit would hold the write lock: the checkpointer's runs without it."""
+    assert await store._writes.run(_autocheckpoint) == 0
+    assert await store._roller.run(_autocheckpoint) == 0
+    assert store._inline is not None and _autocheckpoint(store._inline) == 0
+    await store.write_samples([sample(f"d{n}", 1_000.0 + n) for n in range(500)], 1_500.0)
+    frames, copied = await store._checkpointer.checkpoint()
+    assert frames > 0 and copied == frames  # every frame of the WAL is in the database now
+    store._write_lock.acquire()  # a writer holding the lock does not hold up a checkpoint
+    try:
+        frames, copied = await asyncio.wait_for(store._checkpointer.checkpoint(), 10)
+        assert copied == frames
+    finally:
+        store._write_lock.release()
+
+
+def _wal_database(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(NO_AUTOCHECKPOINT)
+    db.execute("CREATE TABLE IF NOT EXISTS t (x BLOB)")
+    return db
+
+
+def test_the_wal_s_frames_are_read_from_its_index(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    assert wal_frames(path.with_name("hub.db-shm")) == 0  # no database yet
+    db = _wal_database(path)
+    for _ in range(20):
+        db.execute("INSERT INTO t VALUES (randomblob(3000))")
+    frames = wal_frames(path.with_name("hub.db-shm"))
+    assert frames > 20
+    assert db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1] == frames
+    db.close()
+
+
+async def test_the_checkpointer_copies_the_wal_once_it_holds_its_pages(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    db = _wal_database(path)
+    checkpointer = Checkpointer(path, (NO_AUTOCHECKPOINT,), pages=100, poll=0.01)
+    await checkpointer.open()
+
+    async def checkpointed() -> bool:
+        return checkpointer.done >= 1
+
+    try:
+        for _ in range(60):  # 2 pages a row: past 100 frames
+            db.execute("INSERT INTO t VALUES (randomblob(6000))")
+        await eventually(checkpointed, what="a checkpoint of the grown WAL")
+        assert path.stat().st_size >= 60 * 6_000  # copied into the database
+    finally:
+        await checkpointer.close()  # its task cancelled while it sleeps or while one runs
+        db.close()
