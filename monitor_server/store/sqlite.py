@@ -307,11 +307,11 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         ``batch`` per read transaction on the roll-up's own connection, so no write waits for
         the summing. Each batch is summed per device and minute into that connection's temporary
         table; the tiers are updated from it once it holds ``FOLD_ROWS`` (device, minute) rows or
-        the samples run out. A fleet of many devices sending one sample at a time has about one sample per
-        device in a batch: folding each batch updated three tier rows per sample, folding the sums
-        of many batches updates them once per device and minute. The sums go into the tiers
-        ``FOLD_CHUNK`` rows per transaction (``_fold_held``), so a command or a sample waits for
-        one chunk, not for the whole fleet's.
+        the samples run out. A fleet of many devices sending one sample at a time has about one
+        sample per device in a batch: folding each batch updated three tier rows per sample,
+        folding the sums of many batches updates them once per device and minute. The sums go into
+        the tiers ``FOLD_CHUNK`` rows per transaction (``_fold_held``), so a command or a sample
+        waits for one chunk, not for the whole fleet's.
         """
         async with self._rolling:
             low, cut_high, cut_after = await self._roller.read(_start_pass)
