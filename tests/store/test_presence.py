@@ -273,3 +273,44 @@ async def test_a_large_burst_of_timeouts_is_stored_in_chunks_in_each_devices_ord
     for device in ("h0001", "h1500", "h2499"):
         row = await store.get_device(device)
         assert row is not None and not row.online and row.presence_reason == "timeout"
+
+
+async def test_a_sweep_times_out_only_the_silent_and_a_contact_moves_a_device_back(store: Store) -> None:
+    """The sweep reads the HTTP devices oldest contact first and stops at the first still in its
+    window: a device heard again late is kept, the silent ones before and after it go offline."""
+    clock, bus = [T0], EventBus()
+    presence = Presence(store, bus, http_window=30, clock=lambda: clock[0])
+    for n, at in enumerate((0, 1, 2, 3)):
+        clock[0] = T0 + at
+        await presence.http_seen(f"o{n}")
+    clock[0] = T0 + 20
+    await presence.http_seen("o0")  # heard again: now the newest contact
+    clock[0] = T0 + 32.5  # o1 and o2 are past the window, o3 (T0 + 3) and o0 are not
+    await presence.sweep()
+    assert presence.online_count() == 2
+    assert [await _online(store, d) for d in ("o0", "o1", "o2", "o3")] == [True, False, False, True]
+    clock[0] = T0 + 51
+    await presence.sweep()
+    assert presence.online_count() == 0
+
+
+async def test_after_a_restart_the_sweep_finds_http_devices_in_order_of_contact(store: Store) -> None:
+    """``rebuild`` restores the HTTP devices oldest contact first, whatever order the store lists
+    them in, so a later sweep times out every silent one."""
+    for device, at in (("r-b", 10.0), ("r-a", 0.0), ("r-c", 5.0)):
+        await store.set_presence(device, True, PresenceReason.INGEST, "http", T0 + at)
+        await store.touch_device(device, T0 + at)
+    clock = [T0 + 12]
+    presence = Presence(store, EventBus(), http_window=30, clock=lambda: clock[0])
+    await presence.rebuild()
+    assert presence.online_count() == 3
+    clock[0] = T0 + 37  # r-a and r-c are past the window, r-b is not
+    await presence.sweep()
+    assert presence.online_count() == 1
+    assert [await _online(store, d) for d in ("r-a", "r-b", "r-c")] == [False, True, False]
+
+
+async def _online(store: Store, device_id: str) -> bool:
+    row = await store.get_device(device_id)
+    assert row is not None
+    return row.online
