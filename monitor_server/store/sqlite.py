@@ -138,7 +138,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
         await self._checkpointer.open()
 
     async def close(self) -> None:
-        await self._checkpointer.close()
+        await self._checkpointer.stop()
         if self._inline is not None:
             self._inline.close()
             self._inline = None
@@ -148,6 +148,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteReleases):
             if conn is not None:
                 await conn.close()
         self._reader = self._writer = None
+        await self._checkpointer.close()  # after every connection: it releases the ``-shm`` file
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)

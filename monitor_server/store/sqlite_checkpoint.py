@@ -12,6 +12,14 @@ while it copies), so every connection here has the automatic checkpoint off, and
 1,000; at 4,000 the pages every small transaction rewrites, the devices table's and the indexes'
 ends, are copied a quarter as often). How many frames the WAL holds is read from the wal-index
 header (``-shm``) every ``POLL_INTERVAL``: a read of 20 bytes, no SQLite call.
+
+The ``-shm`` file is opened once and closed only after every SQLite connection of the process
+to the database has closed (``SQLiteStore.close`` closes the checkpointer last). Closing any
+descriptor of a file drops every POSIX lock the process holds on it, SQLite's among them
+(https://www.sqlite.org/howtocorrupt.html, 2.2): a read that opened and closed ``-shm`` each
+time let the next process that opened the database (``sqlite3``, a backup, a script) find no
+connection holding it, reset the wal-index under the hub's mapping, and the hub died of
+``SIGBUS`` in its next write.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Iterable
@@ -49,6 +58,7 @@ class Checkpointer:
     ) -> None:
         self._thread = SQLiteThread(path, pragmas, "sqlite-checkpoint")
         self._shm = path.with_name(path.name + "-shm")
+        self._index: int | None = None  # the ``-shm`` file's descriptor, open until ``close``
         self._pages = pages
         self._poll = poll
         self._task: asyncio.Task[None] | None = None
@@ -59,13 +69,31 @@ class Checkpointer:
         await self._thread.open()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sqlite-checkpoint")
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
+        """No checkpoint from now on; the ``-shm`` file stays open until ``close``."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
         await self._thread.close()
+
+    async def close(self) -> None:
+        """Stop, and close the ``-shm`` file: only once no connection of this process to the
+        database is open (closing it drops the process's locks on it)."""
+        await self.stop()
+        if self._index is not None:
+            os.close(self._index)
+            self._index = None
+
+    def frames(self) -> int:
+        """The frames in the WAL now; 0 while its wal-index does not exist yet."""
+        if self._index is None:
+            try:
+                self._index = os.open(self._shm, os.O_RDONLY)
+            except FileNotFoundError:
+                return 0
+        return wal_frames(self._index)
 
     async def checkpoint(self) -> tuple[int, int]:
         """One ``PASSIVE`` checkpoint now: the WAL's frames, and how many of them are in the
@@ -78,7 +106,7 @@ class Checkpointer:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._poll)
-            frames = wal_frames(self._shm)
+            frames = self.frames()
             if frames < self._pages or frames == self._checked:
                 continue
             try:
@@ -87,13 +115,10 @@ class Checkpointer:
                 log.warning("WAL checkpoint failed: %s", exc)
 
 
-def wal_frames(shm: Path) -> int:
-    """The frames in the WAL of the database whose wal-index is ``shm``; 0 when it cannot be read."""
-    try:
-        with shm.open("rb") as index:
-            header = index.read(_MX_FRAME.stop)
-    except OSError:
-        return 0
+def wal_frames(index: int) -> int:
+    """The frames in the WAL whose wal-index (``-shm``) is open as ``index``; 0 before its header
+    is written. The descriptor is never closed here (see the module's docstring)."""
+    header = os.pread(index, _MX_FRAME.stop, 0)
     if len(header) < _MX_FRAME.stop:
         return 0
     return int.from_bytes(header[_MX_FRAME], sys.byteorder)

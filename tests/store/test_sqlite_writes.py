@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import sqlite3
 import sys
@@ -160,14 +161,87 @@ def _wal_database(path: Path) -> sqlite3.Connection:
 
 def test_the_wal_s_frames_are_read_from_its_index(tmp_path: Path) -> None:
     path = tmp_path / "hub.db"
-    assert wal_frames(path.with_name("hub.db-shm")) == 0  # no database yet
     db = _wal_database(path)
-    for _ in range(20):
-        db.execute("INSERT INTO t VALUES (randomblob(3000))")
-    frames = wal_frames(path.with_name("hub.db-shm"))
-    assert frames > 20
-    assert db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1] == frames
-    db.close()
+    index = os.open(path.with_name("hub.db-shm"), os.O_RDONLY)
+    try:
+        for _ in range(20):
+            db.execute("INSERT INTO t VALUES (randomblob(3000))")
+        frames = wal_frames(index)
+        assert frames > 20
+        assert db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1] == frames
+        db.close()
+    finally:
+        os.close(index)  # after the connection: closing it drops the process's locks on the file
+
+
+# A hub's store in a process of its own, writing 500 samples, looking at its WAL's size, and
+# waiting for a line before the next 500; then it prints how many it holds.
+_HUB = """
+import asyncio, sys
+from pathlib import Path
+from monitor_server.store import Sample
+from monitor_server.store.sqlite import SQLiteStore
+
+async def main() -> None:
+    store = SQLiteStore(Path(sys.argv[1]))
+    await store.open()
+    for n in range(2):
+        rows = [Sample("d", 1.8e9 + 1000 * n + i, 1.0, 2.0, 3.0, 10, "ok", {}) for i in range(500)]
+        await store.write_samples(rows, 1.8e9)
+        store._checkpointer.frames()  # what its every poll does
+        print("stored", flush=True)
+        sys.stdin.readline()
+    print(len(await store.query_samples("d", None, None, 5000)), flush=True)
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+# The wal-index's "dead man switch": every process with a connection holds a shared lock on this
+# byte of ``-shm``; one that gets it exclusively takes the index for abandoned and resets it.
+# https://www.sqlite.org/walformat.html (2.3.1, "DMS"); SQLite's os_unix.c, UNIX_SHM_DMS.
+_DMS = 128
+
+
+def _held_by_another_process(shm: Path) -> bool:
+    fd = os.open(shm, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _DMS)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, _DMS)
+        return False
+    finally:
+        os.close(fd)
+
+
+async def test_another_process_opening_the_database_leaves_the_hub_writing(tmp_path: Path) -> None:
+    """A process that opens the database while the hub runs (``sqlite3``, a backup, a script)
+    must find the hub's connections holding the WAL index. The checkpointer once opened and
+    closed the ``-shm`` file at every look, which dropped the hub's locks on it: the outside
+    reader reset the index under the hub's mapping and the hub died of SIGBUS in its next write."""
+    path = tmp_path / "hub.db"
+    hub = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _HUB, str(path), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    assert hub.stdin is not None and hub.stdout is not None
+    try:
+        for stored in (500, 1000):
+            assert await hub.stdout.readline() == b"stored\n"
+            assert _held_by_another_process(path.with_name("hub.db-shm"))
+            outside = sqlite3.connect(path)
+            assert outside.execute("SELECT count(*) FROM samples").fetchone()[0] == stored
+            outside.close()
+            hub.stdin.write(b"go\n")
+            await hub.stdin.drain()
+        assert await hub.stdout.readline() == b"1000\n"
+        assert await hub.wait() == 0
+    finally:
+        if hub.returncode is None:
+            hub.kill()
+            await hub.wait()
 
 
 async def test_the_checkpointer_copies_the_wal_once_it_holds_its_pages(tmp_path: Path) -> None:
