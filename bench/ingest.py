@@ -144,6 +144,12 @@ def _read_int(db: Path, sql: str) -> int:
         conn.close()
 
 
+# What a first-seen window shares its hub with: every device seen before it, and the devices of
+# the windows 30 s (``http_offline_after``) before it timing out during it, each a transaction.
+_DEVICES = "SELECT count(*) FROM devices"
+_TIMEOUTS = "SELECT count(*) FROM presence_events WHERE online = 0"
+
+
 def _rows(db: Path) -> int:
     return _read_int(db, "SELECT coalesce(max(id), 0) FROM samples")
 
@@ -236,6 +242,7 @@ async def _rest_window(
     hub: HubProcess, window: float, clients: int, prefix: str, first_seen: bool
 ) -> dict[str, Any]:
     counts = [0, 0]
+    held, timeouts = _read_int(hub.db, _DEVICES), _read_int(hub.db, _TIMEOUTS)
     proc, me = hub.process(), psutil.Process()
     started, cpu0, load0 = time.monotonic(), sum(proc.cpu_times()[:2]), sum(me.cpu_times()[:2])
     await asyncio.gather(
@@ -251,6 +258,8 @@ async def _rest_window(
         "errors": counts[1],
         "hub_cpu_percent": round(100 * (cpu1 - cpu0) / elapsed, 1),
         "load_generator_cpu_percent": round(100 * (load1 - load0) / elapsed, 1),
+        "devices_held_at_start": held,
+        "http_timeouts_stored": _read_int(hub.db, _TIMEOUTS) - timeouts,
     }
 
 

@@ -218,6 +218,7 @@ def _ingest(r: dict[str, Any]) -> list[str]:
             raw["rows_per_second"],
             rest["requests_per_second"],
             rest_new[i]["requests_per_second"] if i < len(rest_new) else "",
+            _first_seen_load(rest_new[i]) if i < len(rest_new) else "",
         ]
         for i, (w, raw, rest) in enumerate(zip(r["ws_runs"], r["raw_runs"], r["rest_runs"], strict=False))
     ]
@@ -231,6 +232,7 @@ def _ingest(r: dict[str, Any]) -> list[str]:
             "raw executemany rows/s",
             "REST /ingest req/s, 32 fixed devices",
             "REST /ingest req/s, a new device per request",
+            "its window: devices held at start / HTTP timeouts stored",
         ],
     )
     first_seen = (
@@ -247,6 +249,12 @@ def _ingest(r: dict[str, Any]) -> list[str]:
         f"devices){first_seen}."
     )
     return [*lines, ""]
+
+
+def _first_seen_load(window: dict[str, Any]) -> str:
+    if "devices_held_at_start" not in window:
+        return ""
+    return f"{window['devices_held_at_start']:,} / {window['http_timeouts_stored']:,}"
 
 
 def _presence(r: dict[str, Any]) -> list[str]:
