@@ -87,13 +87,17 @@ class Checkpointer:
             self._index = None
 
     def frames(self) -> int:
-        """The frames in the WAL now; 0 while its wal-index does not exist yet."""
-        if self._index is None:
-            try:
+        """The frames in the WAL now; 0 while its wal-index cannot be read (the next look tries
+        again; no checkpoint meanwhile, writers are not held)."""
+        try:
+            if self._index is None:
                 self._index = os.open(self._shm, os.O_RDONLY)
-            except FileNotFoundError:
-                return 0
-        return wal_frames(self._index)
+            return wal_frames(self._index)
+        except FileNotFoundError:  # no connection has used the database yet
+            return 0
+        except OSError as exc:
+            log.warning("WAL size not read from %s: %s", self._shm.name, exc)
+            return 0
 
     async def checkpoint(self) -> tuple[int, int]:
         """One ``PASSIVE`` checkpoint now: the WAL's frames, and how many of them are in the

@@ -259,5 +259,5 @@ async def test_the_checkpointer_copies_the_wal_once_it_holds_its_pages(tmp_path:
         await eventually(checkpointed, what="a checkpoint of the grown WAL")
         assert path.stat().st_size >= 60 * 6_000  # copied into the database
     finally:
-        await checkpointer.close()  # its task cancelled while it sleeps or while one runs
         db.close()
+        await checkpointer.close()  # its task cancelled while it sleeps or while one runs
