@@ -14,9 +14,11 @@ from monitor_server.token import resolve_token
 
 
 def test_http_devices_expire_after_window() -> None:
-    """Only devices whose last ingest is older than the window are expired."""
-    seen = {"fresh": 100.0, "edge": 70.0, "stale": 69.9}
-    assert expired(seen, now=100.0, window=30.0) == ["stale"]
+    """Only devices whose last ingest is older than the window are expired; the devices are held
+    oldest contact first, and the scan stops at the first one inside the window."""
+    seen = {"older": 10.0, "stale": 69.9, "edge": 70.0, "fresh": 100.0}
+    assert expired(seen, now=100.0, window=30.0) == ["older", "stale"]
+    assert expired({"edge": 70.0, "after a clock step back": 60.0}, now=100.0, window=30.0) == []
 
 
 def test_retention_cutoff() -> None:
