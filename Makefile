@@ -49,7 +49,7 @@ bench: $(VENV)/.bench-deps
 
 # Every scenario, tiny: a smoke run so the suite cannot rot (CI runs it).
 bench-quick: $(VENV)/.bench-deps
-	$(BIN)/python -m bench.run --quick
+	$(BIN)/python -m bench.run --quick $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage
